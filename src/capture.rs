@@ -1,0 +1,1 @@
+//! placeholder: capture (being written)

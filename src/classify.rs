@@ -1,0 +1,1 @@
+//! placeholder: classify (being written)

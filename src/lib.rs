@@ -1,0 +1,19 @@
+//! mtlsniff: a passive TLS / mTLS detector for packet captures.
+//!
+//! The library holds the whole pipeline so that tests, benches and fuzz
+//! targets drive it in-process; `main.rs` is a thin shell. Data flows
+//! capture -> decode -> (shard) -> engine (reassembly + classify) -> output.
+//! Only `pipeline` makes threads.
+
+pub mod capture;
+pub mod classify;
+pub mod cli;
+pub mod decode;
+pub mod engine;
+pub mod output;
+pub mod pipeline;
+pub mod reassembly;
+pub mod segment;
+pub mod stats;
+pub mod tls;
+pub mod verdict;

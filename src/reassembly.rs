@@ -1,0 +1,1 @@
+//! placeholder: reassembly (being written)

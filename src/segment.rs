@@ -1,0 +1,167 @@
+//! The owned, decoded TCP segment that crosses from the capture thread to a
+//! worker, and the flow identity it belongs to.
+//!
+//! This file owns the vocabulary shared by decode and the engine: `Timestamp`,
+//! `Endpoint`, `FlowKey` (canonical, direction-free), `TcpFlags` and
+//! `Segment`. It must not parse anything: decode builds segments, the engine
+//! consumes them. Invariant: a `FlowKey` built from either direction of a
+//! connection is the same value, so `FlowKey::shard` sends both directions of
+//! a flow to the same worker.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+
+/// Packet time in microseconds since the Unix epoch (pcap's clock, not ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn from_secs_micros(secs: i64, micros: i64) -> Self {
+        Timestamp(secs.saturating_mul(1_000_000).saturating_add(micros))
+    }
+    pub fn secs(self) -> i64 {
+        self.0.div_euclid(1_000_000)
+    }
+    pub fn subsec_micros(self) -> u32 {
+        // rem_euclid of a positive modulus is in 0..1_000_000, so it fits.
+        self.0.rem_euclid(1_000_000) as u32
+    }
+    /// RFC 3339 UTC with microseconds, e.g. `2026-11-22T19:27:20.123456Z`.
+    pub fn rfc3339(self) -> String {
+        let t = if self.0 >= 0 {
+            std::time::UNIX_EPOCH + std::time::Duration::from_micros(self.0 as u64)
+        } else {
+            std::time::UNIX_EPOCH
+        };
+        humantime::format_rfc3339_micros(t).to_string()
+    }
+}
+
+/// One side of a TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+impl fmt::Display for Endpoint {
+    /// `ip:port`, IPv6 as `[addr]:port` (the form tshark and curl print).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ip {
+            IpAddr::V4(a) => write!(f, "{}:{}", a, self.port),
+            IpAddr::V6(a) => write!(f, "[{}]:{}", a, self.port),
+        }
+    }
+}
+
+/// Direction-free identity of a TCP connection: the two endpoints in sorted
+/// order. `lo < hi` always holds, except for the degenerate self-connection
+/// where they are equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FlowKey {
+    pub lo: Endpoint,
+    pub hi: Endpoint,
+}
+
+impl FlowKey {
+    pub fn new(a: Endpoint, b: Endpoint) -> Self {
+        if a <= b {
+            FlowKey { lo: a, hi: b }
+        } else {
+            FlowKey { lo: b, hi: a }
+        }
+    }
+
+    /// Worker index for this flow. Deterministic across runs and machines
+    /// (SipHash with fixed zero keys), identical for both directions because
+    /// the key is canonical.
+    pub fn shard(&self, shards: usize) -> usize {
+        if shards <= 1 {
+            return 0;
+        }
+        #[allow(deprecated)]
+        let mut h = std::hash::SipHasher::new();
+        self.hash(&mut h);
+        (h.finish() % shards as u64) as usize
+    }
+}
+
+/// The TCP flag bits mtlsniff acts on (RFC 9293 §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+
+    pub fn fin(self) -> bool {
+        self.0 & Self::FIN != 0
+    }
+    pub fn syn(self) -> bool {
+        self.0 & Self::SYN != 0
+    }
+    pub fn rst(self) -> bool {
+        self.0 & Self::RST != 0
+    }
+    pub fn ack(self) -> bool {
+        self.0 & Self::ACK != 0
+    }
+}
+
+/// One decoded TCP segment, owned so it can cross a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    pub ts: Timestamp,
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: TcpFlags,
+    pub window: u16,
+    /// The captured TCP payload bytes.
+    pub payload: Vec<u8>,
+    /// Payload bytes the IP header promised but the capture did not hold
+    /// (snaplen truncation). The reassembler records them as a gap.
+    pub missing: u32,
+}
+
+impl Segment {
+    pub fn key(&self) -> FlowKey {
+        FlowKey::new(self.src, self.dst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(s: &str, port: u16) -> Endpoint {
+        Endpoint { ip: s.parse().unwrap(), port }
+    }
+
+    #[test]
+    fn flow_key_is_symmetric_and_shards_both_directions_together() {
+        let a = ep("10.0.0.1", 40000);
+        let b = ep("10.0.0.2", 443);
+        assert_eq!(FlowKey::new(a, b), FlowKey::new(b, a));
+        for n in 1..8 {
+            assert_eq!(FlowKey::new(a, b).shard(n), FlowKey::new(b, a).shard(n));
+        }
+    }
+
+    #[test]
+    fn endpoint_display_brackets_ipv6() {
+        assert_eq!(ep("::1", 443).to_string(), "[::1]:443");
+        assert_eq!(ep("127.0.0.1", 80).to_string(), "127.0.0.1:80");
+    }
+
+    #[test]
+    fn timestamp_formats_rfc3339_micros() {
+        let t = Timestamp::from_secs_micros(1_700_000_000, 42);
+        assert_eq!(t.rfc3339(), "2023-11-14T22:13:20.000042Z");
+    }
+}

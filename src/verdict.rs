@@ -1,0 +1,258 @@
+//! The verdict model: what mtlsniff concluded about one TCP flow, separate
+//! from how it is shown. Text lines, JSON Lines and the summary are views of
+//! a `Report`; nothing here formats for a terminal or decides a verdict.
+//!
+//! Invariant: `Class::Mtls` is only ever paired with `Basis::Observed` (a
+//! client Certificate message with a non-empty list was seen in clear) or
+//! `Basis::Inferred` (TLS 1.3 encrypted client flight large enough to hold a
+//! certificate, wire-facts §2). Every `Class::Unknown` carries a reason.
+
+use crate::segment::{Endpoint, Timestamp};
+
+/// What the flow is, as far as the wire shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    Plaintext,
+    /// TLS with no client certificate.
+    Tls,
+    /// TLS with a client certificate.
+    Mtls,
+    /// The evidence is not in the capture; `Verdict::reason` says why.
+    Unknown,
+}
+
+impl Class {
+    pub const ALL: [Class; 4] = [Class::Plaintext, Class::Tls, Class::Mtls, Class::Unknown];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Plaintext => "plaintext",
+            Class::Tls => "tls",
+            Class::Mtls => "mtls",
+            Class::Unknown => "unknown",
+        }
+    }
+}
+
+/// Whether the server went on with the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Outcome {
+    /// The handshake finished and/or the server sent application data.
+    Ok,
+    /// The server refused: a fatal alert, or a close with no data.
+    Rejected,
+    /// The capture (or the flow) ended before the handshake did.
+    Incomplete,
+    /// The flow gives no evidence either way (midstream, no payload).
+    Unknown,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Ok,
+        Outcome::Rejected,
+        Outcome::Incomplete,
+        Outcome::Unknown,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Rejected => "rejected",
+            Outcome::Incomplete => "incomplete",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
+/// How the class was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Basis {
+    /// Seen in clear: handshake messages (TLS <= 1.2) or plaintext bytes.
+    Observed,
+    /// Deduced from encrypted record sizes (TLS 1.3 client flight).
+    Inferred,
+    /// No evidence (class unknown).
+    None,
+}
+
+impl Basis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basis::Observed => "observed",
+            Basis::Inferred => "inferred",
+            Basis::None => "none",
+        }
+    }
+}
+
+/// What the client did about a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCert {
+    /// A Certificate message with this many certificates (> 0).
+    Sent { count: u32, bytes: u32 },
+    /// A Certificate message with an empty list: the client declined.
+    Empty,
+    /// No Certificate message.
+    NotSent,
+    /// Not visible (encrypted, or the flight is missing).
+    Unknown,
+}
+
+impl ClientCert {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientCert::Sent { .. } => "sent",
+            ClientCert::Empty => "empty",
+            ClientCert::NotSent => "none",
+            ClientCert::Unknown => "unknown",
+        }
+    }
+}
+
+/// A TLS alert seen in clear (RFC 8446 §6, RFC 5246 §7.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alert {
+    pub level: u8,
+    pub description: u8,
+    /// Which side sent it.
+    pub from_server: bool,
+}
+
+impl Alert {
+    /// The RFC name of the description, e.g. `bad_certificate`.
+    pub fn name(&self) -> String {
+        let known = match self.description {
+            0 => "close_notify",
+            10 => "unexpected_message",
+            20 => "bad_record_mac",
+            21 => "decryption_failed",
+            22 => "record_overflow",
+            30 => "decompression_failure",
+            40 => "handshake_failure",
+            41 => "no_certificate",
+            42 => "bad_certificate",
+            43 => "unsupported_certificate",
+            44 => "certificate_revoked",
+            45 => "certificate_expired",
+            46 => "certificate_unknown",
+            47 => "illegal_parameter",
+            48 => "unknown_ca",
+            49 => "access_denied",
+            50 => "decode_error",
+            51 => "decrypt_error",
+            60 => "export_restriction",
+            70 => "protocol_version",
+            71 => "insufficient_security",
+            80 => "internal_error",
+            86 => "inappropriate_fallback",
+            90 => "user_canceled",
+            100 => "no_renegotiation",
+            109 => "missing_extension",
+            110 => "unsupported_extension",
+            111 => "certificate_unobtainable",
+            112 => "unrecognized_name",
+            113 => "bad_certificate_status_response",
+            114 => "bad_certificate_hash_value",
+            115 => "unknown_psk_identity",
+            116 => "certificate_required",
+            120 => "no_application_protocol",
+            121 => "ech_required",
+            _ => return format!("alert_{}", self.description),
+        };
+        known.to_string()
+    }
+}
+
+/// The sizes of the client's encrypted TLS 1.3 handshake flight
+/// (wire-facts §2), recorded in every TLS 1.3 verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Flight {
+    /// Record lengths (without the 5-byte header), in order, capped.
+    pub records: Vec<u16>,
+    /// Total bytes including 5-byte headers.
+    pub bytes: u32,
+}
+
+/// The conclusion about one flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Time of the packet that made the verdict final (or of the last
+    /// packet, for verdicts given at close, expiry or end of input).
+    pub ts: Timestamp,
+    /// Time of the flow's first packet.
+    pub first_seen: Timestamp,
+    /// The side that sent the SYN (else the ClientHello, else a guess that
+    /// `reason` admits).
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub class: Class,
+    pub outcome: Outcome,
+    pub basis: Basis,
+    /// Negotiated version as on the wire (0x0303 = TLS 1.2, 0x0304 = TLS
+    /// 1.3, 0x0300 = SSL 3.0, 0x0002 = SSL 2.0), from the ServerHello; or the
+    /// highest offered when no ServerHello was seen.
+    pub tls_version: Option<u16>,
+    pub sni: Option<String>,
+    pub alpn_offered: Vec<String>,
+    /// ALPN chosen by the server (visible in TLS <= 1.2 only).
+    pub alpn_selected: Option<String>,
+    /// The server sent a CertificateRequest: Some(true) seen, Some(false)
+    /// seen not to, None not visible.
+    pub cert_requested: Option<bool>,
+    pub client_cert: ClientCert,
+    /// TLS 1.3 only: the client's encrypted flight.
+    pub flight: Option<Flight>,
+    pub alert: Option<Alert>,
+    /// Session resumption detected (no certificates on the wire).
+    pub resumed: bool,
+    /// Plaintext protocol that preceded TLS (`smtp`, `postgres`, `http-connect`...).
+    pub starttls: Option<String>,
+    /// For plaintext: the protocol and what it says, e.g. `http GET /x host=a`.
+    pub app_proto: Option<String>,
+    /// One sentence a person can read: why this class and outcome.
+    pub reason: String,
+    /// Bytes and packets seen each way so far.
+    pub bytes_to_server: u64,
+    pub bytes_to_client: u64,
+    pub packets: u64,
+}
+
+impl Verdict {
+    /// `"1.2"`-style version string, or None.
+    pub fn tls_version_str(&self) -> Option<&'static str> {
+        self.tls_version.map(version_name)
+    }
+    pub fn is_ipv6(&self) -> bool {
+        self.client.ip.is_ipv6()
+    }
+}
+
+/// Human name of a wire version number.
+pub fn version_name(v: u16) -> &'static str {
+    match v {
+        0x0002 => "ssl2",
+        0x0300 => "ssl3",
+        0x0301 => "1.0",
+        0x0302 => "1.1",
+        0x0303 => "1.2",
+        0x0304 => "1.3",
+        v if v >> 8 == 0x7f => "1.3-draft",
+        v if v >> 8 == 0xfb => "1.3-draft",
+        _ => "?",
+    }
+}
+
+/// Where a report falls in deterministic output order: the index of the
+/// packet (or tick) that produced it, then the index of the flow's first
+/// packet. File-mode output is sorted by this, whatever the thread count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReportOrder {
+    pub trigger: u64,
+    pub flow: u64,
+}
+
+/// A verdict on its way to the printer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub order: ReportOrder,
+    pub verdict: Verdict,
+}
