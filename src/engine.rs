@@ -1,8 +1,27 @@
 //! The per-worker engine: a bounded flow table, two reassembled streams per
-//! flow, and a classifier per flow. STUB: API only, being implemented.
+//! flow, and one classifier per flow. It turns segments into reports.
+//!
+//! It owns TCP connection bookkeeping (who is the client, SYN/FIN/RST, idle
+//! expiry by packet time) and the pumping of in-order stream bytes into the
+//! classifier (Suricata's contract: the classifier says how many bytes it
+//! consumed and how many the stream may skip). It must not parse TLS or
+//! format output, and it never makes threads: one engine serves one shard.
+//!
+//! Invariants: one report per flow at most; a flow whose verdict is out keeps
+//! no stream buffers (a small record remains until close or expiry so late
+//! packets do not start a bogus midstream flow); every flow or byte dropped
+//! because of a limit is counted in `EngineCounters`. Output order is
+//! decided only by packet indexes, never by hash-map order, so file-mode
+//! output does not depend on the thread count.
 
-use crate::segment::{Segment, Timestamp};
-use crate::verdict::Report;
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::collections::HashMap;
+
+use crate::classify::{Classifier, Close, Direction, End};
+use crate::reassembly::{InsertStatus, Stream, StreamLimits};
+use crate::segment::{Endpoint, FlowKey, Segment, Timestamp};
+use crate::verdict::{Basis, Class, ClientCert, Outcome, Report, ReportOrder, Verdict};
 
 /// Bounds on one engine (one worker shard).
 #[derive(Debug, Clone)]
@@ -11,22 +30,31 @@ pub struct Limits {
     pub max_flows: usize,
     /// Bytes buffered per direction (in-order unconsumed + out-of-order).
     pub stream_buffer: usize,
+    /// Out-of-order segments held per direction.
+    pub stream_segments: usize,
     /// Largest handshake message reassembled (TLS 1.2 Certificate chains).
     pub handshake_buffer: usize,
     /// Idle time after which an established flow is reported and dropped.
     pub idle_timeout: Timestamp,
-    /// Idle time for a flow that never got past SYN.
+    /// Idle time for a flow that never carried payload (SYN only).
     pub embryonic_timeout: Timestamp,
+    /// How long a flow whose verdict is out, and which has closed, is kept
+    /// to absorb retransmissions.
+    pub closed_linger: Timestamp,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_flows: 262_144,
+            // A TLS record may be 2^14 + 2048 bytes and must be whole to be
+            // read; a few records of slack cover reordering.
             stream_buffer: 256 * 1024,
+            stream_segments: 256,
             handshake_buffer: 64 * 1024,
             idle_timeout: Timestamp(300 * 1_000_000),
             embryonic_timeout: Timestamp(30 * 1_000_000),
+            closed_linger: Timestamp(10 * 1_000_000),
         }
     }
 }
@@ -35,51 +63,649 @@ impl Default for Limits {
 #[derive(Debug, Clone, Default)]
 pub struct EngineCounters {
     pub flows_created: u64,
+    pub flows_reported: u64,
+    pub flows_expired: u64,
+    /// Segments of flows that could not be created: table full.
+    pub flows_table_full: u64,
+    /// Segments with neither SYN nor payload for an unknown flow (late ACKs,
+    /// FINs, RSTs): no flow is created for them.
+    pub segments_no_flow: u64,
+    /// A new SYN reused the 4-tuple of a closed flow.
+    pub flows_port_reuse: u64,
+    /// Flows whose client was guessed from port numbers.
+    pub roles_guessed: u64,
+    pub bytes_duplicate: u64,
+    /// Overlapping bytes that differed from the first copy (first wins).
+    pub bytes_overlap_conflict: u64,
+    pub segments_old: u64,
+    pub stream_limit_hits: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    pub data_after_close: u64,
 }
 
 impl EngineCounters {
-    pub fn merge(&mut self, other: &EngineCounters) {
-        self.flows_created += other.flows_created;
+    pub fn merge(&mut self, o: &EngineCounters) {
+        for (a, b) in self.fields_mut().into_iter().zip(o.fields()) {
+            *a += b;
+        }
     }
+
+    fn fields(&self) -> [u64; 14] {
+        [
+            self.flows_created,
+            self.flows_reported,
+            self.flows_expired,
+            self.flows_table_full,
+            self.segments_no_flow,
+            self.flows_port_reuse,
+            self.roles_guessed,
+            self.bytes_duplicate,
+            self.bytes_overlap_conflict,
+            self.segments_old,
+            self.stream_limit_hits,
+            self.gaps,
+            self.gap_bytes,
+            self.data_after_close,
+        ]
+    }
+
+    fn fields_mut(&mut self) -> [&mut u64; 14] {
+        [
+            &mut self.flows_created,
+            &mut self.flows_reported,
+            &mut self.flows_expired,
+            &mut self.flows_table_full,
+            &mut self.segments_no_flow,
+            &mut self.flows_port_reuse,
+            &mut self.roles_guessed,
+            &mut self.bytes_duplicate,
+            &mut self.bytes_overlap_conflict,
+            &mut self.segments_old,
+            &mut self.stream_limit_hits,
+            &mut self.gaps,
+            &mut self.gap_bytes,
+            &mut self.data_after_close,
+        ]
+    }
+
     /// `(name, value)` pairs for the summary, in a fixed order.
     pub fn entries(&self) -> Vec<(&'static str, u64)> {
-        vec![("flows.created", self.flows_created)]
+        const NAMES: [&str; 14] = [
+            "flows.created",
+            "flows.reported",
+            "flows.expired",
+            "flows.table_full",
+            "tcp.segments_without_flow",
+            "flows.port_reuse",
+            "flows.client_guessed",
+            "stream.bytes_duplicate",
+            "stream.bytes_overlap_conflict",
+            "stream.segments_old",
+            "stream.limit_hits",
+            "stream.gaps",
+            "stream.gap_bytes",
+            "tcp.data_after_close",
+        ];
+        NAMES.into_iter().zip(self.fields()).collect()
+    }
+}
+
+/// Canonical side of a flow: 0 = `key.lo`, 1 = `key.hi`.
+type Side = usize;
+
+struct Flow {
+    key: FlowKey,
+    first_index: u64,
+    first_seen: Timestamp,
+    last_seen: Timestamp,
+    /// Which canonical side is the client, once known.
+    client: Option<Side>,
+    /// ISN of the SYN each side sent.
+    isn: [Option<u32>; 2],
+    /// Data sent by each side.
+    streams: [Option<Stream>; 2],
+    /// Sequence number just past each side's FIN, and how it closed.
+    closed: [Option<Close>; 2],
+    fin_seq: [Option<u32>; 2],
+    /// Bytes the capture promised but did not hold (snaplen).
+    missing: [u64; 2],
+    classifier: Option<Classifier>,
+    reported: bool,
+    payload_bytes: [u64; 2],
+    packets: u64,
+}
+
+impl Flow {
+    fn new(key: FlowKey, index: u64, ts: Timestamp) -> Self {
+        Flow {
+            key,
+            first_index: index,
+            first_seen: ts,
+            last_seen: ts,
+            client: None,
+            isn: [None, None],
+            streams: [None, None],
+            closed: [None, None],
+            fin_seq: [None, None],
+            missing: [0, 0],
+            classifier: None,
+            reported: false,
+            payload_bytes: [0, 0],
+            packets: 0,
+        }
+    }
+
+    fn endpoint(&self, side: Side) -> Endpoint {
+        if side == 0 { self.key.lo } else { self.key.hi }
+    }
+
+    fn direction(&self, side: Side) -> Direction {
+        if self.client == Some(side) {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        }
+    }
+
+    fn both_closed(&self) -> bool {
+        self.closed.iter().any(|c| *c == Some(Close::Rst))
+            || self.closed.iter().all(Option::is_some)
+    }
+
+    fn has_payload(&self) -> bool {
+        self.payload_bytes.iter().any(|&b| b > 0) || self.missing.iter().any(|&m| m > 0)
     }
 }
 
 pub struct Engine {
     limits: Limits,
+    flows: HashMap<FlowKey, Flow>,
     counters: EngineCounters,
 }
 
 impl Engine {
     pub fn new(limits: Limits) -> Self {
-        Engine { limits, counters: EngineCounters::default() }
+        Engine {
+            limits,
+            flows: HashMap::new(),
+            counters: EngineCounters::default(),
+        }
     }
 
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
 
+    pub fn counters(&self) -> &EngineCounters {
+        &self.counters
+    }
+
+    /// Flows currently tracked.
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
     /// Feed one segment. `index` is the packet's position in the input
     /// (0-based, counted by the capture thread over all packets); verdicts
     /// made final by this segment are appended to `out`.
     pub fn on_segment(&mut self, seg: Segment, index: u64, out: &mut Vec<Report>) {
-        let _ = (seg, index, out);
+        let key = seg.key();
+        let side: Side = if seg.src == key.lo { 0 } else { 1 };
+        let pure_syn = seg.flags.syn() && !seg.flags.ack();
+        if pure_syn {
+            self.replace_if_reused(&key, side, seg.seq);
+        }
+        if !self.flows.contains_key(&key) {
+            if !seg.flags.syn() && seg.payload.is_empty() && seg.missing == 0 {
+                self.counters.segments_no_flow += 1;
+                return;
+            }
+            if self.flows.len() >= self.limits.max_flows {
+                self.make_room(seg.ts);
+                if self.flows.len() >= self.limits.max_flows {
+                    self.counters.flows_table_full += 1;
+                    return;
+                }
+            }
+            self.counters.flows_created += 1;
+            self.flows.insert(key, Flow::new(key, index, seg.ts));
+        }
+        let limits = self.limits.clone();
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return;
+        };
+        flow.last_seen = flow.last_seen.max(seg.ts);
+        flow.packets += 1;
+        if let Some(b) = flow.payload_bytes.get_mut(side) {
+            *b += seg.payload.len() as u64;
+        }
+        if flow.reported {
+            return;
+        }
+        track_segment(flow, side, &seg, &limits, &mut self.counters);
+        if flow.classifier.as_ref().is_some_and(Classifier::is_final) {
+            report(flow, seg.ts, index, &mut self.counters, out);
+        } else if flow.both_closed() && flow.classifier.is_some() && flow.has_payload() {
+            // A connection closed without payload (refused, or a SYN then a
+            // reset) is reported at expiry or end of input instead: a retried
+            // SYN on the same 4-tuple replaces it first.
+            close_out(flow, &mut self.counters);
+            if let Some(c) = flow.classifier.as_mut() {
+                c.conclude(End::Closed);
+            }
+            report(flow, seg.ts, index, &mut self.counters, out);
+        }
+    }
+
+    /// A new SYN on the 4-tuple of a closed or reported flow starts a new
+    /// connection (port reuse); a retransmitted SYN does not.
+    fn replace_if_reused(&mut self, key: &FlowKey, side: Side, seq: u32) {
+        let reuse = self.flows.get(key).is_some_and(|f| {
+            let same_isn = f.isn.get(side).copied().flatten() == Some(seq);
+            let ended = f.both_closed() || f.reported;
+            // A retried SYN after a reset with no payload is a new attempt
+            // even with the same ISN; otherwise only a new ISN is.
+            ended && (!same_isn || !f.has_payload())
+        });
+        if reuse {
+            // Its verdict is out, or it carried nothing: replace it quietly.
+            self.flows.remove(key);
+            self.counters.flows_port_reuse += 1;
+        }
+    }
+
+    /// Table full: drop flows whose verdict is out, then flows that never
+    /// carried payload, oldest first. Those carry nothing to report.
+    fn make_room(&mut self, now: Timestamp) {
+        let mut victims: Vec<(bool, Timestamp, FlowKey)> = self
+            .flows
+            .values()
+            .filter(|f| f.reported || !f.has_payload())
+            .map(|f| (!f.reported, f.last_seen, f.key))
+            .collect();
+        victims.sort();
+        let excess = (self.flows.len() + 1)
+            .saturating_sub(self.limits.max_flows)
+            .max(self.limits.max_flows / 64);
+        for (_, _, key) in victims.into_iter().take(excess) {
+            if let Some(f) = self.flows.remove(&key) {
+                if !f.reported {
+                    self.counters.flows_expired += 1;
+                }
+            }
+        }
+        let _ = now;
     }
 
     /// Packet-time clock tick, sent to every worker at the same packet
     /// positions whatever the thread count: expire idle flows.
     pub fn on_tick(&mut self, now: Timestamp, index: u64, out: &mut Vec<Report>) {
-        let _ = (now, index, out);
+        let limits = &self.limits;
+        let mut expired: Vec<(u64, FlowKey)> = self
+            .flows
+            .values()
+            .filter(|f| {
+                let idle = now.0.saturating_sub(f.last_seen.0);
+                let timeout = if f.reported && f.both_closed() {
+                    limits.closed_linger
+                } else if f.has_payload() {
+                    limits.idle_timeout
+                } else {
+                    limits.embryonic_timeout
+                };
+                idle > timeout.0
+            })
+            .map(|f| (f.first_index, f.key))
+            .collect();
+        expired.sort();
+        for (_, key) in expired {
+            let Some(mut flow) = self.flows.remove(&key) else {
+                continue;
+            };
+            if flow.reported {
+                continue;
+            }
+            self.counters.flows_expired += 1;
+            conclude_and_report(&mut flow, End::Idle, now, index, &mut self.counters, out);
+        }
     }
 
     /// End of input: report every flow still open, in first-seen order.
     pub fn finish(&mut self, index: u64, out: &mut Vec<Report>) {
-        let _ = (index, out);
+        let mut open: Vec<(u64, FlowKey)> = self
+            .flows
+            .values()
+            .filter(|f| !f.reported)
+            .map(|f| (f.first_index, f.key))
+            .collect();
+        open.sort();
+        for (_, key) in open {
+            let Some(mut flow) = self.flows.remove(&key) else {
+                continue;
+            };
+            let ts = flow.last_seen;
+            conclude_and_report(
+                &mut flow,
+                End::EndOfInput,
+                ts,
+                index,
+                &mut self.counters,
+                out,
+            );
+        }
+        self.flows.clear();
     }
+}
 
-    pub fn counters(&self) -> &EngineCounters {
-        &self.counters
+/// Conclude a flow that ends without a final verdict and report it, unless
+/// it never carried payload nor a SYN (nothing to say).
+fn conclude_and_report(
+    flow: &mut Flow,
+    end: End,
+    ts: Timestamp,
+    index: u64,
+    counters: &mut EngineCounters,
+    out: &mut Vec<Report>,
+) {
+    ensure_classifier(flow, None, counters);
+    close_out(flow, counters);
+    if let Some(c) = flow.classifier.as_mut() {
+        c.conclude(end);
     }
+    report(flow, ts, index, counters, out);
+}
+
+/// Settle what is left in the streams before a conclusion: deliver data
+/// behind holes (counting the gaps), and report missing (snaplen) bytes.
+fn close_out(flow: &mut Flow, counters: &mut EngineCounters) {
+    for side in 0..2 {
+        let mut guard = 0;
+        while flow
+            .streams
+            .get(side)
+            .and_then(Option::as_ref)
+            .is_some_and(Stream::has_hole)
+            && guard < 64
+        {
+            guard += 1;
+            skip_hole(flow, side, counters);
+            pump(flow, side);
+        }
+        let missing = flow.missing.get(side).copied().unwrap_or(0);
+        if missing > 0 {
+            let dir = flow.direction(side);
+            if let Some(c) = flow.classifier.as_mut() {
+                c.on_gap(dir, missing);
+            }
+        }
+    }
+}
+
+fn skip_hole(flow: &mut Flow, side: Side, counters: &mut EngineCounters) {
+    let dir = flow.direction(side);
+    let Some(stream) = flow.streams.get_mut(side).and_then(Option::as_mut) else {
+        return;
+    };
+    let lost = stream.skip_hole();
+    if lost > 0 {
+        counters.gaps += 1;
+        counters.gap_bytes += lost;
+        if let Some(c) = flow.classifier.as_mut() {
+            c.on_gap(dir, lost);
+        }
+    }
+}
+
+/// Segment bookkeeping for a flow whose verdict is not out yet.
+fn track_segment(
+    flow: &mut Flow,
+    side: Side,
+    seg: &Segment,
+    limits: &Limits,
+    counters: &mut EngineCounters,
+) {
+    let other = 1 - side;
+    if flow.closed.get(side).copied().flatten() == Some(Close::Rst)
+        || flow.closed.get(other).copied().flatten() == Some(Close::Rst)
+    {
+        if !seg.payload.is_empty() {
+            counters.data_after_close += 1;
+        }
+        return;
+    }
+    if seg.flags.syn() {
+        if let Some(isn) = flow.isn.get_mut(side) {
+            isn.get_or_insert(seg.seq);
+        }
+        if flow.client.is_none() {
+            flow.client = Some(if seg.flags.ack() { other } else { side });
+        }
+    }
+    let data_seq = if seg.flags.syn() {
+        seg.seq.wrapping_add(1)
+    } else {
+        seg.seq
+    };
+    if !seg.payload.is_empty() || seg.missing > 0 {
+        ensure_classifier(flow, Some((side, &seg.payload)), counters);
+        if let Some(m) = flow.missing.get_mut(side) {
+            *m += u64::from(seg.missing);
+        }
+        let start = flow
+            .isn
+            .get(side)
+            .copied()
+            .flatten()
+            .map_or(data_seq, |isn| isn.wrapping_add(1));
+        let stream_limits = StreamLimits {
+            max_buffered: limits.stream_buffer,
+            max_segments: limits.stream_segments,
+        };
+        if let Some(slot) = flow.streams.get_mut(side) {
+            let stream = slot.get_or_insert_with(|| Stream::new(start, stream_limits));
+            insert(stream, data_seq, &seg.payload, counters);
+            if stream.has_hole()
+                && stream.buffered() >= limits.stream_buffer.saturating_sub(seg.payload.len())
+            {
+                counters.stream_limit_hits += 1;
+                skip_hole(flow, side, counters);
+            }
+        }
+        pump(flow, side);
+        pump(flow, other);
+    }
+    if seg.flags.fin() {
+        if let Some(f) = flow.fin_seq.get_mut(side) {
+            f.get_or_insert(data_seq.wrapping_add(seg.payload.len() as u32));
+        }
+    }
+    if seg.flags.rst() {
+        if let Some(c) = flow.closed.get_mut(side) {
+            *c = Some(Close::Rst);
+        }
+        ensure_classifier(flow, None, counters);
+        pump(flow, side);
+        let dir = flow.direction(side);
+        if let Some(c) = flow.classifier.as_mut() {
+            c.on_close(dir, Close::Rst);
+        }
+        return;
+    }
+    // A FIN takes effect once everything before it has been delivered.
+    let fin_reached = flow
+        .fin_seq
+        .get(side)
+        .copied()
+        .flatten()
+        .is_some_and(|fin| {
+            flow.streams
+                .get(side)
+                .and_then(Option::as_ref)
+                .is_none_or(|s| {
+                    let pending =
+                        fin.wrapping_sub(s.next_seq().wrapping_add(s.contiguous().len() as u32));
+                    pending == 0 || pending > u32::MAX / 2
+                })
+        });
+    if fin_reached && flow.closed.get(side).copied().flatten().is_none() {
+        if let Some(c) = flow.closed.get_mut(side) {
+            *c = Some(Close::Fin);
+        }
+        ensure_classifier(flow, None, counters);
+        let dir = flow.direction(side);
+        if let Some(c) = flow.classifier.as_mut() {
+            c.on_close(dir, Close::Fin);
+        }
+    }
+}
+
+fn insert(stream: &mut Stream, seq: u32, data: &[u8], counters: &mut EngineCounters) {
+    if data.is_empty() {
+        return;
+    }
+    let mut result = stream.insert(seq, data);
+    if result.status == InsertStatus::LimitExceeded && stream.has_hole() {
+        // Give up on the oldest hole rather than on the newest data.
+        counters.stream_limit_hits += 1;
+        counters.gaps += 1;
+        counters.gap_bytes += stream.skip_hole();
+        result = stream.insert(seq, data);
+    }
+    counters.bytes_duplicate += result.duplicate as u64;
+    counters.bytes_overlap_conflict += result.conflict as u64;
+    match result.status {
+        InsertStatus::Old => counters.segments_old += 1,
+        InsertStatus::LimitExceeded => counters.stream_limit_hits += 1,
+        InsertStatus::Ok | InsertStatus::Stopped => {}
+    }
+}
+
+/// Create the classifier once the client is known. Without a SYN the first
+/// payload decides (a ClientHello or request is the client's), else the
+/// higher port is taken as the client's ephemeral port (counted).
+fn ensure_classifier(
+    flow: &mut Flow,
+    first_payload: Option<(Side, &[u8])>,
+    counters: &mut EngineCounters,
+) {
+    if flow.classifier.is_some() {
+        return;
+    }
+    if flow.client.is_none() {
+        let hinted = first_payload.and_then(|(side, bytes)| {
+            Classifier::role_hint(bytes).map(|d| {
+                if d == Direction::ToServer {
+                    side
+                } else {
+                    1 - side
+                }
+            })
+        });
+        flow.client = Some(hinted.unwrap_or_else(|| {
+            counters.roles_guessed += 1;
+            if flow.key.lo.port > flow.key.hi.port {
+                0
+            } else {
+                1
+            }
+        }));
+    }
+    let client = flow.client.unwrap_or(0);
+    let client_start = flow.isn.get(client).copied().flatten().is_some();
+    let server_start = flow.isn.get(1 - client).copied().flatten().is_some();
+    // Without the server's SYN-ACK its stream still starts at its first
+    // byte if the client's SYN was seen: the server cannot have spoken
+    // before the handshake.
+    flow.classifier = Some(Classifier::new(
+        client_start,
+        server_start || client_start,
+        64 * 1024,
+    ));
+}
+
+/// Offer side `side`'s in-order bytes to the classifier until it stops
+/// taking them.
+fn pump(flow: &mut Flow, side: Side) {
+    let dir = flow.direction(side);
+    let (Some(Some(stream)), Some(classifier)) =
+        (flow.streams.get_mut(side), flow.classifier.as_mut())
+    else {
+        return;
+    };
+    for _ in 0..4096 {
+        if classifier.is_final() {
+            return;
+        }
+        let data = stream.contiguous();
+        if data.is_empty() {
+            return;
+        }
+        let feed = classifier.feed(dir, data);
+        stream.consume(feed.consumed);
+        if feed.skip > 0 {
+            stream.skip(feed.skip);
+        }
+        if feed.consumed == 0 && feed.skip == 0 {
+            return;
+        }
+    }
+}
+
+/// Emit the flow's verdict (once) and free its buffers.
+fn report(
+    flow: &mut Flow,
+    ts: Timestamp,
+    index: u64,
+    counters: &mut EngineCounters,
+    out: &mut Vec<Report>,
+) {
+    if flow.reported {
+        return;
+    }
+    flow.reported = true;
+    for s in flow.streams.iter_mut().flatten() {
+        s.stop();
+    }
+    let saw_syn = flow.isn.iter().any(Option::is_some);
+    if !saw_syn && !flow.has_payload() {
+        return;
+    }
+    counters.flows_reported += 1;
+    let client = flow.client.unwrap_or(0);
+    let mut v = Verdict {
+        ts,
+        first_seen: flow.first_seen,
+        client: flow.endpoint(client),
+        server: flow.endpoint(1 - client),
+        class: Class::Unknown,
+        outcome: Outcome::Unknown,
+        basis: Basis::None,
+        tls_version: None,
+        sni: None,
+        alpn_offered: Vec::new(),
+        alpn_selected: None,
+        cert_requested: None,
+        client_cert: ClientCert::Unknown,
+        flight: None,
+        alert: None,
+        resumed: false,
+        starttls: None,
+        app_proto: None,
+        reason: String::new(),
+        bytes_to_server: flow.payload_bytes.get(client).copied().unwrap_or(0),
+        bytes_to_client: flow.payload_bytes.get(1 - client).copied().unwrap_or(0),
+        packets: flow.packets,
+    };
+    match flow.classifier.as_ref() {
+        Some(c) => c.fill(&mut v),
+        None => v.reason = "no payload: nothing to classify".to_string(),
+    }
+    out.push(Report {
+        order: ReportOrder {
+            trigger: index,
+            flow: flow.first_index,
+        },
+        verdict: v,
+    });
 }

@@ -12,6 +12,7 @@ pub mod decode;
 pub mod engine;
 pub mod output;
 pub mod pipeline;
+pub mod plaintext;
 pub mod reassembly;
 pub mod segment;
 pub mod stats;

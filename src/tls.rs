@@ -1,1 +1,629 @@
-//! placeholder: tls (being written)
+//! The TLS record and handshake layer, read from reassembled byte streams.
+//!
+//! This file owns everything that knows TLS byte layouts: record headers
+//! (RFC 5246 §6.2, RFC 8446 §5.1), handshake message framing across records
+//! (RFC 8446 §5.1: a message may span records, a record may hold several
+//! messages), and the few messages the classifier reads in clear: ClientHello,
+//! ServerHello (and HelloRetryRequest), the TLS <= 1.2 Certificate. It is the
+//! only file that uses tls-parser. It must not decide verdicts: it reports
+//! what the bytes say and leaves meaning to `classify`.
+//!
+//! Invariants: nothing here allocates by a length read from the wire before
+//! checking it against a caller-supplied cap; every parser returns `None` on
+//! malformed input instead of panicking.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use tls_parser::{
+    TlsExtension, TlsMessage, TlsMessageHandshake, parse_tls_extensions,
+    parse_tls_message_handshake, parse_tls_server_hello_extensions,
+};
+
+pub const RECORD_HEADER_LEN: usize = 5;
+/// Largest legal record body: TLSCiphertext may carry 2^14 + 2048 bytes
+/// (RFC 5246 §6.2.3); TLS 1.3 allows less (2^14 + 256), so this covers both.
+pub const MAX_RECORD_LEN: usize = 16384 + 2048;
+/// Handshake message header: type (1) + length (3), RFC 8446 §4.
+pub const HANDSHAKE_HEADER_LEN: usize = 4;
+
+/// Record content types (RFC 8446 §5.1, RFC 6520 for heartbeat).
+pub mod content {
+    pub const CHANGE_CIPHER_SPEC: u8 = 20;
+    pub const ALERT: u8 = 21;
+    pub const HANDSHAKE: u8 = 22;
+    pub const APPLICATION_DATA: u8 = 23;
+    pub const HEARTBEAT: u8 = 24;
+}
+
+/// Handshake message types (RFC 8446 §4, RFC 5246 §7.4).
+pub mod handshake {
+    pub const HELLO_REQUEST: u8 = 0;
+    pub const CLIENT_HELLO: u8 = 1;
+    pub const SERVER_HELLO: u8 = 2;
+    pub const NEW_SESSION_TICKET: u8 = 4;
+    pub const CERTIFICATE: u8 = 11;
+    pub const SERVER_KEY_EXCHANGE: u8 = 12;
+    pub const CERTIFICATE_REQUEST: u8 = 13;
+    pub const SERVER_HELLO_DONE: u8 = 14;
+    pub const CERTIFICATE_VERIFY: u8 = 15;
+    pub const CLIENT_KEY_EXCHANGE: u8 = 16;
+    pub const FINISHED: u8 = 20;
+}
+
+/// The ServerHello.random that marks a HelloRetryRequest (RFC 8446 §4.1.3:
+/// SHA-256 of "HelloRetryRequest").
+pub const HELLO_RETRY_REQUEST_RANDOM: [u8; 32] = [
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+];
+
+pub const VERSION_TLS13: u16 = 0x0304;
+
+/// A TLS record header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader {
+    pub content_type: u8,
+    pub version: u16,
+    pub len: u16,
+}
+
+/// What the next bytes of a stream are, read as a record header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderRead {
+    /// Fewer than 5 bytes available.
+    NeedMore,
+    Record(RecordHeader),
+    /// Plausible type and version, but the length is over the legal maximum
+    /// (hostile-inputs M19).
+    TooLarge(RecordHeader),
+    /// Not a TLS record header at all.
+    NotTls,
+}
+
+/// Read a record header at the start of `b`.
+pub fn read_header(b: &[u8]) -> HeaderRead {
+    let Some(h) = b.get(..RECORD_HEADER_LEN) else {
+        return HeaderRead::NeedMore;
+    };
+    let Ok((_, hdr)) = tls_parser::parse_tls_record_header(h) else {
+        return HeaderRead::NeedMore;
+    };
+    let header = RecordHeader {
+        content_type: hdr.record_type.0,
+        version: hdr.version.0,
+        len: hdr.len,
+    };
+    let type_ok = (content::CHANGE_CIPHER_SPEC..=content::HEARTBEAT).contains(&header.content_type);
+    // Record versions seen on the wire are 3.0-3.4; TLS 1.3 freezes it at
+    // 0x0303 but early drafts and some ClientHellos use 0x0301.
+    let version_ok = header.version >> 8 == 3 && (header.version & 0xff) <= 4;
+    if !type_ok || !version_ok {
+        return HeaderRead::NotTls;
+    }
+    if usize::from(header.len) > MAX_RECORD_LEN {
+        return HeaderRead::TooLarge(header);
+    }
+    HeaderRead::Record(header)
+}
+
+/// True when `b` starts like a TLS handshake record carrying a ClientHello:
+/// the test used to find TLS at a flow's start or after a STARTTLS upgrade.
+/// Needs 6 bytes; fewer give false.
+pub fn starts_client_hello(b: &[u8]) -> bool {
+    matches!(read_header(b), HeaderRead::Record(h)
+        if h.content_type == content::HANDSHAKE && h.len >= 4)
+        && b.get(RECORD_HEADER_LEN) == Some(&handshake::CLIENT_HELLO)
+}
+
+/// True when `b` starts like a TLS handshake record carrying a ServerHello.
+pub fn starts_server_hello(b: &[u8]) -> bool {
+    matches!(read_header(b), HeaderRead::Record(h)
+        if h.content_type == content::HANDSHAKE && h.len >= 4)
+        && b.get(RECORD_HEADER_LEN) == Some(&handshake::SERVER_HELLO)
+}
+
+/// An SSL 2.0-format ClientHello (RFC 6101 appendix E.2, draft-hickman
+/// SSL 2.0): 2-byte length with the high bit set, message type 1, then the
+/// version the client offers. Returns that version.
+pub fn sslv2_client_hello(b: &[u8]) -> Option<u16> {
+    let (&h0, &msg, &v0, &v1) = (b.first()?, b.get(2)?, b.get(3)?, b.get(4)?);
+    let version = u16::from_be_bytes([v0, v1]);
+    let len = (usize::from(h0 & 0x7f) << 8) | usize::from(*b.get(1)?);
+    let version_ok = version == 0x0002 || (version >> 8 == 3 && (version & 0xff) <= 3);
+    (h0 & 0x80 != 0 && msg == 1 && version_ok && len >= 9).then_some(version)
+}
+
+/// An SSL 2.0 ServerHello: 2-byte header with the high bit, type 4.
+pub fn sslv2_server_hello(b: &[u8]) -> bool {
+    matches!((b.first(), b.get(2)), (Some(h0), Some(4)) if h0 & 0x80 != 0)
+}
+
+/// One handshake message, header included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeMessage {
+    pub msg_type: u8,
+    /// The 4-byte header and the body, or only the first `cap` body bytes
+    /// when `truncated`.
+    pub bytes: Vec<u8>,
+    /// Body length declared in the header.
+    pub declared: u32,
+    /// The body was longer than the cap: only its prefix is in `bytes`, the
+    /// rest was passed over unread.
+    pub truncated: bool,
+}
+
+/// Joins plaintext handshake record bodies into whole messages
+/// (RFC 8446 §5.1: a message may span records, a record may hold several).
+///
+/// Invariant: `buf` never holds more than `cap + HANDSHAKE_HEADER_LEN`
+/// bytes, whatever length a header declares (hostile-inputs M21): a longer
+/// message (a real 300 KiB certificate chain, or a lying 2^24 length) is
+/// passed over by counting, and returned with only its prefix.
+#[derive(Debug, Clone)]
+pub struct HandshakeReassembler {
+    buf: Vec<u8>,
+    cap: usize,
+    /// Total length (header included) of the message being assembled, and
+    /// how many of its bytes have passed so far.
+    current: Option<(usize, usize)>,
+}
+
+impl HandshakeReassembler {
+    pub fn new(cap: usize) -> Self {
+        HandshakeReassembler {
+            buf: Vec::new(),
+            cap,
+            current: None,
+        }
+    }
+
+    /// Bytes held that do not yet form a whole message.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Add one record body. Returns the messages it completed.
+    pub fn push(&mut self, body: &[u8]) -> Vec<HandshakeMessage> {
+        let mut out = Vec::new();
+        let mut rest = body;
+        while !rest.is_empty() {
+            let (total, seen) = match self.current {
+                Some(c) => c,
+                None => {
+                    let need = HANDSHAKE_HEADER_LEN.saturating_sub(self.buf.len());
+                    let (head, tail) = rest.split_at(need.min(rest.len()));
+                    self.buf.extend_from_slice(head);
+                    rest = tail;
+                    let Some(&[_, a, b, c]) = self.buf.get(..HANDSHAKE_HEADER_LEN) else {
+                        return out;
+                    };
+                    let declared = u32::from_be_bytes([0, a, b, c]) as usize;
+                    let current = (HANDSHAKE_HEADER_LEN + declared, HANDSHAKE_HEADER_LEN);
+                    self.current = Some(current);
+                    current
+                }
+            };
+            let take = (total - seen).min(rest.len());
+            let room = (self.cap + HANDSHAKE_HEADER_LEN).saturating_sub(self.buf.len());
+            let (head, tail) = rest.split_at(take);
+            self.buf
+                .extend_from_slice(head.get(..room.min(take)).unwrap_or_default());
+            rest = tail;
+            let seen = seen + take;
+            if seen < total {
+                self.current = Some((total, seen));
+                return out;
+            }
+            self.current = None;
+            let bytes = std::mem::take(&mut self.buf);
+            let declared = (total - HANDSHAKE_HEADER_LEN) as u32;
+            out.push(HandshakeMessage {
+                msg_type: bytes.first().copied().unwrap_or_default(),
+                truncated: total - HANDSHAKE_HEADER_LEN > self.cap,
+                bytes,
+                declared,
+            });
+        }
+        out
+    }
+}
+
+/// What a ClientHello says in clear.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientHello {
+    pub legacy_version: u16,
+    pub random: Vec<u8>,
+    pub session_id_len: usize,
+    pub sni: Option<String>,
+    pub alpn: Vec<String>,
+    /// supported_versions (43), GREASE removed.
+    pub versions: Vec<u16>,
+    /// early_data (42): the client may send 0-RTT records.
+    pub early_data: bool,
+    /// pre_shared_key (41): the client offers resumption.
+    pub psk: bool,
+    /// post_handshake_auth (49): a certificate may be asked for later.
+    pub post_handshake_auth: bool,
+    /// A non-empty SessionTicket (35): TLS 1.2 ticket resumption offered.
+    pub ticket: bool,
+    /// client_certificate_type (19) offered: raw public keys possible
+    /// (RFC 7250), whose client "certificate" can be as small as a Finished.
+    pub client_cert_type: bool,
+    /// encrypted_client_hello (0xfe0d): the real hello is hidden.
+    pub ech: bool,
+}
+
+impl ClientHello {
+    /// Highest version offered (supported_versions if present).
+    pub fn max_version(&self) -> u16 {
+        self.versions
+            .iter()
+            .copied()
+            .filter(|v| *v != 0x7f00 && *v <= 0x7fff)
+            .max()
+            .unwrap_or(self.legacy_version)
+            .max(self.legacy_version)
+    }
+}
+
+fn is_grease(v: u16) -> bool {
+    v & 0x0f0f == 0x0a0a && v >> 8 == v & 0xff
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Parse a whole ClientHello message (4-byte header included).
+pub fn parse_client_hello(msg: &[u8]) -> Option<ClientHello> {
+    let Ok((_, TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch)))) =
+        parse_tls_message_handshake(msg)
+    else {
+        return None;
+    };
+    let mut out = ClientHello {
+        legacy_version: ch.version.0,
+        random: ch.random.to_vec(),
+        session_id_len: ch.session_id.map_or(0, <[u8]>::len),
+        ..ClientHello::default()
+    };
+    let exts = ch
+        .ext
+        .and_then(|e| parse_tls_extensions(e).ok())
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    for ext in exts {
+        match ext {
+            TlsExtension::SNI(names) => {
+                if let Some((_, name)) = names.into_iter().find(|(t, _)| t.0 == 0) {
+                    out.sni = Some(lossy(name));
+                }
+            }
+            TlsExtension::ALPN(protos) => out.alpn = protos.into_iter().map(lossy).collect(),
+            TlsExtension::SupportedVersions(vs) => {
+                out.versions = vs
+                    .into_iter()
+                    .map(|v| v.0)
+                    .filter(|v| !is_grease(*v))
+                    .collect();
+            }
+            TlsExtension::EarlyData(_) => out.early_data = true,
+            TlsExtension::PreSharedKey(_) => out.psk = true,
+            TlsExtension::PostHandshakeAuth => out.post_handshake_auth = true,
+            TlsExtension::SessionTicket(t) => out.ticket = !t.is_empty(),
+            TlsExtension::Unknown(t, _) if t.0 == 19 => out.client_cert_type = true,
+            TlsExtension::Unknown(t, _) if t.0 == 0xfe0d => out.ech = true,
+            _ => {}
+        }
+    }
+    Some(out)
+}
+
+/// What a ServerHello (or HelloRetryRequest) says in clear.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerHello {
+    pub legacy_version: u16,
+    /// The negotiated version: supported_versions (43) if present, else the
+    /// legacy field (RFC 8446 §4.2.1).
+    pub version: u16,
+    /// This is a HelloRetryRequest, not a real ServerHello.
+    pub hrr: bool,
+    pub session_id: Vec<u8>,
+    pub cipher: u16,
+    /// pre_shared_key (41) accepted: a resumed TLS 1.3 session.
+    pub psk: bool,
+    /// ALPN chosen (TLS <= 1.2; TLS 1.3 sends it encrypted).
+    pub alpn: Option<String>,
+}
+
+/// Parse a whole ServerHello message (4-byte header included).
+pub fn parse_server_hello(msg: &[u8]) -> Option<ServerHello> {
+    let parsed = parse_tls_message_handshake(msg).ok()?.1;
+    let TlsMessage::Handshake(hs) = parsed else {
+        return None;
+    };
+    let (legacy_version, random, session_id, cipher, ext) = match hs {
+        TlsMessageHandshake::ServerHello(sh) => (
+            sh.version.0,
+            sh.random,
+            sh.session_id.unwrap_or_default(),
+            sh.cipher.0,
+            sh.ext,
+        ),
+        TlsMessageHandshake::ServerHelloV13Draft18(sh) => {
+            (sh.version.0, sh.random, &[][..], sh.cipher.0, sh.ext)
+        }
+        _ => return None,
+    };
+    let mut out = ServerHello {
+        legacy_version,
+        version: legacy_version,
+        hrr: random == HELLO_RETRY_REQUEST_RANDOM,
+        session_id: session_id.to_vec(),
+        cipher,
+        ..ServerHello::default()
+    };
+    let exts = ext
+        .and_then(|e| parse_tls_server_hello_extensions(e).ok())
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    for ext in exts {
+        match ext {
+            TlsExtension::SupportedVersions(vs) => {
+                if let Some(v) = vs.first() {
+                    out.version = v.0;
+                }
+            }
+            TlsExtension::PreSharedKey(_) => out.psk = true,
+            TlsExtension::ALPN(protos) => out.alpn = protos.first().map(|p| lossy(p)),
+            _ => {}
+        }
+    }
+    Some(out)
+}
+
+/// A TLS <= 1.2 Certificate message's list (RFC 5246 §7.4.2, §7.4.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CertificateList {
+    pub count: u32,
+    /// Length of the certificate_list field.
+    pub bytes: u32,
+}
+
+/// Count the certificates in a TLS <= 1.2 Certificate message. The DER is
+/// not parsed: an empty list is "declined", any entry is a certificate
+/// (hostile-inputs M25: garbage DER is still a certificate sent). For a
+/// message over the handshake cap (`truncated`), entries are counted in the
+/// prefix and a non-empty list counts at least one.
+pub fn parse_certificate_list(m: &HandshakeMessage) -> Option<CertificateList> {
+    let body = m.bytes.get(HANDSHAKE_HEADER_LEN..)?;
+    let list_len = match body.get(..3)? {
+        &[a, b, c] => u32::from_be_bytes([0, a, b, c]),
+        _ => return None,
+    };
+    if !m.truncated && list_len as usize + 3 != m.declared as usize {
+        return None;
+    }
+    let mut rest = body.get(3..).unwrap_or_default();
+    rest = rest
+        .get(..(list_len as usize).min(rest.len()))
+        .unwrap_or_default();
+    let mut count = 0u32;
+    while !rest.is_empty() {
+        let len = match rest.get(..3) {
+            Some(&[a, b, c]) => u32::from_be_bytes([0, a, b, c]) as usize,
+            _ if m.truncated => break,
+            _ => return None,
+        };
+        match rest.get(3 + len..) {
+            Some(r) => rest = r,
+            None if m.truncated => {
+                count += 1;
+                break;
+            }
+            None => return None,
+        }
+        count += 1;
+    }
+    if m.truncated && list_len > 0 {
+        count = count.max(1);
+    }
+    Some(CertificateList {
+        count,
+        bytes: list_len,
+    })
+}
+
+/// Hash length of a TLS 1.3 cipher suite (RFC 8446 §B.4), which fixes the
+/// size of the Finished message. Unknown suites give None.
+pub fn tls13_hash_len(cipher: u16) -> Option<u16> {
+    match cipher {
+        0x1301 | 0x1303 | 0x1304 | 0x1305 => Some(32),
+        0x1302 => Some(48),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    /// Wrap a handshake body into a message with its 4-byte header.
+    fn hs(msg_type: u8, body: &[u8]) -> Vec<u8> {
+        let n = body.len() as u32;
+        let mut v = vec![msg_type, (n >> 16) as u8, (n >> 8) as u8, n as u8];
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn ext(t: u16, data: &[u8]) -> Vec<u8> {
+        let mut v = t.to_be_bytes().to_vec();
+        v.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        v.extend_from_slice(data);
+        v
+    }
+
+    pub(crate) fn client_hello(sni: &str, alpn: &[&str], exts_extra: &[Vec<u8>]) -> Vec<u8> {
+        let mut body = vec![0x03, 0x03];
+        body.extend_from_slice(&[7u8; 32]);
+        body.push(0); // session id
+        body.extend_from_slice(&[0, 2, 0x13, 0x01]); // one cipher suite
+        body.extend_from_slice(&[1, 0]); // null compression
+        let mut exts = Vec::new();
+        let mut sni_data = Vec::new();
+        let name = sni.as_bytes();
+        sni_data.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
+        sni_data.push(0);
+        sni_data.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        sni_data.extend_from_slice(name);
+        exts.extend(ext(0, &sni_data));
+        let mut alpn_list = Vec::new();
+        for p in alpn {
+            alpn_list.push(p.len() as u8);
+            alpn_list.extend_from_slice(p.as_bytes());
+        }
+        let mut alpn_data = (alpn_list.len() as u16).to_be_bytes().to_vec();
+        alpn_data.extend(alpn_list);
+        exts.extend(ext(16, &alpn_data));
+        exts.extend(ext(43, &[4, 0x03, 0x04, 0x03, 0x03]));
+        for e in exts_extra {
+            exts.extend_from_slice(e);
+        }
+        body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+        body.extend(exts);
+        hs(handshake::CLIENT_HELLO, &body)
+    }
+
+    #[test]
+    fn record_headers_are_classified() {
+        assert_eq!(read_header(&[22, 3, 1]), HeaderRead::NeedMore);
+        assert_eq!(
+            read_header(&[22, 3, 1, 0, 5]),
+            HeaderRead::Record(RecordHeader {
+                content_type: 22,
+                version: 0x0301,
+                len: 5
+            })
+        );
+        assert_eq!(read_header(b"GET / HTTP/1.1"), HeaderRead::NotTls);
+        assert_eq!(read_header(&[23, 2, 0, 0, 5]), HeaderRead::NotTls);
+        assert!(matches!(
+            read_header(&[23, 3, 3, 0xff, 0xff]),
+            HeaderRead::TooLarge(_)
+        ));
+        // 2^14 + 2048 is legal in TLS 1.2 (RFC 5246 §6.2.3).
+        assert!(matches!(
+            read_header(&[23, 3, 3, 0x48, 0x00]),
+            HeaderRead::Record(_)
+        ));
+    }
+
+    #[test]
+    fn client_hello_fields_are_read() {
+        let pha = ext(49, &[]);
+        let msg = client_hello("api.example", &["h2", "http/1.1"], &[pha]);
+        let ch = parse_client_hello(&msg).unwrap();
+        assert_eq!(ch.sni.as_deref(), Some("api.example"));
+        assert_eq!(ch.alpn, vec!["h2", "http/1.1"]);
+        assert_eq!(ch.versions, vec![0x0304, 0x0303]);
+        assert_eq!(ch.max_version(), 0x0304);
+        assert!(ch.post_handshake_auth);
+        assert!(!ch.early_data);
+        assert!(parse_client_hello(&msg[..20]).is_none());
+    }
+
+    #[test]
+    fn reassembler_joins_messages_split_over_one_byte_records() {
+        let msg = client_hello("a.b", &[], &[]);
+        let mut r = HandshakeReassembler::new(65536);
+        let mut got = Vec::new();
+        for b in &msg {
+            got.extend(r.push(std::slice::from_ref(b)));
+        }
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].bytes, msg);
+        assert!(!got[0].truncated);
+        assert_eq!(r.pending(), 0);
+    }
+
+    #[test]
+    fn reassembler_splits_coalesced_messages_and_passes_over_long_ones() {
+        let a = hs(11, &[0, 0, 0]);
+        let b = hs(16, &[1, 2, 3]);
+        let mut r = HandshakeReassembler::new(65536);
+        let got = r.push(&[a, b].concat());
+        assert_eq!(
+            got.iter().map(|m| m.msg_type).collect::<Vec<_>>(),
+            vec![11, 16]
+        );
+        // A message over the cap is passed over, keeping only its prefix.
+        let mut r = HandshakeReassembler::new(8);
+        let mut body = vec![0, 0, 30];
+        body.extend_from_slice(&[0xaa; 30]);
+        let big = hs(11, &body);
+        let mut got = Vec::new();
+        for chunk in big.chunks(7) {
+            got.extend(r.push(chunk));
+        }
+        assert_eq!(got.len(), 1);
+        assert!(got[0].truncated);
+        assert_eq!(got[0].declared, 33);
+        assert_eq!(got[0].bytes.len(), 12);
+        assert_eq!(r.pending(), 0);
+        let list = parse_certificate_list(&got[0]).unwrap();
+        assert!(list.count >= 1);
+        // A lying 2^24 length holds no more than the cap.
+        let mut r = HandshakeReassembler::new(1024);
+        assert!(r.push(&[11, 0xff, 0xff, 0xff]).is_empty());
+        assert!(r.push(&[0u8; 4000]).is_empty());
+        assert!(r.pending() <= 1024 + 4);
+    }
+
+    #[test]
+    fn certificate_lists_are_counted() {
+        let msg = |bytes: Vec<u8>| HandshakeReassembler::new(65536).push(&bytes).pop().unwrap();
+        let empty = msg(hs(11, &[0, 0, 0]));
+        assert_eq!(
+            parse_certificate_list(&empty),
+            Some(CertificateList { count: 0, bytes: 0 })
+        );
+        let two = msg(hs(
+            11,
+            &[0, 0, 10, 0, 0, 2, 0x30, 0x00, 0, 0, 2, 0xde, 0xad],
+        ));
+        assert_eq!(
+            parse_certificate_list(&two),
+            Some(CertificateList {
+                count: 2,
+                bytes: 10
+            })
+        );
+        let lying = msg(hs(11, &[0, 0, 4, 0, 0, 9, 0x30]));
+        assert_eq!(parse_certificate_list(&lying), None);
+    }
+
+    #[test]
+    fn hello_retry_request_is_recognised() {
+        let mut body = vec![0x03, 0x03];
+        body.extend_from_slice(&HELLO_RETRY_REQUEST_RANDOM);
+        body.push(0);
+        body.extend_from_slice(&[0x13, 0x01, 0]);
+        let exts = ext(43, &[0x03, 0x04]);
+        body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+        body.extend(exts);
+        let sh = parse_server_hello(&hs(2, &body)).unwrap();
+        assert!(sh.hrr);
+        assert_eq!(sh.version, VERSION_TLS13);
+        assert_eq!(sh.cipher, 0x1301);
+    }
+
+    #[test]
+    fn sslv2_hello_is_recognised() {
+        assert_eq!(
+            sslv2_client_hello(&[0x80, 0x2e, 0x01, 0x00, 0x02, 0, 0x15]),
+            Some(0x0002)
+        );
+        assert_eq!(sslv2_client_hello(b"GET / HTTP/1.1"), None);
+    }
+}
