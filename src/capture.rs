@@ -1,1 +1,374 @@
-//! placeholder: capture (being written)
+//! Packet sources: the one file that talks to libpcap (the `pcap` crate).
+//!
+//! It owns opening a file, stdin (`-`) or a live interface, the capture
+//! settings (snaplen, kernel buffer, immediate mode, read timeout, BPF
+//! filter), the link-type check, kernel statistics, the interface list, and
+//! turning libpcap's error strings into one-line messages that say what to
+//! do. It must not decode, buffer or make threads: `Capture::next` lends one
+//! `Frame` borrowed from libpcap's buffer, valid until the next call.
+//! Invariant: a `Capture` that exists has a link type `decode` supports and
+//! its filter (if any) installed.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::cli::Source;
+use crate::decode::{Frame, LinkType};
+use crate::segment::Timestamp;
+
+/// How long a live read waits before reporting `Read::Timeout`, so idle
+/// flows expire, output flushes and a stop request is seen.
+pub const LIVE_TIMEOUT_MS: i32 = 250;
+
+/// Settings for opening a source.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Live only: bytes kept per packet.
+    pub snaplen: u32,
+    /// Live only: kernel buffer in bytes; None keeps libpcap's default.
+    pub buffer_bytes: Option<u32>,
+    /// Live only: deliver each packet as it arrives (interactive use).
+    pub immediate: bool,
+    /// pcap-filter(7) expression, for files and live alike.
+    pub filter: Option<String>,
+}
+
+/// Why a source could not be opened or read. `Display` is one line that
+/// says what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureError {
+    NoSuchInterface { name: String },
+    Permission { name: String, detail: String },
+    OpenInterface { name: String, detail: String },
+    OpenFile { path: PathBuf, detail: String },
+    NotACapture { path: PathBuf, detail: String },
+    Filter { expr: String, detail: String },
+    UnsupportedLink { link: LinkType },
+    Read { detail: String },
+    ListInterfaces { detail: String },
+}
+
+fn display_path(p: &Path) -> String {
+    if p == Path::new("-") { "stdin".to_string() } else { p.display().to_string() }
+}
+
+/// Link types `decode` understands, as `NAME (number)`, for messages.
+pub fn supported_links() -> String {
+    let names: Vec<String> = (0..=300)
+        .map(LinkType)
+        .filter(|l| l.is_supported())
+        .map(|l| format!("{} ({})", l.name(), l.0))
+        .collect();
+    if names.is_empty() { "none yet".to_string() } else { names.join(", ") }
+}
+
+/// Keep libpcap's text to one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CaptureError::NoSuchInterface { name } => write!(
+                f,
+                "no interface named {name:?}; list the interfaces with `mtlsniff -D` (or use -i any)"
+            ),
+            CaptureError::Permission { name, detail } => write!(
+                f,
+                "no permission to capture on {name} ({}): live capture needs CAP_NET_RAW; run with sudo, \
+                 or `setcap cap_net_raw+ep $(which mtlsniff)`, or in Kubernetes `kubectl debug --profile=netadmin`",
+                one_line(detail)
+            ),
+            CaptureError::OpenInterface { name, detail } => {
+                write!(f, "cannot capture on {name}: {}", one_line(detail))
+            }
+            CaptureError::OpenFile { path, detail } => write!(
+                f,
+                "cannot read {}: {}; check the path given to -r",
+                display_path(path),
+                one_line(detail)
+            ),
+            CaptureError::NotACapture { path, detail } => write!(
+                f,
+                "{} is not a pcap or pcapng capture ({}); give a file written by tcpdump -w or Wireshark",
+                display_path(path),
+                one_line(detail)
+            ),
+            CaptureError::Filter { expr, detail } => write!(
+                f,
+                "bad capture filter {expr:?}: {}; see pcap-filter(7), and quote the expression",
+                one_line(detail)
+            ),
+            CaptureError::UnsupportedLink { link } => write!(
+                f,
+                "unsupported link type {} ({}); mtlsniff decodes {}",
+                link.name(),
+                link.0,
+                supported_links()
+            ),
+            CaptureError::Read { detail } => {
+                write!(f, "error reading packets: {}", one_line(detail))
+            }
+            CaptureError::ListInterfaces { detail } => {
+                write!(f, "cannot list interfaces: {}", one_line(detail))
+            }
+        }
+    }
+}
+
+impl std::error::Error for CaptureError {}
+
+fn pcap_text(e: &pcap::Error) -> String {
+    match e {
+        pcap::Error::PcapError(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// libpcap kernel counters (pcap_stats), live only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelStats {
+    pub received: u64,
+    pub dropped: u64,
+    pub if_dropped: u64,
+}
+
+/// One read from a source.
+#[derive(Debug)]
+pub enum Read<'a> {
+    Frame(Frame<'a>),
+    /// Live only: the read timed out with no packet.
+    Timeout,
+    /// End of file.
+    End,
+}
+
+enum Handle {
+    Live(pcap::Capture<pcap::Active>),
+    File(pcap::Capture<pcap::Offline>),
+}
+
+/// An open, filtered packet source.
+pub struct Capture {
+    handle: Handle,
+    link: LinkType,
+}
+
+impl fmt::Debug for Capture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Capture").field("live", &self.is_live()).field("link", &self.link).finish()
+    }
+}
+
+impl Capture {
+    /// Open `source`, install the filter, check the link type.
+    pub fn open(source: &Source, opts: &Options) -> Result<Capture, CaptureError> {
+        let handle = match source {
+            Source::File(path) => Handle::File(open_file(path)?),
+            Source::Live(name) => Handle::Live(open_live(name, opts)?),
+        };
+        let mut cap = Capture { handle, link: LinkType(0) };
+        if let Some(expr) = &opts.filter {
+            let res = match &mut cap.handle {
+                Handle::Live(c) => c.filter(expr, true),
+                Handle::File(c) => c.filter(expr, true),
+            };
+            res.map_err(|e| CaptureError::Filter { expr: expr.clone(), detail: pcap_text(&e) })?;
+        }
+        let link = match &cap.handle {
+            Handle::Live(c) => c.get_datalink(),
+            Handle::File(c) => c.get_datalink(),
+        };
+        cap.link = LinkType(link.0);
+        if !cap.link.is_supported() {
+            return Err(CaptureError::UnsupportedLink { link: cap.link });
+        }
+        Ok(cap)
+    }
+
+    pub fn is_live(&self) -> bool {
+        matches!(self.handle, Handle::Live(_))
+    }
+
+    pub fn link(&self) -> LinkType {
+        self.link
+    }
+
+    /// The next frame, a live timeout, or the end of the file. An `Err`
+    /// ends the run (a truncated file, an interface that went away).
+    pub fn next(&mut self) -> Result<Read<'_>, CaptureError> {
+        let link = self.link;
+        let res = match &mut self.handle {
+            Handle::Live(c) => c.next_packet(),
+            Handle::File(c) => c.next_packet(),
+        };
+        match res {
+            Ok(p) => Ok(Read::Frame(Frame {
+                ts: Timestamp::from_secs_micros(
+                    i64::from(p.header.ts.tv_sec),
+                    i64::from(p.header.ts.tv_usec),
+                ),
+                link,
+                data: p.data,
+                orig_len: p.header.len,
+            })),
+            Err(pcap::Error::TimeoutExpired) => Ok(Read::Timeout),
+            Err(pcap::Error::NoMorePackets) => Ok(Read::End),
+            Err(e) => Err(CaptureError::Read { detail: pcap_text(&e) }),
+        }
+    }
+
+    /// Kernel counters so far; None for files or when libpcap cannot say.
+    pub fn stats(&mut self) -> Option<KernelStats> {
+        match &mut self.handle {
+            Handle::Live(c) => c.stats().ok().map(|s| KernelStats {
+                received: u64::from(s.received),
+                dropped: u64::from(s.dropped),
+                if_dropped: u64::from(s.if_dropped),
+            }),
+            Handle::File(_) => None,
+        }
+    }
+}
+
+fn open_file(path: &Path) -> Result<pcap::Capture<pcap::Offline>, CaptureError> {
+    pcap::Capture::from_file(path).map_err(|e| {
+        let mut detail = pcap_text(&e);
+        // libpcap prefixes the path; the message names it already.
+        if let Some(rest) = detail.strip_prefix(&format!("{}: ", path.display())) {
+            detail = rest.to_string();
+        }
+        // libpcap reads the header first: a file it can open but not parse
+        // says so ("unknown file format", "truncated dump file", ...).
+        let opened = path == Path::new("-") || std::fs::metadata(path).is_ok_and(|m| m.is_file());
+        if opened {
+            CaptureError::NotACapture { path: path.to_path_buf(), detail }
+        } else {
+            CaptureError::OpenFile { path: path.to_path_buf(), detail }
+        }
+    })
+}
+
+fn open_live(name: &str, opts: &Options) -> Result<pcap::Capture<pcap::Active>, CaptureError> {
+    let classify = |e: pcap::Error| {
+        let detail = pcap_text(&e);
+        let lower = detail.to_ascii_lowercase();
+        if lower.contains("permission") || lower.contains("not permitted") {
+            CaptureError::Permission { name: name.to_string(), detail }
+        } else if lower.contains("no such device")
+            || pcap::Device::list().is_ok_and(|l| !l.iter().any(|d| d.name == name))
+        {
+            CaptureError::NoSuchInterface { name: name.to_string() }
+        } else {
+            CaptureError::OpenInterface { name: name.to_string(), detail }
+        }
+    };
+    let snaplen = i32::try_from(opts.snaplen).unwrap_or(i32::MAX);
+    let mut inactive = pcap::Capture::from_device(name)
+        .map_err(classify)?
+        .snaplen(snaplen)
+        .promisc(true)
+        .immediate_mode(opts.immediate)
+        .timeout(LIVE_TIMEOUT_MS);
+    if let Some(bytes) = opts.buffer_bytes {
+        inactive = inactive.buffer_size(i32::try_from(bytes).unwrap_or(i32::MAX));
+    }
+    inactive.open().map_err(classify)
+}
+
+/// One interface, as `-D` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    pub name: String,
+    pub description: Option<String>,
+    /// e.g. `Up`, `Running`, `Loopback`, `Wireless`.
+    pub flags: Vec<&'static str>,
+}
+
+impl fmt::Display for Interface {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.name)?;
+        if let Some(d) = &self.description {
+            write!(f, " ({})", one_line(d))?;
+        }
+        if !self.flags.is_empty() {
+            write!(f, " [{}]", self.flags.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// The interfaces libpcap can capture on (`-D`).
+pub fn list_interfaces() -> Result<Vec<Interface>, CaptureError> {
+    let devices =
+        pcap::Device::list().map_err(|e| CaptureError::ListInterfaces { detail: pcap_text(&e) })?;
+    Ok(devices
+        .into_iter()
+        .map(|d| {
+            let mut flags = Vec::new();
+            if d.flags.is_up() {
+                flags.push("Up");
+            }
+            if d.flags.is_running() {
+                flags.push("Running");
+            }
+            if d.flags.is_loopback() {
+                flags.push("Loopback");
+            }
+            if d.flags.is_wireless() {
+                flags.push("Wireless");
+            }
+            Interface { name: d.name, description: d.desc, flags }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> Options {
+        Options { snaplen: 262_144, buffer_bytes: None, immediate: false, filter: None }
+    }
+
+    #[test]
+    fn missing_file_says_check_the_path() {
+        let err = Capture::open(&Source::File("/nonexistent/x.pcap".into()), &opts()).unwrap_err();
+        assert!(matches!(err, CaptureError::OpenFile { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("/nonexistent/x.pcap") && !msg.contains('\n'), "{msg}");
+    }
+
+    #[test]
+    fn non_pcap_file_is_named() {
+        let path = std::env::temp_dir().join(format!("mtlsniff-capture-{}.txt", std::process::id()));
+        std::fs::write(&path, b"this is not a capture file at all, just text\n").unwrap();
+        let err = Capture::open(&Source::File(path.clone()), &opts()).unwrap_err();
+        let _ = std::fs::remove_file(&path);
+        assert!(matches!(err, CaptureError::NotACapture { .. }), "{err:?}");
+        assert!(err.to_string().contains("not a pcap or pcapng"));
+    }
+
+    #[test]
+    fn messages_are_one_line_and_actionable() {
+        let cases = [
+            CaptureError::NoSuchInterface { name: "eth9".into() },
+            CaptureError::Permission { name: "eth0".into(), detail: "socket: Operation\nnot permitted".into() },
+            CaptureError::Filter { expr: "port".into(), detail: "syntax error".into() },
+            CaptureError::UnsupportedLink { link: LinkType(147) },
+        ];
+        let needles = ["-D", "CAP_NET_RAW", "syntax error", "(147)"];
+        for (e, needle) in cases.iter().zip(needles) {
+            let m = e.to_string();
+            assert!(!m.contains('\n'), "{m}");
+            assert!(m.contains(needle), "{m} lacks {needle}");
+        }
+    }
+
+    #[test]
+    fn interface_display() {
+        let i = Interface { name: "eth0".into(), description: None, flags: vec!["Up", "Running"] };
+        assert_eq!(i.to_string(), "eth0 [Up, Running]");
+    }
+}

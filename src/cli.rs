@@ -1,1 +1,435 @@
-//! placeholder: cli (being written)
+//! Command line: clap's derive `Args` (what the user typed) and the validated
+//! `Config` (what the run uses), in ripgrep's two stages.
+//!
+//! This file owns flag names, defaults, help text and every usage check. It
+//! must not do I/O: `Config::from_args` is a pure function of the parsed
+//! arguments and the core count the caller measured, so the validation table
+//! below tests it without a terminal, a file or a network device. Invariant:
+//! a `Config` that exists is runnable as far as the command line can tell
+//! (exactly one source, counts and sizes in range); what only the system can
+//! refuse (a missing interface, a bad filter) is found later, when opening.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser};
+
+/// libpcap's largest snapshot length (MAXIMUM_SNAPLEN), also tcpdump's default.
+pub const DEFAULT_SNAPLEN: u32 = 262_144;
+/// Istio's HBONE port: tunnelled mTLS, always tracked whatever `--ports` says.
+pub const HBONE_PORT: u16 = 15008;
+/// More workers than this only costs memory.
+pub const MAX_THREADS: usize = 256;
+
+const EXAMPLES: &str = "\
+Examples:
+  mtlsniff -r capture.pcapng                 classify every TCP flow in a file
+  tcpdump -i eth0 -w - | mtlsniff -r -        read a capture from stdin
+  mtlsniff -i any --ports 9080,8000           live, only these ports (+15008)
+  mtlsniff -i eth0 port 9080 or port 15008    live, with a capture filter
+  mtlsniff -r x.pcap --json | jq .class       JSON Lines, one object per flow
+  mtlsniff -D                                 list interfaces
+
+Live capture needs CAP_NET_RAW: run with sudo, or
+  setcap cap_net_raw+ep $(which mtlsniff)
+or, in Kubernetes, kubectl debug --profile=netadmin.
+
+Exit status: 0 success, 1 runtime error, 2 usage error.";
+
+/// What the user typed, as clap parsed it. Validate with `Config::from_args`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "mtlsniff",
+    version,
+    about = "Passive TLS / mTLS detector: one verdict line per TCP flow.",
+    after_help = EXAMPLES
+)]
+pub struct Args {
+    /// Read packets from a pcap or pcapng file ('-' for stdin).
+    #[arg(short = 'r', long = "read", value_name = "FILE", conflicts_with_all = ["interface", "list_interfaces"])]
+    pub read: Option<PathBuf>,
+
+    /// Capture live on this interface ('any' for all).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE", conflicts_with = "list_interfaces")]
+    pub interface: Option<String>,
+
+    /// List the interfaces a live capture can use, then exit.
+    #[arg(short = 'D', long = "list-interfaces")]
+    pub list_interfaces: bool,
+
+    /// Track only TCP flows on these ports (comma-separated); 15008 (Istio
+    /// HBONE) is always tracked. Default: every TCP flow.
+    #[arg(long = "ports", value_name = "PORT,...", value_delimiter = ',')]
+    pub ports: Vec<u16>,
+
+    /// Print JSON Lines instead of text.
+    #[arg(long = "json")]
+    pub json: bool,
+
+    /// Flush stdout after every line (default when stdout is a terminal).
+    #[arg(short = 'l', long = "line-buffered")]
+    pub line_buffered: bool,
+
+    /// Stop after printing N flow verdicts.
+    #[arg(short = 'c', long = "count", value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Bytes captured per packet, live only (0 = default).
+    #[arg(short = 's', long = "snaplen", value_name = "SNAPLEN", default_value_t = DEFAULT_SNAPLEN)]
+    pub snaplen: u32,
+
+    /// Kernel capture buffer in KiB, live only (default: libpcap's).
+    #[arg(short = 'B', long = "buffer-size", value_name = "KiB")]
+    pub buffer_kib: Option<u32>,
+
+    /// Worker threads (default: available cores minus one, at least 1).
+    #[arg(long = "threads", value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Less output on stderr: -q errors only and no summary, -qq nothing.
+    #[arg(short = 'q', long = "quiet", action = ArgAction::Count)]
+    pub quiet: u8,
+
+    /// Capture filter in pcap-filter(7) syntax, as in tcpdump.
+    #[arg(value_name = "FILTER")]
+    pub filter: Vec<String>,
+}
+
+/// Where packets come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A pcap / pcapng file; the path `-` is stdin (libpcap's convention).
+    File(PathBuf),
+    /// A live interface by name.
+    Live(String),
+}
+
+impl Source {
+    pub fn is_live(&self) -> bool {
+        matches!(self, Source::Live(_))
+    }
+}
+
+/// What the run does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    ListInterfaces,
+    Sniff(Source),
+}
+
+/// How verdicts are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// When stdout is flushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Buffering {
+    /// After every line (`-l`).
+    Line,
+    /// Line-buffered on a terminal, block-buffered otherwise; the caller,
+    /// which can look at stdout, decides.
+    Auto,
+}
+
+/// Log verbosity on stderr, from `-v` / `-q`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+/// The TCP ports `--ports` keeps, as a bitset (a lookup per segment).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PortSet {
+    bits: Box<[u64; 1024]>,
+}
+
+impl PortSet {
+    pub fn new(ports: impl IntoIterator<Item = u16>) -> Self {
+        let mut bits = Box::new([0u64; 1024]);
+        for p in ports {
+            if let Some(word) = bits.get_mut(usize::from(p >> 6)) {
+                *word |= 1u64 << (p & 63);
+            }
+        }
+        PortSet { bits }
+    }
+    pub fn contains(&self, port: u16) -> bool {
+        self.bits
+            .get(usize::from(port >> 6))
+            .is_some_and(|w| w & (1u64 << (port & 63)) != 0)
+    }
+    /// The ports, ascending.
+    pub fn ports(&self) -> Vec<u16> {
+        (0..=u16::MAX).filter(|&p| self.contains(p)).collect()
+    }
+}
+
+impl fmt::Debug for PortSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.ports()).finish()
+    }
+}
+
+/// A validated run configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub mode: Mode,
+    /// pcap-filter expression, the positional words joined by spaces.
+    pub filter: Option<String>,
+    /// None: track every TCP flow.
+    pub ports: Option<PortSet>,
+    pub format: Format,
+    pub buffering: Buffering,
+    /// Stop after this many printed verdicts.
+    pub count: Option<u64>,
+    pub snaplen: u32,
+    /// Kernel buffer in bytes (fits libpcap's `int`).
+    pub buffer_bytes: Option<u32>,
+    pub threads: usize,
+    pub log_level: LogLevel,
+    /// Print the summary on stderr at exit.
+    pub summary: bool,
+}
+
+/// A command line that parsed but makes no sense; exit status 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn usage(msg: impl Into<String>) -> UsageError {
+    UsageError(msg.into())
+}
+
+/// Worker count when `--threads` is absent: leave one core to the capture
+/// thread, but always at least one worker.
+pub fn default_threads(cores: usize) -> usize {
+    cores.saturating_sub(1).clamp(1, MAX_THREADS)
+}
+
+impl Config {
+    /// Validate parsed arguments. `cores` is what the caller measured
+    /// (`std::thread::available_parallelism`), passed in to keep this pure.
+    pub fn from_args(args: Args, cores: usize) -> Result<Config, UsageError> {
+        let filter_words = args.filter.join(" ");
+        let filter = Some(filter_words.trim().to_string()).filter(|f| !f.is_empty());
+
+        let mode = match (args.list_interfaces, args.read, args.interface) {
+            (true, None, None) => Mode::ListInterfaces,
+            (false, Some(path), None) => Mode::Sniff(Source::File(path)),
+            (false, None, Some(iface)) if iface.trim().is_empty() => {
+                return Err(usage("-i needs an interface name (list them with -D)"));
+            }
+            (false, None, Some(iface)) => Mode::Sniff(Source::Live(iface)),
+            (false, None, None) => {
+                return Err(usage(
+                    "nothing to read: give -r FILE (or -r - for stdin) or -i IFACE (list interfaces with -D)",
+                ));
+            }
+            _ => return Err(usage("use only one of -r, -i and -D")),
+        };
+        if mode == Mode::ListInterfaces && filter.is_some() {
+            return Err(usage("-D takes no filter expression"));
+        }
+
+        let ports = if args.ports.is_empty() {
+            None
+        } else {
+            if args.ports.contains(&0) {
+                return Err(usage("--ports: 0 is not a TCP port (use 1-65535)"));
+            }
+            Some(PortSet::new(
+                args.ports.iter().copied().chain(std::iter::once(HBONE_PORT)),
+            ))
+        };
+
+        if args.count == Some(0) {
+            return Err(usage("-c: the count must be at least 1"));
+        }
+
+        // tcpdump: 0 means the default; libpcap clamps anything larger.
+        let snaplen = match args.snaplen {
+            0 => DEFAULT_SNAPLEN,
+            s if s > DEFAULT_SNAPLEN => {
+                return Err(usage(format!(
+                    "-s: snaplen {s} is larger than the maximum {DEFAULT_SNAPLEN}"
+                )));
+            }
+            s => s,
+        };
+
+        let buffer_bytes = match args.buffer_kib {
+            None => None,
+            Some(0) => return Err(usage("-B: the buffer size must be at least 1 KiB")),
+            Some(kib) => match kib.checked_mul(1024).filter(|&b| i32::try_from(b).is_ok()) {
+                Some(b) => Some(b),
+                None => {
+                    return Err(usage(format!(
+                        "-B: {kib} KiB is too large (at most {} KiB)",
+                        i32::MAX / 1024
+                    )));
+                }
+            },
+        };
+
+        let threads = match args.threads {
+            None => default_threads(cores),
+            Some(0) => return Err(usage("--threads must be at least 1")),
+            Some(n) if n > MAX_THREADS => {
+                return Err(usage(format!("--threads: {n} is more than {MAX_THREADS}")));
+            }
+            Some(n) => n,
+        };
+
+        let level = 2i16 + i16::from(args.verbose) - i16::from(args.quiet);
+        let log_level = match level {
+            i16::MIN..=0 => LogLevel::Off,
+            1 => LogLevel::Error,
+            2 => LogLevel::Warn,
+            3 => LogLevel::Info,
+            4 => LogLevel::Debug,
+            _ => LogLevel::Trace,
+        };
+
+        Ok(Config {
+            mode,
+            filter,
+            ports,
+            format: if args.json { Format::Json } else { Format::Text },
+            buffering: if args.line_buffered { Buffering::Line } else { Buffering::Auto },
+            count: args.count,
+            snaplen,
+            buffer_bytes,
+            threads,
+            log_level,
+            summary: args.quiet == 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(argv: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("mtlsniff").chain(argv.iter().copied()))
+    }
+
+    fn config(argv: &[&str]) -> Result<Config, String> {
+        let args = parse(argv).map_err(|e| format!("clap: {}", e.kind()))?;
+        Config::from_args(args, 8).map_err(|e| e.0)
+    }
+
+    #[test]
+    fn help_and_examples_render() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+        let help = Args::command().render_long_help().to_string();
+        assert!(help.contains("Examples:"));
+        assert!(help.contains("CAP_NET_RAW"));
+    }
+
+    #[test]
+    fn validation_table() {
+        // (argv, Ok(check) or Err(substring of the message))
+        type Check = fn(&Config) -> bool;
+        let table: &[(&[&str], Result<Check, &str>)] = &[
+            (&["-r", "x.pcap"], Ok(|c| c.mode == Mode::Sniff(Source::File("x.pcap".into())))),
+            (&["-r", "-"], Ok(|c| c.mode == Mode::Sniff(Source::File("-".into())))),
+            (&["-i", "any"], Ok(|c| c.mode == Mode::Sniff(Source::Live("any".into())))),
+            (&["-D"], Ok(|c| c.mode == Mode::ListInterfaces)),
+            (&["-i", "eth0", "port", "9080", "or", "port", "15008"], Ok(|c| {
+                c.filter.as_deref() == Some("port 9080 or port 15008")
+            })),
+            (&["-r", "x", "tcp", "-c", "3"], Ok(|c| c.filter.as_deref() == Some("tcp") && c.count == Some(3))),
+            (&["-r", "x", ""], Ok(|c| c.filter.is_none())),
+            (&["-r", "x"], Ok(|c| {
+                c.ports.is_none()
+                    && c.threads == 7
+                    && c.snaplen == DEFAULT_SNAPLEN
+                    && c.format == Format::Text
+                    && c.buffering == Buffering::Auto
+                    && c.log_level == LogLevel::Warn
+                    && c.summary
+            })),
+            (&["-r", "x", "--ports", "9080,8000"], Ok(|c| {
+                c.ports.as_ref().map(PortSet::ports) == Some(vec![8000, 9080, 15008])
+            })),
+            (&["-r", "x", "--ports", "0"], Err("not a TCP port")),
+            (&["-r", "x", "--ports", "70000"], Err("clap")),
+            (&["-r", "x", "--ports", "http"], Err("clap")),
+            (&["-r", "x", "--json", "-l"], Ok(|c| c.format == Format::Json && c.buffering == Buffering::Line)),
+            (&["-r", "x", "-c", "0"], Err("at least 1")),
+            (&["-r", "x", "-s", "0"], Ok(|c| c.snaplen == DEFAULT_SNAPLEN)),
+            (&["-r", "x", "-s", "96"], Ok(|c| c.snaplen == 96)),
+            (&["-r", "x", "-s", "262145"], Err("larger than the maximum")),
+            (&["-r", "x", "-s", "-1"], Err("clap")),
+            (&["-r", "x", "-B", "4096"], Ok(|c| c.buffer_bytes == Some(4096 * 1024))),
+            (&["-r", "x", "-B", "0"], Err("at least 1 KiB")),
+            (&["-r", "x", "-B", "4194304"], Err("too large")),
+            (&["-r", "x", "--threads", "3"], Ok(|c| c.threads == 3)),
+            (&["-r", "x", "--threads", "0"], Err("at least 1")),
+            (&["-r", "x", "--threads", "100000"], Err("more than")),
+            (&["-r", "x", "-v"], Ok(|c| c.log_level == LogLevel::Info)),
+            (&["-r", "x", "-vvvvv"], Ok(|c| c.log_level == LogLevel::Trace)),
+            (&["-r", "x", "-q"], Ok(|c| c.log_level == LogLevel::Error && !c.summary)),
+            (&["-r", "x", "-qqq"], Ok(|c| c.log_level == LogLevel::Off)),
+            (&[], Err("nothing to read")),
+            (&["tcp"], Err("nothing to read")),
+            (&["-i", " "], Err("needs an interface")),
+            (&["-r", "x", "-i", "eth0"], Err("clap")),
+            (&["-D", "-i", "eth0"], Err("clap")),
+            (&["-D", "tcp"], Err("no filter")),
+            (&["--bogus"], Err("clap")),
+        ];
+        for (argv, want) in table {
+            let got = config(argv);
+            match (want, &got) {
+                (Ok(check), Ok(c)) => assert!(check(c), "{argv:?}: unexpected config {c:?}"),
+                (Err(needle), Err(msg)) => {
+                    assert!(msg.contains(needle), "{argv:?}: error {msg:?} lacks {needle:?}")
+                }
+                _ => panic!("{argv:?}: got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn default_threads_leaves_a_core_but_never_zero() {
+        assert_eq!(default_threads(0), 1);
+        assert_eq!(default_threads(1), 1);
+        assert_eq!(default_threads(2), 1);
+        assert_eq!(default_threads(16), 15);
+        assert_eq!(default_threads(10_000), MAX_THREADS);
+    }
+
+    #[test]
+    fn port_set_contains_exactly_its_ports() {
+        let s = PortSet::new([0, 1, 63, 64, 443, 65535]);
+        for p in [0, 1, 63, 64, 443, 65535] {
+            assert!(s.contains(p), "{p}");
+        }
+        for p in [2, 62, 65, 442, 444, 65534] {
+            assert!(!s.contains(p), "{p}");
+        }
+        assert_eq!(s.ports(), vec![0, 1, 63, 64, 443, 65535]);
+    }
+}

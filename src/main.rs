@@ -1,1 +1,114 @@
-fn main() {}
+//! The `mtlsniff` binary: a thin shell over the library.
+//!
+//! It owns the process edges: parsing argv (clap exits 2 on usage errors),
+//! logging to stderr, looking at stdout (terminal or not), SIGINT/SIGTERM in
+//! live mode, the summary, and the exit status (0 success or `| head`, 1
+//! runtime error, 2 usage error). It must not hold pipeline logic: that is
+//! `pipeline::run`. Every error a user can cause ends as one line on stderr.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::Parser;
+use mtlsniff::capture::{self, Capture, Options};
+use mtlsniff::cli::{Args, Buffering, Config, LogLevel, Mode};
+use mtlsniff::output::Printer;
+use mtlsniff::pipeline::{self, Plan};
+use tracing_subscriber::filter::LevelFilter;
+
+/// Write to stderr without panicking if stderr is gone (`eprintln!` would).
+fn stderr_line(msg: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{msg}");
+}
+
+fn init_logging(level: LogLevel) {
+    let filter = match level {
+        LogLevel::Off => LevelFilter::OFF,
+        LogLevel::Error => LevelFilter::ERROR,
+        LogLevel::Warn => LevelFilter::WARN,
+        LogLevel::Info => LevelFilter::INFO,
+        LogLevel::Debug => LevelFilter::DEBUG,
+        LogLevel::Trace => LevelFilter::TRACE,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(filter)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+fn list_interfaces() -> Result<ExitCode, String> {
+    let list = capture::list_interfaces().map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout().lock();
+    for (i, iface) in list.iter().enumerate() {
+        if writeln!(out, "{}.{}", i + 1, iface).is_err() {
+            break; // stdout closed: nothing more to say
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(config: &Config) -> Result<ExitCode, String> {
+    let source = match &config.mode {
+        Mode::ListInterfaces => return list_interfaces(),
+        Mode::Sniff(source) => source,
+    };
+    let stdout = std::io::stdout();
+    let line_buffered = config.buffering == Buffering::Line || stdout.is_terminal();
+    let options = Options {
+        snaplen: config.snaplen,
+        buffer_bytes: config.buffer_bytes,
+        immediate: line_buffered,
+        filter: config.filter.clone(),
+    };
+    let capture = Capture::open(source, &options).map_err(|e| e.to_string())?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    if capture.is_live() {
+        let flag = Arc::clone(&stop);
+        ctrlc::set_handler(move || {
+            // First signal: stop reading, drain, summarise. Second: leave now.
+            if flag.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        })
+        .map_err(|e| format!("cannot install the SIGINT handler: {e}"))?;
+    }
+
+    let mut printer = Printer::new(stdout.lock(), config.format, line_buffered);
+    let outcome = pipeline::run(capture, &Plan::from_config(config), &mut printer, &stop)
+        .map_err(|e| e.to_string())?;
+    if outcome.stdout_closed {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if config.summary {
+        let _ = std::io::stderr().lock().write_all(outcome.summary.render().as_bytes());
+    }
+    match outcome.read_error {
+        Some(e) => Err(e.to_string()),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let config = match Config::from_args(args, cores) {
+        Ok(c) => c,
+        Err(e) => {
+            stderr_line(&format!("mtlsniff: error: {e} (see --help)"));
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_level);
+    match run(&config) {
+        Ok(code) => code,
+        Err(msg) => {
+            stderr_line(&format!("mtlsniff: {msg}"));
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,1 +1,439 @@
-//! placeholder: output (being written)
+//! Views of a verdict: the tcpdump-like text line and the JSON Lines object,
+//! and the `Printer` that writes either to any `Write`.
+//!
+//! This file owns formatting, escaping and stdout buffering. It must not
+//! decide anything about a flow (that is the verdict model's job) nor order
+//! reports (the pipeline does). Invariants: one verdict is exactly one line;
+//! no byte from the wire reaches the output unescaped (control characters,
+//! quotes, backslashes and every non-ASCII character are escaped in text,
+//! JSON escapes by its own rules); timestamps are UTC and never panic, even
+//! for years past 9999.
+
+use std::io::{self, BufWriter, Write};
+
+use serde_json::{Value, json};
+
+use crate::cli::Format;
+use crate::segment::Timestamp;
+use crate::verdict::{Basis, ClientCert, Verdict, version_name};
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's `civil_from_days`), valid for every i64 day count a
+/// `Timestamp` can produce.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// `2023-11-14 22:13:20.000042` (UTC), with `sep` between date and time.
+fn utc(ts: Timestamp, sep: char) -> String {
+    let secs = ts.secs();
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{mo:02}-{d:02}{sep}{:02}:{:02}:{:02}.{:06}",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60,
+        ts.subsec_micros()
+    )
+}
+
+/// RFC 3339 UTC with microseconds, the same text as `Timestamp::rfc3339`
+/// but total (no panic past year 9999, negative times kept).
+pub fn rfc3339(ts: Timestamp) -> String {
+    format!("{}Z", utc(ts, 'T'))
+}
+
+/// TLS version text: the name, or the raw number when it has none.
+fn version_text(v: u16) -> String {
+    match version_name(v) {
+        "?" => format!("0x{v:04x}"),
+        name => name.to_string(),
+    }
+}
+
+/// Append `s` escaped for a text line: `\\`, `\"`, `\n`, `\r`, `\t`,
+/// `\xNN` for other ASCII controls and any char in `extra`, `\u{N}` for
+/// non-ASCII. The result is printable ASCII.
+fn escape_into(out: &mut String, s: &str, extra: &[char]) {
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_ascii_control() || extra.contains(&c) => {
+                out.push_str(&format!("\\x{:02x}", u32::from(c)));
+            }
+            c if !c.is_ascii() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A value for `key=value`: bare when it is plain printable ASCII with no
+/// space, quote or backslash, else double-quoted and escaped.
+fn value(s: &str) -> String {
+    let bare = !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '\\');
+    if bare {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    escape_into(&mut out, s, &[]);
+    out.push('"');
+    out
+}
+
+/// Comma-joined list; a comma inside an item is escaped (`\x2c`) so the
+/// split stays unambiguous.
+fn list_value(items: &[String]) -> String {
+    let plain = |i: &String| {
+        !i.is_empty() && i.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | ','))
+    };
+    if items.iter().all(plain) {
+        return items.join(",");
+    }
+    let mut out = String::from("\"");
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        escape_into(&mut out, item, &[',']);
+    }
+    out.push('"');
+    out
+}
+
+/// The text view: one tcpdump-like line, no trailing newline.
+pub fn text_line(v: &Verdict) -> String {
+    let mut s = String::with_capacity(200);
+    s.push_str(&utc(v.ts, ' '));
+    s.push_str(if v.is_ipv6() { " IP6 " } else { " IP " });
+    s.push_str(&format!(
+        "{} > {}: {:<9} {:<10}",
+        v.client,
+        v.server,
+        v.class.as_str(),
+        v.outcome.as_str()
+    ));
+    let mut tok = |k: &str, val: String| {
+        s.push(' ');
+        s.push_str(k);
+        s.push('=');
+        s.push_str(&val);
+    };
+    if v.basis != Basis::None {
+        tok("basis", v.basis.as_str().to_string());
+    }
+    if let Some(ver) = v.tls_version {
+        tok("tls", version_text(ver));
+    }
+    if let Some(req) = v.cert_requested {
+        tok("cert_req", if req { "yes" } else { "no" }.to_string());
+    }
+    match v.client_cert {
+        ClientCert::Sent { count, .. } => tok("client_cert", format!("sent({count})")),
+        ClientCert::Empty | ClientCert::NotSent => {
+            tok("client_cert", v.client_cert.as_str().to_string())
+        }
+        ClientCert::Unknown => {}
+    }
+    if let Some(f) = &v.flight {
+        tok("flight", format!("{}B/{}", f.bytes, f.records.len()));
+    }
+    if let Some(a) = &v.alert {
+        tok("alert", value(&a.name()));
+        tok("from", if a.from_server { "server" } else { "client" }.to_string());
+    }
+    if v.resumed {
+        tok("resumed", "yes".to_string());
+    }
+    if let Some(p) = &v.starttls {
+        tok("starttls", value(p));
+    }
+    if let Some(sni) = &v.sni {
+        tok("sni", value(sni));
+    }
+    if !v.alpn_offered.is_empty() {
+        tok("alpn", list_value(&v.alpn_offered));
+    }
+    if let Some(a) = &v.alpn_selected {
+        tok("alpn_sel", value(a));
+    }
+    if let Some(app) = &v.app_proto {
+        tok("app", value(app));
+    }
+    let mut reason = String::from("\"");
+    escape_into(&mut reason, &v.reason, &[]);
+    reason.push('"');
+    tok("reason", reason);
+    s
+}
+
+/// The JSON view: one object, field names stable for scripts.
+pub fn json_value(v: &Verdict) -> Value {
+    let (cert_count, flight_bytes, flight_records) = (
+        match v.client_cert {
+            ClientCert::Sent { count, .. } => json!(count),
+            ClientCert::Empty | ClientCert::NotSent => json!(0),
+            ClientCert::Unknown => Value::Null,
+        },
+        v.flight.as_ref().map_or(Value::Null, |f| json!(f.bytes)),
+        v.flight.as_ref().map_or(Value::Null, |f| json!(f.records)),
+    );
+    json!({
+        "ts": rfc3339(v.ts),
+        "first_seen": rfc3339(v.first_seen),
+        "client": v.client.to_string(),
+        "server": v.server.to_string(),
+        "ip_version": if v.is_ipv6() { 6 } else { 4 },
+        "class": v.class.as_str(),
+        "outcome": v.outcome.as_str(),
+        "basis": v.basis.as_str(),
+        "tls_version": v.tls_version.map(version_text),
+        "sni": v.sni,
+        "alpn_offered": v.alpn_offered,
+        "alpn_selected": v.alpn_selected,
+        "cert_requested": v.cert_requested,
+        "client_cert": v.client_cert.as_str(),
+        "client_cert_count": cert_count,
+        "flight_bytes": flight_bytes,
+        "flight_records": flight_records,
+        "alert": v.alert.as_ref().map(|a| a.name()),
+        "alert_from": v.alert.as_ref().map(|a| if a.from_server { "server" } else { "client" }),
+        "resumed": v.resumed,
+        "starttls": v.starttls,
+        "app_proto": v.app_proto,
+        "reason": v.reason,
+        "bytes_to_server": v.bytes_to_server,
+        "bytes_to_client": v.bytes_to_client,
+        "packets": v.packets,
+    })
+}
+
+/// Writes verdicts, one per line, in the chosen view.
+pub struct Printer<W: Write> {
+    out: BufWriter<W>,
+    format: Format,
+    line_buffered: bool,
+}
+
+impl<W: Write> Printer<W> {
+    /// `line_buffered`: flush after every line (`-l`, or stdout is a terminal).
+    pub fn new(out: W, format: Format, line_buffered: bool) -> Self {
+        Printer { out: BufWriter::with_capacity(64 * 1024, out), format, line_buffered }
+    }
+
+    pub fn print(&mut self, v: &Verdict) -> io::Result<()> {
+        match self.format {
+            Format::Text => {
+                self.out.write_all(text_line(v).as_bytes())?;
+            }
+            Format::Json => {
+                serde_json::to_writer(&mut self.out, &json_value(v)).map_err(io::Error::from)?;
+            }
+        }
+        self.out.write_all(b"\n")?;
+        if self.line_buffered {
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// Flush and hand back the writer (tests read what was printed).
+    pub fn into_inner(self) -> io::Result<W> {
+        self.out.into_inner().map_err(|e| e.into_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segment::Endpoint;
+    use crate::verdict::{Alert, Class, Flight, Outcome};
+
+    fn ep(ip: &str, port: u16) -> Endpoint {
+        Endpoint { ip: ip.parse().unwrap(), port }
+    }
+
+    fn base() -> Verdict {
+        Verdict {
+            ts: Timestamp::from_secs_micros(1_700_000_000, 42),
+            first_seen: Timestamp::from_secs_micros(1_700_000_000, 2),
+            client: ep("10.0.0.1", 40000),
+            server: ep("10.0.0.2", 443),
+            class: Class::Mtls,
+            outcome: Outcome::Ok,
+            basis: Basis::Inferred,
+            tls_version: Some(0x0304),
+            sni: Some("foo".into()),
+            alpn_offered: vec!["h2".into(), "http/1.1".into()],
+            alpn_selected: None,
+            cert_requested: None,
+            client_cert: ClientCert::Unknown,
+            flight: Some(Flight { records: vec![1100, 60, 13], bytes: 1188 }),
+            alert: None,
+            resumed: false,
+            starttls: None,
+            app_proto: None,
+            reason: "client flight of 1188B holds a certificate".into(),
+            bytes_to_server: 2000,
+            bytes_to_client: 5000,
+            packets: 12,
+        }
+    }
+
+    #[test]
+    fn text_tls13_inferred() {
+        assert_eq!(
+            text_line(&base()),
+            "2023-11-14 22:13:20.000042 IP 10.0.0.1:40000 > 10.0.0.2:443: mtls      ok         \
+             basis=inferred tls=1.3 flight=1188B/3 sni=foo alpn=h2,http/1.1 \
+             reason=\"client flight of 1188B holds a certificate\""
+        );
+    }
+
+    #[test]
+    fn text_tls12_rejected_ipv6_all_tokens() {
+        let v = Verdict {
+            client: ep("2001:db8::1", 50000),
+            server: ep("2001:db8::2", 8443),
+            class: Class::Tls,
+            outcome: Outcome::Rejected,
+            basis: Basis::Observed,
+            tls_version: Some(0x0303),
+            cert_requested: Some(true),
+            client_cert: ClientCert::Empty,
+            flight: None,
+            alert: Some(Alert { level: 2, description: 116, from_server: true }),
+            resumed: true,
+            starttls: Some("smtp".into()),
+            alpn_selected: Some("h2".into()),
+            app_proto: Some("http GET /x host=a".into()),
+            reason: "server asked, client declined".into(),
+            ..base()
+        };
+        assert_eq!(
+            text_line(&v),
+            "2023-11-14 22:13:20.000042 IP6 [2001:db8::1]:50000 > [2001:db8::2]:8443: tls       rejected   \
+             basis=observed tls=1.2 cert_req=yes client_cert=empty alert=certificate_required from=server \
+             resumed=yes starttls=smtp sni=foo alpn=h2,http/1.1 alpn_sel=h2 app=\"http GET /x host=a\" \
+             reason=\"server asked, client declined\""
+        );
+    }
+
+    #[test]
+    fn text_minimal_unknown() {
+        let v = Verdict {
+            class: Class::Unknown,
+            outcome: Outcome::Unknown,
+            basis: Basis::None,
+            tls_version: Some(0x7a7a),
+            sni: None,
+            alpn_offered: vec![],
+            flight: None,
+            client_cert: ClientCert::Sent { count: 2, bytes: 900 },
+            reason: "midstream".into(),
+            ..base()
+        };
+        assert_eq!(
+            text_line(&v),
+            "2023-11-14 22:13:20.000042 IP 10.0.0.1:40000 > 10.0.0.2:443: unknown   unknown    \
+             tls=0x7a7a client_cert=sent(2) reason=\"midstream\""
+        );
+    }
+
+    #[test]
+    fn hostile_bytes_are_escaped_in_text() {
+        let v = Verdict {
+            sni: Some("evil\n2023-01-01 fake line\u{1b}[31m\"x\\\u{202e}\u{0}".into()),
+            alpn_offered: vec!["h2,fake".into(), "a b".into()],
+            reason: "quote \" and\r\nnewline".into(),
+            ..base()
+        };
+        let line = text_line(&v);
+        assert!(line.bytes().all(|b| (0x20..0x7f).contains(&b)), "{line:?}");
+        assert!(
+            line.contains(r#"sni="evil\n2023-01-01 fake line\x1b[31m\"x\\\u{202e}\x00""#),
+            "{line}"
+        );
+        assert!(line.contains(r#"alpn="h2\x2cfake,a b""#), "{line}");
+        assert!(line.ends_with(r#"reason="quote \" and\r\nnewline""#), "{line}");
+    }
+
+    #[test]
+    fn json_fields() {
+        let v = Verdict {
+            client: ep("::1", 50000),
+            sni: Some("a\u{0}\n\"b".into()),
+            alert: Some(Alert { level: 2, description: 42, from_server: false }),
+            ..base()
+        };
+        let j = json_value(&v);
+        let line = serde_json::to_string(&j).unwrap();
+        assert!(!line.contains('\n'));
+        assert_eq!(j["ts"], "2023-11-14T22:13:20.000042Z");
+        assert_eq!(j["first_seen"], "2023-11-14T22:13:20.000002Z");
+        assert_eq!(j["client"], "[::1]:50000");
+        assert_eq!(j["server"], "10.0.0.2:443");
+        assert_eq!(j["ip_version"], 6);
+        assert_eq!(j["class"], "mtls");
+        assert_eq!(j["outcome"], "ok");
+        assert_eq!(j["basis"], "inferred");
+        assert_eq!(j["tls_version"], "1.3");
+        assert_eq!(j["sni"], "a\u{0}\n\"b");
+        assert_eq!(j["alpn_offered"], json!(["h2", "http/1.1"]));
+        assert_eq!(j["alpn_selected"], Value::Null);
+        assert_eq!(j["cert_requested"], Value::Null);
+        assert_eq!(j["client_cert"], "unknown");
+        assert_eq!(j["client_cert_count"], Value::Null);
+        assert_eq!(j["flight_bytes"], 1188);
+        assert_eq!(j["flight_records"], json!([1100, 60, 13]));
+        assert_eq!(j["alert"], "bad_certificate");
+        assert_eq!(j["alert_from"], "client");
+        assert_eq!(j["resumed"], false);
+        assert_eq!(j["starttls"], Value::Null);
+        assert_eq!(j["packets"], 12);
+        assert_eq!(j["bytes_to_client"], 5000);
+        let roundtrip: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(roundtrip, j);
+    }
+
+    #[test]
+    fn printer_writes_one_line_per_verdict() {
+        for (format, line_buffered) in [(Format::Text, false), (Format::Json, true)] {
+            let mut p = Printer::new(Vec::new(), format, line_buffered);
+            p.print(&base()).unwrap();
+            p.print(&base()).unwrap();
+            let out = String::from_utf8(p.into_inner().unwrap()).unwrap();
+            assert_eq!(out.lines().count(), 2, "{out}");
+            assert!(out.ends_with('\n'));
+        }
+    }
+
+    #[test]
+    fn timestamps_match_rfc3339_and_never_panic() {
+        for t in [0, 42, 1_700_000_000_000_042, 951_782_400_000_000, 4_102_444_800_999_999] {
+            assert_eq!(rfc3339(Timestamp(t)), Timestamp(t).rfc3339(), "{t}");
+        }
+        // Past year 9999 and before 1970: still a line.
+        assert!(rfc3339(Timestamp(i64::MAX)).ends_with('Z'));
+        assert_eq!(rfc3339(Timestamp(-1)), "1969-12-31T23:59:59.999999Z");
+        let _ = rfc3339(Timestamp(i64::MIN));
+    }
+}

@@ -1,1 +1,678 @@
-//! placeholder: pipeline (being written)
+//! The run: the only module that makes threads or channels (crossbeam).
+//!
+//! One capture thread reads frames, numbers every frame with a 0-based
+//! index, decodes, applies `--ports`, and shards segments by
+//! `FlowKey::shard` to N worker threads, each owning one `Engine` (whole
+//! flows, no locks). Workers send reports and a watermark to the output
+//! stage, which runs on the calling thread (it owns the `Printer`).
+//!
+//! Invariants, on which file-mode output identical for any `--threads`
+//! rests: ticks depend only on the input (every `TICK_FRAMES` frames and
+//! whenever packet time moved `TICK_PERIOD` past the last tick), so every
+//! engine sees the same clock at the same indexes; a worker's watermark is
+//! the lowest `ReportOrder::trigger` it can still produce, so the output
+//! stage prints a report only when its trigger is below every watermark.
+//! Engines must stamp each report with the index of the call that produced
+//! it. File mode blocks and loses nothing; live mode never blocks the
+//! capture thread (`try_send`) and counts what it drops. Nothing here parses
+//! packets or formats verdicts.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fmt;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+
+use crate::capture::{Capture, CaptureError, KernelStats, Read};
+use crate::cli::{Config, PortSet};
+use crate::decode::{self, DecodeCounters};
+use crate::engine::{Engine, EngineCounters, Limits};
+use crate::output::Printer;
+use crate::segment::{Segment, Timestamp};
+use crate::stats::{Summary, merge_entries};
+use crate::verdict::{Report, ReportOrder};
+
+/// Segments per channel message (amortises the channel's cost).
+pub const BATCH: usize = 128;
+/// A tick at least every this many frames.
+pub const TICK_FRAMES: u64 = 4096;
+/// A tick whenever packet time advanced this much since the last one.
+pub const TICK_PERIOD: Timestamp = Timestamp(1_000_000);
+/// Batches queued per worker before the capture thread waits (file) or
+/// drops (live).
+const WORKER_QUEUE: usize = 256;
+
+/// What the pipeline needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub workers: usize,
+    pub ports: Option<PortSet>,
+    pub count: Option<u64>,
+    pub limits: Limits,
+}
+
+impl Plan {
+    pub fn from_config(config: &Config) -> Plan {
+        Plan {
+            workers: config.threads.max(1),
+            ports: config.ports.clone(),
+            count: config.count,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// How a run ended, when it did not fail.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub summary: Summary,
+    /// stdout went away (`| head`): exit 0 quietly.
+    pub stdout_closed: bool,
+    /// Reading stopped on an error after the run started (a truncated
+    /// file); what was read is printed and summarised, then exit 1.
+    pub read_error: Option<CaptureError>,
+}
+
+/// A failure of the run itself.
+#[derive(Debug)]
+pub enum RunError {
+    Output(io::Error),
+    Internal(&'static str),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Output(e) => write!(f, "cannot write output: {e}"),
+            RunError::Internal(what) => write!(f, "internal error: {what}; please report it"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+enum ToWorker {
+    Segments(Vec<(u64, Segment)>),
+    Tick { index: u64, now: Timestamp },
+    Finish { index: u64 },
+}
+
+enum FromWorker {
+    Reports { worker: usize, reports: Vec<Report>, watermark: u64 },
+    Done { counters: EngineCounters },
+}
+
+/// Decides when the capture thread broadcasts a tick. Pure: a function of
+/// frame indexes and packet times only (plus wall time when idle, live).
+#[derive(Debug, Clone, Default)]
+pub struct TickClock {
+    /// Highest packet time seen: the engines' clock never runs backwards.
+    now: Option<Timestamp>,
+    last_tick: Option<Timestamp>,
+}
+
+impl TickClock {
+    /// Frame `index` with time `ts` is about to be dispatched; returns the
+    /// tick to broadcast before it, if one is due.
+    pub fn on_frame(&mut self, index: u64, ts: Timestamp) -> Option<Timestamp> {
+        let now = self.now.map_or(ts, |n| n.max(ts));
+        self.now = Some(now);
+        let last = *self.last_tick.get_or_insert(now);
+        let due = (index > 0 && index % TICK_FRAMES == 0)
+            || now.0.saturating_sub(last.0) >= TICK_PERIOD.0;
+        if due {
+            self.last_tick = Some(now);
+        }
+        due.then_some(now)
+    }
+
+    /// Live capture idle: tick at wall time (never before packet time).
+    pub fn on_idle(&mut self, wall: Timestamp) -> Timestamp {
+        let now = self.now.map_or(wall, |n| n.max(wall));
+        self.now = Some(now);
+        self.last_tick = Some(now);
+        now
+    }
+}
+
+/// The output stage's ordering, without threads: reports wait in a heap
+/// until no worker can still produce one that sorts before them.
+#[derive(Debug)]
+pub struct ReorderBuffer {
+    heap: BinaryHeap<Reverse<Queued>>,
+    /// Per worker: the lowest trigger it can still report.
+    watermarks: Vec<u64>,
+    /// Arrival number: keeps equal orders (one flow, one call) in the
+    /// order their worker sent them.
+    seq: u64,
+}
+
+#[derive(Debug)]
+struct Queued {
+    order: ReportOrder,
+    seq: u64,
+    report: Report,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.order, self.seq) == (other.order, other.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.order, self.seq).cmp(&(other.order, other.seq))
+    }
+}
+
+impl ReorderBuffer {
+    pub fn new(workers: usize) -> Self {
+        ReorderBuffer { heap: BinaryHeap::new(), watermarks: vec![0; workers.max(1)], seq: 0 }
+    }
+
+    pub fn push(&mut self, report: Report) {
+        self.seq += 1;
+        self.heap.push(Reverse(Queued { order: report.order, seq: self.seq, report }));
+    }
+
+    /// Worker `worker` will report nothing with a trigger below `watermark`.
+    pub fn advance(&mut self, worker: usize, watermark: u64) {
+        if let Some(w) = self.watermarks.get_mut(worker) {
+            *w = (*w).max(watermark);
+        }
+    }
+
+    /// The next report that is safe to print, if any.
+    pub fn pop_ready(&mut self) -> Option<Report> {
+        let low = self.watermarks.iter().copied().min().unwrap_or(u64::MAX);
+        if self.heap.peek().is_some_and(|Reverse(q)| q.order.trigger < low) {
+            self.heap.pop().map(|Reverse(q)| q.report)
+        } else {
+            None
+        }
+    }
+
+    /// End of run: the next report in order, ready or not.
+    pub fn pop_any(&mut self) -> Option<Report> {
+        self.heap.pop().map(|Reverse(q)| q.report)
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+fn wall_clock() -> Timestamp {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    Timestamp(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// The capture thread's side of the worker channels.
+struct Dispatcher {
+    txs: Vec<Sender<ToWorker>>,
+    batches: Vec<Vec<(u64, Segment)>>,
+    live: bool,
+    dropped_segments: u64,
+    dropped_ticks: u64,
+    /// A worker is gone (it panicked): stop reading.
+    broken: bool,
+}
+
+impl Dispatcher {
+    fn new(txs: Vec<Sender<ToWorker>>, live: bool) -> Self {
+        let batches = txs.iter().map(|_| Vec::with_capacity(BATCH)).collect();
+        Dispatcher { txs, batches, live, dropped_segments: 0, dropped_ticks: 0, broken: false }
+    }
+
+    /// Send one message; live mode may drop it (`may_drop`) rather than wait.
+    /// Returns whether it was dropped.
+    fn send(&mut self, worker: usize, msg: ToWorker, may_drop: bool) -> bool {
+        let Some(tx) = self.txs.get(worker) else { return true };
+        if self.live && may_drop {
+            match tx.try_send(msg) {
+                Ok(()) => false,
+                Err(TrySendError::Full(_)) => true,
+                Err(TrySendError::Disconnected(_)) => {
+                    self.broken = true;
+                    true
+                }
+            }
+        } else if tx.send(msg).is_err() {
+            self.broken = true;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn push(&mut self, worker: usize, index: u64, seg: Segment) {
+        let full = match self.batches.get_mut(worker) {
+            Some(b) => {
+                b.push((index, seg));
+                b.len() >= BATCH
+            }
+            None => false,
+        };
+        if full {
+            self.flush_one(worker, true);
+        }
+    }
+
+    fn flush_one(&mut self, worker: usize, may_drop: bool) {
+        let Some(b) = self.batches.get_mut(worker) else { return };
+        if b.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(b, Vec::with_capacity(BATCH));
+        let n = batch.len() as u64;
+        if self.send(worker, ToWorker::Segments(batch), may_drop) {
+            self.dropped_segments += n;
+        }
+    }
+
+    fn tick(&mut self, index: u64, now: Timestamp) {
+        for w in 0..self.txs.len() {
+            self.flush_one(w, true);
+            if self.send(w, ToWorker::Tick { index, now }, true) {
+                self.dropped_ticks += 1;
+            }
+        }
+    }
+
+    /// End of input: flush and finish every worker, waiting even live.
+    fn finish(&mut self, index: u64) {
+        for w in 0..self.txs.len() {
+            self.flush_one(w, false);
+            self.send(w, ToWorker::Finish { index }, false);
+        }
+    }
+}
+
+/// What the capture thread hands back.
+struct CaptureEnd {
+    packets: u64,
+    decode: DecodeCounters,
+    ports_skipped: u64,
+    dropped_segments: u64,
+    dropped_ticks: u64,
+    kernel: Option<KernelStats>,
+    error: Option<CaptureError>,
+}
+
+fn capture_loop(
+    mut capture: Capture,
+    mut disp: Dispatcher,
+    ports: Option<&PortSet>,
+    stop: &AtomicBool,
+) -> CaptureEnd {
+    let shards = disp.txs.len();
+    let mut index: u64 = 0;
+    let mut clock = TickClock::default();
+    let mut decode_counters = DecodeCounters::default();
+    let mut ports_skipped = 0;
+    let mut error = None;
+    while !stop.load(Ordering::Relaxed) && !disp.broken {
+        match capture.next() {
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+            Ok(Read::End) => break,
+            Ok(Read::Timeout) => {
+                let now = clock.on_idle(wall_clock());
+                disp.tick(index, now);
+            }
+            Ok(Read::Frame(frame)) => {
+                if let Some(now) = clock.on_frame(index, frame.ts) {
+                    disp.tick(index, now);
+                }
+                if let Some(seg) = decode::decode(&frame, &mut decode_counters) {
+                    let wanted = ports
+                        .is_none_or(|p| p.contains(seg.src.port) || p.contains(seg.dst.port));
+                    if wanted {
+                        let shard = seg.key().shard(shards);
+                        disp.push(shard, index, seg);
+                    } else {
+                        ports_skipped += 1;
+                    }
+                }
+                index += 1;
+            }
+        }
+    }
+    disp.finish(index);
+    CaptureEnd {
+        packets: index,
+        decode: decode_counters,
+        ports_skipped,
+        dropped_segments: disp.dropped_segments,
+        dropped_ticks: disp.dropped_ticks,
+        kernel: capture.stats(),
+        error,
+    }
+}
+
+fn worker_loop(worker: usize, limits: Limits, rx: Receiver<ToWorker>, tx: Sender<FromWorker>) {
+    let mut engine = Engine::new(limits);
+    let mut reports = Vec::new();
+    for msg in rx {
+        let (watermark, last) = match msg {
+            ToWorker::Segments(batch) => {
+                let mut next = 0;
+                for (index, seg) in batch {
+                    engine.on_segment(seg, index, &mut reports);
+                    next = index.saturating_add(1);
+                }
+                (next, false)
+            }
+            ToWorker::Tick { index, now } => {
+                engine.on_tick(now, index, &mut reports);
+                (index, false)
+            }
+            ToWorker::Finish { index } => {
+                engine.finish(index, &mut reports);
+                (u64::MAX, true)
+            }
+        };
+        let msg = FromWorker::Reports { worker, reports: std::mem::take(&mut reports), watermark };
+        if tx.send(msg).is_err() || last {
+            break;
+        }
+    }
+    let _ = tx.send(FromWorker::Done { counters: engine.counters().clone() });
+}
+
+/// The output stage's state: ordering, counting, `-c`, broken pipe.
+struct Output<'a, W: Write> {
+    printer: &'a mut Printer<W>,
+    summary: Summary,
+    count: Option<u64>,
+    /// Stop printing (count reached, stdout closed, or write failed).
+    done: bool,
+    stdout_closed: bool,
+    error: Option<io::Error>,
+    stop: &'a AtomicBool,
+}
+
+impl<W: Write> Output<'_, W> {
+    fn emit(&mut self, report: Report) {
+        if self.done {
+            return;
+        }
+        match self.printer.print(&report.verdict) {
+            Ok(()) => {
+                self.summary.record(&report.verdict);
+                if self.count.is_some_and(|c| self.summary.printed() >= c) {
+                    let flushed = self.printer.flush();
+                    self.end(flushed);
+                }
+            }
+            Err(e) => self.end(Err(e)),
+        }
+    }
+
+    /// Stop printing and ask the capture thread to stop reading.
+    fn end(&mut self, res: io::Result<()>) {
+        self.done = true;
+        self.stop.store(true, Ordering::Relaxed);
+        match res {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => self.stdout_closed = true,
+            Err(e) => self.error = Some(e),
+        }
+    }
+}
+
+/// Run the pipeline over an opened capture until the input ends, `stop`
+/// is set (signal), `-c` is reached or stdout closes.
+pub fn run<W: Write>(
+    capture: Capture,
+    plan: &Plan,
+    printer: &mut Printer<W>,
+    stop: &AtomicBool,
+) -> Result<RunOutcome, RunError> {
+    let workers = plan.workers.max(1);
+    let live = capture.is_live();
+    let (out_tx, out_rx) = bounded::<FromWorker>(workers * 4 + 16);
+    let mut to_workers = Vec::with_capacity(workers);
+    let mut worker_rxs = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (tx, rx) = bounded::<ToWorker>(WORKER_QUEUE);
+        to_workers.push(tx);
+        worker_rxs.push(rx);
+    }
+    let mut output = Output {
+        printer,
+        summary: Summary::default(),
+        count: plan.count,
+        done: false,
+        stdout_closed: false,
+        error: None,
+        stop,
+    };
+    let mut engine_counters = EngineCounters::default();
+    let mut reorder = ReorderBuffer::new(workers);
+
+    let (capture_end, worker_panicked) = std::thread::scope(|s| {
+        let mut handles = Vec::with_capacity(workers);
+        for (i, rx) in worker_rxs.into_iter().enumerate() {
+            let tx = out_tx.clone();
+            let limits = plan.limits.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("mtlsniff-worker-{i}"))
+                .spawn_scoped(s, move || worker_loop(i, limits, rx, tx));
+            match h {
+                Ok(h) => handles.push(h),
+                Err(_) => {
+                    // Too few threads: dropping rx makes the dispatcher see a
+                    // broken worker and stop; report it as internal.
+                    return (None, true);
+                }
+            }
+        }
+        drop(out_tx);
+        let disp = Dispatcher::new(to_workers, live);
+        let ports = plan.ports.as_ref();
+        let capture_handle = std::thread::Builder::new()
+            .name("mtlsniff-capture".into())
+            .spawn_scoped(s, move || capture_loop(capture, disp, ports, stop));
+
+        for msg in out_rx.iter() {
+            match msg {
+                FromWorker::Reports { worker, reports, watermark } => {
+                    if live {
+                        for r in reports {
+                            output.emit(r);
+                        }
+                    } else {
+                        for r in reports {
+                            reorder.push(r);
+                        }
+                        reorder.advance(worker, watermark);
+                        while let Some(r) = reorder.pop_ready() {
+                            output.emit(r);
+                        }
+                    }
+                }
+                FromWorker::Done { counters } => engine_counters.merge(&counters),
+            }
+        }
+        while let Some(r) = reorder.pop_any() {
+            output.emit(r);
+        }
+        let mut panicked = false;
+        for h in handles {
+            panicked |= h.join().is_err();
+        }
+        let end = match capture_handle {
+            Ok(h) => h.join().ok(),
+            Err(_) => None,
+        };
+        let failed = panicked || end.is_none();
+        (end, failed)
+    });
+
+    if !output.done
+        && let Err(e) = output.printer.flush()
+    {
+        output.end(Err(e));
+    }
+    if let Some(e) = output.error {
+        return Err(RunError::Output(e));
+    }
+    let Some(end) = capture_end else {
+        return Err(RunError::Internal("a pipeline thread could not start or panicked"));
+    };
+    if worker_panicked {
+        return Err(RunError::Internal("a worker thread panicked"));
+    }
+    let mut summary = output.summary;
+    summary.packets = end.packets;
+    summary.kernel = end.kernel;
+    summary.dropped_segments = end.dropped_segments;
+    summary.dropped_ticks = end.dropped_ticks;
+    summary.ports_skipped = end.ports_skipped;
+    merge_entries(&mut summary.counters, &end.decode.entries());
+    merge_entries(&mut summary.counters, &engine_counters.entries());
+    Ok(RunOutcome { summary, stdout_closed: output.stdout_closed, read_error: end.error })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segment::Endpoint;
+    use crate::verdict::{Basis, Class, ClientCert, Outcome, Verdict};
+
+    fn report(trigger: u64, flow: u64) -> Report {
+        let ep = |p| Endpoint { ip: "10.0.0.1".parse().unwrap(), port: p };
+        Report {
+            order: ReportOrder { trigger, flow },
+            verdict: Verdict {
+                ts: Timestamp(0),
+                first_seen: Timestamp(0),
+                client: ep(1),
+                server: ep(2),
+                class: Class::Tls,
+                outcome: Outcome::Ok,
+                basis: Basis::Observed,
+                tls_version: None,
+                sni: None,
+                alpn_offered: vec![],
+                alpn_selected: None,
+                cert_requested: None,
+                client_cert: ClientCert::NotSent,
+                flight: None,
+                alert: None,
+                resumed: false,
+                starttls: None,
+                app_proto: None,
+                reason: format!("{trigger}/{flow}"),
+                bytes_to_server: 0,
+                bytes_to_client: 0,
+                packets: 0,
+            },
+        }
+    }
+
+    fn drain_ready(b: &mut ReorderBuffer) -> Vec<(u64, u64)> {
+        std::iter::from_fn(|| b.pop_ready()).map(|r| (r.order.trigger, r.order.flow)).collect()
+    }
+
+    #[test]
+    fn reorder_waits_for_the_slowest_worker() {
+        let mut b = ReorderBuffer::new(2);
+        b.push(report(5, 1));
+        b.push(report(3, 0));
+        b.advance(0, 10);
+        // Worker 1 may still report trigger 0..: nothing is safe.
+        assert!(drain_ready(&mut b).is_empty());
+        b.advance(1, 4);
+        assert_eq!(drain_ready(&mut b), vec![(3, 0)]);
+        // A late report below the other worker's watermark but not below
+        // the minimum still sorts first.
+        b.push(report(4, 7));
+        b.push(report(4, 2));
+        b.advance(1, 6);
+        assert_eq!(drain_ready(&mut b), vec![(4, 2), (4, 7), (5, 1)]);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn reorder_is_strict_at_the_watermark_and_stable_on_ties() {
+        let mut b = ReorderBuffer::new(1);
+        b.push(report(8, 1));
+        b.advance(0, 8);
+        assert!(drain_ready(&mut b).is_empty(), "trigger 8 may still gain a lower flow");
+        let mut first = report(9, 3);
+        first.verdict.reason = "first".into();
+        b.push(first);
+        let mut second = report(9, 3);
+        second.verdict.reason = "second".into();
+        b.push(second);
+        b.advance(0, u64::MAX);
+        let got: Vec<String> = std::iter::from_fn(|| b.pop_ready()).map(|r| r.verdict.reason).collect();
+        assert_eq!(got, vec!["8/1", "first", "second"]);
+        b.advance(0, 3); // watermarks never go back
+        b.push(report(1, 1));
+        assert_eq!(drain_ready(&mut b), vec![(1, 1)]);
+    }
+
+    #[test]
+    fn reorder_output_is_independent_of_arrival_interleaving() {
+        // Two workers' report streams, each in trigger order, interleaved
+        // two different ways: the printed order must be the same.
+        let w0 = [(1, 1), (4, 0), (9, 9)];
+        let w1 = [(2, 2), (4, 3), (7, 2)];
+        let run = |schedule: &[usize]| {
+            let mut b = ReorderBuffer::new(2);
+            let (mut i0, mut i1) = (0, 0);
+            let mut out = Vec::new();
+            for &w in schedule {
+                let (list, i) = if w == 0 { (&w0, &mut i0) } else { (&w1, &mut i1) };
+                if let Some(&(t, f)) = list.get(*i) {
+                    b.push(report(t, f));
+                    *i += 1;
+                    b.advance(w, t + 1);
+                } else {
+                    b.advance(w, u64::MAX);
+                }
+                out.extend(drain_ready(&mut b));
+            }
+            out.extend(std::iter::from_fn(|| b.pop_any()).map(|r| (r.order.trigger, r.order.flow)));
+            out
+        };
+        let a = run(&[0, 0, 0, 0, 1, 1, 1, 1]);
+        let c = run(&[1, 0, 1, 0, 1, 0, 1, 0]);
+        assert_eq!(a, c);
+        assert_eq!(a, vec![(1, 1), (2, 2), (4, 0), (4, 3), (7, 2), (9, 9)]);
+    }
+
+    #[test]
+    fn ticks_follow_frame_count_and_packet_time_only() {
+        let mut c = TickClock::default();
+        let sec = TICK_PERIOD.0;
+        assert_eq!(c.on_frame(0, Timestamp(10 * sec)), None);
+        assert_eq!(c.on_frame(1, Timestamp(10 * sec + 999_999)), None);
+        assert_eq!(c.on_frame(2, Timestamp(11 * sec)), Some(Timestamp(11 * sec)));
+        // Time going backwards does not move the clock back.
+        assert_eq!(c.on_frame(3, Timestamp(5 * sec)), None);
+        assert_eq!(c.on_frame(TICK_FRAMES, Timestamp(5 * sec)), Some(Timestamp(11 * sec)));
+        assert_eq!(c.on_frame(TICK_FRAMES + 1, Timestamp(12 * sec)), Some(Timestamp(12 * sec)));
+        assert_eq!(c.on_idle(Timestamp(3 * sec)), Timestamp(12 * sec));
+        assert_eq!(c.on_idle(Timestamp(20 * sec)), Timestamp(20 * sec));
+        assert_eq!(c.on_frame(TICK_FRAMES + 2, Timestamp(20 * sec + 10)), None);
+    }
+}

@@ -1,1 +1,271 @@
-//! placeholder: stats (being written)
+//! The end-of-run summary: what was read, what was printed, what was lost.
+//!
+//! This file owns the `Summary` counters, the time-to-verdict histogram (the
+//! only user of hdrhistogram) and the summary's text. It must not count
+//! anything itself from packets or threads: the pipeline fills a `Summary`
+//! and `render` turns it into a few compact lines for stderr. Invariant:
+//! `render` prints only non-zero counters, so a clean run stays short.
+
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+
+use crate::capture::KernelStats;
+use crate::verdict::{Class, Outcome, Verdict};
+
+/// Highest time-to-verdict recorded exactly (one day, in microseconds);
+/// longer ones saturate.
+const TTV_MAX_MICROS: u64 = 86_400 * 1_000_000;
+
+/// Packet-time delay from a flow's first packet to its verdict.
+pub struct TimeToVerdict {
+    hist: Option<Histogram<u64>>,
+}
+
+impl Default for TimeToVerdict {
+    fn default() -> Self {
+        TimeToVerdict { hist: Histogram::new_with_bounds(1, TTV_MAX_MICROS, 3).ok() }
+    }
+}
+
+impl std::fmt::Debug for TimeToVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimeToVerdict").field("count", &self.count()).finish()
+    }
+}
+
+impl TimeToVerdict {
+    pub fn record(&mut self, micros: i64) {
+        if let Some(h) = &mut self.hist {
+            // Clock steps backwards in a capture are not our error: clamp.
+            h.saturating_record(u64::try_from(micros).unwrap_or(0));
+        }
+    }
+    pub fn count(&self) -> u64 {
+        self.hist.as_ref().map_or(0, Histogram::len)
+    }
+    /// Microseconds at quantile `q` (0.0..=1.0).
+    pub fn quantile(&self, q: f64) -> u64 {
+        self.hist.as_ref().map_or(0, |h| h.value_at_quantile(q))
+    }
+    pub fn max(&self) -> u64 {
+        self.hist.as_ref().map_or(0, Histogram::max)
+    }
+}
+
+/// Everything the summary reports.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Frames read from the source.
+    pub packets: u64,
+    /// Printed verdicts by class and outcome, indexed like `Class::ALL` x `Outcome::ALL`.
+    pub flows: [[u64; 4]; 4],
+    /// Live only.
+    pub kernel: Option<KernelStats>,
+    /// Segments dropped because a worker's queue was full (live only).
+    pub dropped_segments: u64,
+    /// Clock ticks dropped the same way (harmless: the next one catches up).
+    pub dropped_ticks: u64,
+    /// Segments skipped by `--ports`.
+    pub ports_skipped: u64,
+    /// `DecodeCounters::entries`, then `EngineCounters::entries`.
+    pub counters: Vec<(&'static str, u64)>,
+    pub time_to_verdict: TimeToVerdict,
+}
+
+fn class_index(c: Class) -> usize {
+    Class::ALL.iter().position(|&x| x == c).unwrap_or(0)
+}
+
+fn outcome_index(o: Outcome) -> usize {
+    Outcome::ALL.iter().position(|&x| x == o).unwrap_or(0)
+}
+
+/// `850us`, `12.5ms`, `3.20s`, `2m05s`.
+pub fn human_micros(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us}us")
+    } else if us < 1_000_000 {
+        format!("{:.1}ms", us as f64 / 1e3)
+    } else if us < 60_000_000 {
+        format!("{:.2}s", us as f64 / 1e6)
+    } else {
+        let s = us / 1_000_000;
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+impl Summary {
+    /// Count one printed verdict.
+    pub fn record(&mut self, v: &Verdict) {
+        if let Some(slot) = self
+            .flows
+            .get_mut(class_index(v.class))
+            .and_then(|row| row.get_mut(outcome_index(v.outcome)))
+        {
+            *slot += 1;
+        }
+        self.time_to_verdict.record(v.ts.0.saturating_sub(v.first_seen.0));
+    }
+
+    /// Verdicts printed.
+    pub fn printed(&self) -> u64 {
+        self.flows.iter().flatten().sum()
+    }
+
+    /// The summary text: a few lines, each starting `mtlsniff: `, only
+    /// non-zero counters.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "mtlsniff: {} packets read, {} flows reported",
+            self.packets,
+            self.printed()
+        );
+        let mut flows = Vec::new();
+        for (ci, c) in Class::ALL.iter().enumerate() {
+            for (oi, o) in Outcome::ALL.iter().enumerate() {
+                let n = self.flows.get(ci).and_then(|r| r.get(oi)).copied().unwrap_or(0);
+                if n > 0 {
+                    flows.push(format!("{}/{} {}", c.as_str(), o.as_str(), n));
+                }
+            }
+        }
+        if !flows.is_empty() {
+            let _ = writeln!(s, "mtlsniff: flows: {}", flows.join(", "));
+        }
+        if let Some(t) = &self.time_to_verdict_line() {
+            let _ = writeln!(s, "mtlsniff: {t}");
+        }
+        if let Some(k) = self.kernel {
+            let _ = writeln!(
+                s,
+                "mtlsniff: kernel: {} received, {} dropped, {} dropped by interface",
+                k.received, k.dropped, k.if_dropped
+            );
+        }
+        if self.dropped_segments > 0 || self.dropped_ticks > 0 {
+            let mut parts = Vec::new();
+            if self.dropped_segments > 0 {
+                parts.push(format!("{} segments", self.dropped_segments));
+            }
+            if self.dropped_ticks > 0 {
+                parts.push(format!("{} ticks", self.dropped_ticks));
+            }
+            let _ = writeln!(
+                s,
+                "mtlsniff: dropped (workers behind, queue full): {}",
+                parts.join(", ")
+            );
+        }
+        let mut counters: Vec<String> = self
+            .counters
+            .iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if self.ports_skipped > 0 {
+            counters.push(format!("ports.skipped={}", self.ports_skipped));
+        }
+        if !counters.is_empty() {
+            let _ = writeln!(s, "mtlsniff: counters: {}", counters.join(" "));
+        }
+        s
+    }
+
+    fn time_to_verdict_line(&self) -> Option<String> {
+        let t = &self.time_to_verdict;
+        (t.count() > 0).then(|| {
+            format!(
+                "time to verdict: p50 {} p90 {} p99 {} max {}",
+                human_micros(t.quantile(0.5)),
+                human_micros(t.quantile(0.9)),
+                human_micros(t.quantile(0.99)),
+                human_micros(t.max())
+            )
+        })
+    }
+}
+
+/// Sum `(name, value)` lists that share names, keeping first-seen order.
+pub fn merge_entries(into: &mut Vec<(&'static str, u64)>, more: &[(&'static str, u64)]) {
+    for &(k, v) in more {
+        match into.iter_mut().find(|(name, _)| *name == k) {
+            Some((_, total)) => *total += v,
+            None => into.push((k, v)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segment::{Endpoint, Timestamp};
+    use crate::verdict::{Basis, ClientCert};
+
+    fn verdict(class: Class, outcome: Outcome, ttv_us: i64) -> Verdict {
+        let ep = |p| Endpoint { ip: "10.0.0.1".parse().unwrap(), port: p };
+        Verdict {
+            ts: Timestamp(1_000_000 + ttv_us),
+            first_seen: Timestamp(1_000_000),
+            client: ep(40000),
+            server: ep(443),
+            class,
+            outcome,
+            basis: Basis::Observed,
+            tls_version: None,
+            sni: None,
+            alpn_offered: vec![],
+            alpn_selected: None,
+            cert_requested: None,
+            client_cert: ClientCert::Unknown,
+            flight: None,
+            alert: None,
+            resumed: false,
+            starttls: None,
+            app_proto: None,
+            reason: String::new(),
+            bytes_to_server: 0,
+            bytes_to_client: 0,
+            packets: 0,
+        }
+    }
+
+    #[test]
+    fn empty_summary_is_one_line() {
+        let s = Summary { packets: 3, ..Summary::default() };
+        assert_eq!(s.render(), "mtlsniff: 3 packets read, 0 flows reported\n");
+    }
+
+    #[test]
+    fn summary_shows_only_nonzero_counters() {
+        let mut s = Summary { packets: 100, ..Summary::default() };
+        s.record(&verdict(Class::Mtls, Outcome::Ok, 1_500));
+        s.record(&verdict(Class::Mtls, Outcome::Ok, 2_500));
+        s.record(&verdict(Class::Tls, Outcome::Rejected, -5));
+        s.kernel = Some(KernelStats { received: 100, dropped: 2, if_dropped: 0 });
+        s.dropped_segments = 7;
+        s.ports_skipped = 4;
+        merge_entries(&mut s.counters, &[("decode.frames", 100), ("decode.not_tcp", 0)]);
+        merge_entries(&mut s.counters, &[("decode.frames", 1)]);
+        let r = s.render();
+        assert!(r.contains("100 packets read, 3 flows reported"), "{r}");
+        assert!(r.contains("flows: tls/rejected 1, mtls/ok 2"), "{r}");
+        assert!(r.contains("kernel: 100 received, 2 dropped"), "{r}");
+        assert!(r.contains("dropped (workers behind, queue full): 7 segments"), "{r}");
+        assert!(r.contains("counters: decode.frames=101 ports.skipped=4"), "{r}");
+        assert!(!r.contains("not_tcp"), "{r}");
+        assert!(r.contains("time to verdict: p50 1.5ms"), "{r}");
+        assert!(r.lines().all(|l| l.starts_with("mtlsniff: ")), "{r}");
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_micros(0), "0us");
+        assert_eq!(human_micros(999), "999us");
+        assert_eq!(human_micros(12_500), "12.5ms");
+        assert_eq!(human_micros(3_200_000), "3.20s");
+        assert_eq!(human_micros(125_000_000), "2m05s");
+    }
+}
