@@ -165,6 +165,8 @@ pub struct Classifier {
     client_flight: Vec<u16>,
     /// TLS 1.3: the server spoke after the client's flight began.
     flight_closed: bool,
+    /// TLS 1.3: the client closed before the server answered its flight.
+    client_closed_first: bool,
     after_flight: Vec<u16>,
 
     // TLS <= 1.2 handshake evidence.
@@ -207,6 +209,7 @@ impl Classifier {
             server_flight: Vec::new(),
             client_flight: Vec::new(),
             flight_closed: false,
+            client_closed_first: false,
             after_flight: Vec::new(),
             server_certificate: false,
             server_done: false,
@@ -227,6 +230,21 @@ impl Classifier {
     /// buffering.
     pub fn is_final(&self) -> bool {
         matches!(self.mode, Mode::Done)
+    }
+
+    fn client(&self) -> &Side {
+        let [client, _] = &self.sides;
+        client
+    }
+
+    fn server(&self) -> &Side {
+        let [_, server] = &self.sides;
+        server
+    }
+
+    fn client_mut(&mut self) -> &mut Side {
+        let [client, _] = &mut self.sides;
+        client
     }
 
     /// Whether any payload was fed.
@@ -261,10 +279,10 @@ impl Classifier {
         if data.is_empty() || self.is_final() {
             return Feed::default();
         }
-        if matches!(self.mode, Mode::Start) {
-            if let Some(feed) = self.detect(dir, data) {
-                return feed;
-            }
+        if matches!(self.mode, Mode::Start)
+            && let Some(feed) = self.detect(dir, data)
+        {
+            return feed;
         }
         match self.mode {
             Mode::Tls => self.feed_tls(dir, data),
@@ -276,7 +294,7 @@ impl Classifier {
     /// Decide what the first payload is. Returns Some(feed) when it consumed
     /// or must wait; None to go on in the chosen mode.
     fn detect(&mut self, dir: Direction, data: &[u8]) -> Option<Feed> {
-        let start_seen = self.start_seen[dir.idx()];
+        let start_seen = self.start_seen.get(dir.idx()).copied().unwrap_or(false);
         if tls::starts_client_hello(data) && dir == Direction::ToServer {
             self.mode = Mode::Tls;
             return None;
@@ -403,8 +421,8 @@ impl Classifier {
             legacy_version: version,
             ..ClientHello::default()
         });
-        self.sides[0].records += 1;
-        self.sides[0].bytes += (2 + len) as u64;
+        self.client_mut().records += 1;
+        self.client_mut().bytes += (2 + len) as u64;
         self.mode = Mode::Tls;
         Feed {
             consumed: 2 + len,
@@ -710,15 +728,18 @@ impl Classifier {
     }
 
     fn change_cipher_spec(&mut self, dir: Direction) {
+        if self.is_tls13() || self.sh.is_none() {
+            // TLS 1.3 middlebox-compatibility CCS (RFC 8446 §D.4), also
+            // around a HelloRetryRequest: it carries nothing and encrypts
+            // nothing.
+            return;
+        }
         if let Some(s) = self.sides.get_mut(dir.idx()) {
             s.ccs = true;
         }
-        if self.is_tls13() || self.sh.is_none() {
-            return; // TLS 1.3 middlebox-compatibility CCS carries nothing.
-        }
         match dir {
             Direction::ToClient => {
-                if !self.server_done && !self.sides[0].ccs {
+                if !self.server_done && !self.client().ccs {
                     // The server finished first, with no Certificate /
                     // ServerHelloDone: an abbreviated handshake (RFC 5246
                     // §7.3), i.e. a resumed session.
@@ -729,7 +750,7 @@ impl Classifier {
                             .to_string(),
                     );
                 }
-                if self.sides[0].ccs || self.class.as_ref().is_some_and(|c| c.0 == Class::Unknown) {
+                if self.client().ccs || self.class.as_ref().is_some_and(|c| c.0 == Class::Unknown) {
                     // The server answered the client's Finished: accepted.
                     if self.class.is_none() {
                         self.decide_tls12_from_client_flight();
@@ -742,7 +763,7 @@ impl Classifier {
                     self.decide_tls12_from_client_flight();
                 }
                 let resumed = self.class.as_ref().is_some_and(|c| c.0 == Class::Unknown);
-                if resumed && self.sides[1].ccs {
+                if resumed && self.server().ccs {
                     self.finish_outcome(Outcome::Ok, "resumed session accepted".to_string());
                 }
             }
@@ -780,7 +801,7 @@ impl Classifier {
             {
                 self.early_records += 1;
             }
-            if dir == Direction::ToClient && self.sides[0].ccs && self.class.is_some() {
+            if dir == Direction::ToClient && self.client().ccs && self.class.is_some() {
                 // TLS <= 1.2: server application data after the handshake.
                 self.finish_outcome(Outcome::Ok, "server sent encrypted data".to_string());
             }
@@ -941,14 +962,31 @@ impl Classifier {
         (None, ClientCert::NotSent)
     }
 
+    /// The client's encrypted handshake records: from the first record
+    /// after the ServerHello up to the one the size of a Finished message
+    /// (fixed by the cipher suite's hash, RFC 8446 §4.4.4), searched in the
+    /// first four records. Without such a record (rustls coalesces the whole
+    /// flight into one record; Java pads) the flight is the first record.
+    /// Application data sent right after Finished is not part of it.
+    fn handshake_flight(&self) -> &[u16] {
+        let finished = self
+            .sh
+            .as_ref()
+            .and_then(|sh| tls::tls13_hash_len(sh.cipher))
+            .map(|h| h + 4 + TLS13_RECORD_OVERHEAD);
+        let end = finished
+            .and_then(|f| self.client_flight.iter().take(4).position(|&l| l == f))
+            .map_or(1, |i| i + 1);
+        self.client_flight
+            .get(..end.min(self.client_flight.len()))
+            .unwrap_or_default()
+    }
+
     fn flight_summary(&self) -> String {
-        let total: u32 = self.client_flight.iter().map(|&l| u32::from(l) + 5).sum();
-        let parts: Vec<String> = self.client_flight.iter().map(u16::to_string).collect();
-        format!(
-            "{total} B in {} record(s) [{}]",
-            self.client_flight.len(),
-            parts.join(",")
-        )
+        let hs = self.handshake_flight();
+        let total: u32 = hs.iter().map(|&l| u32::from(l) + 5).sum();
+        let parts: Vec<String> = hs.iter().map(u16::to_string).collect();
+        format!("{total} B in {} record(s) [{}]", hs.len(), parts.join(","))
     }
 
     fn sslv2_server_hello(&mut self) {
@@ -967,7 +1005,7 @@ impl Classifier {
     }
 
     fn not_tls(&mut self, dir: Direction) {
-        if dir == Direction::ToClient && self.sh.is_none() && self.sides[1].records == 0 {
+        if dir == Direction::ToClient && self.sh.is_none() && self.server().records == 0 {
             // The client opened TLS, the server answered in something else
             // (HTTP on an HTTPS port): TLS attempted, refused.
             self.finish_now(
@@ -1053,12 +1091,10 @@ impl Classifier {
                 .as_deref()
                 .is_some_and(|a| a.contains("status="))
             && scanned.get(1) == Some(&0)
+            && let Opening::HttpResponse { status } = plaintext::recognise(data)
+            && let Some(a) = self.app_proto.as_mut()
         {
-            if let Opening::HttpResponse { status } = plaintext::recognise(data) {
-                if let Some(a) = self.app_proto.as_mut() {
-                    a.push_str(&format!(" status={status}"));
-                }
-            }
+            a.push_str(&format!(" status={status}"));
         }
         let keep = if dir == Direction::ToServer {
             SCAN_OVERLAP.min(data.len())
@@ -1096,8 +1132,8 @@ impl Classifier {
         if dir == Direction::ToClient && self.alert_in_reply(data) {
             return;
         }
-        let server_spoke = self.sides[1].bytes > 0;
-        let client_spoke = self.sides[0].bytes > 0;
+        let server_spoke = self.server().bytes > 0;
+        let client_spoke = self.client().bytes > 0;
         if !may_upgrade && server_spoke && client_spoke {
             self.finish_now(
                 Class::Plaintext,
@@ -1158,24 +1194,27 @@ impl Classifier {
         if let Some(s) = self.sides.get_mut(dir.idx()) {
             s.closed.get_or_insert(how);
         }
-        if self.is_final() || dir != Direction::ToClient {
+        if self.is_final() {
             return;
         }
-        // The server closing is an outcome in several states. If the client
-        // closed first, a silent server close is just the end of the
-        // connection, not a refusal.
-        if self.sides[0].closed.is_some() && self.is_tls13() && self.outcome.is_none() {
-            if !self.client_flight.is_empty() && !self.flight_closed {
+        if dir == Direction::ToServer {
+            // The client closing before the server answered its flight
+            // means a later silent server close is not a refusal.
+            if self.is_tls13() && !self.client_flight.is_empty() && !self.flight_closed {
+                self.client_closed_first = true;
+            }
+            return;
+        }
+        if self.client_closed_first && self.is_tls13() && self.outcome.is_none() {
+            if !self.flight_closed {
                 self.flight_closed = true;
                 let (class, basis, why) = self.tls13_class();
                 self.decide(class, basis, why);
             }
-            if self.class.is_some() {
-                self.finish_outcome(
-                    Outcome::Unknown,
-                    "client closed first; the server sent no data".into(),
-                );
-            }
+            self.finish_outcome(
+                Outcome::Unknown,
+                "client closed before the server answered its flight".into(),
+            );
             return;
         }
         if self.is_tls13()
@@ -1252,9 +1291,9 @@ impl Classifier {
         if self.is_final() {
             return;
         }
-        let server_closed = self.sides[1].closed.is_some();
-        let client_closed = self.sides[0].closed.is_some();
-        let rst_from_server = self.sides[1].closed == Some(Close::Rst);
+        let server_closed = self.server().closed.is_some();
+        let client_closed = self.client().closed.is_some();
+        let rst_from_server = self.server().closed == Some(Close::Rst);
         let ended = match end {
             End::Closed => "the connection closed",
             End::Idle => "the flow went idle",
@@ -1281,8 +1320,8 @@ impl Classifier {
             }
             Mode::Plain { opening, .. } => {
                 let desc = self.app_proto.clone().unwrap_or_else(|| opening.describe());
-                let server_spoke = self.sides[1].bytes > 0;
-                let client_spoke = self.sides[0].bytes > 0;
+                let server_spoke = self.server().bytes > 0;
+                let client_spoke = self.client().bytes > 0;
                 let (outcome, why) = if client_spoke && !server_spoke && server_closed {
                     (
                         Outcome::Rejected,
@@ -1334,7 +1373,7 @@ impl Classifier {
                     format!("no ServerHello: {ended} during the handshake"),
                 )
             } else if self.client_kex
-                || self.sides[0].ccs
+                || self.client().ccs
                 || matches!(self.client_cert, ClientCert::Empty)
             {
                 let (c, b, w) = self.class_at_failure();
@@ -1363,8 +1402,8 @@ impl Classifier {
             self.class = Some(decided);
         }
         if self.outcome.is_none() {
-            let server_closed = self.sides[1].closed.is_some();
-            let (o, why) = if server_closed && !self.sides[1].ccs {
+            let server_closed = self.server().closed.is_some();
+            let (o, why) = if server_closed && !self.server().ccs {
                 (
                     Outcome::Rejected,
                     "server closed the connection during the handshake".to_string(),
@@ -1455,10 +1494,11 @@ impl Classifier {
             } else {
                 cert
             };
-            if !self.client_flight.is_empty() {
+            let hs = self.handshake_flight();
+            if !hs.is_empty() {
                 v.flight = Some(Flight {
-                    records: self.client_flight.clone(),
-                    bytes: self.client_flight.iter().map(|&l| u32::from(l) + 5).sum(),
+                    records: hs.to_vec(),
+                    bytes: hs.iter().map(|&l| u32::from(l) + 5).sum(),
                 });
             }
         } else if self.sh.is_some() || self.ch.is_some() {

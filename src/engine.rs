@@ -209,8 +209,7 @@ impl Flow {
     }
 
     fn both_closed(&self) -> bool {
-        self.closed.iter().any(|c| *c == Some(Close::Rst))
-            || self.closed.iter().all(Option::is_some)
+        self.closed.contains(&Some(Close::Rst)) || self.closed.iter().all(Option::is_some)
     }
 
     fn has_payload(&self) -> bool {
@@ -329,10 +328,10 @@ impl Engine {
             .saturating_sub(self.limits.max_flows)
             .max(self.limits.max_flows / 64);
         for (_, _, key) in victims.into_iter().take(excess) {
-            if let Some(f) = self.flows.remove(&key) {
-                if !f.reported {
-                    self.counters.flows_expired += 1;
-                }
+            if let Some(f) = self.flows.remove(&key)
+                && !f.reported
+            {
+                self.counters.flows_expired += 1;
             }
         }
         let _ = now;
@@ -503,22 +502,16 @@ fn track_segment(
             max_segments: limits.stream_segments,
         };
         if let Some(slot) = flow.streams.get_mut(side) {
-            let stream = slot.get_or_insert_with(|| Stream::new(start, stream_limits));
-            insert(stream, data_seq, &seg.payload, counters);
-            if stream.has_hole()
-                && stream.buffered() >= limits.stream_buffer.saturating_sub(seg.payload.len())
-            {
-                counters.stream_limit_hits += 1;
-                skip_hole(flow, side, counters);
-            }
+            slot.get_or_insert_with(|| Stream::new(start, stream_limits));
         }
+        insert(flow, side, data_seq, &seg.payload, counters);
         pump(flow, side);
         pump(flow, other);
     }
-    if seg.flags.fin() {
-        if let Some(f) = flow.fin_seq.get_mut(side) {
-            f.get_or_insert(data_seq.wrapping_add(seg.payload.len() as u32));
-        }
+    if seg.flags.fin()
+        && let Some(f) = flow.fin_seq.get_mut(side)
+    {
+        f.get_or_insert(data_seq.wrapping_add(seg.payload.len() as u32));
     }
     if seg.flags.rst() {
         if let Some(c) = flow.closed.get_mut(side) {
@@ -560,16 +553,24 @@ fn track_segment(
     }
 }
 
-fn insert(stream: &mut Stream, seq: u32, data: &[u8], counters: &mut EngineCounters) {
+/// Insert into side `side`'s stream. When the stream is full because of a
+/// hole, the hole is given up (a counted gap the classifier is told about)
+/// rather than the newest data.
+fn insert(flow: &mut Flow, side: Side, seq: u32, data: &[u8], counters: &mut EngineCounters) {
     if data.is_empty() {
         return;
     }
+    let Some(stream) = flow.streams.get_mut(side).and_then(Option::as_mut) else {
+        return;
+    };
     let mut result = stream.insert(seq, data);
     if result.status == InsertStatus::LimitExceeded && stream.has_hole() {
-        // Give up on the oldest hole rather than on the newest data.
         counters.stream_limit_hits += 1;
-        counters.gaps += 1;
-        counters.gap_bytes += stream.skip_hole();
+        skip_hole(flow, side, counters);
+        pump(flow, side);
+        let Some(stream) = flow.streams.get_mut(side).and_then(Option::as_mut) else {
+            return;
+        };
         result = stream.insert(seq, data);
     }
     counters.bytes_duplicate += result.duplicate as u64;

@@ -257,6 +257,7 @@ pub fn upgrade_command(b: &[u8]) -> Option<&'static str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -7,45 +7,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use mtlsniff::decode::{self, DecodeCounters, Frame, LinkType};
-use mtlsniff::engine::{Engine, Limits};
-use mtlsniff::segment::Timestamp;
+mod common;
+use common::verdicts;
 use mtlsniff::verdict::{Class, Verdict};
 
 fn public_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps/public");
     dir.join("truth.tsv").exists().then_some(dir)
-}
-
-/// Run one capture through decode and a single engine, in-process.
-pub fn verdicts(path: &Path) -> Vec<Verdict> {
-    let mut cap = match pcap::Capture::from_file(path) {
-        Ok(c) => c,
-        Err(e) => panic!("cannot open {}: {e}", path.display()),
-    };
-    let link = LinkType(cap.get_datalink().0);
-    let mut engine = Engine::new(Limits::default());
-    let mut counters = DecodeCounters::default();
-    let mut out = Vec::new();
-    let mut index = 0u64;
-    loop {
-        let packet = match cap.next_packet() {
-            Ok(p) => p,
-            Err(_) => break, // end of file, or a damaged record: stop there
-        };
-        let ts = Timestamp::from_secs_micros(packet.header.ts.tv_sec, packet.header.ts.tv_usec);
-        let frame = Frame { ts, link, data: packet.data, orig_len: packet.header.len };
-        if let Some(seg) = decode::decode(&frame, &mut counters) {
-            engine.on_segment(seg, index, &mut out);
-        }
-        index += 1;
-        if index % 4096 == 0 {
-            engine.on_tick(ts, index, &mut out);
-        }
-    }
-    engine.finish(index, &mut out);
-    out.sort_by_key(|r| r.order);
-    out.into_iter().map(|r| r.verdict).collect()
 }
 
 struct Row {
@@ -116,7 +84,8 @@ const EXCEPTIONS: &[(&str, &str, &str)] = &[
 /// TLS 1.3 PSK resumption: no certificates cross the wire in a resumed
 /// handshake; issue 2 requires class unknown, reason resumed, where the
 /// truth (decrypted) records "no client Certificate" as tls.
-const RESUMED13: &str = "TLS 1.3 resumption (pre_shared_key accepted): reported unknown/resumed by design";
+const RESUMED13: &str =
+    "TLS 1.3 resumption (pre_shared_key accepted): reported unknown/resumed by design";
 
 /// Truth rows that tshark got wrong, with the evidence. The row's class is
 /// replaced before comparison.
@@ -135,7 +104,10 @@ fn public_truth_is_matched_and_no_false_mtls() {
     };
     let mut rows = truth(&dir);
     for row in rows.iter_mut() {
-        if let Some(c) = TRUTH_CORRECTIONS.iter().find(|c| c.0 == row.file && c.1 == row.client) {
+        if let Some(c) = TRUTH_CORRECTIONS
+            .iter()
+            .find(|c| c.0 == row.file && c.1 == row.client)
+        {
             row.class = c.2.to_string();
         }
     }
@@ -157,12 +129,22 @@ fn public_truth_is_matched_and_no_false_mtls() {
         });
         let got = found.map(|v| v.class.as_str()).unwrap_or("missing");
         if got == Class::Mtls.as_str() && row.class != "mtls" {
-            false_mtls.push(format!("{} {} > {}: truth {}, got mtls: {}", row.file, row.client, row.server,
-                row.class, found.map(|v| v.reason.as_str()).unwrap_or("")));
+            false_mtls.push(format!(
+                "{} {} > {}: truth {}, got mtls: {}",
+                row.file,
+                row.client,
+                row.server,
+                row.class,
+                found.map(|v| v.reason.as_str()).unwrap_or("")
+            ));
         }
         let decidable = matches!(row.class.as_str(), "plaintext" | "tls" | "mtls");
-        let excepted = EXCEPTIONS.iter().any(|(f, c, _)| *f == row.file && *c == row.client);
-        let entry = tally.entry((row.category.clone(), row.class.clone())).or_default();
+        let excepted = EXCEPTIONS
+            .iter()
+            .any(|(f, c, _)| *f == row.file && *c == row.client);
+        let entry = tally
+            .entry((row.category.clone(), row.class.clone()))
+            .or_default();
         entry.1 += 1;
         if got == row.class {
             entry.0 += 1;
@@ -174,7 +156,9 @@ fn public_truth_is_matched_and_no_false_mtls() {
                 row.server,
                 row.class,
                 got,
-                found.map(|v| format!("{} {}", v.outcome.as_str(), v.reason)).unwrap_or_default()
+                found
+                    .map(|v| format!("{} {}", v.outcome.as_str(), v.reason))
+                    .unwrap_or_default()
             ));
         }
     }
@@ -186,8 +170,17 @@ fn public_truth_is_matched_and_no_false_mtls() {
         eprintln!("  {:<12} {:<10} {m}/{t}", k.0, k.1);
     }
     eprintln!("{}", failures.join("\n"));
-    assert!(false_mtls.is_empty(), "flows wrongly called mtls:\n{}", false_mtls.join("\n"));
-    assert!(failures.is_empty(), "{} decidable rows not matched:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        false_mtls.is_empty(),
+        "flows wrongly called mtls:\n{}",
+        false_mtls.join("\n")
+    );
+    assert!(
+        failures.is_empty(),
+        "{} decidable rows not matched:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Prints, for review, every truth-unknown row where mtlsniff gave a class.
@@ -198,7 +191,14 @@ fn show_unknown_rows_we_decide() {
     for row in truth(&dir).iter().filter(|r| r.class == "unknown") {
         for v in verdicts(&dir.join(&row.file)) {
             if v.client.to_string() == row.client && v.class != Class::Unknown {
-                eprintln!("{} {} {} {} {}", row.file, row.client, v.class.as_str(), v.outcome.as_str(), v.reason);
+                eprintln!(
+                    "{} {} {} {} {}",
+                    row.file,
+                    row.client,
+                    v.class.as_str(),
+                    v.outcome.as_str(),
+                    v.reason
+                );
             }
         }
     }
