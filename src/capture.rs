@@ -4,12 +4,13 @@
 //! settings (snaplen, kernel buffer, immediate mode, read timeout, BPF
 //! filter), the link-type check, kernel statistics, the interface list, and
 //! turning libpcap's error strings into one-line messages that say what to
-//! do. It must not decode, buffer or make threads: `Capture::next` lends one
+//! do. It must not decode, buffer or make threads: `Capture::read_next` lends one
 //! `Frame` borrowed from libpcap's buffer, valid until the next call.
 //! Invariant: a `Capture` that exists has a link type `decode` supports and
 //! its filter (if any) installed.
 
 use std::fmt;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use crate::cli::Source;
@@ -17,7 +18,9 @@ use crate::decode::{Frame, LinkType};
 use crate::segment::Timestamp;
 
 /// How long a live read waits before reporting `Read::Timeout`, so idle
-/// flows expire, output flushes and a stop request is seen.
+/// flows expire, output flushes and a stop request is seen. Also libpcap's
+/// buffer timeout. We poll ourselves because on Linux (TPACKET_V3) libpcap's
+/// own timeout never fires while no packet arrives.
 pub const LIVE_TIMEOUT_MS: i32 = 250;
 
 /// Settings for opening a source.
@@ -44,12 +47,16 @@ pub enum CaptureError {
     NotACapture { path: PathBuf, detail: String },
     Filter { expr: String, detail: String },
     UnsupportedLink { link: LinkType },
-    Read { detail: String },
+    Read { detail: String, live: bool },
     ListInterfaces { detail: String },
 }
 
 fn display_path(p: &Path) -> String {
-    if p == Path::new("-") { "stdin".to_string() } else { p.display().to_string() }
+    if p == Path::new("-") {
+        "stdin".to_string()
+    } else {
+        p.display().to_string()
+    }
 }
 
 /// Link types `decode` understands, as `NAME (number)`, for messages.
@@ -59,7 +66,11 @@ pub fn supported_links() -> String {
         .filter(|l| l.is_supported())
         .map(|l| format!("{} ({})", l.name(), l.0))
         .collect();
-    if names.is_empty() { "none yet".to_string() } else { names.join(", ") }
+    if names.is_empty() {
+        "none yet".to_string()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// Keep libpcap's text to one line.
@@ -107,9 +118,19 @@ impl fmt::Display for CaptureError {
                 link.0,
                 supported_links()
             ),
-            CaptureError::Read { detail } => {
-                write!(f, "error reading packets: {}", one_line(detail))
-            }
+            CaptureError::Read {
+                detail,
+                live: false,
+            } => write!(
+                f,
+                "error reading packets: {}; the capture is damaged or truncated (what came before was reported)",
+                one_line(detail)
+            ),
+            CaptureError::Read { detail, live: true } => write!(
+                f,
+                "live capture stopped: {}; check that the interface is still up",
+                one_line(detail)
+            ),
             CaptureError::ListInterfaces { detail } => {
                 write!(f, "cannot list interfaces: {}", one_line(detail))
             }
@@ -138,7 +159,11 @@ pub struct KernelStats {
 #[derive(Debug)]
 pub enum Read<'a> {
     Frame(Frame<'a>),
-    /// Live only: the read timed out with no packet.
+    /// Live only: libpcap's buffer is empty; the next call waits up to
+    /// `LIVE_TIMEOUT_MS` for packets. Just call again.
+    Drained,
+    /// Live only: no packet arrived within `LIVE_TIMEOUT_MS` (or a signal
+    /// interrupted the wait).
     Timeout,
     /// End of file.
     End,
@@ -153,11 +178,16 @@ enum Handle {
 pub struct Capture {
     handle: Handle,
     link: LinkType,
+    /// Live: the last read found libpcap's buffer empty; wait before the next.
+    drained: bool,
 }
 
 impl fmt::Debug for Capture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Capture").field("live", &self.is_live()).field("link", &self.link).finish()
+        f.debug_struct("Capture")
+            .field("live", &self.is_live())
+            .field("link", &self.link)
+            .finish()
     }
 }
 
@@ -168,13 +198,20 @@ impl Capture {
             Source::File(path) => Handle::File(open_file(path)?),
             Source::Live(name) => Handle::Live(open_live(name, opts)?),
         };
-        let mut cap = Capture { handle, link: LinkType(0) };
+        let mut cap = Capture {
+            handle,
+            link: LinkType(0),
+            drained: false,
+        };
         if let Some(expr) = &opts.filter {
             let res = match &mut cap.handle {
                 Handle::Live(c) => c.filter(expr, true),
                 Handle::File(c) => c.filter(expr, true),
             };
-            res.map_err(|e| CaptureError::Filter { expr: expr.clone(), detail: pcap_text(&e) })?;
+            res.map_err(|e| CaptureError::Filter {
+                expr: expr.clone(),
+                detail: pcap_text(&e),
+            })?;
         }
         let link = match &cap.handle {
             Handle::Live(c) => c.get_datalink(),
@@ -197,25 +234,41 @@ impl Capture {
 
     /// The next frame, a live timeout, or the end of the file. An `Err`
     /// ends the run (a truncated file, an interface that went away).
-    pub fn next(&mut self) -> Result<Read<'_>, CaptureError> {
+    pub fn read_next(&mut self) -> Result<Read<'_>, CaptureError> {
         let link = self.link;
+        let live = self.is_live();
         let res = match &mut self.handle {
-            Handle::Live(c) => c.next_packet(),
+            Handle::Live(c) => {
+                if self.drained {
+                    if !wait_readable(c.as_raw_fd(), LIVE_TIMEOUT_MS) {
+                        return Ok(Read::Timeout);
+                    }
+                    self.drained = false;
+                }
+                match c.next_packet() {
+                    // Non-blocking: "timeout" means the buffer is empty.
+                    Err(pcap::Error::TimeoutExpired) => {
+                        self.drained = true;
+                        return Ok(Read::Drained);
+                    }
+                    other => other,
+                }
+            }
             Handle::File(c) => c.next_packet(),
         };
         match res {
             Ok(p) => Ok(Read::Frame(Frame {
-                ts: Timestamp::from_secs_micros(
-                    i64::from(p.header.ts.tv_sec),
-                    i64::from(p.header.ts.tv_usec),
-                ),
+                ts: Timestamp::from_secs_micros(p.header.ts.tv_sec, p.header.ts.tv_usec),
                 link,
                 data: p.data,
                 orig_len: p.header.len,
             })),
             Err(pcap::Error::TimeoutExpired) => Ok(Read::Timeout),
             Err(pcap::Error::NoMorePackets) => Ok(Read::End),
-            Err(e) => Err(CaptureError::Read { detail: pcap_text(&e) }),
+            Err(e) => Err(CaptureError::Read {
+                detail: pcap_text(&e),
+                live,
+            }),
         }
     }
 
@@ -243,9 +296,15 @@ fn open_file(path: &Path) -> Result<pcap::Capture<pcap::Offline>, CaptureError> 
         // says so ("unknown file format", "truncated dump file", ...).
         let opened = path == Path::new("-") || std::fs::metadata(path).is_ok_and(|m| m.is_file());
         if opened {
-            CaptureError::NotACapture { path: path.to_path_buf(), detail }
+            CaptureError::NotACapture {
+                path: path.to_path_buf(),
+                detail,
+            }
         } else {
-            CaptureError::OpenFile { path: path.to_path_buf(), detail }
+            CaptureError::OpenFile {
+                path: path.to_path_buf(),
+                detail,
+            }
         }
     })
 }
@@ -255,13 +314,21 @@ fn open_live(name: &str, opts: &Options) -> Result<pcap::Capture<pcap::Active>, 
         let detail = pcap_text(&e);
         let lower = detail.to_ascii_lowercase();
         if lower.contains("permission") || lower.contains("not permitted") {
-            CaptureError::Permission { name: name.to_string(), detail }
+            CaptureError::Permission {
+                name: name.to_string(),
+                detail,
+            }
         } else if lower.contains("no such device")
             || pcap::Device::list().is_ok_and(|l| !l.iter().any(|d| d.name == name))
         {
-            CaptureError::NoSuchInterface { name: name.to_string() }
+            CaptureError::NoSuchInterface {
+                name: name.to_string(),
+            }
         } else {
-            CaptureError::OpenInterface { name: name.to_string(), detail }
+            CaptureError::OpenInterface {
+                name: name.to_string(),
+                detail,
+            }
         }
     };
     let snaplen = i32::try_from(opts.snaplen).unwrap_or(i32::MAX);
@@ -274,7 +341,29 @@ fn open_live(name: &str, opts: &Options) -> Result<pcap::Capture<pcap::Active>, 
     if let Some(bytes) = opts.buffer_bytes {
         inactive = inactive.buffer_size(i32::try_from(bytes).unwrap_or(i32::MAX));
     }
-    inactive.open().map_err(classify)
+    inactive
+        .open()
+        .map_err(classify)?
+        .setnonblock()
+        .map_err(|e| CaptureError::OpenInterface {
+            name: name.to_string(),
+            detail: pcap_text(&e),
+        })
+}
+
+/// Wait until `fd` is readable or `timeout_ms` passes; false on timeout.
+/// An error or a signal (EINTR) counts as readable: the caller reads, finds
+/// nothing, and comes back, having checked its stop flag on the way.
+fn wait_readable(fd: RawFd, timeout_ms: i32) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one valid, initialised pollfd that outlives the call,
+    // and nfds is 1.
+    let ready = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    ready != 0
 }
 
 /// One interface, as `-D` prints it.
@@ -301,8 +390,9 @@ impl fmt::Display for Interface {
 
 /// The interfaces libpcap can capture on (`-D`).
 pub fn list_interfaces() -> Result<Vec<Interface>, CaptureError> {
-    let devices =
-        pcap::Device::list().map_err(|e| CaptureError::ListInterfaces { detail: pcap_text(&e) })?;
+    let devices = pcap::Device::list().map_err(|e| CaptureError::ListInterfaces {
+        detail: pcap_text(&e),
+    })?;
     Ok(devices
         .into_iter()
         .map(|d| {
@@ -319,7 +409,11 @@ pub fn list_interfaces() -> Result<Vec<Interface>, CaptureError> {
             if d.flags.is_wireless() {
                 flags.push("Wireless");
             }
-            Interface { name: d.name, description: d.desc, flags }
+            Interface {
+                name: d.name,
+                description: d.desc,
+                flags,
+            }
         })
         .collect())
 }
@@ -329,7 +423,12 @@ mod tests {
     use super::*;
 
     fn opts() -> Options {
-        Options { snaplen: 262_144, buffer_bytes: None, immediate: false, filter: None }
+        Options {
+            snaplen: 262_144,
+            buffer_bytes: None,
+            immediate: false,
+            filter: None,
+        }
     }
 
     #[test]
@@ -337,12 +436,16 @@ mod tests {
         let err = Capture::open(&Source::File("/nonexistent/x.pcap".into()), &opts()).unwrap_err();
         assert!(matches!(err, CaptureError::OpenFile { .. }), "{err:?}");
         let msg = err.to_string();
-        assert!(msg.contains("/nonexistent/x.pcap") && !msg.contains('\n'), "{msg}");
+        assert!(
+            msg.contains("/nonexistent/x.pcap") && !msg.contains('\n'),
+            "{msg}"
+        );
     }
 
     #[test]
     fn non_pcap_file_is_named() {
-        let path = std::env::temp_dir().join(format!("mtlsniff-capture-{}.txt", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("mtlsniff-capture-{}.txt", std::process::id()));
         std::fs::write(&path, b"this is not a capture file at all, just text\n").unwrap();
         let err = Capture::open(&Source::File(path.clone()), &opts()).unwrap_err();
         let _ = std::fs::remove_file(&path);
@@ -353,10 +456,20 @@ mod tests {
     #[test]
     fn messages_are_one_line_and_actionable() {
         let cases = [
-            CaptureError::NoSuchInterface { name: "eth9".into() },
-            CaptureError::Permission { name: "eth0".into(), detail: "socket: Operation\nnot permitted".into() },
-            CaptureError::Filter { expr: "port".into(), detail: "syntax error".into() },
-            CaptureError::UnsupportedLink { link: LinkType(147) },
+            CaptureError::NoSuchInterface {
+                name: "eth9".into(),
+            },
+            CaptureError::Permission {
+                name: "eth0".into(),
+                detail: "socket: Operation\nnot permitted".into(),
+            },
+            CaptureError::Filter {
+                expr: "port".into(),
+                detail: "syntax error".into(),
+            },
+            CaptureError::UnsupportedLink {
+                link: LinkType(147),
+            },
         ];
         let needles = ["-D", "CAP_NET_RAW", "syntax error", "(147)"];
         for (e, needle) in cases.iter().zip(needles) {
@@ -368,7 +481,11 @@ mod tests {
 
     #[test]
     fn interface_display() {
-        let i = Interface { name: "eth0".into(), description: None, flags: vec!["Up", "Running"] };
+        let i = Interface {
+            name: "eth0".into(),
+            description: None,
+            flags: vec!["Up", "Running"],
+        };
         assert_eq!(i.to_string(), "eth0 [Up, Running]");
     }
 }

@@ -948,7 +948,7 @@ impl Classifier {
         let finished = hash.map(|h| h + TLS13_RECORD_OVERHEAD + 4);
         let empty_alone = 8 + TLS13_RECORD_OVERHEAD;
         if first >= CERTIFICATE_RECORD_MIN {
-            return (Some(true), ClientCert::Sent { count: 0, bytes: 0 });
+            return (Some(true), ClientCert::SentEncrypted { record_len: first });
         }
         if first > FINISHED_RECORD_MAX {
             return (None, ClientCert::Unknown);

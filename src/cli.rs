@@ -23,12 +23,12 @@ pub const MAX_THREADS: usize = 256;
 
 const EXAMPLES: &str = "\
 Examples:
-  mtlsniff -r capture.pcapng                 classify every TCP flow in a file
-  tcpdump -i eth0 -w - | mtlsniff -r -        read a capture from stdin
-  mtlsniff -i any --ports 9080,8000           live, only these ports (+15008)
-  mtlsniff -i eth0 port 9080 or port 15008    live, with a capture filter
-  mtlsniff -r x.pcap --json | jq .class       JSON Lines, one object per flow
-  mtlsniff -D                                 list interfaces
+  mtlsniff -r capture.pcapng                classify every TCP flow in a file
+  tcpdump -i eth0 -w - | mtlsniff -r -      read a capture from stdin
+  mtlsniff -i any --ports 9080,8000         live, only these ports (+15008)
+  mtlsniff -i eth0 port 9080 or port 15008  live, with a capture filter
+  mtlsniff -r x.pcap --json | jq .class     JSON Lines, one object per flow
+  mtlsniff -D                               list interfaces
 
 Live capture needs CAP_NET_RAW: run with sudo, or
   setcap cap_net_raw+ep $(which mtlsniff)
@@ -50,7 +50,12 @@ pub struct Args {
     pub read: Option<PathBuf>,
 
     /// Capture live on this interface ('any' for all).
-    #[arg(short = 'i', long = "interface", value_name = "IFACE", conflicts_with = "list_interfaces")]
+    #[arg(
+        short = 'i',
+        long = "interface",
+        value_name = "IFACE",
+        conflicts_with = "list_interfaces"
+    )]
     pub interface: Option<String>,
 
     /// List the interfaces a live capture can use, then exit.
@@ -257,7 +262,10 @@ impl Config {
                 return Err(usage("--ports: 0 is not a TCP port (use 1-65535)"));
             }
             Some(PortSet::new(
-                args.ports.iter().copied().chain(std::iter::once(HBONE_PORT)),
+                args.ports
+                    .iter()
+                    .copied()
+                    .chain(std::iter::once(HBONE_PORT)),
             ))
         };
 
@@ -313,8 +321,16 @@ impl Config {
             mode,
             filter,
             ports,
-            format: if args.json { Format::Json } else { Format::Text },
-            buffering: if args.line_buffered { Buffering::Line } else { Buffering::Auto },
+            format: if args.json {
+                Format::Json
+            } else {
+                Format::Text
+            },
+            buffering: if args.line_buffered {
+                Buffering::Line
+            } else {
+                Buffering::Auto
+            },
             count: args.count,
             snaplen,
             buffer_bytes,
@@ -352,45 +368,77 @@ mod tests {
         // (argv, Ok(check) or Err(substring of the message))
         type Check = fn(&Config) -> bool;
         let table: &[(&[&str], Result<Check, &str>)] = &[
-            (&["-r", "x.pcap"], Ok(|c| c.mode == Mode::Sniff(Source::File("x.pcap".into())))),
-            (&["-r", "-"], Ok(|c| c.mode == Mode::Sniff(Source::File("-".into())))),
-            (&["-i", "any"], Ok(|c| c.mode == Mode::Sniff(Source::Live("any".into())))),
+            (
+                &["-r", "x.pcap"],
+                Ok(|c| c.mode == Mode::Sniff(Source::File("x.pcap".into()))),
+            ),
+            (
+                &["-r", "-"],
+                Ok(|c| c.mode == Mode::Sniff(Source::File("-".into()))),
+            ),
+            (
+                &["-i", "any"],
+                Ok(|c| c.mode == Mode::Sniff(Source::Live("any".into()))),
+            ),
             (&["-D"], Ok(|c| c.mode == Mode::ListInterfaces)),
-            (&["-i", "eth0", "port", "9080", "or", "port", "15008"], Ok(|c| {
-                c.filter.as_deref() == Some("port 9080 or port 15008")
-            })),
-            (&["-r", "x", "tcp", "-c", "3"], Ok(|c| c.filter.as_deref() == Some("tcp") && c.count == Some(3))),
+            (
+                &["-i", "eth0", "port", "9080", "or", "port", "15008"],
+                Ok(|c| c.filter.as_deref() == Some("port 9080 or port 15008")),
+            ),
+            (
+                &["-r", "x", "tcp", "-c", "3"],
+                Ok(|c| c.filter.as_deref() == Some("tcp") && c.count == Some(3)),
+            ),
             (&["-r", "x", ""], Ok(|c| c.filter.is_none())),
-            (&["-r", "x"], Ok(|c| {
-                c.ports.is_none()
-                    && c.threads == 7
-                    && c.snaplen == DEFAULT_SNAPLEN
-                    && c.format == Format::Text
-                    && c.buffering == Buffering::Auto
-                    && c.log_level == LogLevel::Warn
-                    && c.summary
-            })),
-            (&["-r", "x", "--ports", "9080,8000"], Ok(|c| {
-                c.ports.as_ref().map(PortSet::ports) == Some(vec![8000, 9080, 15008])
-            })),
+            (
+                &["-r", "x"],
+                Ok(|c| {
+                    c.ports.is_none()
+                        && c.threads == 7
+                        && c.snaplen == DEFAULT_SNAPLEN
+                        && c.format == Format::Text
+                        && c.buffering == Buffering::Auto
+                        && c.log_level == LogLevel::Warn
+                        && c.summary
+                }),
+            ),
+            (
+                &["-r", "x", "--ports", "9080,8000"],
+                Ok(|c| c.ports.as_ref().map(PortSet::ports) == Some(vec![8000, 9080, 15008])),
+            ),
             (&["-r", "x", "--ports", "0"], Err("not a TCP port")),
             (&["-r", "x", "--ports", "70000"], Err("clap")),
             (&["-r", "x", "--ports", "http"], Err("clap")),
-            (&["-r", "x", "--json", "-l"], Ok(|c| c.format == Format::Json && c.buffering == Buffering::Line)),
+            (
+                &["-r", "x", "--json", "-l"],
+                Ok(|c| c.format == Format::Json && c.buffering == Buffering::Line),
+            ),
             (&["-r", "x", "-c", "0"], Err("at least 1")),
-            (&["-r", "x", "-s", "0"], Ok(|c| c.snaplen == DEFAULT_SNAPLEN)),
+            (
+                &["-r", "x", "-s", "0"],
+                Ok(|c| c.snaplen == DEFAULT_SNAPLEN),
+            ),
             (&["-r", "x", "-s", "96"], Ok(|c| c.snaplen == 96)),
             (&["-r", "x", "-s", "262145"], Err("larger than the maximum")),
             (&["-r", "x", "-s", "-1"], Err("clap")),
-            (&["-r", "x", "-B", "4096"], Ok(|c| c.buffer_bytes == Some(4096 * 1024))),
+            (
+                &["-r", "x", "-B", "4096"],
+                Ok(|c| c.buffer_bytes == Some(4096 * 1024)),
+            ),
             (&["-r", "x", "-B", "0"], Err("at least 1 KiB")),
             (&["-r", "x", "-B", "4194304"], Err("too large")),
             (&["-r", "x", "--threads", "3"], Ok(|c| c.threads == 3)),
             (&["-r", "x", "--threads", "0"], Err("at least 1")),
             (&["-r", "x", "--threads", "100000"], Err("more than")),
             (&["-r", "x", "-v"], Ok(|c| c.log_level == LogLevel::Info)),
-            (&["-r", "x", "-vvvvv"], Ok(|c| c.log_level == LogLevel::Trace)),
-            (&["-r", "x", "-q"], Ok(|c| c.log_level == LogLevel::Error && !c.summary)),
+            (
+                &["-r", "x", "-vvvvv"],
+                Ok(|c| c.log_level == LogLevel::Trace),
+            ),
+            (
+                &["-r", "x", "-q"],
+                Ok(|c| c.log_level == LogLevel::Error && !c.summary),
+            ),
             (&["-r", "x", "-qqq"], Ok(|c| c.log_level == LogLevel::Off)),
             (&[], Err("nothing to read")),
             (&["tcp"], Err("nothing to read")),
@@ -405,7 +453,10 @@ mod tests {
             match (want, &got) {
                 (Ok(check), Ok(c)) => assert!(check(c), "{argv:?}: unexpected config {c:?}"),
                 (Err(needle), Err(msg)) => {
-                    assert!(msg.contains(needle), "{argv:?}: error {msg:?} lacks {needle:?}")
+                    assert!(
+                        msg.contains(needle),
+                        "{argv:?}: error {msg:?} lacks {needle:?}"
+                    )
                 }
                 _ => panic!("{argv:?}: got {got:?}"),
             }

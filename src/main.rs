@@ -8,8 +8,9 @@
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use mtlsniff::capture::{self, Capture, Options};
@@ -69,9 +70,13 @@ fn run(config: &Config) -> Result<ExitCode, String> {
     let stop = Arc::new(AtomicBool::new(false));
     if capture.is_live() {
         let flag = Arc::clone(&stop);
+        let first = OnceLock::new();
         ctrlc::set_handler(move || {
-            // First signal: stop reading, drain, summarise. Second: leave now.
-            if flag.swap(true, Ordering::SeqCst) {
+            // First signal: stop reading, drain, summarise. Another one a
+            // second later: leave now. (Repeats within the second are the
+            // same request: `timeout` and process-group kills send two.)
+            let at = *first.get_or_init(Instant::now);
+            if flag.swap(true, Ordering::SeqCst) && at.elapsed() >= Duration::from_secs(1) {
                 std::process::exit(130);
             }
         })
@@ -85,7 +90,9 @@ fn run(config: &Config) -> Result<ExitCode, String> {
         return Ok(ExitCode::SUCCESS);
     }
     if config.summary {
-        let _ = std::io::stderr().lock().write_all(outcome.summary.render().as_bytes());
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(outcome.summary.render().as_bytes());
     }
     match outcome.read_error {
         Some(e) => Err(e.to_string()),

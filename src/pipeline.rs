@@ -101,8 +101,14 @@ enum ToWorker {
 }
 
 enum FromWorker {
-    Reports { worker: usize, reports: Vec<Report>, watermark: u64 },
-    Done { counters: EngineCounters },
+    Reports {
+        worker: usize,
+        reports: Vec<Report>,
+        watermark: u64,
+    },
+    Done {
+        counters: EngineCounters,
+    },
 }
 
 /// Decides when the capture thread broadcasts a tick. Pure: a function of
@@ -121,7 +127,7 @@ impl TickClock {
         let now = self.now.map_or(ts, |n| n.max(ts));
         self.now = Some(now);
         let last = *self.last_tick.get_or_insert(now);
-        let due = (index > 0 && index % TICK_FRAMES == 0)
+        let due = (index > 0 && index.is_multiple_of(TICK_FRAMES))
             || now.0.saturating_sub(last.0) >= TICK_PERIOD.0;
         if due {
             self.last_tick = Some(now);
@@ -148,6 +154,8 @@ pub struct ReorderBuffer {
     /// Arrival number: keeps equal orders (one flow, one call) in the
     /// order their worker sent them.
     seq: u64,
+    /// Reports that arrived below their worker's watermark.
+    pub late: u64,
 }
 
 #[derive(Debug)]
@@ -176,12 +184,31 @@ impl Ord for Queued {
 
 impl ReorderBuffer {
     pub fn new(workers: usize) -> Self {
-        ReorderBuffer { heap: BinaryHeap::new(), watermarks: vec![0; workers.max(1)], seq: 0 }
+        ReorderBuffer {
+            heap: BinaryHeap::new(),
+            watermarks: vec![0; workers.max(1)],
+            seq: 0,
+            late: 0,
+        }
     }
 
-    pub fn push(&mut self, report: Report) {
+    /// Queue a report from `worker`. A report below that worker's own
+    /// watermark breaks the engine's contract (it may print out of order):
+    /// it is counted in `late`, never dropped.
+    pub fn push(&mut self, worker: usize, report: Report) {
+        if self
+            .watermarks
+            .get(worker)
+            .is_some_and(|&w| report.order.trigger < w)
+        {
+            self.late += 1;
+        }
         self.seq += 1;
-        self.heap.push(Reverse(Queued { order: report.order, seq: self.seq, report }));
+        self.heap.push(Reverse(Queued {
+            order: report.order,
+            seq: self.seq,
+            report,
+        }));
     }
 
     /// Worker `worker` will report nothing with a trigger below `watermark`.
@@ -194,7 +221,11 @@ impl ReorderBuffer {
     /// The next report that is safe to print, if any.
     pub fn pop_ready(&mut self) -> Option<Report> {
         let low = self.watermarks.iter().copied().min().unwrap_or(u64::MAX);
-        if self.heap.peek().is_some_and(|Reverse(q)| q.order.trigger < low) {
+        if self
+            .heap
+            .peek()
+            .is_some_and(|Reverse(q)| q.order.trigger < low)
+        {
             self.heap.pop().map(|Reverse(q)| q.report)
         } else {
             None
@@ -216,7 +247,9 @@ impl ReorderBuffer {
 }
 
 fn wall_clock() -> Timestamp {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     Timestamp(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
@@ -234,13 +267,22 @@ struct Dispatcher {
 impl Dispatcher {
     fn new(txs: Vec<Sender<ToWorker>>, live: bool) -> Self {
         let batches = txs.iter().map(|_| Vec::with_capacity(BATCH)).collect();
-        Dispatcher { txs, batches, live, dropped_segments: 0, dropped_ticks: 0, broken: false }
+        Dispatcher {
+            txs,
+            batches,
+            live,
+            dropped_segments: 0,
+            dropped_ticks: 0,
+            broken: false,
+        }
     }
 
     /// Send one message; live mode may drop it (`may_drop`) rather than wait.
     /// Returns whether it was dropped.
     fn send(&mut self, worker: usize, msg: ToWorker, may_drop: bool) -> bool {
-        let Some(tx) = self.txs.get(worker) else { return true };
+        let Some(tx) = self.txs.get(worker) else {
+            return true;
+        };
         if self.live && may_drop {
             match tx.try_send(msg) {
                 Ok(()) => false,
@@ -272,7 +314,9 @@ impl Dispatcher {
     }
 
     fn flush_one(&mut self, worker: usize, may_drop: bool) {
-        let Some(b) = self.batches.get_mut(worker) else { return };
+        let Some(b) = self.batches.get_mut(worker) else {
+            return;
+        };
         if b.is_empty() {
             return;
         }
@@ -325,12 +369,13 @@ fn capture_loop(
     let mut ports_skipped = 0;
     let mut error = None;
     while !stop.load(Ordering::Relaxed) && !disp.broken {
-        match capture.next() {
+        match capture.read_next() {
             Err(e) => {
                 error = Some(e);
                 break;
             }
             Ok(Read::End) => break,
+            Ok(Read::Drained) => {}
             Ok(Read::Timeout) => {
                 let now = clock.on_idle(wall_clock());
                 disp.tick(index, now);
@@ -340,8 +385,8 @@ fn capture_loop(
                     disp.tick(index, now);
                 }
                 if let Some(seg) = decode::decode(&frame, &mut decode_counters) {
-                    let wanted = ports
-                        .is_none_or(|p| p.contains(seg.src.port) || p.contains(seg.dst.port));
+                    let wanted =
+                        ports.is_none_or(|p| p.contains(seg.src.port) || p.contains(seg.dst.port));
                     if wanted {
                         let shard = seg.key().shard(shards);
                         disp.push(shard, index, seg);
@@ -387,12 +432,18 @@ fn worker_loop(worker: usize, limits: Limits, rx: Receiver<ToWorker>, tx: Sender
                 (u64::MAX, true)
             }
         };
-        let msg = FromWorker::Reports { worker, reports: std::mem::take(&mut reports), watermark };
+        let msg = FromWorker::Reports {
+            worker,
+            reports: std::mem::take(&mut reports),
+            watermark,
+        };
         if tx.send(msg).is_err() || last {
             break;
         }
     }
-    let _ = tx.send(FromWorker::Done { counters: engine.counters().clone() });
+    let _ = tx.send(FromWorker::Done {
+        counters: engine.counters().clone(),
+    });
 }
 
 /// The output stage's state: ordering, counting, `-c`, broken pipe.
@@ -492,14 +543,18 @@ pub fn run<W: Write>(
 
         for msg in out_rx.iter() {
             match msg {
-                FromWorker::Reports { worker, reports, watermark } => {
+                FromWorker::Reports {
+                    worker,
+                    reports,
+                    watermark,
+                } => {
                     if live {
                         for r in reports {
                             output.emit(r);
                         }
                     } else {
                         for r in reports {
-                            reorder.push(r);
+                            reorder.push(worker, r);
                         }
                         reorder.advance(worker, watermark);
                         while let Some(r) = reorder.pop_ready() {
@@ -534,7 +589,9 @@ pub fn run<W: Write>(
         return Err(RunError::Output(e));
     }
     let Some(end) = capture_end else {
-        return Err(RunError::Internal("a pipeline thread could not start or panicked"));
+        return Err(RunError::Internal(
+            "a pipeline thread could not start or panicked",
+        ));
     };
     if worker_panicked {
         return Err(RunError::Internal("a worker thread panicked"));
@@ -547,7 +604,15 @@ pub fn run<W: Write>(
     summary.ports_skipped = end.ports_skipped;
     merge_entries(&mut summary.counters, &end.decode.entries());
     merge_entries(&mut summary.counters, &engine_counters.entries());
-    Ok(RunOutcome { summary, stdout_closed: output.stdout_closed, read_error: end.error })
+    merge_entries(
+        &mut summary.counters,
+        &[("output.late_reports", reorder.late)],
+    );
+    Ok(RunOutcome {
+        summary,
+        stdout_closed: output.stdout_closed,
+        read_error: end.error,
+    })
 }
 
 #[cfg(test)]
@@ -557,7 +622,10 @@ mod tests {
     use crate::verdict::{Basis, Class, ClientCert, Outcome, Verdict};
 
     fn report(trigger: u64, flow: u64) -> Report {
-        let ep = |p| Endpoint { ip: "10.0.0.1".parse().unwrap(), port: p };
+        let ep = |p| Endpoint {
+            ip: "10.0.0.1".parse().unwrap(),
+            port: p,
+        };
         Report {
             order: ReportOrder { trigger, flow },
             verdict: Verdict {
@@ -588,14 +656,16 @@ mod tests {
     }
 
     fn drain_ready(b: &mut ReorderBuffer) -> Vec<(u64, u64)> {
-        std::iter::from_fn(|| b.pop_ready()).map(|r| (r.order.trigger, r.order.flow)).collect()
+        std::iter::from_fn(|| b.pop_ready())
+            .map(|r| (r.order.trigger, r.order.flow))
+            .collect()
     }
 
     #[test]
     fn reorder_waits_for_the_slowest_worker() {
         let mut b = ReorderBuffer::new(2);
-        b.push(report(5, 1));
-        b.push(report(3, 0));
+        b.push(0, report(5, 1));
+        b.push(0, report(3, 0));
         b.advance(0, 10);
         // Worker 1 may still report trigger 0..: nothing is safe.
         assert!(drain_ready(&mut b).is_empty());
@@ -603,8 +673,8 @@ mod tests {
         assert_eq!(drain_ready(&mut b), vec![(3, 0)]);
         // A late report below the other worker's watermark but not below
         // the minimum still sorts first.
-        b.push(report(4, 7));
-        b.push(report(4, 2));
+        b.push(1, report(4, 7));
+        b.push(1, report(4, 2));
         b.advance(1, 6);
         assert_eq!(drain_ready(&mut b), vec![(4, 2), (4, 7), (5, 1)]);
         assert!(b.is_empty());
@@ -613,21 +683,30 @@ mod tests {
     #[test]
     fn reorder_is_strict_at_the_watermark_and_stable_on_ties() {
         let mut b = ReorderBuffer::new(1);
-        b.push(report(8, 1));
+        b.push(0, report(8, 1));
         b.advance(0, 8);
-        assert!(drain_ready(&mut b).is_empty(), "trigger 8 may still gain a lower flow");
+        assert!(
+            drain_ready(&mut b).is_empty(),
+            "trigger 8 may still gain a lower flow"
+        );
         let mut first = report(9, 3);
         first.verdict.reason = "first".into();
-        b.push(first);
+        b.push(0, first);
         let mut second = report(9, 3);
         second.verdict.reason = "second".into();
-        b.push(second);
+        b.push(0, second);
         b.advance(0, u64::MAX);
-        let got: Vec<String> = std::iter::from_fn(|| b.pop_ready()).map(|r| r.verdict.reason).collect();
+        let got: Vec<String> = std::iter::from_fn(|| b.pop_ready())
+            .map(|r| r.verdict.reason)
+            .collect();
         assert_eq!(got, vec!["8/1", "first", "second"]);
         b.advance(0, 3); // watermarks never go back
-        b.push(report(1, 1));
+        b.push(0, report(1, 1));
         assert_eq!(drain_ready(&mut b), vec![(1, 1)]);
+        assert_eq!(
+            b.late, 1,
+            "a report below its worker's watermark is counted"
+        );
     }
 
     #[test]
@@ -641,9 +720,13 @@ mod tests {
             let (mut i0, mut i1) = (0, 0);
             let mut out = Vec::new();
             for &w in schedule {
-                let (list, i) = if w == 0 { (&w0, &mut i0) } else { (&w1, &mut i1) };
+                let (list, i) = if w == 0 {
+                    (&w0, &mut i0)
+                } else {
+                    (&w1, &mut i1)
+                };
                 if let Some(&(t, f)) = list.get(*i) {
-                    b.push(report(t, f));
+                    b.push(w, report(t, f));
                     *i += 1;
                     b.advance(w, t + 1);
                 } else {
@@ -666,11 +749,20 @@ mod tests {
         let sec = TICK_PERIOD.0;
         assert_eq!(c.on_frame(0, Timestamp(10 * sec)), None);
         assert_eq!(c.on_frame(1, Timestamp(10 * sec + 999_999)), None);
-        assert_eq!(c.on_frame(2, Timestamp(11 * sec)), Some(Timestamp(11 * sec)));
+        assert_eq!(
+            c.on_frame(2, Timestamp(11 * sec)),
+            Some(Timestamp(11 * sec))
+        );
         // Time going backwards does not move the clock back.
         assert_eq!(c.on_frame(3, Timestamp(5 * sec)), None);
-        assert_eq!(c.on_frame(TICK_FRAMES, Timestamp(5 * sec)), Some(Timestamp(11 * sec)));
-        assert_eq!(c.on_frame(TICK_FRAMES + 1, Timestamp(12 * sec)), Some(Timestamp(12 * sec)));
+        assert_eq!(
+            c.on_frame(TICK_FRAMES, Timestamp(5 * sec)),
+            Some(Timestamp(11 * sec))
+        );
+        assert_eq!(
+            c.on_frame(TICK_FRAMES + 1, Timestamp(12 * sec)),
+            Some(Timestamp(12 * sec))
+        );
         assert_eq!(c.on_idle(Timestamp(3 * sec)), Timestamp(12 * sec));
         assert_eq!(c.on_idle(Timestamp(20 * sec)), Timestamp(20 * sec));
         assert_eq!(c.on_frame(TICK_FRAMES + 2, Timestamp(20 * sec + 10)), None);

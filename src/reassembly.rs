@@ -19,12 +19,14 @@
 //! Invariants (checked by `Stream::check_invariants` in tests):
 //! - `head <= buf.len()`; `buf[head..]` is `contiguous()`, the bytes at
 //!   offsets `read_off .. contig_end()`.
-//! - `ooo` is sorted by offset, its pieces are non-empty and disjoint, and
-//!   every piece starts strictly after `contig_end()` (a piece that touches
-//!   the in-order run is moved into `buf` at once).
+//! - `ooo` is sorted by offset, its pieces are non-empty and disjoint
+//!   (touching pieces are joined up to `COALESCE_MAX` bytes), and every piece
+//!   starts strictly after `contig_end()` (a piece that touches the in-order
+//!   run is moved into `buf` at once), so `has_hole() == !ooo.is_empty()`.
 //! - `ooo_bytes` is the sum of piece lengths; `ooo.len() <= max_segments`;
 //!   `buffered() <= max_buffered`; `buf.capacity() + ooo_bytes <=
-//!   max_buffered` (pieces are boxed slices of exactly their length).
+//!   max_buffered` (pieces are boxed slices of exactly their length; the
+//!   per-piece headers, bounded by `max_segments`, are not counted).
 //! - Every held byte's offset is below `u64::MAX`, so offset sums cannot
 //!   overflow.
 //! - Once stopped, nothing is held and nothing is allocated.
@@ -150,7 +152,7 @@ pub struct Stream {
     /// dropped when the buffer must grow (amortised compaction).
     buf: Vec<u8>,
     head: usize,
-    /// Out-of-order pieces: sorted, disjoint, each starting after a hole.
+    /// Out-of-order pieces: sorted, disjoint, the first after a hole.
     ooo: Vec<Piece>,
     ooo_bytes: usize,
     /// The most recent `skip` range that ran past arrived data; later
@@ -242,7 +244,7 @@ impl Stream {
         };
         let pieces_after = match &plan {
             None => self.ooo.len(),
-            Some(p) => (self.ooo.len() - (p.hi - p.lo)).saturating_add(p.outs.len()),
+            Some(p) => (self.ooo.len().saturating_sub(p.hi - p.lo)).saturating_add(p.outs.len()),
         };
         if held_after > self.limits.max_buffered || pieces_after > self.limits.max_segments {
             return InsertOutcome::bare(InsertStatus::LimitExceeded);
@@ -379,7 +381,7 @@ impl Stream {
     }
 
     /// Read-only pass over `[s, s + data.len())`, `s >= read_off`: counts
-    /// bytes already held (and how many differ) and the new bytes and runs.
+    /// bytes already held (and how many differ) and the new bytes.
     fn survey(&self, s: u64, data: &[u8]) -> Survey {
         let e = s.saturating_add(data.len() as u64);
         let ce = self.contig_end();

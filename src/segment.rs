@@ -27,14 +27,24 @@ impl Timestamp {
         // rem_euclid of a positive modulus is in 0..1_000_000, so it fits.
         self.0.rem_euclid(1_000_000) as u32
     }
+    /// Latest time humantime formats: 9999-12-31T23:59:59.999999Z.
+    const MAX_FORMATTED: i64 = 253_402_300_799_999_999;
+
     /// RFC 3339 UTC with microseconds, e.g. `2026-11-22T19:27:20.123456Z`.
+    /// Total: times before 1970 or after 9999 (a corrupt pcap can hold any
+    /// value) are clamped to that range instead of failing.
     pub fn rfc3339(self) -> String {
-        let t = if self.0 >= 0 {
-            std::time::UNIX_EPOCH + std::time::Duration::from_micros(self.0 as u64)
-        } else {
-            std::time::UNIX_EPOCH
-        };
+        let micros = self.0.clamp(0, Self::MAX_FORMATTED) as u64;
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros);
         humantime::format_rfc3339_micros(t).to_string()
+    }
+
+    /// The text line's `2026-11-22 19:27:20.123456` (UTC), tcpdump -tttt
+    /// style, from the same formatter.
+    pub fn date_time(self) -> String {
+        let mut s = self.rfc3339();
+        s.pop(); // 'Z'
+        s.replace('T', " ")
     }
 }
 
@@ -140,7 +150,10 @@ mod tests {
     use super::*;
 
     fn ep(s: &str, port: u16) -> Endpoint {
-        Endpoint { ip: s.parse().unwrap(), port }
+        Endpoint {
+            ip: s.parse().unwrap(),
+            port,
+        }
     }
 
     #[test]
@@ -163,5 +176,10 @@ mod tests {
     fn timestamp_formats_rfc3339_micros() {
         let t = Timestamp::from_secs_micros(1_700_000_000, 42);
         assert_eq!(t.rfc3339(), "2023-11-14T22:13:20.000042Z");
+        assert_eq!(t.date_time(), "2023-11-14 22:13:20.000042");
+        // Corrupt capture times never fail to format.
+        assert_eq!(Timestamp(-1).rfc3339(), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(Timestamp(i64::MAX).rfc3339(), "9999-12-31T23:59:59.999999Z");
+        assert!(Timestamp(i64::MIN).date_time().starts_with("1970"));
     }
 }

@@ -24,13 +24,17 @@ pub struct TimeToVerdict {
 
 impl Default for TimeToVerdict {
     fn default() -> Self {
-        TimeToVerdict { hist: Histogram::new_with_bounds(1, TTV_MAX_MICROS, 3).ok() }
+        TimeToVerdict {
+            hist: Histogram::new_with_bounds(1, TTV_MAX_MICROS, 3).ok(),
+        }
     }
 }
 
 impl std::fmt::Debug for TimeToVerdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TimeToVerdict").field("count", &self.count()).finish()
+        f.debug_struct("TimeToVerdict")
+            .field("count", &self.count())
+            .finish()
     }
 }
 
@@ -105,7 +109,8 @@ impl Summary {
         {
             *slot += 1;
         }
-        self.time_to_verdict.record(v.ts.0.saturating_sub(v.first_seen.0));
+        self.time_to_verdict
+            .record(v.ts.0.saturating_sub(v.first_seen.0));
     }
 
     /// Verdicts printed.
@@ -126,7 +131,12 @@ impl Summary {
         let mut flows = Vec::new();
         for (ci, c) in Class::ALL.iter().enumerate() {
             for (oi, o) in Outcome::ALL.iter().enumerate() {
-                let n = self.flows.get(ci).and_then(|r| r.get(oi)).copied().unwrap_or(0);
+                let n = self
+                    .flows
+                    .get(ci)
+                    .and_then(|r| r.get(oi))
+                    .copied()
+                    .unwrap_or(0);
                 if n > 0 {
                     flows.push(format!("{}/{} {}", c.as_str(), o.as_str(), n));
                 }
@@ -138,7 +148,7 @@ impl Summary {
         if let Some(t) = &self.time_to_verdict_line() {
             let _ = writeln!(s, "mtlsniff: {t}");
         }
-        if let Some(k) = self.kernel {
+        if let Some(k) = self.kernel.filter(|k| *k != KernelStats::default()) {
             let _ = writeln!(
                 s,
                 "mtlsniff: kernel: {} received, {} dropped, {} dropped by interface",
@@ -205,7 +215,10 @@ mod tests {
     use crate::verdict::{Basis, ClientCert};
 
     fn verdict(class: Class, outcome: Outcome, ttv_us: i64) -> Verdict {
-        let ep = |p| Endpoint { ip: "10.0.0.1".parse().unwrap(), port: p };
+        let ep = |p| Endpoint {
+            ip: "10.0.0.1".parse().unwrap(),
+            port: p,
+        };
         Verdict {
             ts: Timestamp(1_000_000 + ttv_us),
             first_seen: Timestamp(1_000_000),
@@ -234,27 +247,46 @@ mod tests {
 
     #[test]
     fn empty_summary_is_one_line() {
-        let s = Summary { packets: 3, ..Summary::default() };
+        let s = Summary {
+            packets: 3,
+            ..Summary::default()
+        };
         assert_eq!(s.render(), "mtlsniff: 3 packets read, 0 flows reported\n");
     }
 
     #[test]
     fn summary_shows_only_nonzero_counters() {
-        let mut s = Summary { packets: 100, ..Summary::default() };
+        let mut s = Summary {
+            packets: 100,
+            ..Summary::default()
+        };
         s.record(&verdict(Class::Mtls, Outcome::Ok, 1_500));
         s.record(&verdict(Class::Mtls, Outcome::Ok, 2_500));
         s.record(&verdict(Class::Tls, Outcome::Rejected, -5));
-        s.kernel = Some(KernelStats { received: 100, dropped: 2, if_dropped: 0 });
+        s.kernel = Some(KernelStats {
+            received: 100,
+            dropped: 2,
+            if_dropped: 0,
+        });
         s.dropped_segments = 7;
         s.ports_skipped = 4;
-        merge_entries(&mut s.counters, &[("decode.frames", 100), ("decode.not_tcp", 0)]);
+        merge_entries(
+            &mut s.counters,
+            &[("decode.frames", 100), ("decode.not_tcp", 0)],
+        );
         merge_entries(&mut s.counters, &[("decode.frames", 1)]);
         let r = s.render();
         assert!(r.contains("100 packets read, 3 flows reported"), "{r}");
         assert!(r.contains("flows: tls/rejected 1, mtls/ok 2"), "{r}");
         assert!(r.contains("kernel: 100 received, 2 dropped"), "{r}");
-        assert!(r.contains("dropped (workers behind, queue full): 7 segments"), "{r}");
-        assert!(r.contains("counters: decode.frames=101 ports.skipped=4"), "{r}");
+        assert!(
+            r.contains("dropped (workers behind, queue full): 7 segments"),
+            "{r}"
+        );
+        assert!(
+            r.contains("counters: decode.frames=101 ports.skipped=4"),
+            "{r}"
+        );
         assert!(!r.contains("not_tcp"), "{r}");
         assert!(r.contains("time to verdict: p50 1.5ms"), "{r}");
         assert!(r.lines().all(|l| l.starts_with("mtlsniff: ")), "{r}");

@@ -87,8 +87,12 @@ impl Basis {
 /// What the client did about a certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientCert {
-    /// A Certificate message with this many certificates (> 0).
+    /// A Certificate message with this many certificates (> 0), seen in
+    /// clear.
     Sent { count: u32, bytes: u32 },
+    /// TLS 1.3: an encrypted record too large to be anything but a
+    /// Certificate; its contents (and count) are not visible.
+    SentEncrypted { record_len: u16 },
     /// A Certificate message with an empty list: the client declined.
     Empty,
     /// No Certificate message.
@@ -100,7 +104,7 @@ pub enum ClientCert {
 impl ClientCert {
     pub fn as_str(self) -> &'static str {
         match self {
-            ClientCert::Sent { .. } => "sent",
+            ClientCert::Sent { .. } | ClientCert::SentEncrypted { .. } => "sent",
             ClientCert::Empty => "empty",
             ClientCert::NotSent => "none",
             ClientCert::Unknown => "unknown",

@@ -182,24 +182,3 @@ fn public_truth_is_matched_and_no_false_mtls() {
         failures.join("\n")
     );
 }
-
-/// Prints, for review, every truth-unknown row where mtlsniff gave a class.
-#[test]
-#[ignore]
-fn show_unknown_rows_we_decide() {
-    let Some(dir) = public_dir() else { return };
-    for row in truth(&dir).iter().filter(|r| r.class == "unknown") {
-        for v in verdicts(&dir.join(&row.file)) {
-            if v.client.to_string() == row.client && v.class != Class::Unknown {
-                eprintln!(
-                    "{} {} {} {} {}",
-                    row.file,
-                    row.client,
-                    v.class.as_str(),
-                    v.outcome.as_str(),
-                    v.reason
-                );
-            }
-        }
-    }
-}

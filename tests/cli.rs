@@ -1,0 +1,304 @@
+//! End-to-end tests of the `mtlsniff` binary: exit statuses, one-line error
+//! messages, determinism across `--threads`, and `| head` behaviour.
+//!
+//! These run the built binary as a user would; they must not depend on
+//! what the engine concludes (its verdicts are tested beside it), only on
+//! what the shell promises. Tests that need the shared pcaps skip, saying
+//! so, when `../shared` is absent.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mtlsniff"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mtlsniff")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The public fixture pcaps, or None (and a note) when shared/ is absent.
+fn public_pcaps() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps/public");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: {} is absent", dir.display());
+        None
+    }
+}
+
+fn pcap_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read pcaps dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn scratch(name: &str, contents: &[u8]) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("mtlsniff-cli-{}-{name}", std::process::id()));
+    std::fs::write(&path, contents).expect("write scratch file");
+    path
+}
+
+/// The error is exactly one line, starts with our name, says `want`.
+fn assert_one_line_error(o: &Output, want: &str) {
+    let err = stderr(o);
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "expected one line on stderr, got:\n{err}"
+    );
+    assert!(err.starts_with("mtlsniff: "), "{err}");
+    assert!(err.contains(want), "stderr lacks {want:?}:\n{err}");
+    assert!(
+        o.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+#[test]
+fn version_exits_0() {
+    let o = run(&["--version"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("mtlsniff "));
+}
+
+#[test]
+fn help_has_examples() {
+    let o = run(&["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("Examples:") && out.contains("--ports"),
+        "{out}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["--bogus"][..],
+        &[],
+        &["-r", "x.pcap", "-i", "eth0"],
+        &["-r", "x.pcap", "-c", "0"],
+        &["-r", "x.pcap", "--threads", "0"],
+        &["-r", "x.pcap", "--ports", "nope"],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn missing_file_exits_1_with_one_line() {
+    let o = run(&["-r", "/nonexistent/capture.pcap"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_one_line_error(&o, "/nonexistent/capture.pcap");
+}
+
+#[test]
+fn non_pcap_file_exits_1_with_one_line() {
+    let path = scratch("not-a-pcap.txt", b"GET / HTTP/1.1\r\nHost: example\r\n\r\n");
+    let o = run(&["-r", path.to_str().expect("utf-8 temp path")]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(o.status.code(), Some(1));
+    assert_one_line_error(&o, "not a pcap or pcapng");
+}
+
+#[test]
+fn bad_filter_exits_1_quoting_pcap() {
+    let Some(dir) = public_pcaps() else { return };
+    let file = dir.join("zeek__http-get.pcap");
+    let o = bin()
+        .arg("-r")
+        .arg(&file)
+        .args(["port", "and", "or"])
+        .output()
+        .expect("run mtlsniff");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_one_line_error(&o, "bad capture filter \"port and or\"");
+}
+
+#[test]
+fn missing_interface_exits_1_and_points_to_list() {
+    let o = run(&["-i", "mtlsniff-no-such-if0"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // Without privileges the permission message may come first; both
+    // say what to do.
+    let err = stderr(&o);
+    assert!(err.contains("-D") || err.contains("CAP_NET_RAW"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn reads_a_pcap_and_exits_0() {
+    let Some(dir) = public_pcaps() else { return };
+    let o = bin()
+        .arg("-r")
+        .arg(dir.join("zeek__http-get.pcap"))
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("packets read"),
+        "summary missing: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn reads_stdin_with_dash() {
+    let Some(dir) = public_pcaps() else { return };
+    let bytes = std::fs::read(dir.join("zeek__http-get.pcap")).expect("read pcap");
+    let from_file = bin()
+        .arg("-r")
+        .arg(dir.join("zeek__http-get.pcap"))
+        .output()
+        .expect("run");
+    let mut child = bin()
+        .args(["-r", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&bytes)
+        .expect("feed stdin");
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.stdout, from_file.stdout);
+}
+
+#[test]
+fn output_is_identical_for_any_thread_count() {
+    let Some(dir) = public_pcaps() else { return };
+    let files = pcap_files(&dir);
+    assert!(!files.is_empty(), "no pcaps in {}", dir.display());
+    for file in files {
+        for format in [None, Some("--json")] {
+            let mut reference: Option<(Option<i32>, Vec<u8>)> = None;
+            for threads in ["1", "2", "4"] {
+                let mut cmd = bin();
+                cmd.arg("-q")
+                    .arg("-r")
+                    .arg(&file)
+                    .args(["--threads", threads]);
+                cmd.args(format);
+                let o = cmd.output().expect("run mtlsniff");
+                let got = (o.status.code(), o.stdout);
+                match &reference {
+                    None => reference = Some(got),
+                    Some(want) => assert!(
+                        *want == got,
+                        "{} {format:?}: --threads {threads} differs from --threads 1\n\
+                         --- threads 1 (exit {:?}):\n{}\n--- threads {threads} (exit {:?}):\n{}",
+                        file.display(),
+                        want.0,
+                        String::from_utf8_lossy(&want.1),
+                        got.0,
+                        String::from_utf8_lossy(&got.1),
+                    ),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn count_stops_after_n_verdicts() {
+    let Some(dir) = public_pcaps() else { return };
+    let file = dir.join("ndpi__alexa-app.pcapng");
+    if !file.exists() {
+        eprintln!("skipped: {} is absent", file.display());
+        return;
+    }
+    let all = bin().arg("-r").arg(&file).output().expect("run");
+    let n = all.stdout.iter().filter(|&&b| b == b'\n').count();
+    let o = bin()
+        .arg("-r")
+        .arg(&file)
+        .args(["-c", "2"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let first_two: Vec<&[u8]> = all
+        .stdout
+        .split_inclusive(|&b| b == b'\n')
+        .take(2)
+        .collect();
+    assert_eq!(
+        o.stdout,
+        first_two.concat(),
+        "-c 2 must print the first two of {n} verdicts"
+    );
+}
+
+/// `mtlsniff ... | head -1`: the reader goes away; mtlsniff exits 0 and
+/// says nothing on stderr.
+#[test]
+fn broken_pipe_exits_0_quietly() {
+    let Some(dir) = public_pcaps() else { return };
+    // The file with the most verdicts, so writes outlast the reader.
+    let file = [
+        "ndpi__alexa-app.pcapng",
+        "suricata__tls-subjectaltname.pcap",
+        "zeek__http-get.pcap",
+    ]
+    .iter()
+    .map(|f| dir.join(f))
+    .find(|p| p.exists());
+    let Some(file) = file else {
+        eprintln!("skipped: no fixture pcap found");
+        return;
+    };
+    for read_lines in [0, 1] {
+        let mut child = bin()
+            .arg("-r")
+            .arg(&file)
+            .arg("--json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
+        for _ in 0..read_lines {
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+        }
+        drop(reader); // close the read end, like head exiting
+        let o = child.wait_with_output().expect("wait");
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "read {read_lines}: {}",
+            stderr(&o)
+        );
+        let err = stderr(&o);
+        // Either the pipe broke (quiet), or everything fit in the pipe
+        // before it closed (then the summary is printed): never an error.
+        assert!(
+            !err.to_lowercase().contains("error") && !err.contains("panicked"),
+            "read {read_lines}: {err}"
+        );
+    }
+}
