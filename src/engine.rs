@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use crate::classify::{Classifier, Close, Direction, End};
 use crate::reassembly::{InsertStatus, Stream, StreamLimits};
 use crate::segment::{Endpoint, FlowKey, Segment, Timestamp};
-use crate::verdict::{Basis, Class, ClientCert, Outcome, Report, ReportOrder, Verdict};
+use crate::verdict::{Report, ReportOrder, Verdict};
 
 /// Bounds on one engine (one worker shard).
 #[derive(Debug, Clone)]
@@ -674,30 +674,15 @@ fn report(
     }
     counters.flows_reported += 1;
     let client = flow.client.unwrap_or(0);
-    let mut v = Verdict {
+    let mut v = Verdict::new(
+        flow.endpoint(client),
+        flow.endpoint(1 - client),
+        flow.first_seen,
         ts,
-        first_seen: flow.first_seen,
-        client: flow.endpoint(client),
-        server: flow.endpoint(1 - client),
-        class: Class::Unknown,
-        outcome: Outcome::Unknown,
-        basis: Basis::None,
-        tls_version: None,
-        sni: None,
-        alpn_offered: Vec::new(),
-        alpn_selected: None,
-        cert_requested: None,
-        client_cert: ClientCert::Unknown,
-        flight: None,
-        alert: None,
-        resumed: false,
-        starttls: None,
-        app_proto: None,
-        reason: String::new(),
-        bytes_to_server: flow.payload_bytes.get(client).copied().unwrap_or(0),
-        bytes_to_client: flow.payload_bytes.get(1 - client).copied().unwrap_or(0),
-        packets: flow.packets,
-    };
+    );
+    v.bytes_to_server = flow.payload_bytes.get(client).copied().unwrap_or(0);
+    v.bytes_to_client = flow.payload_bytes.get(1 - client).copied().unwrap_or(0);
+    v.packets = flow.packets;
     match flow.classifier.as_ref() {
         Some(c) => c.fill(&mut v),
         None => v.reason = "no payload: nothing to classify".to_string(),

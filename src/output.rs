@@ -286,31 +286,26 @@ mod tests {
 
     fn base() -> Verdict {
         Verdict {
-            ts: Timestamp::from_secs_micros(1_700_000_000, 42),
-            first_seen: Timestamp::from_secs_micros(1_700_000_000, 2),
-            client: ep("10.0.0.1", 40000),
-            server: ep("10.0.0.2", 443),
             class: Class::Mtls,
             outcome: Outcome::Ok,
             basis: Basis::Inferred,
             tls_version: Some(0x0304),
             sni: Some("foo".into()),
             alpn_offered: vec!["h2".into(), "http/1.1".into()],
-            alpn_selected: None,
-            cert_requested: None,
-            client_cert: ClientCert::Unknown,
             flight: Some(Flight {
                 records: vec![1100, 60, 13],
                 bytes: 1188,
             }),
-            alert: None,
-            resumed: false,
-            starttls: None,
-            app_proto: None,
             reason: "client flight of 1188B holds a certificate".into(),
             bytes_to_server: 2000,
             bytes_to_client: 5000,
             packets: 12,
+            ..Verdict::new(
+                ep("10.0.0.1", 40000),
+                ep("10.0.0.2", 443),
+                Timestamp::from_secs_micros(1_700_000_000, 2),
+                Timestamp::from_secs_micros(1_700_000_000, 42),
+            )
         }
     }
 

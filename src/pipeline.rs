@@ -629,28 +629,12 @@ mod tests {
         Report {
             order: ReportOrder { trigger, flow },
             verdict: Verdict {
-                ts: Timestamp(0),
-                first_seen: Timestamp(0),
-                client: ep(1),
-                server: ep(2),
                 class: Class::Tls,
                 outcome: Outcome::Ok,
                 basis: Basis::Observed,
-                tls_version: None,
-                sni: None,
-                alpn_offered: vec![],
-                alpn_selected: None,
-                cert_requested: None,
                 client_cert: ClientCert::NotSent,
-                flight: None,
-                alert: None,
-                resumed: false,
-                starttls: None,
-                app_proto: None,
                 reason: format!("{trigger}/{flow}"),
-                bytes_to_server: 0,
-                bytes_to_client: 0,
-                packets: 0,
+                ..Verdict::new(ep(1), ep(2), Timestamp(0), Timestamp(0))
             },
         }
     }

@@ -212,7 +212,7 @@ pub fn merge_entries(into: &mut Vec<(&'static str, u64)>, more: &[(&'static str,
 mod tests {
     use super::*;
     use crate::segment::{Endpoint, Timestamp};
-    use crate::verdict::{Basis, ClientCert};
+    use crate::verdict::Basis;
 
     fn verdict(class: Class, outcome: Outcome, ttv_us: i64) -> Verdict {
         let ep = |p| Endpoint {
@@ -220,28 +220,15 @@ mod tests {
             port: p,
         };
         Verdict {
-            ts: Timestamp(1_000_000 + ttv_us),
-            first_seen: Timestamp(1_000_000),
-            client: ep(40000),
-            server: ep(443),
             class,
             outcome,
             basis: Basis::Observed,
-            tls_version: None,
-            sni: None,
-            alpn_offered: vec![],
-            alpn_selected: None,
-            cert_requested: None,
-            client_cert: ClientCert::Unknown,
-            flight: None,
-            alert: None,
-            resumed: false,
-            starttls: None,
-            app_proto: None,
-            reason: String::new(),
-            bytes_to_server: 0,
-            bytes_to_client: 0,
-            packets: 0,
+            ..Verdict::new(
+                ep(40000),
+                ep(443),
+                Timestamp(1_000_000),
+                Timestamp(1_000_000 + ttv_us),
+            )
         }
     }
 

@@ -221,6 +221,34 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// A verdict with no conclusion yet: class unknown, no evidence.
+    pub fn new(client: Endpoint, server: Endpoint, first_seen: Timestamp, ts: Timestamp) -> Self {
+        Verdict {
+            ts,
+            first_seen,
+            client,
+            server,
+            class: Class::Unknown,
+            outcome: Outcome::Unknown,
+            basis: Basis::None,
+            tls_version: None,
+            sni: None,
+            alpn_offered: Vec::new(),
+            alpn_selected: None,
+            cert_requested: None,
+            client_cert: ClientCert::Unknown,
+            flight: None,
+            alert: None,
+            resumed: false,
+            starttls: None,
+            app_proto: None,
+            reason: String::new(),
+            bytes_to_server: 0,
+            bytes_to_client: 0,
+            packets: 0,
+        }
+    }
+
     /// `"1.2"`-style version string, or None.
     pub fn tls_version_str(&self) -> Option<&'static str> {
         self.tls_version.map(version_name)

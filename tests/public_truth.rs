@@ -162,9 +162,13 @@ fn public_truth_is_matched_and_no_false_mtls() {
             ));
         }
     }
-    let decidable: Vec<&(String, String)> =
-        tally.keys().filter(|k| matches!(k.1.as_str(), "plaintext" | "tls" | "mtls")).collect();
-    let (m, t) = decidable.iter().fold((0, 0), |(m, t), k| (m + tally[*k].0, t + tally[*k].1));
+    let decidable: Vec<&(String, String)> = tally
+        .keys()
+        .filter(|k| matches!(k.1.as_str(), "plaintext" | "tls" | "mtls"))
+        .collect();
+    let (m, t) = decidable
+        .iter()
+        .fold((0, 0), |(m, t), k| (m + tally[*k].0, t + tally[*k].1));
     eprintln!(
         "decidable rows matched: {m}/{t} ({} listed exceptions); false mtls: {}",
         EXCEPTIONS.len(),
