@@ -252,14 +252,18 @@ impl Classifier {
         self.sides.iter().any(|s| s.bytes > 0)
     }
 
+    /// Whether these first bytes are a TLS ClientHello (TLS or SSL 2.0
+    /// format): their sender is the TLS client.
+    pub fn starts_tls_client_hello(first_payload: &[u8]) -> bool {
+        tls::starts_client_hello(first_payload) || tls::sslv2_client_hello(first_payload).is_some()
+    }
+
     /// Which side a flow without a SYN belongs to, judged from its first
     /// payload: Some(ToServer) if these bytes look like a client's opening
     /// (ClientHello, HTTP request), Some(ToClient) if a server's
     /// (ServerHello, HTTP response, banner), None if they do not say.
     pub fn role_hint(first_payload: &[u8]) -> Option<Direction> {
-        if tls::starts_client_hello(first_payload)
-            || tls::sslv2_client_hello(first_payload).is_some()
-        {
+        if Self::starts_tls_client_hello(first_payload) {
             return Some(Direction::ToServer);
         }
         if tls::starts_server_hello(first_payload) {
@@ -814,6 +818,17 @@ impl Classifier {
                 if !self.flight_closed && self.client_flight.len() < FLIGHT_RECORDS_MAX {
                     self.client_flight.push(h.len);
                 }
+                // The class rests on the first record (and, for small ones,
+                // the next two): decide it now, so a client that streams
+                // data before the server speaks again still gets a verdict.
+                let small = self
+                    .client_flight
+                    .first()
+                    .is_some_and(|&f| f <= FINISHED_RECORD_MAX);
+                if self.class.is_none() && (!small || self.client_flight.len() >= 3) {
+                    let (class, basis, why) = self.tls13_class();
+                    self.decide(class, basis, why);
+                }
             }
             Direction::ToClient => {
                 if self.client_flight.is_empty() {
@@ -1065,7 +1080,7 @@ impl Classifier {
                 data.get(i) == Some(&content::HANDSHAKE)
                     && tls::starts_client_hello(data.get(i..).unwrap_or_default())
             }) {
-                let proto = upgrade.unwrap_or_else(|| opening.proto());
+                let proto = plaintext::upgrade_protocol(opening, *upgrade);
                 self.starttls = Some(proto.to_string());
                 self.mode = Mode::Tls;
                 if let Some(s) = self.sides.get_mut(1) {
@@ -1453,11 +1468,19 @@ impl Classifier {
     /// Write the conclusion into `v` (class, outcome, basis, TLS evidence,
     /// reason). Call after `is_final()` or `conclude()`.
     pub fn fill(&self, v: &mut Verdict) {
-        let (class, basis, why) = self.class.clone().unwrap_or((
+        let (class, basis, mut why) = self.class.clone().unwrap_or((
             Class::Unknown,
             Basis::None,
             "no conclusion".to_string(),
         ));
+        if self.is_tls13() && !self.client_flight.is_empty() {
+            // The class may have been decided from the first record; the
+            // reason describes the whole flight as finally seen.
+            let (again, _, full) = self.tls13_class();
+            if again == class {
+                why = full;
+            }
+        }
         let (outcome, outcome_why) = self
             .outcome
             .clone()
@@ -1522,4 +1545,402 @@ const TLS13_ALERT_RECORD_LEN: u16 = 2 + TLS13_RECORD_OVERHEAD;
 
 fn is_tls13_version(v: u16) -> bool {
     v == tls::VERSION_TLS13 || v >> 8 == 0x7f || v >> 8 == 0xfb
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::segment::{Endpoint, Timestamp};
+
+    const C: Direction = Direction::ToServer;
+    const S: Direction = Direction::ToClient;
+
+    fn ext(t: u16, data: &[u8]) -> Vec<u8> {
+        let mut v = t.to_be_bytes().to_vec();
+        v.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        v.extend_from_slice(data);
+        v
+    }
+
+    fn handshake_record(msg_type: u8, body: &[u8]) -> Vec<u8> {
+        let n = body.len();
+        let mut hs = vec![msg_type, (n >> 16) as u8, (n >> 8) as u8, n as u8];
+        hs.extend_from_slice(body);
+        let mut r = vec![22, 3, 3, (hs.len() >> 8) as u8, hs.len() as u8];
+        r.extend(hs);
+        r
+    }
+
+    /// A TLS 1.3 ClientHello record with the given extra extensions.
+    fn client_hello(extra: &[Vec<u8>]) -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[7; 32]);
+        body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+        let mut exts = ext(43, &[2, 3, 4]);
+        for e in extra {
+            exts.extend_from_slice(e);
+        }
+        body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+        body.extend(exts);
+        handshake_record(1, &body)
+    }
+
+    /// A TLS 1.3 ServerHello (or HelloRetryRequest) record.
+    fn server_hello(cipher: u16, psk: bool, hrr: bool) -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend_from_slice(if hrr {
+            &tls::HELLO_RETRY_REQUEST_RANDOM
+        } else {
+            &[9; 32]
+        });
+        body.push(0);
+        body.extend_from_slice(&cipher.to_be_bytes());
+        body.push(0);
+        let mut exts = ext(43, &[3, 4]);
+        if psk {
+            exts.extend(ext(41, &[0, 0]));
+        }
+        body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+        body.extend(exts);
+        handshake_record(2, &body)
+    }
+
+    fn encrypted(len: u16) -> Vec<u8> {
+        let mut r = vec![23, 3, 3, (len >> 8) as u8, len as u8];
+        r.extend(std::iter::repeat_n(0xab, usize::from(len)));
+        r
+    }
+
+    const CCS: [u8; 6] = [20, 3, 3, 0, 1, 1];
+
+    /// Feeds chunks as a stream would: unconsumed bytes stay, skips apply.
+    fn drive(steps: &[(Direction, Vec<u8>)]) -> Classifier {
+        drive_then(steps, |_| {})
+    }
+
+    fn drive_then(steps: &[(Direction, Vec<u8>)], end: impl FnOnce(&mut Classifier)) -> Classifier {
+        let mut c = Classifier::new(true, true, 64 * 1024);
+        let mut bufs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+        let mut skips = [0u64; 2];
+        for (dir, bytes) in steps {
+            let d = dir.idx();
+            let mut chunk = bytes.as_slice();
+            let drop = (skips[d] as usize).min(chunk.len());
+            chunk = &chunk[drop..];
+            skips[d] -= drop as u64;
+            bufs[d].extend_from_slice(chunk);
+            loop {
+                let f = c.feed(*dir, &bufs[d]);
+                bufs[d].drain(..f.consumed);
+                let now = (f.skip as usize).min(bufs[d].len());
+                bufs[d].drain(..now);
+                skips[d] += f.skip - now as u64;
+                if f.consumed == 0 && f.skip == 0 || bufs[d].is_empty() {
+                    break;
+                }
+            }
+        }
+        end(&mut c);
+        c
+    }
+
+    fn verdict(c: &Classifier) -> Verdict {
+        let ep = Endpoint {
+            ip: "10.0.0.1".parse().unwrap(),
+            port: 1,
+        };
+        let mut v = Verdict::new(ep, ep, Timestamp(0), Timestamp(0));
+        c.fill(&mut v);
+        v
+    }
+
+    /// TLS 1.3 handshake up to the client flight, then the given client
+    /// records and one server record after them.
+    fn tls13(client_records: &[u16], server_after: Option<u16>) -> Vec<(Direction, Vec<u8>)> {
+        let mut steps = vec![
+            (C, client_hello(&[])),
+            (
+                S,
+                [
+                    server_hello(0x1301, false, false),
+                    CCS.to_vec(),
+                    encrypted(2500),
+                ]
+                .concat(),
+            ),
+            (C, CCS.to_vec()),
+        ];
+        steps.extend(client_records.iter().map(|&l| (C, encrypted(l))));
+        steps.extend(server_after.map(|l| (S, encrypted(l))));
+        steps
+    }
+
+    #[test]
+    fn tls13_first_client_record_decides_the_class() {
+        // (client records, class, client_cert, flight bytes) — sizes from
+        // wire-facts §2 and the fixtures.
+        let table: &[(&[u16], Class, ClientCert, u32)] = &[
+            (&[53], Class::Tls, ClientCert::NotSent, 58), // Go, not requested
+            (&[69], Class::Tls, ClientCert::NotSent, 74), // OpenSSL, SHA-384 suites
+            (&[25, 53], Class::Tls, ClientCert::Empty, 88), // requested, none sent
+            (&[61], Class::Tls, ClientCert::Empty, 66),   // rustls coalesced
+            (&[53, 180, 400], Class::Tls, ClientCert::NotSent, 58), // app data after Finished
+            (
+                &[963, 96, 53],
+                Class::Mtls,
+                ClientCert::SentEncrypted { record_len: 963 },
+                1127,
+            ),
+            (
+                &[680],
+                Class::Mtls,
+                ClientCert::SentEncrypted { record_len: 680 },
+                685,
+            ), // rustls one record
+            (&[150, 53], Class::Unknown, ClientCert::Unknown, 0), // ambiguous size
+            (&[40, 40, 40, 53], Class::Unknown, ClientCert::Unknown, 0), // fragmented?
+        ];
+        for (records, class, cert, bytes) in table {
+            let v = verdict(&drive(&tls13(records, Some(250))));
+            assert_eq!(v.class, *class, "{records:?}: {}", v.reason);
+            assert_eq!(v.client_cert, *cert, "{records:?}");
+            if *class != Class::Unknown {
+                assert_eq!(v.basis, Basis::Inferred);
+                assert_eq!(v.outcome, Outcome::Ok, "{records:?}: {}", v.reason);
+                assert_eq!(
+                    v.flight.as_ref().map(|f| f.bytes),
+                    Some(*bytes),
+                    "{records:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn tls13_lone_alert_then_close_is_rejected_but_client_close_first_is_not() {
+        let mut c = drive(&tls13(&[25, 53], Some(19)));
+        assert!(!c.is_final(), "a 19-byte record alone does not decide");
+        c.on_close(S, Close::Fin);
+        let v = verdict(&c);
+        assert_eq!(
+            (v.class, v.outcome),
+            (Class::Tls, Outcome::Rejected),
+            "{}",
+            v.reason
+        );
+
+        let mut c = drive(&tls13(&[53], None));
+        c.on_close(C, Close::Fin);
+        c.on_close(S, Close::Fin);
+        let v = verdict(&c);
+        assert_eq!(
+            (v.class, v.outcome),
+            (Class::Tls, Outcome::Unknown),
+            "{}",
+            v.reason
+        );
+    }
+
+    #[test]
+    fn tls13_resumption_and_early_data_are_unknown() {
+        let steps = vec![
+            (C, client_hello(&[])),
+            (S, server_hello(0x1301, true, false)),
+            (C, encrypted(53)),
+            (S, encrypted(200)),
+        ];
+        let v = verdict(&drive(&steps));
+        assert_eq!(v.class, Class::Unknown);
+        assert!(v.resumed && v.reason.starts_with("resumed"), "{}", v.reason);
+
+        let steps = vec![
+            (C, [client_hello(&[ext(42, &[])]), encrypted(900)].concat()),
+            (
+                S,
+                [server_hello(0x1301, false, false), encrypted(2000)].concat(),
+            ),
+            (C, encrypted(900)),
+            (S, encrypted(200)),
+        ];
+        let v = verdict(&drive(&steps));
+        assert_eq!(v.class, Class::Unknown, "{}", v.reason);
+        assert!(v.reason.contains("0-RTT"), "{}", v.reason);
+    }
+
+    #[test]
+    fn tls13_after_hello_retry_request_uses_the_real_server_hello() {
+        let steps = vec![
+            (C, client_hello(&[])),
+            (
+                S,
+                [server_hello(0x1302, false, true), CCS.to_vec()].concat(),
+            ),
+            (C, [CCS.to_vec(), client_hello(&[])].concat()),
+            (
+                S,
+                [server_hello(0x1302, false, false), encrypted(3000)].concat(),
+            ),
+            (C, [encrypted(1100), encrypted(96), encrypted(69)].concat()),
+            (S, encrypted(250)),
+        ];
+        let v = verdict(&drive(&steps));
+        assert_eq!(
+            (v.class, v.outcome),
+            (Class::Mtls, Outcome::Ok),
+            "{}",
+            v.reason
+        );
+        assert_eq!(v.flight.unwrap().records, vec![1100, 96, 69]);
+    }
+
+    #[test]
+    fn tls13_class_is_decided_while_the_client_keeps_streaming() {
+        let records: Vec<u16> = std::iter::once(900)
+            .chain(std::iter::repeat_n(1400, 100))
+            .collect();
+        let c = drive(&tls13(&records, None));
+        let v = verdict(&c);
+        assert_eq!(v.class, Class::Mtls, "{}", v.reason);
+    }
+
+    #[test]
+    fn tls12_certificate_messages_are_observed() {
+        let sh12 = {
+            let mut body = vec![3, 3];
+            body.extend_from_slice(&[9; 32]);
+            body.extend_from_slice(&[0, 0xc0, 0x2f, 0]);
+            handshake_record(2, &body)
+        };
+        let server_flight = [
+            sh12,
+            handshake_record(11, &[0, 0, 5, 0, 0, 2, 0x30, 0]),
+            handshake_record(13, &[1, 1, 0, 0, 0, 0]),
+            handshake_record(14, &[]),
+        ]
+        .concat();
+        let ch12 = {
+            let mut body = vec![3, 3];
+            body.extend_from_slice(&[1; 32]);
+            body.extend_from_slice(&[0, 0, 2, 0xc0, 0x2f, 1, 0]);
+            handshake_record(1, &body)
+        };
+        for (cert_list, class, cert) in [
+            (
+                vec![0, 0, 5, 0, 0, 2, 0x30, 0],
+                Class::Mtls,
+                ClientCert::Sent { count: 1, bytes: 5 },
+            ),
+            (vec![0, 0, 0], Class::Tls, ClientCert::Empty),
+        ] {
+            let steps = vec![
+                (C, ch12.clone()),
+                (S, server_flight.clone()),
+                (
+                    C,
+                    [
+                        handshake_record(11, &cert_list),
+                        handshake_record(16, &[0, 1, 9]),
+                        CCS.to_vec(),
+                    ]
+                    .concat(),
+                ),
+                (S, [CCS.to_vec(), encrypted(40)].concat()),
+            ];
+            let v = verdict(&drive(&steps));
+            assert_eq!(
+                (v.class, v.outcome, v.basis),
+                (class, Outcome::Ok, Basis::Observed),
+                "{}",
+                v.reason
+            );
+            assert_eq!(v.client_cert, cert);
+            assert_eq!(v.cert_requested, Some(true));
+        }
+        // A fatal alert from the server after the client's flight.
+        let steps = vec![
+            (C, ch12),
+            (S, server_flight),
+            (
+                C,
+                [
+                    handshake_record(11, &[0, 0, 0]),
+                    handshake_record(16, &[0, 1, 9]),
+                    CCS.to_vec(),
+                ]
+                .concat(),
+            ),
+            (S, vec![21, 3, 3, 0, 2, 2, 40]),
+        ];
+        let v = verdict(&drive(&steps));
+        assert_eq!((v.class, v.outcome), (Class::Tls, Outcome::Rejected));
+        assert_eq!(
+            v.alert.map(|a| a.name()),
+            Some("handshake_failure".to_string())
+        );
+    }
+
+    #[test]
+    fn plaintext_and_starttls() {
+        let steps = vec![
+            (C, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n".to_vec()),
+            (S, b"HTTP/1.1 200 OK\r\n\r\n".to_vec()),
+        ];
+        let v = verdict(&drive(&steps));
+        assert_eq!((v.class, v.outcome), (Class::Plaintext, Outcome::Ok));
+        assert_eq!(
+            v.app_proto.as_deref(),
+            Some("http GET /x host=a status=200")
+        );
+
+        // Plaintext answered by a TLS alert (rustls' decode_error).
+        let steps = vec![
+            (C, b"GET / HTTP/1.1\r\n\r\n".to_vec()),
+            (S, vec![21, 3, 3, 0, 2, 2, 50]),
+        ];
+        let v = verdict(&drive(&steps));
+        assert_eq!((v.class, v.outcome), (Class::Plaintext, Outcome::Rejected));
+
+        // SMTP STARTTLS: the TLS after the upgrade is classified.
+        let steps = vec![
+            (S, b"220 mx ESMTP\r\n".to_vec()),
+            (C, b"EHLO a\r\n".to_vec()),
+            (S, b"250 STARTTLS\r\n".to_vec()),
+            (C, b"STARTTLS\r\n".to_vec()),
+            (S, b"220 go ahead\r\n".to_vec()),
+            (C, client_hello(&[])),
+            (
+                S,
+                [server_hello(0x1301, false, false), encrypted(2000)].concat(),
+            ),
+            (C, encrypted(69)),
+            (S, encrypted(200)),
+        ];
+        let v = verdict(&drive(&steps));
+        assert_eq!(
+            (v.class, v.basis),
+            (Class::Tls, Basis::Inferred),
+            "{}",
+            v.reason
+        );
+        assert_eq!(v.starttls.as_deref(), Some("smtp"));
+    }
+
+    #[test]
+    fn midstream_tls_is_unknown_and_gaps_make_it_incomplete() {
+        let mut c = Classifier::new(false, false, 65536);
+        c.feed(C, &encrypted(100));
+        let v = verdict(&c);
+        assert_eq!(v.class, Class::Unknown);
+        assert!(v.reason.starts_with("midstream"), "{}", v.reason);
+
+        let c = drive_then(&[(C, client_hello(&[]))], |c| c.on_gap(S, 1000));
+        let v = verdict(&c);
+        assert_eq!(
+            (v.class, v.outcome),
+            (Class::Unknown, Outcome::Incomplete),
+            "{}",
+            v.reason
+        );
+    }
 }

@@ -487,6 +487,17 @@ fn track_segment(
         seg.seq
     };
     if !seg.payload.is_empty() || seg.missing > 0 {
+        // The TLS client is the side that sends the ClientHello (a TCP
+        // server can be the TLS client: FTP active data, reverse tunnels).
+        // Before any byte was classified, follow the ClientHello.
+        if flow.direction(side) == Direction::ToClient
+            && flow.classifier.as_ref().is_none_or(|c| !c.saw_payload())
+            && flow.payload_bytes.get(1 - side).is_some_and(|&b| b == 0)
+            && Classifier::starts_tls_client_hello(&seg.payload)
+        {
+            flow.client = Some(side);
+            flow.classifier = None;
+        }
         ensure_classifier(flow, Some((side, &seg.payload)), counters);
         if let Some(m) = flow.missing.get_mut(side) {
             *m += u64::from(seg.missing);
@@ -694,4 +705,97 @@ fn report(
         },
         verdict: v,
     });
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::segment::TcpFlags;
+    use crate::verdict::Class;
+
+    fn ep(ip: &str, port: u16) -> Endpoint {
+        Endpoint {
+            ip: ip.parse().unwrap(),
+            port,
+        }
+    }
+
+    fn seg(src: Endpoint, dst: Endpoint, seq: u32, flags: u8, payload: &[u8]) -> Segment {
+        Segment {
+            ts: Timestamp(1_000_000),
+            src,
+            dst,
+            seq,
+            ack: 0,
+            flags: TcpFlags(flags),
+            window: 0,
+            payload: payload.to_vec(),
+            missing: 0,
+        }
+    }
+
+    /// A TLS 1.2 record holding one handshake message.
+    fn record(msg_type: u8, body: &[u8]) -> Vec<u8> {
+        let mut hs = vec![msg_type, 0, (body.len() >> 8) as u8, body.len() as u8];
+        hs.extend_from_slice(body);
+        let mut r = vec![22, 3, 3, (hs.len() >> 8) as u8, hs.len() as u8];
+        r.extend(hs);
+        r
+    }
+
+    fn client_hello() -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[1; 32]);
+        body.extend_from_slice(&[0, 0, 2, 0xc0, 0x2f, 1, 0]);
+        record(1, &body)
+    }
+
+    fn server_hello() -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[2; 32]);
+        body.extend_from_slice(&[0, 0xc0, 0x2f, 0]);
+        record(2, &body)
+    }
+
+    /// The TCP server sends the ClientHello (FTP active data, reverse
+    /// tunnels): the TLS roles follow the ClientHello, and the client's
+    /// certificate is still seen as the client's.
+    #[test]
+    fn tls_client_is_the_clienthello_sender_even_when_it_accepted_the_tcp_connection() {
+        let tcp_client = ep("10.0.0.1", 20);
+        let tcp_server = ep("10.0.0.2", 50000);
+        let (syn, ack) = (TcpFlags::SYN, TcpFlags::ACK);
+        let mut flight = server_hello();
+        flight.extend(record(11, &[0, 0, 3, 0, 0, 0])); // server Certificate (empty list: enough here)
+        flight.extend(record(13, &[1, 1, 0, 0, 0, 0]));
+        flight.extend(record(14, &[]));
+        let mut client_flight = record(11, &[0, 0, 8, 0, 0, 5, 0x30, 3, 1, 2, 3]);
+        client_flight.extend(record(16, &[0, 1, 9]));
+        client_flight.extend_from_slice(&[20, 3, 3, 0, 1, 1]);
+        let mut engine = Engine::new(Limits::default());
+        let mut out = Vec::new();
+        let ch = client_hello();
+        let steps = [
+            seg(tcp_client, tcp_server, 100, syn, &[]),
+            seg(tcp_server, tcp_client, 500, syn | ack, &[]),
+            seg(tcp_server, tcp_client, 501, ack, &ch),
+            seg(tcp_client, tcp_server, 101, ack, &flight),
+            seg(
+                tcp_server,
+                tcp_client,
+                501 + ch.len() as u32,
+                ack,
+                &client_flight,
+            ),
+        ];
+        for (i, s) in steps.into_iter().enumerate() {
+            engine.on_segment(s, i as u64, &mut out);
+        }
+        engine.finish(9, &mut out);
+        assert_eq!(out.len(), 1);
+        let v = &out[0].verdict;
+        assert_eq!(v.client, tcp_server, "{v:?}");
+        assert_eq!(v.class, Class::Mtls, "{}", v.reason);
+    }
 }

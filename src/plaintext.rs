@@ -182,7 +182,26 @@ pub fn recognise(b: &[u8]) -> Opening {
             }
         }
     }
+    if let Some(m) = mysql_greeting(b) {
+        return m;
+    }
     banner(line).unwrap_or(Opening::Other)
+}
+
+/// MySQL's server greeting (protocol 10): a 3-byte length, sequence 0,
+/// 0x0a, then a NUL-terminated version string.
+fn mysql_greeting(b: &[u8]) -> Option<Opening> {
+    let (&seq, &proto) = (b.get(3)?, b.get(4)?);
+    let version = b.get(5..)?.split(|&c| c == 0).next()?;
+    let plausible = seq == 0
+        && proto == 0x0a
+        && !version.is_empty()
+        && version.len() < 64
+        && version.first().is_some_and(u8::is_ascii_digit);
+    plausible.then(|| Opening::Banner {
+        proto: "mysql",
+        text: printable(version),
+    })
 }
 
 fn http_host(b: &[u8]) -> Option<String> {
@@ -235,24 +254,41 @@ pub fn proxy_header_len(b: &[u8]) -> Option<usize> {
     None
 }
 
-/// A command in the client's stream that asks for an in-band TLS upgrade:
-/// returns the protocol's name.
+/// A command in the client's stream that asks for an in-band TLS upgrade,
+/// on any line of `b`: returns the protocol it belongs to.
 pub fn upgrade_command(b: &[u8]) -> Option<&'static str> {
-    let line = first_line(b);
-    let upper: Vec<u8> = line.iter().take(64).map(u8::to_ascii_uppercase).collect();
-    let has = |w: &[u8]| upper.windows(w.len()).any(|x| x == w);
-    if has(b"STARTTLS") {
-        Some("starttls")
-    } else if upper.starts_with(b"STLS") {
-        Some("pop3")
-    } else if upper.starts_with(b"AUTH TLS") || upper.starts_with(b"AUTH SSL") {
-        Some("ftp")
-    } else if contains_ci(b, b"1.3.6.1.4.1.1466.20037") {
-        Some("ldap")
-    } else if b.starts_with(&PG_SSL_REQUEST) {
-        Some("postgres")
-    } else {
-        None
+    if contains_ci(b, b"1.3.6.1.4.1.1466.20037") {
+        return Some("ldap"); // LDAP StartTLS extended operation (RFC 4511 §4.14)
+    }
+    if b.starts_with(&PG_SSL_REQUEST) {
+        return Some("postgres");
+    }
+    b.split(|&c| c == b'\n').find_map(|line| {
+        let line = line.trim_ascii();
+        // IMAP and XMPP put a tag or markup before the word.
+        let upper: Vec<u8> = line.iter().take(64).map(u8::to_ascii_uppercase).collect();
+        let has = |w: &[u8]| upper.windows(w.len()).any(|x| x == w);
+        if upper.starts_with(b"STLS") {
+            Some("pop3")
+        } else if upper.starts_with(b"AUTH TLS") || upper.starts_with(b"AUTH SSL") {
+            Some("ftp")
+        } else if has(b"STARTTLS") {
+            Some("starttls")
+        } else {
+            None
+        }
+    })
+}
+
+/// The name of the protocol that upgraded to TLS: the opening's, when it
+/// named one, else the upgrade command's (`STARTTLS` after an ambiguous
+/// `220` banner is SMTP).
+pub fn upgrade_protocol(opening: &Opening, command: Option<&'static str>) -> &'static str {
+    match (opening.proto(), command) {
+        ("smtp-or-ftp", Some("starttls")) => "smtp",
+        ("smtp-or-ftp", Some("ftp")) => "ftp",
+        ("unknown" | "smtp-or-ftp", Some(c)) => c,
+        (p, _) => p,
     }
 }
 
@@ -311,5 +347,16 @@ mod tests {
         assert_eq!(upgrade_command(b"STLS\r\n"), Some("pop3"));
         assert_eq!(upgrade_command(b"AUTH TLS\r\n"), Some("ftp"));
         assert_eq!(upgrade_command(b"EHLO x\r\n"), None);
+        // On a later line, as when a chunk starts with leftover bytes.
+        assert_eq!(upgrade_command(b"O a\r\nSTARTTLS\r\n"), Some("starttls"));
+        let banner = recognise(b"220 host ready\r\n");
+        assert_eq!(upgrade_protocol(&banner, Some("starttls")), "smtp");
+        assert_eq!(
+            upgrade_protocol(&recognise(b"* OK ready\r\n"), Some("starttls")),
+            "imap"
+        );
+        assert_eq!(upgrade_protocol(&Opening::Other, Some("ldap")), "ldap");
+        let greeting = [&[0x4a, 0, 0, 0, 0x0a][..], b"8.0.36\0rest"].concat();
+        assert_eq!(recognise(&greeting).proto(), "mysql");
     }
 }
