@@ -43,6 +43,10 @@ pub const FINISHED_RECORD_MAX: u16 = 100;
 /// does not decide, and the verdict is unknown.
 pub const CERTIFICATE_RECORD_MIN: u16 = 300;
 
+/// Client application records after a TLS <= 1.2 handshake without a server
+/// record, after which the verdict is given without waiting for the server.
+const SETTLING_CLIENT_RECORDS: u32 = 4;
+
 /// Client records after the ServerHello remembered as "the flight".
 const FLIGHT_RECORDS_MAX: usize = 16;
 /// Records inspected in one direction before the flow must be decided
@@ -129,6 +133,12 @@ struct Side {
     resync: bool,
     closed: Option<Close>,
     bytes: u64,
+    /// TLS <= 1.2: this side's Finished (its first protected handshake
+    /// record) has passed; another protected handshake record is a
+    /// renegotiation.
+    finished: bool,
+    /// Clear text kept for `-A`, at most the preview cap.
+    preview: Vec<u8>,
 }
 
 impl Side {
@@ -140,6 +150,8 @@ impl Side {
             resync: false,
             closed: None,
             bytes: 0,
+            finished: false,
+            preview: Vec::new(),
         }
     }
 }
@@ -182,6 +194,14 @@ pub struct Classifier {
     gap: Option<(Direction, u64)>,
     malformed: Option<String>,
 
+    /// TLS <= 1.2 accepted: the verdict waits for the first records after
+    /// the handshake, to see whether a renegotiation starts.
+    settling: bool,
+    client_records_settling: u32,
+    /// Who started a TLS <= 1.2 renegotiation (RFC 5246 §7.4.1.1).
+    renegotiation: Option<Direction>,
+    preview_cap: usize,
+
     /// Class decided (possibly before the outcome is known).
     class: Option<(Class, Basis, String)>,
     outcome: Option<(Outcome, String)>,
@@ -221,9 +241,18 @@ impl Classifier {
             app_proto: None,
             gap: None,
             malformed: None,
+            settling: false,
+            client_records_settling: 0,
+            renegotiation: None,
+            preview_cap: 0,
             class: None,
             outcome: None,
         }
+    }
+
+    /// Keep up to `bytes` of each direction of a plaintext flow (`-A`).
+    pub fn keep_preview(&mut self, bytes: usize) {
+        self.preview_cap = bytes;
     }
 
     /// True once the verdict is final: the engine reports it and stops
@@ -759,7 +788,7 @@ impl Classifier {
                     if self.class.is_none() {
                         self.decide_tls12_from_client_flight();
                     }
-                    self.finish_outcome(Outcome::Ok, "server finished the handshake".to_string());
+                    self.settle("server finished the handshake");
                 }
             }
             Direction::ToServer => {
@@ -768,10 +797,21 @@ impl Classifier {
                 }
                 let resumed = self.class.as_ref().is_some_and(|c| c.0 == Class::Unknown);
                 if resumed && self.server().ccs {
-                    self.finish_outcome(Outcome::Ok, "resumed session accepted".to_string());
+                    self.settle("resumed session accepted");
                 }
             }
         }
+    }
+
+    /// TLS <= 1.2 handshake accepted. The verdict becomes final with the
+    /// first record after the handshake: server data (nothing more to
+    /// see), a renegotiation (a certificate could be sent there, encrypted),
+    /// or a few client records without an answer.
+    fn settle(&mut self, why: &str) {
+        if self.outcome.is_none() {
+            self.outcome = Some((Outcome::Ok, why.to_string()));
+        }
+        self.settling = true;
     }
 
     fn decide_tls12_from_client_flight(&mut self) {
@@ -799,16 +839,7 @@ impl Classifier {
     /// application data, TLS <= 1.2 records after ChangeCipherSpec.
     fn protected_record(&mut self, dir: Direction, h: RecordHeader) {
         if !self.is_tls13() {
-            if self.sh.is_none()
-                && dir == Direction::ToServer
-                && h.content_type == content::APPLICATION_DATA
-            {
-                self.early_records += 1;
-            }
-            if dir == Direction::ToClient && self.client().ccs && self.class.is_some() {
-                // TLS <= 1.2: server application data after the handshake.
-                self.finish_outcome(Outcome::Ok, "server sent encrypted data".to_string());
-            }
+            self.protected_record_tls12(dir, h);
             return;
         }
         let after_sh = self.sh_clock.is_some_and(|c| self.clock > c);
@@ -845,6 +876,49 @@ impl Classifier {
                 self.after_flight.push(h.len);
                 self.tls13_outcome_on_server_record();
             }
+        }
+    }
+
+    fn protected_record_tls12(&mut self, dir: Direction, h: RecordHeader) {
+        if self.sh.is_none()
+            && dir == Direction::ToServer
+            && h.content_type == content::APPLICATION_DATA
+        {
+            self.early_records += 1;
+            return;
+        }
+        let Some(side) = self.sides.get_mut(dir.idx()) else {
+            return;
+        };
+        if h.content_type == content::HANDSHAKE && side.ccs {
+            if !side.finished {
+                side.finished = true; // its encrypted Finished
+                return;
+            }
+            // A handshake after Finished: HelloRequest or a new ClientHello,
+            // encrypted. A client certificate may be exchanged there.
+            self.renegotiation.get_or_insert(dir);
+            if self.settling {
+                self.mode = Mode::Done;
+            }
+            return;
+        }
+        if h.content_type != content::APPLICATION_DATA {
+            return;
+        }
+        match dir {
+            Direction::ToClient if self.settling => self.mode = Mode::Done,
+            Direction::ToClient if self.client().ccs && self.class.is_some() => {
+                // Server data after the handshake, its CCS not captured.
+                self.finish_outcome(Outcome::Ok, "server sent encrypted data".to_string());
+            }
+            Direction::ToServer if self.settling => {
+                self.client_records_settling += 1;
+                if self.client_records_settling >= SETTLING_CLIENT_RECORDS {
+                    self.mode = Mode::Done;
+                }
+            }
+            _ => {}
         }
     }
 
@@ -1120,8 +1194,19 @@ impl Classifier {
         let Mode::Plain { scanned, .. } = &mut self.mode else {
             return Feed::default();
         };
+        // `data` starts at stream offset `scanned[d]`; the preview holds the
+        // stream from its start, so only its not-yet-seen tail is added
+        // (bytes kept back for the scan are offered again).
+        let start = scanned.get(d).copied().unwrap_or(0);
         if let Some(s) = scanned.get_mut(d) {
             *s += consumed as u64;
+        }
+        if let Some(side) = self.sides.get_mut(d) {
+            let seen = (side.preview.len() as u64).saturating_sub(start) as usize;
+            let room = self.preview_cap.saturating_sub(side.preview.len());
+            let new = data.get(seen.min(data.len())..).unwrap_or_default();
+            side.preview
+                .extend_from_slice(new.get(..room.min(new.len())).unwrap_or_default());
         }
         let (sc, ss) = (
             scanned.first().copied().unwrap_or(0),
@@ -1505,6 +1590,21 @@ impl Classifier {
         v.resumed = self.sh.as_ref().is_some_and(|s| s.psk) || v.reason.starts_with("resumed");
         v.alert = self.alert;
         v.starttls = self.starttls.clone();
+        if let Some(who) = self.renegotiation {
+            let who = if who == Direction::ToServer {
+                "client"
+            } else {
+                "server"
+            };
+            v.renegotiated = true;
+            v.reason.push_str(&format!(
+                "; the {who} started a renegotiation after the handshake: a client certificate may be sent there, encrypted"
+            ));
+        }
+        if class == Class::Plaintext && self.preview_cap > 0 {
+            v.preview_to_server = Some(plaintext::printable_text(&self.client().preview));
+            v.preview_to_client = Some(plaintext::printable_text(&self.server().preview));
+        }
         v.app_proto = match self.mode {
             Mode::Plain { .. } | Mode::Done if class == Class::Plaintext => self.app_proto.clone(),
             _ => None,
@@ -1924,6 +2024,95 @@ mod tests {
             v.reason
         );
         assert_eq!(v.starttls.as_deref(), Some("smtp"));
+    }
+
+    fn protected_handshake(len: u16) -> Vec<u8> {
+        let mut r = encrypted(len);
+        r[0] = 22;
+        r
+    }
+
+    /// TLS 1.2 handshake with no client certificate, up to both Finished.
+    fn tls12_accepted() -> Vec<(Direction, Vec<u8>)> {
+        let mut ch = vec![3, 3];
+        ch.extend_from_slice(&[1; 32]);
+        ch.extend_from_slice(&[0, 0, 2, 0xc0, 0x2f, 1, 0]);
+        let mut sh = vec![3, 3];
+        sh.extend_from_slice(&[9; 32]);
+        sh.extend_from_slice(&[0, 0xc0, 0x2f, 0]);
+        vec![
+            (C, handshake_record(1, &ch)),
+            (
+                S,
+                [
+                    handshake_record(2, &sh),
+                    handshake_record(11, &[0, 0, 0]),
+                    handshake_record(14, &[]),
+                ]
+                .concat(),
+            ),
+            (
+                C,
+                [
+                    handshake_record(16, &[0, 1, 9]),
+                    CCS.to_vec(),
+                    protected_handshake(40),
+                ]
+                .concat(),
+            ),
+            (S, [CCS.to_vec(), protected_handshake(40)].concat()),
+        ]
+    }
+
+    #[test]
+    fn tls12_renegotiation_after_the_handshake_is_reported() {
+        let c = drive(&tls12_accepted());
+        assert!(
+            !c.is_final(),
+            "waits for the first record after the handshake"
+        );
+        let mut steps = tls12_accepted();
+        steps.push((C, encrypted(100)));
+        steps.push((S, protected_handshake(60))); // HelloRequest, encrypted
+        let v = verdict(&drive(&steps));
+        assert_eq!((v.class, v.outcome), (Class::Tls, Outcome::Ok));
+        assert!(v.renegotiated, "{}", v.reason);
+        assert!(
+            v.reason.contains("the server started a renegotiation"),
+            "{}",
+            v.reason
+        );
+
+        let mut steps = tls12_accepted();
+        steps.push((S, encrypted(300)));
+        let c = drive(&steps);
+        assert!(c.is_final());
+        assert!(!verdict(&c).renegotiated);
+    }
+
+    #[test]
+    fn plaintext_preview_keeps_the_first_bytes_each_way() {
+        let steps = vec![
+            (C, b"GET /secret HTTP/1.1\r\nHost: a\r\n\r\n".to_vec()),
+            (S, b"HTTP/1.1 200 OK\r\n\r\n\x00\x01".to_vec()),
+        ];
+        let mut c = Classifier::new(true, true, 65536);
+        c.keep_preview(20);
+        let mut bufs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+        for (dir, bytes) in &steps {
+            let d = dir.idx();
+            bufs[d].extend_from_slice(bytes);
+            let f = c.feed(*dir, &bufs[d]);
+            bufs[d].drain(..f.consumed);
+        }
+        let v = verdict(&c);
+        assert_eq!(v.preview_to_server.as_deref(), Some("GET /secret HTTP/1.1"));
+        assert_eq!(
+            v.preview_to_client.as_deref(),
+            Some("HTTP/1.1 200 OK.\n.\n.")
+        );
+        // Off by default.
+        assert_eq!(verdict(&drive(&steps)).preview_to_server, None);
     }
 
     #[test]

@@ -71,6 +71,11 @@ pub struct Args {
     #[arg(long = "json")]
     pub json: bool,
 
+    /// For plaintext flows, also print the first bytes each way as
+    /// printable ASCII (like tcpdump -A), so you see what leaks.
+    #[arg(short = 'A', long = "ascii")]
+    pub ascii: bool,
+
     /// Flush stdout after every line (default when stdout is a terminal).
     #[arg(short = 'l', long = "line-buffered")]
     pub line_buffered: bool,
@@ -206,7 +211,13 @@ pub struct Config {
     pub log_level: LogLevel,
     /// Print the summary on stderr at exit.
     pub summary: bool,
+    /// Bytes of each direction of a plaintext flow to show (-A); 0 = off.
+    pub preview_bytes: usize,
 }
+
+/// How much of each direction `-A` shows: enough for a request line and a
+/// few headers, bounded so a flow costs at most twice this.
+pub const PREVIEW_BYTES: usize = 256;
 
 /// A command line that parsed but makes no sense; exit status 2.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,6 +329,7 @@ impl Config {
         };
 
         Ok(Config {
+            preview_bytes: if args.ascii { PREVIEW_BYTES } else { 0 },
             mode,
             filter,
             ports,

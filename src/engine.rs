@@ -41,6 +41,8 @@ pub struct Limits {
     /// How long a flow whose verdict is out, and which has closed, is kept
     /// to absorb retransmissions.
     pub closed_linger: Timestamp,
+    /// Plaintext bytes kept per direction for `-A`; 0 keeps none.
+    pub preview_bytes: usize,
 }
 
 impl Default for Limits {
@@ -55,6 +57,7 @@ impl Default for Limits {
             idle_timeout: Timestamp(300 * 1_000_000),
             embryonic_timeout: Timestamp(30 * 1_000_000),
             closed_linger: Timestamp(10 * 1_000_000),
+            preview_bytes: 0,
         }
     }
 }
@@ -366,7 +369,15 @@ impl Engine {
                 continue;
             }
             self.counters.flows_expired += 1;
-            conclude_and_report(&mut flow, End::Idle, now, index, &mut self.counters, out);
+            conclude_and_report(
+                &mut flow,
+                End::Idle,
+                now,
+                index,
+                &self.limits,
+                &mut self.counters,
+                out,
+            );
         }
     }
 
@@ -389,6 +400,7 @@ impl Engine {
                 End::EndOfInput,
                 ts,
                 index,
+                &self.limits,
                 &mut self.counters,
                 out,
             );
@@ -404,10 +416,11 @@ fn conclude_and_report(
     end: End,
     ts: Timestamp,
     index: u64,
+    limits: &Limits,
     counters: &mut EngineCounters,
     out: &mut Vec<Report>,
 ) {
-    ensure_classifier(flow, None, counters);
+    ensure_classifier(flow, None, limits, counters);
     close_out(flow, counters);
     if let Some(c) = flow.classifier.as_mut() {
         c.conclude(end);
@@ -498,7 +511,7 @@ fn track_segment(
             flow.client = Some(side);
             flow.classifier = None;
         }
-        ensure_classifier(flow, Some((side, &seg.payload)), counters);
+        ensure_classifier(flow, Some((side, &seg.payload)), limits, counters);
         if let Some(m) = flow.missing.get_mut(side) {
             *m += u64::from(seg.missing);
         }
@@ -528,7 +541,7 @@ fn track_segment(
         if let Some(c) = flow.closed.get_mut(side) {
             *c = Some(Close::Rst);
         }
-        ensure_classifier(flow, None, counters);
+        ensure_classifier(flow, None, limits, counters);
         pump(flow, side);
         let dir = flow.direction(side);
         if let Some(c) = flow.classifier.as_mut() {
@@ -556,7 +569,7 @@ fn track_segment(
         if let Some(c) = flow.closed.get_mut(side) {
             *c = Some(Close::Fin);
         }
-        ensure_classifier(flow, None, counters);
+        ensure_classifier(flow, None, limits, counters);
         let dir = flow.direction(side);
         if let Some(c) = flow.classifier.as_mut() {
             c.on_close(dir, Close::Fin);
@@ -599,6 +612,7 @@ fn insert(flow: &mut Flow, side: Side, seq: u32, data: &[u8], counters: &mut Eng
 fn ensure_classifier(
     flow: &mut Flow,
     first_payload: Option<(Side, &[u8])>,
+    limits: &Limits,
     counters: &mut EngineCounters,
 ) {
     if flow.classifier.is_some() {
@@ -629,11 +643,13 @@ fn ensure_classifier(
     // Without the server's SYN-ACK its stream still starts at its first
     // byte if the client's SYN was seen: the server cannot have spoken
     // before the handshake.
-    flow.classifier = Some(Classifier::new(
+    let mut classifier = Classifier::new(
         client_start,
         server_start || client_start,
-        64 * 1024,
-    ));
+        limits.handshake_buffer,
+    );
+    classifier.keep_preview(limits.preview_bytes);
+    flow.classifier = Some(classifier);
 }
 
 /// Offer side `side`'s in-order bytes to the classifier until it stops

@@ -127,6 +127,9 @@ pub fn text_line(v: &Verdict) -> String {
             if a.from_server { "server" } else { "client" }.to_string(),
         );
     }
+    if v.renegotiated {
+        tok("renegotiated", "yes".to_string());
+    }
     if v.resumed {
         tok("resumed", "yes".to_string());
     }
@@ -177,12 +180,17 @@ pub struct JsonVerdict<'a> {
     pub alert: Option<String>,
     pub alert_from: Option<&'static str>,
     pub resumed: bool,
+    pub renegotiated: bool,
     pub starttls: Option<&'a str>,
     pub app_proto: Option<&'a str>,
     pub reason: &'a str,
     pub bytes_to_server: u64,
     pub bytes_to_client: u64,
     pub packets: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview_to_server: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview_to_client: Option<&'a str>,
 }
 
 impl<'a> JsonVerdict<'a> {
@@ -216,14 +224,35 @@ impl<'a> JsonVerdict<'a> {
                 .as_ref()
                 .map(|a| if a.from_server { "server" } else { "client" }),
             resumed: v.resumed,
+            renegotiated: v.renegotiated,
             starttls: v.starttls.as_deref(),
             app_proto: v.app_proto.as_deref(),
             reason: &v.reason,
             bytes_to_server: v.bytes_to_server,
             bytes_to_client: v.bytes_to_client,
             packets: v.packets,
+            preview_to_server: v.preview_to_server.as_deref(),
+            preview_to_client: v.preview_to_client.as_deref(),
         }
     }
+}
+
+/// `-A` lines under a verdict: each line of each direction's preview,
+/// indented and marked `>` (client to server) or `<`, escaped like the
+/// rest of the text view.
+fn preview_lines(v: &Verdict) -> String {
+    let mut s = String::new();
+    for (mark, text) in [(">", &v.preview_to_server), ("<", &v.preview_to_client)] {
+        let Some(text) = text else { continue };
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            s.push_str("    ");
+            s.push_str(mark);
+            s.push(' ');
+            escape_into(&mut s, line, &[]);
+            s.push('\n');
+        }
+    }
+    s
 }
 
 /// Writes verdicts, one per line, in the chosen view.
@@ -247,6 +276,12 @@ impl<W: Write> Printer<W> {
         match self.format {
             Format::Text => {
                 self.out.write_all(text_line(v).as_bytes())?;
+                let preview = preview_lines(v);
+                if !preview.is_empty() {
+                    self.out.write_all(b"\n")?;
+                    self.out
+                        .write_all(preview.trim_end_matches('\n').as_bytes())?;
+                }
             }
             Format::Json => {
                 serde_json::to_writer(&mut self.out, &JsonVerdict::new(v))

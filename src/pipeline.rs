@@ -60,7 +60,10 @@ impl Plan {
             workers: config.threads.max(1),
             ports: config.ports.clone(),
             count: config.count,
-            limits: Limits::default(),
+            limits: Limits {
+                preview_bytes: config.preview_bytes,
+                ..Limits::default()
+            },
         }
     }
 }

@@ -44,6 +44,21 @@ pub fn printable(b: &[u8]) -> String {
         .collect()
 }
 
+/// tcpdump -A style: printable ASCII kept, line feeds kept, every other
+/// byte (CR, tabs, controls, non-ASCII) shown as `.`. Bounded by the input,
+/// which the caller caps.
+pub fn printable_text(b: &[u8]) -> String {
+    b.iter()
+        .map(|&c| {
+            if c == b'\n' || (0x20..0x7f).contains(&c) {
+                c as char
+            } else {
+                '.'
+            }
+        })
+        .collect()
+}
+
 fn first_line(b: &[u8]) -> &[u8] {
     let end = b
         .iter()

@@ -208,12 +208,19 @@ pub struct Verdict {
     pub alert: Option<Alert>,
     /// Session resumption detected (no certificates on the wire).
     pub resumed: bool,
+    /// TLS <= 1.2: a renegotiation started after the handshake; a client
+    /// certificate may have been sent in it, encrypted.
+    pub renegotiated: bool,
     /// Plaintext protocol that preceded TLS (`smtp`, `postgres`, `http-connect`...).
     pub starttls: Option<String>,
     /// For plaintext: the protocol and what it says, e.g. `http GET /x host=a`.
     pub app_proto: Option<String>,
     /// One sentence a person can read: why this class and outcome.
     pub reason: String,
+    /// `-A`: the first bytes each way of a plaintext flow, printable ASCII
+    /// with `.` for other bytes and line breaks kept.
+    pub preview_to_server: Option<String>,
+    pub preview_to_client: Option<String>,
     /// Bytes and packets seen each way so far.
     pub bytes_to_server: u64,
     pub bytes_to_client: u64,
@@ -240,9 +247,12 @@ impl Verdict {
             flight: None,
             alert: None,
             resumed: false,
+            renegotiated: false,
             starttls: None,
             app_proto: None,
             reason: String::new(),
+            preview_to_server: None,
+            preview_to_client: None,
             bytes_to_server: 0,
             bytes_to_client: 0,
             packets: 0,
