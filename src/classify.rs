@@ -189,6 +189,11 @@ pub struct Classifier {
     client_kex: bool,
 
     alert: Option<Alert>,
+    /// The leaf certificate each side sent in clear (TLS <= 1.2), bounded
+    /// by the handshake buffer; parsed only when the verdict is written.
+    client_leaf: Option<Vec<u8>>,
+    server_leaf: Option<Vec<u8>>,
+    proxy_identity: Option<String>,
     starttls: Option<String>,
     app_proto: Option<String>,
     gap: Option<(Direction, u64)>,
@@ -237,6 +242,9 @@ impl Classifier {
             client_cert: ClientCert::Unknown,
             client_kex: false,
             alert: None,
+            client_leaf: None,
+            server_leaf: None,
+            proxy_identity: None,
             starttls: None,
             app_proto: None,
             gap: None,
@@ -352,6 +360,7 @@ impl Classifier {
             return Some(Feed::default());
         }
         if let Opening::Proxy { len, version } = opening {
+            self.proxy_identity = crate::mesh::parse_proxy_v2(data).and_then(|p| p.peer_identity);
             self.starttls = Some(format!("proxy-v{version}"));
             return Some(Feed {
                 consumed: len,
@@ -657,12 +666,16 @@ impl Classifier {
                     None => self.malformed("ServerHello does not parse"),
                 }
             }
-            (Direction::ToClient, handshake::CERTIFICATE) => self.server_certificate = true,
+            (Direction::ToClient, handshake::CERTIFICATE) => {
+                self.server_certificate = true;
+                self.server_leaf = tls::first_certificate(&m).map(<[u8]>::to_vec);
+            }
             (Direction::ToClient, handshake::CERTIFICATE_REQUEST) => self.cert_request = true,
             (Direction::ToClient, handshake::SERVER_HELLO_DONE) => self.server_done = true,
             (Direction::ToServer, handshake::CERTIFICATE) => {
                 match tls::parse_certificate_list(&m) {
                     Some(list) if list.count > 0 => {
+                        self.client_leaf = tls::first_certificate(&m).map(<[u8]>::to_vec);
                         self.client_cert = ClientCert::Sent {
                             count: list.count,
                             bytes: list.bytes,
@@ -1590,6 +1603,13 @@ impl Classifier {
         v.resumed = self.sh.as_ref().is_some_and(|s| s.psk) || v.reason.starts_with("resumed");
         v.alert = self.alert;
         v.starttls = self.starttls.clone();
+        v.proxy_identity = self.proxy_identity.clone();
+        let seen = |der: &Vec<u8>| match crate::identity::parse(der) {
+            Ok(id) => crate::verdict::CertSeen::Parsed(id),
+            Err(_) => crate::verdict::CertSeen::Unparsable,
+        };
+        v.client_certificate = self.client_leaf.as_ref().map(seen);
+        v.server_certificate = self.server_leaf.as_ref().map(seen);
         if let Some(who) = self.renegotiation {
             let who = if who == Direction::ToServer {
                 "client"

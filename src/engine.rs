@@ -19,9 +19,10 @@
 use std::collections::HashMap;
 
 use crate::classify::{Classifier, Close, Direction, End};
+use crate::mesh;
 use crate::reassembly::{InsertStatus, Stream, StreamLimits};
 use crate::segment::{Endpoint, FlowKey, Segment, Timestamp};
-use crate::verdict::{Report, ReportOrder, Verdict};
+use crate::verdict::{CertSeen, Class, Report, ReportOrder, Verdict};
 
 /// Bounds on one engine (one worker shard).
 #[derive(Debug, Clone)]
@@ -85,6 +86,8 @@ pub struct EngineCounters {
     pub gaps: u64,
     pub gap_bytes: u64,
     pub data_after_close: u64,
+    /// Certificates seen in clear that did not parse as X.509.
+    pub cert_parse_errors: u64,
 }
 
 impl EngineCounters {
@@ -94,7 +97,7 @@ impl EngineCounters {
         }
     }
 
-    fn fields(&self) -> [u64; 14] {
+    fn fields(&self) -> [u64; 15] {
         [
             self.flows_created,
             self.flows_reported,
@@ -110,10 +113,11 @@ impl EngineCounters {
             self.gaps,
             self.gap_bytes,
             self.data_after_close,
+            self.cert_parse_errors,
         ]
     }
 
-    fn fields_mut(&mut self) -> [&mut u64; 14] {
+    fn fields_mut(&mut self) -> [&mut u64; 15] {
         [
             &mut self.flows_created,
             &mut self.flows_reported,
@@ -129,12 +133,13 @@ impl EngineCounters {
             &mut self.gaps,
             &mut self.gap_bytes,
             &mut self.data_after_close,
+            &mut self.cert_parse_errors,
         ]
     }
 
     /// `(name, value)` pairs for the summary, in a fixed order.
     pub fn entries(&self) -> Vec<(&'static str, u64)> {
-        const NAMES: [&str; 14] = [
+        const NAMES: [&str; 15] = [
             "flows.created",
             "flows.reported",
             "flows.expired",
@@ -149,6 +154,7 @@ impl EngineCounters {
             "stream.gaps",
             "stream.gap_bytes",
             "tcp.data_after_close",
+            "identity.parse_errors",
         ];
         NAMES.into_iter().zip(self.fields()).collect()
     }
@@ -680,6 +686,23 @@ fn pump(flow: &mut Flow, side: Side) {
     }
 }
 
+/// Mesh fingerprints and identity hints from what the ClientHello showed
+/// in clear (wire-facts §5). They explain a verdict; they never change it.
+fn annotate_mesh(v: &mut Verdict) {
+    if v.class == Class::Plaintext {
+        let h2c = v.app_proto.as_deref().is_some_and(|a| a.starts_with("h2c"));
+        v.mesh = mesh::fingerprint_plaintext(v.server.port, h2c);
+        return;
+    }
+    if v.tls_version.is_none() {
+        return;
+    }
+    v.mesh = mesh::fingerprint_tls(v.sni.as_deref(), &v.alpn_offered, v.server.port);
+    if v.server_certificate.is_none() {
+        v.identity_hint = mesh::identity_hint(v.sni.as_deref());
+    }
+}
+
 /// Emit the flow's verdict (once) and free its buffers.
 fn report(
     flow: &mut Flow,
@@ -713,6 +736,15 @@ fn report(
     match flow.classifier.as_ref() {
         Some(c) => c.fill(&mut v),
         None => v.reason = "no payload: nothing to classify".to_string(),
+    }
+    annotate_mesh(&mut v);
+    for cert in [&v.client_certificate, &v.server_certificate]
+        .into_iter()
+        .flatten()
+    {
+        if *cert == CertSeen::Unparsable {
+            counters.cert_parse_errors += 1;
+        }
     }
     out.push(Report {
         order: ReportOrder {

@@ -10,6 +10,8 @@ pub mod classify;
 pub mod cli;
 pub mod decode;
 pub mod engine;
+pub mod identity;
+pub mod mesh;
 pub mod output;
 pub mod pipeline;
 pub mod plaintext;

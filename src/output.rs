@@ -14,7 +14,9 @@ use std::io::{self, BufWriter, Write};
 use serde::Serialize;
 
 use crate::cli::Format;
-use crate::verdict::{Alert, Basis, ClientCert, Verdict, version_name};
+use crate::identity::Validity;
+use crate::segment::Timestamp;
+use crate::verdict::{Alert, Basis, CertSeen, ClientCert, Verdict, version_name};
 
 /// TLS version text: the name, or the raw number when it has none.
 fn version_text(v: u16) -> String {
@@ -117,6 +119,29 @@ pub fn text_line(v: &Verdict) -> String {
         }
         ClientCert::Unknown => {}
     }
+    for (key, cert) in [
+        ("client_id", &v.client_certificate),
+        ("server_id", &v.server_certificate),
+    ] {
+        let Some(cert) = cert else { continue };
+        tok(key, value(&cert.id()));
+        match cert.validity_at(v.ts) {
+            Some(Validity::Expired) => tok(&format!("{key}_validity"), "expired".to_string()),
+            Some(Validity::NotYetValid) => {
+                tok(&format!("{key}_validity"), "not-yet-valid".to_string())
+            }
+            _ => {}
+        }
+    }
+    if let Some(m) = &v.mesh {
+        tok("mesh", m.mesh.as_str().to_string());
+    }
+    if let Some(h) = &v.identity_hint {
+        tok(h.kind.as_str(), value(&h.value));
+    }
+    if let Some(p) = &v.proxy_identity {
+        tok("proxy_id", value(p));
+    }
     if let Some(f) = &v.flight {
         tok("flight", format!("{}B/{}", f.bytes, f.records.len()));
     }
@@ -172,9 +197,19 @@ pub struct JsonVerdict<'a> {
     pub alpn_offered: &'a [String],
     pub alpn_selected: Option<&'a str>,
     pub cert_requested: Option<bool>,
-    pub client_cert: &'static str,
+    /// `sent`, `empty`, `none`, `unknown`.
+    pub client_cert_status: &'static str,
     /// Certificates sent; 0 for an empty or absent Certificate; null unknown.
     pub client_cert_count: Option<u32>,
+    pub client_id: Option<String>,
+    pub server_id: Option<String>,
+    /// The leaf certificates seen in clear (TLS <= 1.2), or null.
+    pub client_cert: Option<JsonCert<'a>>,
+    pub server_cert: Option<JsonCert<'a>>,
+    pub mesh: Option<&'static str>,
+    pub mesh_evidence: Option<&'a str>,
+    pub identity_hint: Option<JsonHint<'a>>,
+    pub proxy_identity: Option<&'a str>,
     pub flight_bytes: Option<u32>,
     pub flight_records: Option<&'a [u16]>,
     pub alert: Option<String>,
@@ -209,7 +244,24 @@ impl<'a> JsonVerdict<'a> {
             alpn_offered: &v.alpn_offered,
             alpn_selected: v.alpn_selected.as_deref(),
             cert_requested: v.cert_requested,
-            client_cert: v.client_cert.as_str(),
+            client_cert_status: v.client_cert.as_str(),
+            client_id: v.client_certificate.as_ref().map(CertSeen::id),
+            server_id: v.server_certificate.as_ref().map(CertSeen::id),
+            client_cert: v
+                .client_certificate
+                .as_ref()
+                .map(|c| JsonCert::new(c, v.ts)),
+            server_cert: v
+                .server_certificate
+                .as_ref()
+                .map(|c| JsonCert::new(c, v.ts)),
+            mesh: v.mesh.as_ref().map(|m| m.mesh.as_str()),
+            mesh_evidence: v.mesh.as_ref().map(|m| m.evidence.as_str()),
+            identity_hint: v.identity_hint.as_ref().map(|h| JsonHint {
+                kind: h.kind.as_str(),
+                value: &h.value,
+            }),
+            proxy_identity: v.proxy_identity.as_deref(),
             client_cert_count: match v.client_cert {
                 ClientCert::Sent { count, .. } => Some(count),
                 ClientCert::Empty | ClientCert::NotSent => Some(0),
@@ -235,6 +287,63 @@ impl<'a> JsonVerdict<'a> {
             preview_to_client: v.preview_to_client.as_deref(),
         }
     }
+}
+
+/// A certificate in the JSON view. `parsed: false` (all else null) for
+/// bytes that are not X.509.
+#[derive(Debug, Serialize)]
+pub struct JsonCert<'a> {
+    pub parsed: bool,
+    pub id: String,
+    pub subject: Option<&'a str>,
+    pub sans: Option<&'a [String]>,
+    pub issuer: Option<&'a str>,
+    pub not_before: Option<String>,
+    pub not_after: Option<String>,
+    pub sha256: Option<&'a str>,
+    /// At the verdict's packet time: `valid`, `expired`, `not-yet-valid`.
+    pub validity: Option<&'static str>,
+}
+
+impl<'a> JsonCert<'a> {
+    fn new(c: &'a CertSeen, at: Timestamp) -> Self {
+        let validity = c.validity_at(at).map(|v| match v {
+            Validity::Valid => "valid",
+            Validity::Expired => "expired",
+            Validity::NotYetValid => "not-yet-valid",
+        });
+        let time = |secs: i64| Timestamp(secs.saturating_mul(1_000_000)).rfc3339();
+        match c {
+            CertSeen::Parsed(p) => JsonCert {
+                parsed: true,
+                id: p.id(),
+                subject: Some(&p.subject),
+                sans: Some(&p.sans),
+                issuer: Some(&p.issuer),
+                not_before: Some(time(p.not_before)),
+                not_after: Some(time(p.not_after)),
+                sha256: Some(&p.sha256),
+                validity,
+            },
+            CertSeen::Unparsable => JsonCert {
+                parsed: false,
+                id: c.id(),
+                subject: None,
+                sans: None,
+                issuer: None,
+                not_before: None,
+                not_after: None,
+                sha256: None,
+                validity,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct JsonHint<'a> {
+    pub kind: &'static str,
+    pub value: &'a str,
 }
 
 /// `-A` lines under a verdict: each line of each direction's preview,
@@ -464,7 +573,8 @@ mod tests {
         assert_eq!(j["alpn_offered"], json!(["h2", "http/1.1"]));
         assert_eq!(j["alpn_selected"], Value::Null);
         assert_eq!(j["cert_requested"], Value::Null);
-        assert_eq!(j["client_cert"], "unknown");
+        assert_eq!(j["client_cert_status"], "unknown");
+        assert_eq!(j["client_cert"], Value::Null);
         assert_eq!(j["client_cert_count"], Value::Null);
         assert_eq!(j["flight_bytes"], 1188);
         assert_eq!(j["flight_records"], json!([1100, 60, 13]));
@@ -474,6 +584,50 @@ mod tests {
         assert_eq!(j["starttls"], Value::Null);
         assert_eq!(j["packets"], 12);
         assert_eq!(j["bytes_to_client"], 5000);
+    }
+
+    #[test]
+    fn identities_mesh_and_hints_in_both_views() {
+        use crate::identity::CertIdentity;
+        use crate::mesh::{Fingerprint, Hint, HintKind, Mesh};
+        let cert = CertIdentity {
+            subject: String::new(),
+            issuer: "O=cluster.local".into(),
+            sans: vec!["URI:spiffe://cluster.local/ns/default/sa/productpage".into()],
+            spiffe: Some("spiffe://cluster.local/ns/default/sa/productpage".into()),
+            not_before: 1_600_000_000,
+            not_after: 1_650_000_000, // before the verdict's time: expired
+            sha256: "ab".repeat(32),
+        };
+        let v = Verdict {
+            client_certificate: Some(CertSeen::Parsed(cert)),
+            server_certificate: Some(CertSeen::Unparsable),
+            mesh: Some(Fingerprint {
+                mesh: Mesh::IstioSidecar,
+                evidence: "ALPN istio".into(),
+            }),
+            identity_hint: Some(Hint {
+                kind: HintKind::DestinationService,
+                value: "reviews.default.svc.cluster.local:9080".into(),
+            }),
+            ..base()
+        };
+        let line = text_line(&v);
+        assert!(line.contains(" client_id=spiffe://cluster.local/ns/default/sa/productpage client_id_validity=expired server_id=? "), "{line}");
+        assert!(line.contains(" mesh=istio-sidecar destination-service-hint=reviews.default.svc.cluster.local:9080 "), "{line}");
+        let j: Value = serde_json::to_value(JsonVerdict::new(&v)).unwrap();
+        assert_eq!(
+            j["client_id"],
+            "spiffe://cluster.local/ns/default/sa/productpage"
+        );
+        assert_eq!(j["client_cert"]["validity"], "expired");
+        assert_eq!(j["client_cert"]["subject"], "");
+        assert_eq!(j["client_cert"]["not_after"], "2022-04-15T05:20:00.000000Z");
+        assert_eq!(j["server_cert"]["parsed"], false);
+        assert_eq!(j["server_id"], "?");
+        assert_eq!(j["mesh"], "istio-sidecar");
+        assert_eq!(j["mesh_evidence"], "ALPN istio");
+        assert_eq!(j["identity_hint"]["kind"], "destination-service-hint");
     }
 
     #[test]

@@ -434,6 +434,17 @@ pub fn parse_certificate_list(m: &HandshakeMessage) -> Option<CertificateList> {
     })
 }
 
+/// The first certificate (the leaf, RFC 5246 §7.4.2) of a TLS <= 1.2
+/// Certificate message, when it lies within the bytes held.
+pub fn first_certificate(m: &HandshakeMessage) -> Option<&[u8]> {
+    let list = m.bytes.get(HANDSHAKE_HEADER_LEN + 3..)?;
+    let len = match list.get(..3)? {
+        &[a, b, c] => u32::from_be_bytes([0, a, b, c]) as usize,
+        _ => return None,
+    };
+    list.get(3..3 + len).filter(|der| !der.is_empty())
+}
+
 /// Hash length of a TLS 1.3 cipher suite (RFC 8446 §B.4), which fixes the
 /// size of the Finished message. Unknown suites give None.
 pub fn tls13_hash_len(cipher: u16) -> Option<u16> {

@@ -7,6 +7,8 @@
 //! `Basis::Inferred` (TLS 1.3 encrypted client flight large enough to hold a
 //! certificate, wire-facts §2). Every `Class::Unknown` carries a reason.
 
+use crate::identity::{CertIdentity, Validity};
+use crate::mesh::{Fingerprint, Hint};
 use crate::segment::{Endpoint, Timestamp};
 
 /// What the flow is, as far as the wire shows.
@@ -112,6 +114,33 @@ impl ClientCert {
     }
 }
 
+/// A certificate seen in clear (TLS <= 1.2), as far as it parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertSeen {
+    Parsed(CertIdentity),
+    /// Present on the wire but not a parsable X.509 certificate; its
+    /// identity shows as "?" and it is counted (`identity.parse_errors`).
+    Unparsable,
+}
+
+impl CertSeen {
+    /// The identity to show: SPIFFE URI, DNS name, CN... or "?".
+    pub fn id(&self) -> String {
+        match self {
+            CertSeen::Parsed(c) => c.id(),
+            CertSeen::Unparsable => "?".to_string(),
+        }
+    }
+
+    /// Validity at the verdict's packet time; None when unparsable.
+    pub fn validity_at(&self, ts: Timestamp) -> Option<Validity> {
+        match self {
+            CertSeen::Parsed(c) => Some(c.validity_at(ts.secs())),
+            CertSeen::Unparsable => None,
+        }
+    }
+}
+
 /// A TLS alert seen in clear (RFC 8446 §6, RFC 5246 §7.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Alert {
@@ -211,6 +240,17 @@ pub struct Verdict {
     /// TLS <= 1.2: a renegotiation started after the handshake; a client
     /// certificate may have been sent in it, encrypted.
     pub renegotiated: bool,
+    /// The first certificate of each side's chain, when sent in clear.
+    pub client_certificate: Option<CertSeen>,
+    pub server_certificate: Option<CertSeen>,
+    /// A service-mesh fingerprint: who the client probably is. It never
+    /// makes a verdict mtls by itself (wire-facts §5).
+    pub mesh: Option<Fingerprint>,
+    /// What the ClientHello says about identities when certificates are
+    /// encrypted (Linkerd SNI, Istio outbound_ SNI): a hint, not an identity.
+    pub identity_hint: Option<Hint>,
+    /// The source identity in a PROXY v2 header (TLV 0xD0, ztunnel).
+    pub proxy_identity: Option<String>,
     /// Plaintext protocol that preceded TLS (`smtp`, `postgres`, `http-connect`...).
     pub starttls: Option<String>,
     /// For plaintext: the protocol and what it says, e.g. `http GET /x host=a`.
@@ -248,6 +288,11 @@ impl Verdict {
             alert: None,
             resumed: false,
             renegotiated: false,
+            client_certificate: None,
+            server_certificate: None,
+            mesh: None,
+            identity_hint: None,
+            proxy_identity: None,
             starttls: None,
             app_proto: None,
             reason: String::new(),
