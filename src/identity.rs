@@ -33,6 +33,8 @@ pub const MAX_SANS: usize = 32;
 pub struct CertIdentity {
     /// Subject as an RFC 4514 string ("" when empty, as Istio's certificates have).
     pub subject: String,
+    /// The subject's most specific common name, unescaped.
+    pub common_name: Option<String>,
     /// Issuer as an RFC 4514 string.
     pub issuer: String,
     /// "DNS:a", "URI:spiffe://...", "IP:1.2.3.4", "email:..." in certificate order.
@@ -85,8 +87,8 @@ impl CertIdentity {
         if let Some(dns) = self.sans.iter().find_map(|s| s.strip_prefix("DNS:")) {
             return dns.to_string();
         }
-        if let Some(cn) = rfc4514_common_name(&self.subject) {
-            return cn;
+        if let Some(cn) = &self.common_name {
+            return cn.clone();
         }
         if !self.subject.is_empty() {
             return self.subject.clone();
@@ -142,6 +144,13 @@ pub fn parse(der: &[u8]) -> Result<CertIdentity, IdentityError> {
     let validity = cert.validity();
     Ok(CertIdentity {
         subject: bounded(&rfc4514(cert.subject())),
+        // The last CN is the most specific RDN (RFC 4514 prints it first).
+        common_name: cert
+            .subject()
+            .iter_common_name()
+            .filter_map(|cn| cn.as_str().ok())
+            .last()
+            .map(bounded),
         issuer: bounded(&rfc4514(cert.issuer())),
         sans,
         spiffe,
@@ -252,58 +261,6 @@ fn escape_value(v: &str) -> String {
             ' ' if i == 0 || i == last => out.push_str("\\ "),
             '\0' => out.push_str("\\00"),
             _ => out.push(c),
-        }
-    }
-    out
-}
-
-/// The first CN value of an RFC 4514 string (the most specific RDN), unescaped.
-fn rfc4514_common_name(dn: &str) -> Option<String> {
-    let mut attrs = Vec::new();
-    let mut current = String::new();
-    let mut escaped = false;
-    for c in dn.chars() {
-        if escaped {
-            current.push(c);
-            escaped = false;
-        } else if c == '\\' {
-            current.push(c);
-            escaped = true;
-        } else if c == ',' || c == '+' {
-            attrs.push(std::mem::take(&mut current));
-        } else {
-            current.push(c);
-        }
-    }
-    attrs.push(current);
-    attrs.iter().find_map(|attr| {
-        let (ty, value) = attr.split_once('=')?;
-        ty.eq_ignore_ascii_case("CN").then(|| unescape_value(value))
-    })
-}
-
-/// Undo [`escape_value`]: "\XX" hex pairs and "\c" for any other char.
-fn unescape_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    let mut chars = v.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        let Some(next) = chars.next() else { break };
-        match (next.to_digit(16), chars.peek().and_then(|p| p.to_digit(16))) {
-            (Some(hi), Some(lo)) => {
-                chars.next();
-                // Only ASCII pairs are unescaped; a multi-byte UTF-8 escape is
-                // not produced by escape_value and shows as U+FFFD.
-                out.push(
-                    char::from_u32(hi * 16 + lo)
-                        .filter(char::is_ascii)
-                        .unwrap_or('\u{fffd}'),
-                );
-            }
-            _ => out.push(next),
         }
     }
     out
@@ -464,7 +421,7 @@ mod tests {
     }
 
     #[test]
-    fn rfc4514_escaping_round_trips_through_cn() {
+    fn rfc4514_escaping() {
         let table = [
             ("plain", "plain"),
             ("a,b+c", "a\\,b\\+c"),
@@ -476,16 +433,13 @@ mod tests {
         ];
         for (raw, escaped) in table {
             assert_eq!(escape_value(raw), escaped);
-            let dn = format!("CN={escaped},O=x");
-            assert_eq!(rfc4514_common_name(&dn).as_deref(), Some(raw), "{dn}");
         }
-        assert_eq!(rfc4514_common_name("O=x"), None);
-        assert_eq!(rfc4514_common_name(""), None);
     }
 
     #[test]
     fn id_falls_back_to_subject_then_question_mark() {
         let mut c = ident("client-p256.pem");
+        c.common_name = None;
         c.subject = "O=only org".to_string();
         assert_eq!(c.id(), "O=only org");
         c.subject.clear();

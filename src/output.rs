@@ -592,6 +592,7 @@ mod tests {
         use crate::mesh::{Fingerprint, Hint, HintKind, Mesh};
         let cert = CertIdentity {
             subject: String::new(),
+            common_name: None,
             issuer: "O=cluster.local".into(),
             sans: vec!["URI:spiffe://cluster.local/ns/default/sa/productpage".into()],
             spiffe: Some("spiffe://cluster.local/ns/default/sa/productpage".into()),
