@@ -869,7 +869,12 @@ impl Classifier {
                     .client_flight
                     .first()
                     .is_some_and(|&f| f <= FINISHED_RECORD_MAX);
-                if self.class.is_none() && (!small || self.client_flight.len() >= 3) {
+                // With early data in play the Finished record must be seen
+                // first (see tls13_class).
+                let early =
+                    self.ch.as_ref().is_some_and(|c| c.early_data) || self.early_records > 0;
+                let wait = (small || early) && self.client_flight.len() < 3;
+                if self.class.is_none() && !wait {
                     let (class, basis, why) = self.tls13_class();
                     self.decide(class, basis, why);
                 }
@@ -964,11 +969,19 @@ impl Classifier {
             );
         }
         let ch = self.ch.as_ref();
-        if ch.is_some_and(|c| c.early_data) || self.early_records > 0 {
+        if (ch.is_some_and(|c| c.early_data) || self.early_records > 0)
+            && self.finished_index().is_none_or(|i| i > 2)
+        {
+            // Early data was offered and the server did not resume: client
+            // records sent before the ServerHello reached the client may be
+            // captured after it. Only a flight that ends in a Finished-sized
+            // record within its first three records ([Finished], [empty
+            // Certificate, Finished], [Certificate, CertificateVerify,
+            // Finished]) is known to start where the size rule looks.
             return (
                 Class::Unknown,
                 Basis::None,
-                "0-RTT early data offered: the client's flight cannot be sized".to_string(),
+                "0-RTT early data offered: the client's flight is not recognisable".to_string(),
             );
         }
         let Some(&first) = self.client_flight.first() else {
@@ -1071,17 +1084,24 @@ impl Classifier {
     /// flight into one record; Java pads) the flight is the first record.
     /// Application data sent right after Finished is not part of it.
     fn handshake_flight(&self) -> &[u16] {
+        let end = self.finished_index().map_or(1, |i| i + 1);
+        self.client_flight
+            .get(..end.min(self.client_flight.len()))
+            .unwrap_or_default()
+    }
+
+    /// Index, among the first four client records after the ServerHello,
+    /// of the first one exactly the size of an unpadded Finished record.
+    fn finished_index(&self) -> Option<usize> {
         let finished = self
             .sh
             .as_ref()
             .and_then(|sh| tls::tls13_hash_len(sh.cipher))
-            .map(|h| h + 4 + TLS13_RECORD_OVERHEAD);
-        let end = finished
-            .and_then(|f| self.client_flight.iter().take(4).position(|&l| l == f))
-            .map_or(1, |i| i + 1);
+            .map(|h| h + 4 + TLS13_RECORD_OVERHEAD)?;
         self.client_flight
-            .get(..end.min(self.client_flight.len()))
-            .unwrap_or_default()
+            .iter()
+            .take(4)
+            .position(|&l| l == finished)
     }
 
     fn flight_summary(&self) -> String {
@@ -1886,6 +1906,20 @@ mod tests {
         let v = verdict(&drive(&steps));
         assert_eq!(v.class, Class::Unknown, "{}", v.reason);
         assert!(v.reason.contains("0-RTT"), "{}", v.reason);
+
+        // Early data offered, not resumed, and the flight is recognisable by
+        // its Finished record (53 B with TLS_AES_128_GCM_SHA256): sized as usual.
+        let steps = vec![
+            (C, [client_hello(&[ext(42, &[])]), encrypted(900)].concat()),
+            (
+                S,
+                [server_hello(0x1301, false, false), encrypted(2000)].concat(),
+            ),
+            (C, [encrypted(900), encrypted(96), encrypted(53)].concat()),
+            (S, encrypted(200)),
+        ];
+        let v = verdict(&drive(&steps));
+        assert_eq!(v.class, Class::Mtls, "{}", v.reason);
     }
 
     #[test]
