@@ -24,7 +24,7 @@ use crate::tls::{
     self, ClientHello, HandshakeMessage, HandshakeReassembler, HeaderRead, RecordHeader,
     ServerHello, content, handshake,
 };
-use crate::verdict::{Alert, Basis, Class, ClientCert, Flight, Outcome, Verdict};
+use crate::verdict::{Alert, Basis, Class, ClientCert, Flight, Outcome, SessionLink, Verdict};
 
 /// Largest first encrypted client record (length field, without the 5-byte
 /// header) that cannot hold a certificate. Measured no-certificate first
@@ -194,6 +194,8 @@ pub struct Classifier {
     client_leaf: Option<Vec<u8>>,
     server_leaf: Option<Vec<u8>>,
     proxy_identity: Option<String>,
+    /// TLS <= 1.2 NewSessionTicket sent in clear by the server.
+    issued_ticket: Option<Vec<u8>>,
     starttls: Option<String>,
     app_proto: Option<String>,
     gap: Option<(Direction, u64)>,
@@ -245,6 +247,7 @@ impl Classifier {
             client_leaf: None,
             server_leaf: None,
             proxy_identity: None,
+            issued_ticket: None,
             starttls: None,
             app_proto: None,
             gap: None,
@@ -671,6 +674,9 @@ impl Classifier {
                 self.server_leaf = tls::first_certificate(&m).map(<[u8]>::to_vec);
             }
             (Direction::ToClient, handshake::CERTIFICATE_REQUEST) => self.cert_request = true,
+            (Direction::ToClient, handshake::NEW_SESSION_TICKET) => {
+                self.issued_ticket = tls::parse_new_session_ticket(&m.bytes);
+            }
             (Direction::ToClient, handshake::SERVER_HELLO_DONE) => self.server_done = true,
             (Direction::ToServer, handshake::CERTIFICATE) => {
                 match tls::parse_certificate_list(&m) {
@@ -1583,6 +1589,44 @@ impl Classifier {
         self.mode = Mode::Done;
     }
 
+    /// TLS <= 1.2: the keys under which this session can be resumed (a full
+    /// handshake with a verdict), or the keys of the session it resumes.
+    fn session_link(
+        &self,
+        server: crate::segment::Endpoint,
+        class: Class,
+        resumed: bool,
+    ) -> SessionLink {
+        const ID: u8 = 1;
+        const TICKET: u8 = 2;
+        let mut link = SessionLink::default();
+        let (Some(ch), Some(sh)) = (&self.ch, &self.sh) else {
+            return link;
+        };
+        if self.is_tls13() {
+            return link;
+        }
+        if resumed {
+            if !ch.ticket.is_empty() {
+                link.resumes
+                    .push(SessionLink::key(server, TICKET, &ch.ticket));
+            }
+            if !ch.session_id.is_empty() && ch.session_id == sh.session_id {
+                link.resumes
+                    .push(SessionLink::key(server, ID, &ch.session_id));
+            }
+        } else if matches!(class, Class::Tls | Class::Mtls) {
+            if !sh.session_id.is_empty() {
+                link.offers
+                    .push(SessionLink::key(server, ID, &sh.session_id));
+            }
+            if let Some(t) = &self.issued_ticket {
+                link.offers.push(SessionLink::key(server, TICKET, t));
+            }
+        }
+        link
+    }
+
     /// Write the conclusion into `v` (class, outcome, basis, TLS evidence,
     /// reason). Call after `is_final()` or `conclude()`.
     pub fn fill(&self, v: &mut Verdict) {
@@ -1624,6 +1668,7 @@ impl Classifier {
         v.alert = self.alert;
         v.starttls = self.starttls.clone();
         v.proxy_identity = self.proxy_identity.clone();
+        v.session = self.session_link(v.server, class, v.resumed);
         let seen = |der: &Vec<u8>| match crate::identity::parse(der) {
             Ok(id) => crate::verdict::CertSeen::Parsed(id),
             Err(_) => crate::verdict::CertSeen::Unparsable,

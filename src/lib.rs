@@ -16,6 +16,7 @@ pub mod output;
 pub mod pipeline;
 pub mod plaintext;
 pub mod reassembly;
+pub mod resumption;
 pub mod segment;
 pub mod stats;
 pub mod tls;

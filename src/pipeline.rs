@@ -31,6 +31,7 @@ use crate::cli::{Config, PortSet};
 use crate::decode::{self, DecodeCounters};
 use crate::engine::{Engine, EngineCounters, Limits};
 use crate::output::Printer;
+use crate::resumption::SessionMemory;
 use crate::segment::{Segment, Timestamp};
 use crate::stats::{Summary, merge_entries};
 use crate::verdict::{Report, ReportOrder};
@@ -459,13 +460,16 @@ struct Output<'a, W: Write> {
     stdout_closed: bool,
     error: Option<io::Error>,
     stop: &'a AtomicBool,
+    /// TLS <= 1.2 sessions, so resumptions inherit their verdicts.
+    sessions: SessionMemory,
 }
 
 impl<W: Write> Output<'_, W> {
-    fn emit(&mut self, report: Report) {
+    fn emit(&mut self, mut report: Report) {
         if self.done {
             return;
         }
+        self.sessions.link(&mut report.verdict);
         match self.printer.print(&report.verdict) {
             Ok(()) => {
                 self.summary.record(&report.verdict);
@@ -516,6 +520,7 @@ pub fn run<W: Write>(
         stdout_closed: false,
         error: None,
         stop,
+        sessions: SessionMemory::default(),
     };
     let mut engine_counters = EngineCounters::default();
     let mut reorder = ReorderBuffer::new(workers);
@@ -609,7 +614,11 @@ pub fn run<W: Write>(
     merge_entries(&mut summary.counters, &engine_counters.entries());
     merge_entries(
         &mut summary.counters,
-        &[("output.late_reports", reorder.late)],
+        &[
+            ("output.late_reports", reorder.late),
+            ("sessions.inherited", output.sessions.inherited),
+            ("sessions.forgotten", output.sessions.forgotten),
+        ],
     );
     Ok(RunOutcome {
         summary,

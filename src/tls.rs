@@ -233,7 +233,8 @@ impl HandshakeReassembler {
 pub struct ClientHello {
     pub legacy_version: u16,
     pub random: Vec<u8>,
-    pub session_id_len: usize,
+    /// legacy_session_id: a TLS <= 1.2 session the client tries to resume.
+    pub session_id: Vec<u8>,
     pub sni: Option<String>,
     pub alpn: Vec<String>,
     /// supported_versions (43), GREASE removed.
@@ -244,8 +245,9 @@ pub struct ClientHello {
     pub psk: bool,
     /// post_handshake_auth (49): a certificate may be asked for later.
     pub post_handshake_auth: bool,
-    /// A non-empty SessionTicket (35): TLS 1.2 ticket resumption offered.
-    pub ticket: bool,
+    /// A non-empty SessionTicket (35): the ticket of a TLS <= 1.2 session
+    /// the client tries to resume (RFC 5077).
+    pub ticket: Vec<u8>,
     /// client_certificate_type (19) offered: raw public keys possible
     /// (RFC 7250), whose client "certificate" can be as small as a Finished.
     pub client_cert_type: bool,
@@ -284,7 +286,7 @@ pub fn parse_client_hello(msg: &[u8]) -> Option<ClientHello> {
     let mut out = ClientHello {
         legacy_version: ch.version.0,
         random: ch.random.to_vec(),
-        session_id_len: ch.session_id.map_or(0, <[u8]>::len),
+        session_id: ch.session_id.unwrap_or_default().to_vec(),
         ..ClientHello::default()
     };
     let exts = ch
@@ -310,7 +312,7 @@ pub fn parse_client_hello(msg: &[u8]) -> Option<ClientHello> {
             TlsExtension::EarlyData(_) => out.early_data = true,
             TlsExtension::PreSharedKey(_) => out.psk = true,
             TlsExtension::PostHandshakeAuth => out.post_handshake_auth = true,
-            TlsExtension::SessionTicket(t) => out.ticket = !t.is_empty(),
+            TlsExtension::SessionTicket(t) => out.ticket = t.to_vec(),
             TlsExtension::Unknown(t, _) if t.0 == 19 => out.client_cert_type = true,
             TlsExtension::Unknown(t, _) if t.0 == 0xfe0d => out.ech = true,
             _ => {}
@@ -380,6 +382,22 @@ pub fn parse_server_hello(msg: &[u8]) -> Option<ServerHello> {
         }
     }
     Some(out)
+}
+
+/// The ticket of a TLS <= 1.2 NewSessionTicket message (RFC 5077 §3.3),
+/// sent in clear before the server's ChangeCipherSpec.
+pub fn parse_new_session_ticket(msg: &[u8]) -> Option<Vec<u8>> {
+    match parse_tls_message_handshake(msg).ok()?.1 {
+        // tls-parser leaves the ticket's 2-byte length prefix (RFC 5077
+        // §3.3, `opaque ticket<0..2^16-1>`) in place; the ClientHello's
+        // SessionTicket extension carries the bare ticket.
+        TlsMessage::Handshake(TlsMessageHandshake::NewSessionTicket(t)) => {
+            let (len, ticket) = t.ticket.split_at_checked(2)?;
+            let declared = usize::from(u16::from_be_bytes([*len.first()?, *len.get(1)?]));
+            (declared == ticket.len() && !ticket.is_empty()).then(|| ticket.to_vec())
+        }
+        _ => None,
+    }
 }
 
 /// A TLS <= 1.2 Certificate message's list (RFC 5246 §7.4.2, §7.4.6).

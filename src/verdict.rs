@@ -72,6 +72,9 @@ pub enum Basis {
     Observed,
     /// Deduced from encrypted record sizes (TLS 1.3 client flight).
     Inferred,
+    /// A resumed session takes the verdict of the full handshake that
+    /// created it, seen earlier in the same capture.
+    Inherited,
     /// No evidence (class unknown).
     None,
 }
@@ -81,6 +84,7 @@ impl Basis {
         match self {
             Basis::Observed => "observed",
             Basis::Inferred => "inferred",
+            Basis::Inherited => "inherited",
             Basis::None => "none",
         }
     }
@@ -111,6 +115,28 @@ impl ClientCert {
             ClientCert::NotSent => "none",
             ClientCert::Unknown => "unknown",
         }
+    }
+}
+
+/// How a TLS <= 1.2 session is found again across flows (RFC 5246 §7.3,
+/// RFC 5077): hashed (server endpoint, session id or ticket) keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionLink {
+    /// Keys under which this full handshake's session can be resumed.
+    pub offers: Vec<u64>,
+    /// A resumed handshake: the keys of the session it resumes.
+    pub resumes: Vec<u64>,
+}
+
+impl SessionLink {
+    /// The key of a session id or ticket at one server. Deterministic (fixed
+    /// SipHash keys), so output does not depend on the run.
+    pub fn key(server: Endpoint, kind: u8, bytes: &[u8]) -> u64 {
+        use std::hash::{Hash, Hasher};
+        #[allow(deprecated)]
+        let mut h = std::hash::SipHasher::new();
+        (server, kind, bytes).hash(&mut h);
+        h.finish()
     }
 }
 
@@ -251,6 +277,8 @@ pub struct Verdict {
     pub identity_hint: Option<Hint>,
     /// The source identity in a PROXY v2 header (TLV 0xD0, ztunnel).
     pub proxy_identity: Option<String>,
+    /// TLS <= 1.2 session keys, to link a resumption to its full handshake.
+    pub session: SessionLink,
     /// Plaintext protocol that preceded TLS (`smtp`, `postgres`, `http-connect`...).
     pub starttls: Option<String>,
     /// For plaintext: the protocol and what it says, e.g. `http GET /x host=a`.
@@ -293,6 +321,7 @@ impl Verdict {
             mesh: None,
             identity_hint: None,
             proxy_identity: None,
+            session: SessionLink::default(),
             starttls: None,
             app_proto: None,
             reason: String::new(),

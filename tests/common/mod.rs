@@ -7,6 +7,7 @@ use std::path::Path;
 
 use mtlsniff::decode::{self, DecodeCounters, Frame, LinkType};
 use mtlsniff::engine::{Engine, Limits};
+use mtlsniff::resumption::SessionMemory;
 use mtlsniff::segment::{Segment, Timestamp};
 use mtlsniff::verdict::Verdict;
 
@@ -42,7 +43,16 @@ pub fn verdicts_of(segs: &[Segment], limits: Limits) -> Vec<Verdict> {
     }
     engine.finish(segs.len() as u64, &mut out);
     out.sort_by_key(|r| r.order);
-    out.into_iter().map(|r| r.verdict).collect()
+    // As the binary's output stage does: resumptions inherit the verdict of
+    // the full handshake that created their session.
+    let mut sessions = SessionMemory::default();
+    out.into_iter()
+        .map(|r| {
+            let mut v = r.verdict;
+            sessions.link(&mut v);
+            v
+        })
+        .collect()
 }
 
 /// Verdicts for a capture with default limits.
