@@ -214,20 +214,20 @@ fn istio_destination(sni: &str) -> Option<IstioDestination<'_>> {
     Some(IstioDestination { port, subset, fqdn })
 }
 
-/// A Linkerd identity SNI `<sa>.<ns>.serviceaccount.identity.<ns>.<trust-domain>`
-/// yields its namespace. Both namespace labels must agree and every part must
-/// be non-empty, so a name that merely contains the marker is not enough.
+/// A Linkerd identity SNI
+/// `<sa>.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`
+/// (e.g. `web.emojivoto.serviceaccount.identity.linkerd.cluster.local`)
+/// yields the workload's namespace. Every part must be non-empty, so a name
+/// that merely contains the marker is not enough. The label after
+/// `identity.` is the control plane's namespace, not the workload's.
 fn linkerd_identity(sni: &str) -> Option<&str> {
     let lower = sni.to_ascii_lowercase();
     let at = lower.find(LINKERD_SNI_MARK)?;
     let before = sni.get(..at)?;
     let after = sni.get(at + LINKERD_SNI_MARK.len()..)?;
     let (sa, ns) = before.rsplit_once('.')?;
-    let (ns_again, trust_domain) = after.split_once('.')?;
-    let ok = !sa.is_empty()
-        && !ns.is_empty()
-        && ns.eq_ignore_ascii_case(ns_again)
-        && !trust_domain.is_empty();
+    let (control_ns, trust_domain) = after.split_once('.')?;
+    let ok = !sa.is_empty() && !ns.is_empty() && !control_ns.is_empty() && !trust_domain.is_empty();
     ok.then_some(ns)
 }
 
@@ -417,7 +417,8 @@ mod tests {
     fn tls_fingerprints() {
         use Mesh::*;
         let istio_sni = "outbound_.9080_._.reviews.default.svc.cluster.local";
-        let l5d_sni = "web.emojivoto.serviceaccount.identity.emojivoto.cluster.local";
+        // Linkerd's real form: the control plane's namespace after `identity.`.
+        let l5d_sni = "web.emojivoto.serviceaccount.identity.linkerd.cluster.local";
         // (sni, alpn, port, expected mesh, expected evidence)
         type Case<'a> = (Option<&'a str>, &'a [&'a str], u16, Option<Mesh>, &'a str);
         let table: &[Case] = &[
@@ -516,7 +517,7 @@ mod tests {
             (None, &["h2"], 15009, None, ""),
             (None, &["Istio", "istio-h3", "istio-"], 443, None, ""),
             (None, &["transport.l5d.io/v2"], 4143, None, ""),
-            // The marker alone is not Linkerd: parts missing or namespaces differ.
+            // The marker alone is not Linkerd: parts missing.
             (
                 Some(".serviceaccount.identity.ns.cluster.local"),
                 &[],
@@ -527,13 +528,6 @@ mod tests {
             (Some("sa.ns.serviceaccount.identity.ns"), &[], 443, None, ""),
             (
                 Some("ns.serviceaccount.identity.ns.cluster.local"),
-                &[],
-                443,
-                None,
-                "",
-            ),
-            (
-                Some("sa.a.serviceaccount.identity.b.cluster.local"),
                 &[],
                 443,
                 None,
