@@ -690,6 +690,16 @@ fn pump(flow: &mut Flow, side: Side) {
 /// in clear (wire-facts §5). They explain a verdict; they never change it.
 fn annotate_mesh(v: &mut Verdict) {
     if v.class == Class::Plaintext {
+        if let Some(id) = &v.proxy_identity {
+            v.mesh = Some(mesh::fingerprint_proxy_identity(id));
+            v.reason = format!(
+                "mesh-internal if ztunnel wrote it: a PROXY v2 header names source {id}, as ztunnel does \
+                 when it hands a connection received over HBONE mTLS to the workload (anyone can \
+                 write such a header: check that this hop is pod-local); {}",
+                v.reason
+            );
+            return;
+        }
         let h2c = v.app_proto.as_deref().is_some_and(|a| a.starts_with("h2c"));
         v.mesh = mesh::fingerprint_plaintext(v.server.port, h2c);
         return;

@@ -49,6 +49,9 @@ pub enum Mesh {
     IstioHbone,
     /// ztunnel HBONE without TLS: HTTP/2 preface on 15009.
     IstioHboneH2c,
+    /// ztunnel's delivery to the workload: a PROXY v2 header whose TLV
+    /// 0xD0 names the source identity, after HBONE mTLS (wire-facts §5).
+    IstioAmbientLocal,
     /// linkerd2-proxy: identity SNI or the `transport.l5d.io/v1` ALPN.
     Linkerd,
 }
@@ -59,6 +62,7 @@ impl Mesh {
             Mesh::IstioSidecar => "istio-sidecar",
             Mesh::IstioHbone => "istio-hbone",
             Mesh::IstioHboneH2c => "istio-hbone-h2c",
+            Mesh::IstioAmbientLocal => "istio-ambient-local",
             Mesh::Linkerd => "linkerd",
         }
     }
@@ -159,6 +163,19 @@ pub fn fingerprint_plaintext(server_port: u16, h2_preface: bool) -> Option<Finge
         mesh: Mesh::IstioHboneH2c,
         evidence: format!("port {HBONE_H2C_PORT}, HTTP/2 preface in clear"),
     })
+}
+
+/// A PROXY v2 header carrying a source identity (TLV 0xD0) is ztunnel
+/// handing a connection it received over HBONE mTLS to the workload: the
+/// clear text that follows is on that local hop, not across the network.
+pub fn fingerprint_proxy_identity(identity: &str) -> Fingerprint {
+    Fingerprint {
+        mesh: Mesh::IstioAmbientLocal,
+        evidence: format!(
+            "PROXY v2 TLV 0xD0 source identity {}",
+            printable(identity.as_bytes())
+        ),
+    }
 }
 
 /// The identity hint a ClientHello's SNI gives, if it has a mesh shape:
@@ -401,6 +418,7 @@ mod tests {
             (Mesh::IstioSidecar, "istio-sidecar"),
             (Mesh::IstioHbone, "istio-hbone"),
             (Mesh::IstioHboneH2c, "istio-hbone-h2c"),
+            (Mesh::IstioAmbientLocal, "istio-ambient-local"),
             (Mesh::Linkerd, "linkerd"),
         ];
         for (mesh, name) in table {

@@ -180,6 +180,15 @@ fn any_split_reorder_or_duplicate_within_a_direction_gives_the_same_verdicts() {
             };
             for (file, segs, baseline) in &cases {
                 let mut replay = Vec::new();
+                // Without a SYN a direction's stream starts at the first byte
+                // seen, so that first data piece must arrive first (a lost SYN
+                // *and* a reordered first segment cannot be told apart from a
+                // midstream start).
+                let has_syn = segs.iter().any(|s| s.flags.syn());
+                let mut first_data_seen: Vec<(
+                    mtlsniff::segment::Endpoint,
+                    mtlsniff::segment::Endpoint,
+                )> = Vec::new();
                 for run_segs in runs(segs) {
                     let mut pieces: Vec<Segment> = run_segs
                         .iter()
@@ -204,6 +213,21 @@ fn any_split_reorder_or_duplicate_within_a_direction_gives_the_same_verdicts() {
                                 p.payload.is_empty() && (p.flags.fin() || p.flags.rst()),
                             )
                         });
+                    }
+                    if !has_syn {
+                        let dir = (run_segs[0].src, run_segs[0].dst);
+                        if !first_data_seen.contains(&dir) {
+                            if let Some(first) = run_segs.iter().find(|s| !s.payload.is_empty()) {
+                                first_data_seen.push(dir);
+                                let lowest = pieces
+                                    .iter()
+                                    .position(|p| p.seq == first.seq && !p.payload.is_empty());
+                                if let Some(i) = lowest {
+                                    let p = pieces.remove(i);
+                                    pieces.insert(0, p);
+                                }
+                            }
+                        }
                     }
                     replay.extend(pieces);
                 }
