@@ -16,7 +16,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::classify::{Classifier, Close, Direction, End};
 use crate::mesh;
@@ -228,7 +228,9 @@ impl Flow {
 
 pub struct Engine {
     limits: Limits,
-    flows: HashMap<FlowKey, Flow>,
+    /// FxHash: fast, and its iteration order is never used for output
+    /// (reports are ordered by packet index).
+    flows: FxHashMap<FlowKey, Flow>,
     counters: EngineCounters,
 }
 
@@ -236,7 +238,7 @@ impl Engine {
     pub fn new(limits: Limits) -> Self {
         Engine {
             limits,
-            flows: HashMap::new(),
+            flows: FxHashMap::default(),
             counters: EngineCounters::default(),
         }
     }

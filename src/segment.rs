@@ -84,14 +84,13 @@ impl FlowKey {
     }
 
     /// Worker index for this flow. Deterministic across runs and machines
-    /// (SipHash with fixed zero keys), identical for both directions because
+    /// (FxHash has no random seed), identical for both directions because
     /// the key is canonical.
     pub fn shard(&self, shards: usize) -> usize {
         if shards <= 1 {
             return 0;
         }
-        #[allow(deprecated)]
-        let mut h = std::hash::SipHasher::new();
+        let mut h = rustc_hash::FxHasher::default();
         self.hash(&mut h);
         (h.finish() % shards as u64) as usize
     }

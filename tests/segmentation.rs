@@ -216,16 +216,15 @@ fn any_split_reorder_or_duplicate_within_a_direction_gives_the_same_verdicts() {
                     }
                     if !has_syn {
                         let dir = (run_segs[0].src, run_segs[0].dst);
-                        if !first_data_seen.contains(&dir) {
-                            if let Some(first) = run_segs.iter().find(|s| !s.payload.is_empty()) {
-                                first_data_seen.push(dir);
-                                let lowest = pieces
-                                    .iter()
-                                    .position(|p| p.seq == first.seq && !p.payload.is_empty());
-                                if let Some(i) = lowest {
-                                    let p = pieces.remove(i);
-                                    pieces.insert(0, p);
-                                }
+                        let first = run_segs.iter().find(|s| !s.payload.is_empty());
+                        if let (false, Some(first)) = (first_data_seen.contains(&dir), first) {
+                            first_data_seen.push(dir);
+                            let lowest = pieces
+                                .iter()
+                                .position(|p| p.seq == first.seq && !p.payload.is_empty());
+                            if let Some(i) = lowest {
+                                let p = pieces.remove(i);
+                                pieces.insert(0, p);
                             }
                         }
                     }
