@@ -389,35 +389,23 @@ impl Classifier {
                     "midstream: the flow began before the capture; TLS records but no handshake"
                         .to_string()
                 };
-                self.finish_now(
-                    Class::Unknown,
-                    Basis::None,
-                    why,
-                    Outcome::Unknown,
-                    String::new(),
-                );
+                self.unknown(why, Outcome::Unknown);
                 return Some(Feed::default());
             }
             HeaderRead::Record(h) => {
-                self.finish_now(
-                    Class::Unknown,
-                    Basis::None,
+                self.unknown(
                     format!(
                         "TLS record of type {} where a ClientHello was expected",
                         h.content_type
                     ),
                     Outcome::Unknown,
-                    String::new(),
                 );
                 return Some(Feed::default());
             }
             HeaderRead::TooLarge(_) => {
-                self.finish_now(
-                    Class::Unknown,
-                    Basis::None,
+                self.unknown(
                     "malformed TLS: record length over 2^14+2048".to_string(),
                     Outcome::Unknown,
-                    String::new(),
                 );
                 return Some(Feed::default());
             }
@@ -426,14 +414,8 @@ impl Classifier {
         // Clear text. Without the stream's start, only a recognisable
         // opening (an HTTP request or response line, a banner) proves it.
         if !start_seen && matches!(opening, Opening::Other | Opening::Proxy { .. }) {
-            self.finish_now(
-                Class::Unknown,
-                Basis::None,
-                "midstream: the flow began before the capture and shows no handshake or known protocol"
-                    .to_string(),
-                Outcome::Unknown,
-                String::new(),
-            );
+            self.unknown("midstream: the flow began before the capture and shows no handshake or known protocol"
+                    .to_string(), Outcome::Unknown);
             return Some(Feed::default());
         }
         let upgrade = if dir == Direction::ToServer {
@@ -605,12 +587,9 @@ impl Classifier {
                 .get(d)
                 .is_some_and(|s| s.records > RECORDS_BEFORE_VERDICT)
         {
-            self.finish_now(
-                Class::Unknown,
-                Basis::None,
+            self.unknown(
                 format!("no verdict after {RECORDS_BEFORE_VERDICT} records"),
                 Outcome::Unknown,
-                String::new(),
             );
         }
     }
@@ -626,15 +605,12 @@ impl Classifier {
                     handshake::CLIENT_HELLO | handshake::SERVER_HELLO
                 )
             {
-                self.finish_now(
-                    Class::Unknown,
-                    Basis::None,
+                self.unknown(
                     format!(
                         "hello message of {} bytes is over the handshake buffer",
                         m.declared
                     ),
                     Outcome::Incomplete,
-                    String::new(),
                 );
             }
             if self.is_final() {
@@ -1162,13 +1138,7 @@ impl Classifier {
             }
             return;
         }
-        self.finish_now(
-            Class::Unknown,
-            Basis::None,
-            format!("malformed TLS: {what}"),
-            Outcome::Unknown,
-            String::new(),
-        );
+        self.unknown(format!("malformed TLS: {what}"), Outcome::Unknown);
     }
 
     // ---------------------------------------------------------- plaintext
@@ -1392,12 +1362,9 @@ impl Classifier {
             Mode::Plain { .. } | Mode::Start if self.class.is_none() => {
                 // Clear text keeps its evidence; only the scan is cut.
                 if matches!(self.mode, Mode::Start) {
-                    self.finish_now(
-                        Class::Unknown,
-                        Basis::None,
+                    self.unknown(
                         format!("{lost} bytes missing at the start of the flow"),
                         Outcome::Incomplete,
-                        String::new(),
                     );
                 }
             }
@@ -1413,12 +1380,9 @@ impl Classifier {
                         format!("{lost} bytes missing from the {side}'s stream"),
                     );
                 } else {
-                    self.finish_now(
-                        Class::Unknown,
-                        Basis::None,
+                    self.unknown(
                         format!("{lost} bytes missing from the {side}'s handshake"),
                         Outcome::Incomplete,
-                        String::new(),
                     );
                 }
             }
@@ -1572,6 +1536,17 @@ impl Classifier {
         if self.class.is_some() {
             self.mode = Mode::Done;
         }
+    }
+
+    /// The evidence is not there: class unknown, with the reason.
+    fn unknown(&mut self, why: impl Into<String>, outcome: Outcome) {
+        self.finish_now(
+            Class::Unknown,
+            Basis::None,
+            why.into(),
+            outcome,
+            String::new(),
+        );
     }
 
     fn finish_now(
