@@ -231,13 +231,22 @@ enum Step<'a> {
     EtherType(u16, &'a [u8]),
     /// An IP packet.
     Ip(IpHint, &'a [u8]),
-    /// The walk reached TCP.
-    Done(Segment),
+    /// The walk reached TCP; the payload is borrowed from the frame.
+    Done(Segment<&'a [u8]>),
 }
 
 /// Decode one frame to a TCP segment. Everything that is not a decodable
 /// TCP segment is counted in `counters` and yields None. Never panics.
 pub fn decode(frame: &Frame<'_>, counters: &mut DecodeCounters) -> Option<Segment> {
+    decode_borrowed(frame, counters).map(|s| s.map_payload(<[u8]>::to_vec))
+}
+
+/// `decode` without copying the payload: it stays borrowed from the frame,
+/// for the capture thread to copy into a batch arena.
+pub fn decode_borrowed<'f>(
+    frame: &'f Frame<'f>,
+    counters: &mut DecodeCounters,
+) -> Option<Segment<&'f [u8]>> {
     counters.frames = counters.frames.saturating_add(1);
     let mut walk = Walk {
         frame,
@@ -669,7 +678,7 @@ impl<'f> Walk<'f, '_> {
     }
 
     /// TCP fixed header (RFC 9293 §3.1). Options are skipped by data offset.
-    fn tcp(&mut self, ip: &LaxIpSlice<'_>, d: &[u8], missing: u32) -> Option<Segment> {
+    fn tcp(&mut self, ip: &LaxIpSlice<'_>, d: &'f [u8], missing: u32) -> Option<Segment<&'f [u8]>> {
         let tcp = match TcpHeaderSlice::from_slice(d) {
             Ok(t) => t,
             Err(e) => {
@@ -698,7 +707,7 @@ impl<'f> Walk<'f, '_> {
             self.noted_truncated = true;
             self.c.truncated = self.c.truncated.saturating_add(1);
         }
-        let payload = d.get(hdr.len()..).unwrap_or_default().to_vec();
+        let payload = d.get(hdr.len()..).unwrap_or_default();
         Some(Segment {
             ts: self.frame.ts,
             src: Endpoint {

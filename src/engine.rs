@@ -259,7 +259,40 @@ impl Engine {
     /// Feed one segment. `index` is the packet's position in the input
     /// (0-based, counted by the capture thread over all packets); verdicts
     /// made final by this segment are appended to `out`.
-    pub fn on_segment(&mut self, seg: Segment, index: u64, out: &mut Vec<Report>) {
+    pub fn on_segment<P: AsRef<[u8]>>(
+        &mut self,
+        seg: Segment<P>,
+        index: u64,
+        out: &mut Vec<Report>,
+    ) {
+        let Segment {
+            ts,
+            src,
+            dst,
+            seq,
+            ack,
+            flags,
+            window,
+            payload,
+            missing,
+        } = seg;
+        let view = Segment {
+            ts,
+            src,
+            dst,
+            seq,
+            ack,
+            flags,
+            window,
+            payload: payload.as_ref(),
+            missing,
+        };
+        self.on_view(view, index, out);
+    }
+
+    /// `on_segment` on a payload borrowed from wherever it lives (a batch
+    /// arena in the pipeline).
+    fn on_view(&mut self, seg: Segment<&[u8]>, index: u64, out: &mut Vec<Report>) {
         let key = seg.key();
         let side: Side = if seg.src == key.lo { 0 } else { 1 };
         let pure_syn = seg.flags.syn() && !seg.flags.ack();
@@ -481,7 +514,7 @@ fn skip_hole(flow: &mut Flow, side: Side, counters: &mut EngineCounters) {
 fn track_segment(
     flow: &mut Flow,
     side: Side,
-    seg: &Segment,
+    seg: &Segment<&[u8]>,
     limits: &Limits,
     counters: &mut EngineCounters,
 ) {
@@ -514,12 +547,12 @@ fn track_segment(
         if flow.direction(side) == Direction::ToClient
             && flow.classifier.as_ref().is_none_or(|c| !c.saw_payload())
             && flow.payload_bytes.get(1 - side).is_some_and(|&b| b == 0)
-            && Classifier::starts_tls_client_hello(&seg.payload)
+            && Classifier::starts_tls_client_hello(seg.payload)
         {
             flow.client = Some(side);
             flow.classifier = None;
         }
-        ensure_classifier(flow, Some((side, &seg.payload)), limits, counters);
+        ensure_classifier(flow, Some((side, seg.payload)), limits, counters);
         if let Some(m) = flow.missing.get_mut(side) {
             *m += u64::from(seg.missing);
         }
@@ -536,7 +569,7 @@ fn track_segment(
         if let Some(slot) = flow.streams.get_mut(side) {
             slot.get_or_insert_with(|| Stream::new(start, stream_limits));
         }
-        insert(flow, side, data_seq, &seg.payload, counters);
+        insert(flow, side, data_seq, seg.payload, counters);
         pump(flow, side);
         pump(flow, other);
     }

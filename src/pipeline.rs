@@ -38,6 +38,9 @@ use crate::verdict::{Report, ReportOrder};
 
 /// Segments per channel message (amortises the channel's cost).
 pub const BATCH: usize = 128;
+/// Payload bytes per batch before it is sent (a batch of full-size
+/// segments stays under ~200 KiB).
+const BATCH_BYTES: usize = 128 * 1024;
 /// A tick at least every this many frames.
 pub const TICK_FRAMES: u64 = 4096;
 /// A tick whenever packet time advanced this much since the last one.
@@ -98,8 +101,45 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
+/// Segments for one worker with their payloads in one shared byte arena:
+/// no allocation per segment. Emptied batches go back to the capture thread
+/// (the recycle channel) and are filled again.
+pub struct Batch {
+    /// (frame index, segment whose payload is `(offset, len)` in `bytes`).
+    segments: Vec<(u64, Segment<(u32, u32)>)>,
+    bytes: Vec<u8>,
+}
+
+impl Batch {
+    fn new() -> Self {
+        // Bytes grow to what the traffic needs; a recycled batch keeps its
+        // capacity, so steady state allocates nothing.
+        Batch {
+            segments: Vec::with_capacity(BATCH),
+            bytes: Vec::new(),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.segments.clear();
+        self.bytes.clear();
+    }
+
+    fn is_full(&self) -> bool {
+        self.segments.len() >= BATCH || self.bytes.len() >= BATCH_BYTES
+    }
+
+    fn push(&mut self, index: u64, seg: Segment<&[u8]>) {
+        let offset = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(seg.payload);
+        let len = seg.payload.len() as u32;
+        self.segments
+            .push((index, seg.map_payload(|_| (offset, len))));
+    }
+}
+
 enum ToWorker {
-    Segments(Vec<(u64, Segment)>),
+    Segments(Batch),
     Tick { index: u64, now: Timestamp },
     Finish { index: u64 },
 }
@@ -260,7 +300,9 @@ fn wall_clock() -> Timestamp {
 /// The capture thread's side of the worker channels.
 struct Dispatcher {
     txs: Vec<Sender<ToWorker>>,
-    batches: Vec<Vec<(u64, Segment)>>,
+    batches: Vec<Batch>,
+    /// Emptied batches coming back from the workers.
+    recycled: Receiver<Batch>,
     live: bool,
     dropped_segments: u64,
     dropped_ticks: u64,
@@ -269,11 +311,12 @@ struct Dispatcher {
 }
 
 impl Dispatcher {
-    fn new(txs: Vec<Sender<ToWorker>>, live: bool) -> Self {
-        let batches = txs.iter().map(|_| Vec::with_capacity(BATCH)).collect();
+    fn new(txs: Vec<Sender<ToWorker>>, recycled: Receiver<Batch>, live: bool) -> Self {
+        let batches = txs.iter().map(|_| Batch::new()).collect();
         Dispatcher {
             txs,
             batches,
+            recycled,
             live,
             dropped_segments: 0,
             dropped_ticks: 0,
@@ -304,11 +347,11 @@ impl Dispatcher {
         }
     }
 
-    fn push(&mut self, worker: usize, index: u64, seg: Segment) {
+    fn push(&mut self, worker: usize, index: u64, seg: Segment<&[u8]>) {
         let full = match self.batches.get_mut(worker) {
             Some(b) => {
-                b.push((index, seg));
-                b.len() >= BATCH
+                b.push(index, seg);
+                b.is_full()
             }
             None => false,
         };
@@ -321,11 +364,12 @@ impl Dispatcher {
         let Some(b) = self.batches.get_mut(worker) else {
             return;
         };
-        if b.is_empty() {
+        if b.segments.is_empty() {
             return;
         }
-        let batch = std::mem::replace(b, Vec::with_capacity(BATCH));
-        let n = batch.len() as u64;
+        let fresh = self.recycled.try_recv().unwrap_or_else(|_| Batch::new());
+        let batch = std::mem::replace(b, fresh);
+        let n = batch.segments.len() as u64;
         if self.send(worker, ToWorker::Segments(batch), may_drop) {
             self.dropped_segments += n;
         }
@@ -388,7 +432,7 @@ fn capture_loop(
                 if let Some(now) = clock.on_frame(index, frame.ts) {
                     disp.tick(index, now);
                 }
-                if let Some(seg) = decode::decode(&frame, &mut decode_counters) {
+                if let Some(seg) = decode::decode_borrowed(&frame, &mut decode_counters) {
                     let wanted =
                         ports.is_none_or(|p| p.contains(seg.src.port) || p.contains(seg.dst.port));
                     if wanted {
@@ -414,17 +458,31 @@ fn capture_loop(
     }
 }
 
-fn worker_loop(worker: usize, limits: Limits, rx: Receiver<ToWorker>, tx: Sender<FromWorker>) {
+fn worker_loop(
+    worker: usize,
+    limits: Limits,
+    rx: Receiver<ToWorker>,
+    tx: Sender<FromWorker>,
+    recycle: Sender<Batch>,
+) {
     let mut engine = Engine::new(limits);
     let mut reports = Vec::new();
     for msg in rx {
         let (watermark, last) = match msg {
-            ToWorker::Segments(batch) => {
+            ToWorker::Segments(mut batch) => {
                 let mut next = 0;
-                for (index, seg) in batch {
+                for (index, seg) in batch.segments.drain(..) {
+                    let bytes = &batch.bytes;
+                    let seg = seg.map_payload(|(offset, len)| {
+                        let (o, l) = (offset as usize, len as usize);
+                        bytes.get(o..o + l).unwrap_or_default()
+                    });
                     engine.on_segment(seg, index, &mut reports);
                     next = index.saturating_add(1);
                 }
+                batch.clear();
+                // Back to the capture thread; if it has enough, drop it.
+                let _ = recycle.try_send(batch);
                 (next, false)
             }
             ToWorker::Tick { index, now } => {
@@ -512,6 +570,9 @@ pub fn run<W: Write>(
         to_workers.push(tx);
         worker_rxs.push(rx);
     }
+    // Emptied batches return to the capture thread through this; a few per
+    // worker are enough to stop allocating in steady state.
+    let (recycle_tx, recycle_rx) = bounded::<Batch>(workers * 8);
     let mut output = Output {
         printer,
         summary: Summary::default(),
@@ -530,9 +591,10 @@ pub fn run<W: Write>(
         for (i, rx) in worker_rxs.into_iter().enumerate() {
             let tx = out_tx.clone();
             let limits = plan.limits.clone();
+            let recycle = recycle_tx.clone();
             let h = std::thread::Builder::new()
                 .name(format!("mtlsniff-worker-{i}"))
-                .spawn_scoped(s, move || worker_loop(i, limits, rx, tx));
+                .spawn_scoped(s, move || worker_loop(i, limits, rx, tx, recycle));
             match h {
                 Ok(h) => handles.push(h),
                 Err(_) => {
@@ -543,7 +605,8 @@ pub fn run<W: Write>(
             }
         }
         drop(out_tx);
-        let disp = Dispatcher::new(to_workers, live);
+        drop(recycle_tx);
+        let disp = Dispatcher::new(to_workers, recycle_rx, live);
         let ports = plan.ports.as_ref();
         let capture_handle = std::thread::Builder::new()
             .name("mtlsniff-capture".into())

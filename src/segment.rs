@@ -121,9 +121,11 @@ impl TcpFlags {
     }
 }
 
-/// One decoded TCP segment, owned so it can cross a channel.
+/// One decoded TCP segment. `P` holds the payload: an owned `Vec<u8>` by
+/// default; the pipeline uses a range into a batch's shared byte arena and
+/// hands the engine a borrowed slice, so no segment allocates on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Segment {
+pub struct Segment<P = Vec<u8>> {
     pub ts: Timestamp,
     pub src: Endpoint,
     pub dst: Endpoint,
@@ -131,16 +133,31 @@ pub struct Segment {
     pub ack: u32,
     pub flags: TcpFlags,
     pub window: u16,
-    /// The captured TCP payload bytes.
-    pub payload: Vec<u8>,
+    /// The captured TCP payload bytes (or where to find them).
+    pub payload: P,
     /// Payload bytes the IP header promised but the capture did not hold
     /// (snaplen truncation). The reassembler records them as a gap.
     pub missing: u32,
 }
 
-impl Segment {
+impl<P> Segment<P> {
     pub fn key(&self) -> FlowKey {
         FlowKey::new(self.src, self.dst)
+    }
+
+    /// The same segment with its payload replaced.
+    pub fn map_payload<Q>(self, f: impl FnOnce(P) -> Q) -> Segment<Q> {
+        Segment {
+            ts: self.ts,
+            src: self.src,
+            dst: self.dst,
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags,
+            window: self.window,
+            payload: f(self.payload),
+            missing: self.missing,
+        }
     }
 }
 
