@@ -314,7 +314,6 @@ impl Engine {
             self.counters.flows_created += 1;
             self.flows.insert(key, Flow::new(key, index, seg.ts));
         }
-        let limits = self.limits.clone();
         let Some(flow) = self.flows.get_mut(&key) else {
             return;
         };
@@ -326,7 +325,7 @@ impl Engine {
         if flow.reported {
             return;
         }
-        track_segment(flow, side, &seg, &limits, &mut self.counters);
+        track_segment(flow, side, &seg, &self.limits, &mut self.counters);
         if flow.classifier.as_ref().is_some_and(Classifier::is_final) {
             report(flow, seg.ts, index, &mut self.counters, out);
         } else if flow.both_closed() && flow.classifier.is_some() && flow.has_payload() {
