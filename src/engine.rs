@@ -172,14 +172,16 @@ struct Flow {
     client: Option<Side>,
     /// ISN of the SYN each side sent.
     isn: [Option<u32>; 2],
-    /// Data sent by each side.
-    streams: [Option<Stream>; 2],
+    /// Data sent by each side. Boxed, like the classifier, so a flow that
+    /// never carried payload or whose verdict is out stays small (issue 4:
+    /// a SYN flood must not cost kilobytes per flow).
+    streams: [Option<Box<Stream>>; 2],
     /// Sequence number just past each side's FIN, and how it closed.
     closed: [Option<Close>; 2],
     fin_seq: [Option<u32>; 2],
     /// Bytes the capture promised but did not hold (snaplen).
     missing: [u64; 2],
-    classifier: Option<Classifier>,
+    classifier: Option<Box<Classifier>>,
     reported: bool,
     payload_bytes: [u64; 2],
     packets: u64,
@@ -326,7 +328,7 @@ impl Engine {
             return;
         }
         track_segment(flow, side, &seg, &self.limits, &mut self.counters);
-        if flow.classifier.as_ref().is_some_and(Classifier::is_final) {
+        if flow.classifier.as_ref().is_some_and(|c| c.is_final()) {
             report(flow, seg.ts, index, &mut self.counters, out);
         } else if flow.both_closed() && flow.classifier.is_some() && flow.has_payload() {
             // A connection closed without payload (refused, or a SYN then a
@@ -477,7 +479,7 @@ fn close_out(flow: &mut Flow, counters: &mut EngineCounters) {
             .streams
             .get(side)
             .and_then(Option::as_ref)
-            .is_some_and(Stream::has_hole)
+            .is_some_and(|s| s.has_hole())
             && guard < 64
         {
             guard += 1;
@@ -566,7 +568,7 @@ fn track_segment(
             max_segments: limits.stream_segments,
         };
         if let Some(slot) = flow.streams.get_mut(side) {
-            slot.get_or_insert_with(|| Stream::new(start, stream_limits));
+            slot.get_or_insert_with(|| Box::new(Stream::new(start, stream_limits)));
         }
         insert(flow, side, data_seq, seg.payload, counters);
         pump(flow, side);
@@ -689,7 +691,7 @@ fn ensure_classifier(
         limits.handshake_buffer,
     );
     classifier.keep_preview(limits.preview_bytes);
-    flow.classifier = Some(classifier);
+    flow.classifier = Some(Box::new(classifier));
 }
 
 /// Offer side `side`'s in-order bytes to the classifier until it stops
@@ -759,9 +761,11 @@ fn report(
         return;
     }
     flow.reported = true;
-    for s in flow.streams.iter_mut().flatten() {
-        s.stop();
-    }
+    // The verdict is out: free the stream buffers now, the classifier once
+    // it has written the verdict. What stays is the small flow record that
+    // absorbs late packets until close or expiry.
+    flow.streams = [None, None];
+    let classifier = flow.classifier.take();
     let saw_syn = flow.isn.iter().any(Option::is_some);
     if !saw_syn && !flow.has_payload() {
         return;
@@ -777,7 +781,7 @@ fn report(
     v.bytes_to_server = flow.payload_bytes.get(client).copied().unwrap_or(0);
     v.bytes_to_client = flow.payload_bytes.get(1 - client).copied().unwrap_or(0);
     v.packets = flow.packets;
-    match flow.classifier.as_ref() {
+    match classifier.as_deref() {
         Some(c) => c.fill(&mut v),
         None => v.reason = "no payload: nothing to classify".to_string(),
     }
