@@ -88,6 +88,8 @@ pub struct EngineCounters {
     pub data_after_close: u64,
     /// Certificates seen in clear that did not parse as X.509.
     pub cert_parse_errors: u64,
+    /// SYN-only flows dropped to make room in a full table.
+    pub flows_evicted_embryonic: u64,
 }
 
 impl EngineCounters {
@@ -97,7 +99,7 @@ impl EngineCounters {
         }
     }
 
-    fn fields(&self) -> [u64; 15] {
+    fn fields(&self) -> [u64; 16] {
         [
             self.flows_created,
             self.flows_reported,
@@ -114,10 +116,11 @@ impl EngineCounters {
             self.gap_bytes,
             self.data_after_close,
             self.cert_parse_errors,
+            self.flows_evicted_embryonic,
         ]
     }
 
-    fn fields_mut(&mut self) -> [&mut u64; 15] {
+    fn fields_mut(&mut self) -> [&mut u64; 16] {
         [
             &mut self.flows_created,
             &mut self.flows_reported,
@@ -134,12 +137,13 @@ impl EngineCounters {
             &mut self.gap_bytes,
             &mut self.data_after_close,
             &mut self.cert_parse_errors,
+            &mut self.flows_evicted_embryonic,
         ]
     }
 
     /// `(name, value)` pairs for the summary, in a fixed order.
     pub fn entries(&self) -> Vec<(&'static str, u64)> {
-        const NAMES: [&str; 15] = [
+        const NAMES: [&str; 16] = [
             "flows.created",
             "flows.reported",
             "flows.expired",
@@ -155,6 +159,7 @@ impl EngineCounters {
             "stream.gap_bytes",
             "tcp.data_after_close",
             "identity.parse_errors",
+            "flows.evicted_embryonic",
         ];
         NAMES.into_iter().zip(self.fields()).collect()
     }
@@ -228,8 +233,13 @@ impl Flow {
     }
 }
 
+/// Packet time between two expiry scans of the flow table.
+const EXPIRY_SCAN_INTERVAL: Timestamp = Timestamp(1_000_000);
+
 pub struct Engine {
     limits: Limits,
+    /// Packet time of the last expiry scan.
+    last_scan: Option<Timestamp>,
     /// FxHash: fast, and its iteration order is never used for output
     /// (reports are ordered by packet index).
     flows: FxHashMap<FlowKey, Flow>,
@@ -240,6 +250,7 @@ impl Engine {
     pub fn new(limits: Limits) -> Self {
         Engine {
             limits,
+            last_scan: None,
             flows: FxHashMap::default(),
             counters: EngineCounters::default(),
         }
@@ -307,7 +318,7 @@ impl Engine {
                 return;
             }
             if self.flows.len() >= self.limits.max_flows {
-                self.make_room(seg.ts);
+                self.make_room();
                 if self.flows.len() >= self.limits.max_flows {
                     self.counters.flows_table_full += 1;
                     return;
@@ -325,6 +336,15 @@ impl Engine {
             *b += seg.payload.len() as u64;
         }
         if flow.reported {
+            // Only the close matters now: it lets the record go after the
+            // short linger instead of the idle timeout.
+            if let Some(c) = flow.closed.get_mut(side) {
+                if seg.flags.rst() {
+                    *c = Some(Close::Rst);
+                } else if seg.flags.fin() {
+                    c.get_or_insert(Close::Fin);
+                }
+            }
             return;
         }
         track_segment(flow, side, &seg, &self.limits, &mut self.counters);
@@ -361,30 +381,51 @@ impl Engine {
 
     /// Table full: drop flows whose verdict is out, then flows that never
     /// carried payload, oldest first. Those carry nothing to report.
-    fn make_room(&mut self, now: Timestamp) {
-        let mut victims: Vec<(bool, Timestamp, FlowKey)> = self
+    /// Table full: evict what costs nothing to forget, oldest first, in
+    /// this order: flows that never carried payload (SYN only, counted in
+    /// `flows.evicted_embryonic`; hostile-inputs M11), then flows whose
+    /// verdict is out and which have closed, then flows whose verdict is out.
+    /// A flow still waiting for its verdict is never evicted: new flows are
+    /// refused instead (`flows.table_full`). Evicting an open reported flow
+    /// lets its later packets start a midstream flow, hence the order.
+    fn make_room(&mut self) {
+        let mut victims: Vec<(u8, Timestamp, FlowKey)> = self
             .flows
             .values()
-            .filter(|f| f.reported || !f.has_payload())
-            .map(|f| (!f.reported, f.last_seen, f.key))
+            .filter_map(|f| {
+                let rank = match (f.reported, f.has_payload(), f.both_closed()) {
+                    (false, false, _) => 0,
+                    (true, _, true) => 1,
+                    (true, _, false) => 2,
+                    (false, true, _) => return None,
+                };
+                Some((rank, f.last_seen, f.key))
+            })
             .collect();
         victims.sort();
         let excess = (self.flows.len() + 1)
             .saturating_sub(self.limits.max_flows)
             .max(self.limits.max_flows / 64);
-        for (_, _, key) in victims.into_iter().take(excess) {
-            if let Some(f) = self.flows.remove(&key)
-                && !f.reported
-            {
-                self.counters.flows_expired += 1;
+        for (rank, _, key) in victims.into_iter().take(excess) {
+            if self.flows.remove(&key).is_some() && rank == 0 {
+                self.counters.flows_evicted_embryonic += 1;
             }
         }
-        let _ = now;
     }
 
     /// Packet-time clock tick, sent to every worker at the same packet
     /// positions whatever the thread count: expire idle flows.
     pub fn on_tick(&mut self, now: Timestamp, index: u64, out: &mut Vec<Report>) {
+        // Walking the table costs milliseconds with 100k+ flows: scan at
+        // most once per second of packet time (deterministic: ticks come at
+        // input-defined positions with input-defined times).
+        if self
+            .last_scan
+            .is_some_and(|t| now.0.saturating_sub(t.0) < EXPIRY_SCAN_INTERVAL.0)
+        {
+            return;
+        }
+        self.last_scan = Some(now);
         let limits = &self.limits;
         let mut expired: Vec<(u64, FlowKey)> = self
             .flows
@@ -852,6 +893,46 @@ mod tests {
         body.extend_from_slice(&[2; 32]);
         body.extend_from_slice(&[0, 0xc0, 0x2f, 0]);
         record(2, &body)
+    }
+
+    /// A full table evicts SYN-only flows first and never a flow that is
+    /// still waiting for its verdict (hostile-inputs M11).
+    #[test]
+    fn a_full_table_evicts_embryonic_flows_and_keeps_undecided_ones() {
+        let limits = Limits {
+            max_flows: 64,
+            ..Limits::default()
+        };
+        let mut engine = Engine::new(limits);
+        let mut out = Vec::new();
+        let server = ep("10.0.0.2", 443);
+        // One flow mid-handshake (ClientHello sent, no answer yet).
+        let client = ep("10.0.0.1", 40000);
+        engine.on_segment(seg(client, server, 1, TcpFlags::SYN, &[]), 0, &mut out);
+        engine.on_segment(
+            seg(client, server, 2, TcpFlags::ACK, &client_hello()),
+            1,
+            &mut out,
+        );
+        // Then a SYN flood, far more than the table holds.
+        for i in 0..1000u32 {
+            let c = Endpoint {
+                ip: std::net::IpAddr::from([10, 1, (i >> 8) as u8, i as u8]),
+                port: 50000,
+            };
+            engine.on_segment(
+                seg(c, server, i, TcpFlags::SYN, &[]),
+                2 + u64::from(i),
+                &mut out,
+            );
+        }
+        assert!(engine.flow_count() <= 64);
+        assert!(engine.counters().flows_evicted_embryonic > 900);
+        assert_eq!(engine.counters().flows_table_full, 0);
+        assert!(
+            engine.flows.contains_key(&FlowKey::new(client, server)),
+            "undecided flow kept"
+        );
     }
 
     /// The TCP server sends the ClientHello (FTP active data, reverse

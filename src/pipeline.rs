@@ -64,9 +64,16 @@ impl Plan {
             workers: config.threads.max(1),
             ports: config.ports.clone(),
             count: config.count,
-            limits: Limits {
-                preview_bytes: config.preview_bytes,
-                ..Limits::default()
+            limits: {
+                let defaults = Limits::default();
+                // The flow budget is for the whole process: each of N
+                // workers gets 1/N (its shard's share of the flows).
+                let workers = config.threads.max(1);
+                Limits {
+                    max_flows: (defaults.max_flows / workers).max(1024),
+                    preview_bytes: config.preview_bytes,
+                    ..defaults
+                }
             },
         }
     }
