@@ -14,8 +14,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use crate::cli::Source;
-use crate::decode::{Frame, LinkType};
-use crate::segment::Timestamp;
+use crate::decode::{self, DecodeCounters, Frame, LinkType};
+use crate::segment::{Segment, Timestamp};
 
 /// How long a live read waits before reporting `Read::Timeout`, so idle
 /// flows expire, output flushes and a stop request is seen. Also libpcap's
@@ -389,6 +389,31 @@ impl fmt::Display for Interface {
 }
 
 /// The interfaces libpcap can capture on (`-D`).
+/// Every TCP segment of a capture file, in file order, and the decode
+/// counters. Reading stops at the end of the file or at a damaged record, as
+/// `-r` does. For tests, benchmarks and fuzz seeds, which drive the engine
+/// in-process; the binary streams instead.
+pub fn file_segments(path: &Path) -> Result<(Vec<Segment>, DecodeCounters), CaptureError> {
+    let source = Source::File(path.to_path_buf());
+    let options = Options {
+        snaplen: 0,
+        buffer_bytes: None,
+        immediate: false,
+        filter: None,
+    };
+    let mut capture = Capture::open(&source, &options)?;
+    let mut counters = DecodeCounters::default();
+    let mut segments = Vec::new();
+    loop {
+        match capture.read_next() {
+            Ok(Read::Frame(frame)) => segments.extend(decode::decode(&frame, &mut counters)),
+            Ok(Read::Drained | Read::Timeout) => {}
+            Ok(Read::End) | Err(_) => break,
+        }
+    }
+    Ok((segments, counters))
+}
+
 pub fn list_interfaces() -> Result<Vec<Interface>, CaptureError> {
     let devices = pcap::Device::list().map_err(|e| CaptureError::ListInterfaces {
         detail: pcap_text(&e),

@@ -278,29 +278,7 @@ impl Engine {
         index: u64,
         out: &mut Vec<Report>,
     ) {
-        let Segment {
-            ts,
-            src,
-            dst,
-            seq,
-            ack,
-            flags,
-            window,
-            payload,
-            missing,
-        } = seg;
-        let view = Segment {
-            ts,
-            src,
-            dst,
-            seq,
-            ack,
-            flags,
-            window,
-            payload: payload.as_ref(),
-            missing,
-        };
-        self.on_view(view, index, out);
+        self.on_view(seg.as_view(), index, out);
     }
 
     /// `on_segment` on a payload borrowed from wherever it lives (a batch

@@ -145,6 +145,24 @@ impl<P> Segment<P> {
         FlowKey::new(self.src, self.dst)
     }
 
+    /// The same segment, its payload borrowed as bytes.
+    pub fn as_view(&self) -> Segment<&[u8]>
+    where
+        P: AsRef<[u8]>,
+    {
+        Segment {
+            ts: self.ts,
+            src: self.src,
+            dst: self.dst,
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags,
+            window: self.window,
+            payload: self.payload.as_ref(),
+            missing: self.missing,
+        }
+    }
+
     /// The same segment with its payload replaced.
     pub fn map_payload<Q>(self, f: impl FnOnce(P) -> Q) -> Segment<Q> {
         Segment {

@@ -22,8 +22,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use etherparse::PacketBuilder;
-use mtlsniff::decode::{self, DecodeCounters, Frame, LinkType};
-use mtlsniff::segment::{Endpoint, Segment, TcpFlags, Timestamp};
+use mtlsniff::segment::{Endpoint, Segment, TcpFlags};
 
 /// Bump when the output of any generator changes: cached files are rebuilt.
 pub const GEN_VERSION: u32 = 3;
@@ -113,26 +112,12 @@ fn endpoint_str(e: &Endpoint) -> String {
     e.to_string()
 }
 
-/// Every TCP segment of a capture, in file order (as tests/common does).
+/// Every TCP segment of a capture, in file order.
 pub fn read_segments(path: &Path) -> Vec<Segment> {
-    let mut cap = match pcap::Capture::from_file(path) {
-        Ok(c) => c,
+    match mtlsniff::capture::file_segments(path) {
+        Ok((segments, _)) => segments,
         Err(e) => panic!("cannot open {}: {e}", path.display()),
-    };
-    let link = LinkType(cap.get_datalink().0);
-    let mut counters = DecodeCounters::default();
-    let mut out = Vec::new();
-    while let Ok(p) = cap.next_packet() {
-        let ts = Timestamp::from_secs_micros(p.header.ts.tv_sec, p.header.ts.tv_usec);
-        let frame = Frame {
-            ts,
-            link,
-            data: p.data,
-            orig_len: p.header.len,
-        };
-        out.extend(decode::decode(&frame, &mut counters));
     }
-    out
 }
 
 /// The fixture flows usable as templates: files with exactly one truth row

@@ -5,33 +5,18 @@
 
 use std::path::Path;
 
-use mtlsniff::decode::{self, DecodeCounters, Frame, LinkType};
 use mtlsniff::engine::{Engine, Limits};
 use mtlsniff::resumption::SessionMemory;
-use mtlsniff::segment::{Segment, Timestamp};
+use mtlsniff::segment::Segment;
 use mtlsniff::verdict::Verdict;
 
 /// Every TCP segment of a capture, in file order. Reading stops at the end
 /// of the file or at a damaged record.
 pub fn segments(path: &Path) -> Vec<Segment> {
-    let mut cap = match pcap::Capture::from_file(path) {
-        Ok(c) => c,
+    match mtlsniff::capture::file_segments(path) {
+        Ok((segments, _)) => segments,
         Err(e) => panic!("cannot open {}: {e}", path.display()),
-    };
-    let link = LinkType(cap.get_datalink().0);
-    let mut counters = DecodeCounters::default();
-    let mut out = Vec::new();
-    while let Ok(p) = cap.next_packet() {
-        let ts = Timestamp::from_secs_micros(p.header.ts.tv_sec, p.header.ts.tv_usec);
-        let frame = Frame {
-            ts,
-            link,
-            data: p.data,
-            orig_len: p.header.len,
-        };
-        out.extend(decode::decode(&frame, &mut counters));
     }
-    out
 }
 
 /// Verdicts for a list of segments, in report order.
