@@ -240,6 +240,8 @@ pub struct Engine {
     limits: Limits,
     /// Packet time of the last expiry scan.
     last_scan: Option<Timestamp>,
+    /// End of input: open flows still to report, next one last.
+    finishing: Option<Vec<(u64, FlowKey)>>,
     /// FxHash: fast, and its iteration order is never used for output
     /// (reports are ordered by packet index).
     flows: FxHashMap<FlowKey, Flow>,
@@ -251,6 +253,7 @@ impl Engine {
         Engine {
             limits,
             last_scan: None,
+            finishing: None,
             flows: FxHashMap::default(),
             counters: EngineCounters::default(),
         }
@@ -444,14 +447,28 @@ impl Engine {
 
     /// End of input: report every flow still open, in first-seen order.
     pub fn finish(&mut self, index: u64, out: &mut Vec<Report>) {
-        let mut open: Vec<(u64, FlowKey)> = self
-            .flows
-            .values()
-            .filter(|f| !f.reported)
-            .map(|f| (f.first_index, f.key))
-            .collect();
-        open.sort();
-        for (_, key) in open {
+        while self.finish_some(index, usize::MAX, out).is_some() {}
+    }
+
+    /// End of input, a chunk at a time: report up to `max` of the open
+    /// flows, lowest first-seen index first. Returns the first-seen index
+    /// of the next flow still to report, or None when all are done (the
+    /// flow table is then empty).
+    pub fn finish_some(&mut self, index: u64, max: usize, out: &mut Vec<Report>) -> Option<u64> {
+        let pending = self.finishing.get_or_insert_with(|| {
+            let mut open: Vec<(u64, FlowKey)> = self
+                .flows
+                .values()
+                .filter(|f| !f.reported)
+                .map(|f| (f.first_index, f.key))
+                .collect();
+            // Reverse order: the next flow is popped from the end.
+            open.sort_unstable_by(|a, b| b.cmp(a));
+            open
+        });
+        let mut done = 0;
+        while done < max {
+            let Some((_, key)) = pending.pop() else { break };
             let Some(mut flow) = self.flows.remove(&key) else {
                 continue;
             };
@@ -465,8 +482,16 @@ impl Engine {
                 &mut self.counters,
                 out,
             );
+            done += 1;
         }
-        self.flows.clear();
+        match self.finishing.as_ref().and_then(|p| p.last()) {
+            Some(&(next, _)) => Some(next),
+            None => {
+                self.flows = FxHashMap::default();
+                self.finishing = None;
+                None
+            }
+        }
     }
 }
 

@@ -36,6 +36,9 @@ use crate::segment::{Segment, Timestamp};
 use crate::stats::{Summary, merge_entries};
 use crate::verdict::{Report, ReportOrder};
 
+/// Reports per message at end of input.
+const FINISH_CHUNK: usize = 512;
+
 /// Segments per channel message (amortises the channel's cost).
 pub const BATCH: usize = 128;
 /// Payload bytes per batch before it is sent (a batch of full-size
@@ -155,7 +158,8 @@ enum FromWorker {
     Reports {
         worker: usize,
         reports: Vec<Report>,
-        watermark: u64,
+        /// The worker will send no report that sorts below this.
+        watermark: ReportOrder,
     },
     Done {
         counters: EngineCounters,
@@ -200,8 +204,8 @@ impl TickClock {
 #[derive(Debug)]
 pub struct ReorderBuffer {
     heap: BinaryHeap<Reverse<Queued>>,
-    /// Per worker: the lowest trigger it can still report.
-    watermarks: Vec<u64>,
+    /// Per worker: the lowest order it can still report.
+    watermarks: Vec<ReportOrder>,
     /// Arrival number: keeps equal orders (one flow, one call) in the
     /// order their worker sent them.
     seq: u64,
@@ -237,7 +241,13 @@ impl ReorderBuffer {
     pub fn new(workers: usize) -> Self {
         ReorderBuffer {
             heap: BinaryHeap::new(),
-            watermarks: vec![0; workers.max(1)],
+            watermarks: vec![
+                ReportOrder {
+                    trigger: 0,
+                    flow: 0
+                };
+                workers.max(1)
+            ],
             seq: 0,
             late: 0,
         }
@@ -250,7 +260,7 @@ impl ReorderBuffer {
         if self
             .watermarks
             .get(worker)
-            .is_some_and(|&w| report.order.trigger < w)
+            .is_some_and(|&w| report.order < w)
         {
             self.late += 1;
         }
@@ -264,6 +274,18 @@ impl ReorderBuffer {
 
     /// Worker `worker` will report nothing with a trigger below `watermark`.
     pub fn advance(&mut self, worker: usize, watermark: u64) {
+        self.advance_to(
+            worker,
+            ReportOrder {
+                trigger: watermark,
+                flow: 0,
+            },
+        );
+    }
+
+    /// Worker `worker` will report nothing that sorts below `watermark`
+    /// (end of input: the same trigger for every flow, flows in order).
+    pub fn advance_to(&mut self, worker: usize, watermark: ReportOrder) {
         if let Some(w) = self.watermarks.get_mut(worker) {
             *w = (*w).max(watermark);
         }
@@ -271,12 +293,16 @@ impl ReorderBuffer {
 
     /// The next report that is safe to print, if any.
     pub fn pop_ready(&mut self) -> Option<Report> {
-        let low = self.watermarks.iter().copied().min().unwrap_or(u64::MAX);
-        if self
-            .heap
-            .peek()
-            .is_some_and(|Reverse(q)| q.order.trigger < low)
-        {
+        let low = self
+            .watermarks
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(ReportOrder {
+                trigger: u64::MAX,
+                flow: u64::MAX,
+            });
+        if self.heap.peek().is_some_and(|Reverse(q)| q.order < low) {
             self.heap.pop().map(|Reverse(q)| q.report)
         } else {
             None
@@ -490,15 +516,48 @@ fn worker_loop(
                 batch.clear();
                 // Back to the capture thread; if it has enough, drop it.
                 let _ = recycle.try_send(batch);
-                (next, false)
+                (
+                    ReportOrder {
+                        trigger: next,
+                        flow: 0,
+                    },
+                    false,
+                )
             }
             ToWorker::Tick { index, now } => {
                 engine.on_tick(now, index, &mut reports);
-                (index, false)
+                (
+                    ReportOrder {
+                        trigger: index,
+                        flow: 0,
+                    },
+                    false,
+                )
             }
             ToWorker::Finish { index } => {
-                engine.finish(index, &mut reports);
-                (u64::MAX, true)
+                // End of input reports every open flow: in chunks, so a SYN
+                // flood's 100k+ pending flows never sit in memory as reports
+                // all at once. Each chunk's watermark lets the output print.
+                while let Some(next_flow) = engine.finish_some(index, FINISH_CHUNK, &mut reports) {
+                    let msg = FromWorker::Reports {
+                        worker,
+                        reports: std::mem::take(&mut reports),
+                        watermark: ReportOrder {
+                            trigger: index,
+                            flow: next_flow,
+                        },
+                    };
+                    if tx.send(msg).is_err() {
+                        return;
+                    }
+                }
+                (
+                    ReportOrder {
+                        trigger: u64::MAX,
+                        flow: u64::MAX,
+                    },
+                    true,
+                )
             }
         };
         let msg = FromWorker::Reports {
@@ -634,7 +693,7 @@ pub fn run<W: Write>(
                         for r in reports {
                             reorder.push(worker, r);
                         }
-                        reorder.advance(worker, watermark);
+                        reorder.advance_to(worker, watermark);
                         while let Some(r) = reorder.pop_ready() {
                             output.emit(r);
                         }
