@@ -177,22 +177,61 @@ struct Flow {
     client: Option<Side>,
     /// ISN of the SYN each side sent.
     isn: [Option<u32>; 2],
-    /// Data sent by each side. Boxed, like the classifier, so a flow that
-    /// never carried payload or whose verdict is out stays small (issue 4:
-    /// a SYN flood must not cost kilobytes per flow).
-    streams: [Option<Box<Stream>>; 2],
-    /// Sequence number just past each side's FIN, and how it closed.
+    /// How each side closed.
     closed: [Option<Close>; 2],
-    fin_seq: [Option<u32>; 2],
-    /// Bytes the capture promised but did not hold (snaplen).
-    missing: [u64; 2],
-    classifier: Option<Box<Classifier>>,
+    /// Everything needed only until the verdict: boxed, created at the first
+    /// payload or FIN and freed with the verdict, so a SYN-only flow or a
+    /// decided one stays small (issue 4: bytes per tracked flow).
+    active: Option<Box<Active>>,
     reported: bool,
     payload_bytes: [u64; 2],
     packets: u64,
 }
 
+/// The part of a flow that lives only until its verdict is out.
+#[derive(Default)]
+struct Active {
+    /// Data sent by each side.
+    streams: [Option<Stream>; 2],
+    /// Sequence number just past each side's FIN.
+    fin_seq: [Option<u32>; 2],
+    /// Bytes the capture promised but did not hold (snaplen).
+    missing: [u64; 2],
+    classifier: Option<Classifier>,
+}
+
 impl Flow {
+    fn active(&mut self) -> &mut Active {
+        self.active.get_or_insert_with(Box::default)
+    }
+
+    fn classifier(&self) -> Option<&Classifier> {
+        self.active.as_ref()?.classifier.as_ref()
+    }
+
+    fn classifier_mut(&mut self) -> Option<&mut Classifier> {
+        self.active.as_mut()?.classifier.as_mut()
+    }
+
+    fn stream(&self, side: Side) -> Option<&Stream> {
+        self.active.as_ref()?.streams.get(side)?.as_ref()
+    }
+
+    fn stream_mut(&mut self, side: Side) -> Option<&mut Stream> {
+        self.active.as_mut()?.streams.get_mut(side)?.as_mut()
+    }
+
+    fn missing(&self, side: Side) -> u64 {
+        self.active
+            .as_ref()
+            .and_then(|a| a.missing.get(side).copied())
+            .unwrap_or(0)
+    }
+
+    fn fin_seq(&self, side: Side) -> Option<u32> {
+        self.active.as_ref()?.fin_seq.get(side).copied().flatten()
+    }
+
     fn new(key: FlowKey, index: u64, ts: Timestamp) -> Self {
         Flow {
             key,
@@ -201,11 +240,8 @@ impl Flow {
             last_seen: ts,
             client: None,
             isn: [None, None],
-            streams: [None, None],
             closed: [None, None],
-            fin_seq: [None, None],
-            missing: [0, 0],
-            classifier: None,
+            active: None,
             reported: false,
             payload_bytes: [0, 0],
             packets: 0,
@@ -229,7 +265,7 @@ impl Flow {
     }
 
     fn has_payload(&self) -> bool {
-        self.payload_bytes.iter().any(|&b| b > 0) || self.missing.iter().any(|&m| m > 0)
+        self.payload_bytes.iter().any(|&b| b > 0) || (0..2).any(|side| self.missing(side) > 0)
     }
 }
 
@@ -329,14 +365,14 @@ impl Engine {
             return;
         }
         track_segment(flow, side, &seg, &self.limits, &mut self.counters);
-        if flow.classifier.as_ref().is_some_and(|c| c.is_final()) {
+        if flow.classifier().is_some_and(|c| c.is_final()) {
             report(flow, seg.ts, index, &mut self.counters, out);
-        } else if flow.both_closed() && flow.classifier.is_some() && flow.has_payload() {
+        } else if flow.both_closed() && flow.classifier().is_some() && flow.has_payload() {
             // A connection closed without payload (refused, or a SYN then a
             // reset) is reported at expiry or end of input instead: a retried
             // SYN on the same 4-tuple replaces it first.
             close_out(flow, &mut self.counters);
-            if let Some(c) = flow.classifier.as_mut() {
+            if let Some(c) = flow.classifier_mut() {
                 c.conclude(End::Closed);
             }
             report(flow, seg.ts, index, &mut self.counters, out);
@@ -515,7 +551,7 @@ fn conclude_and_report(
 ) {
     ensure_classifier(flow, None, limits, counters);
     close_out(flow, counters);
-    if let Some(c) = flow.classifier.as_mut() {
+    if let Some(c) = flow.classifier_mut() {
         c.conclude(end);
     }
     report(flow, ts, index, counters, out);
@@ -526,21 +562,15 @@ fn conclude_and_report(
 fn close_out(flow: &mut Flow, counters: &mut EngineCounters) {
     for side in 0..2 {
         let mut guard = 0;
-        while flow
-            .streams
-            .get(side)
-            .and_then(Option::as_ref)
-            .is_some_and(|s| s.has_hole())
-            && guard < 64
-        {
+        while flow.stream(side).is_some_and(|s| s.has_hole()) && guard < 64 {
             guard += 1;
             skip_hole(flow, side, counters);
             pump(flow, side);
         }
-        let missing = flow.missing.get(side).copied().unwrap_or(0);
+        let missing = flow.missing(side);
         if missing > 0 {
             let dir = flow.direction(side);
-            if let Some(c) = flow.classifier.as_mut() {
+            if let Some(c) = flow.classifier_mut() {
                 c.on_gap(dir, missing);
             }
         }
@@ -549,14 +579,14 @@ fn close_out(flow: &mut Flow, counters: &mut EngineCounters) {
 
 fn skip_hole(flow: &mut Flow, side: Side, counters: &mut EngineCounters) {
     let dir = flow.direction(side);
-    let Some(stream) = flow.streams.get_mut(side).and_then(Option::as_mut) else {
+    let Some(stream) = flow.stream_mut(side) else {
         return;
     };
     let lost = stream.skip_hole();
     if lost > 0 {
         counters.gaps += 1;
         counters.gap_bytes += lost;
-        if let Some(c) = flow.classifier.as_mut() {
+        if let Some(c) = flow.classifier_mut() {
             c.on_gap(dir, lost);
         }
     }
@@ -597,15 +627,15 @@ fn track_segment(
         // server can be the TLS client: FTP active data, reverse tunnels).
         // Before any byte was classified, follow the ClientHello.
         if flow.direction(side) == Direction::ToClient
-            && flow.classifier.as_ref().is_none_or(|c| !c.saw_payload())
+            && flow.classifier().is_none_or(|c| !c.saw_payload())
             && flow.payload_bytes.get(1 - side).is_some_and(|&b| b == 0)
             && Classifier::starts_tls_client_hello(seg.payload)
         {
             flow.client = Some(side);
-            flow.classifier = None;
+            flow.active().classifier = None;
         }
         ensure_classifier(flow, Some((side, seg.payload)), limits, counters);
-        if let Some(m) = flow.missing.get_mut(side) {
+        if let Some(m) = flow.active().missing.get_mut(side) {
             *m += u64::from(seg.missing);
         }
         let start = flow
@@ -618,15 +648,15 @@ fn track_segment(
             max_buffered: limits.stream_buffer,
             max_segments: limits.stream_segments,
         };
-        if let Some(slot) = flow.streams.get_mut(side) {
-            slot.get_or_insert_with(|| Box::new(Stream::new(start, stream_limits)));
+        if let Some(slot) = flow.active().streams.get_mut(side) {
+            slot.get_or_insert_with(|| Stream::new(start, stream_limits));
         }
         insert(flow, side, data_seq, seg.payload, counters);
         pump(flow, side);
         pump(flow, other);
     }
     if seg.flags.fin()
-        && let Some(f) = flow.fin_seq.get_mut(side)
+        && let Some(f) = flow.active().fin_seq.get_mut(side)
     {
         f.get_or_insert(data_seq.wrapping_add(seg.payload.len() as u32));
     }
@@ -637,34 +667,25 @@ fn track_segment(
         ensure_classifier(flow, None, limits, counters);
         pump(flow, side);
         let dir = flow.direction(side);
-        if let Some(c) = flow.classifier.as_mut() {
+        if let Some(c) = flow.classifier_mut() {
             c.on_close(dir, Close::Rst);
         }
         return;
     }
     // A FIN takes effect once everything before it has been delivered.
-    let fin_reached = flow
-        .fin_seq
-        .get(side)
-        .copied()
-        .flatten()
-        .is_some_and(|fin| {
-            flow.streams
-                .get(side)
-                .and_then(Option::as_ref)
-                .is_none_or(|s| {
-                    let pending =
-                        fin.wrapping_sub(s.next_seq().wrapping_add(s.contiguous().len() as u32));
-                    pending == 0 || pending > u32::MAX / 2
-                })
-        });
+    let fin_reached = flow.fin_seq(side).is_some_and(|fin| {
+        flow.stream(side).is_none_or(|s| {
+            let pending = fin.wrapping_sub(s.next_seq().wrapping_add(s.contiguous().len() as u32));
+            pending == 0 || pending > u32::MAX / 2
+        })
+    });
     if fin_reached && flow.closed.get(side).copied().flatten().is_none() {
         if let Some(c) = flow.closed.get_mut(side) {
             *c = Some(Close::Fin);
         }
         ensure_classifier(flow, None, limits, counters);
         let dir = flow.direction(side);
-        if let Some(c) = flow.classifier.as_mut() {
+        if let Some(c) = flow.classifier_mut() {
             c.on_close(dir, Close::Fin);
         }
     }
@@ -677,7 +698,7 @@ fn insert(flow: &mut Flow, side: Side, seq: u32, data: &[u8], counters: &mut Eng
     if data.is_empty() {
         return;
     }
-    let Some(stream) = flow.streams.get_mut(side).and_then(Option::as_mut) else {
+    let Some(stream) = flow.stream_mut(side) else {
         return;
     };
     let mut result = stream.insert(seq, data);
@@ -685,7 +706,7 @@ fn insert(flow: &mut Flow, side: Side, seq: u32, data: &[u8], counters: &mut Eng
         counters.stream_limit_hits += 1;
         skip_hole(flow, side, counters);
         pump(flow, side);
-        let Some(stream) = flow.streams.get_mut(side).and_then(Option::as_mut) else {
+        let Some(stream) = flow.stream_mut(side) else {
             return;
         };
         result = stream.insert(seq, data);
@@ -708,7 +729,7 @@ fn ensure_classifier(
     limits: &Limits,
     counters: &mut EngineCounters,
 ) {
-    if flow.classifier.is_some() {
+    if flow.classifier().is_some() {
         return;
     }
     if flow.client.is_none() {
@@ -742,15 +763,18 @@ fn ensure_classifier(
         limits.handshake_buffer,
     );
     classifier.keep_preview(limits.preview_bytes);
-    flow.classifier = Some(Box::new(classifier));
+    flow.active().classifier = Some(classifier);
 }
 
 /// Offer side `side`'s in-order bytes to the classifier until it stops
 /// taking them.
 fn pump(flow: &mut Flow, side: Side) {
     let dir = flow.direction(side);
+    let Some(active) = flow.active.as_mut() else {
+        return;
+    };
     let (Some(Some(stream)), Some(classifier)) =
-        (flow.streams.get_mut(side), flow.classifier.as_mut())
+        (active.streams.get_mut(side), active.classifier.as_mut())
     else {
         return;
     };
@@ -815,10 +839,10 @@ fn report(
     // The verdict is out: free the stream buffers now, the classifier once
     // it has written the verdict. What stays is the small flow record that
     // absorbs late packets until close or expiry.
-    flow.streams = [None, None];
-    let classifier = flow.classifier.take();
+    let had_payload = flow.has_payload();
+    let classifier = flow.active.take().and_then(|a| a.classifier);
     let saw_syn = flow.isn.iter().any(Option::is_some);
-    if !saw_syn && !flow.has_payload() {
+    if !saw_syn && !had_payload {
         return;
     }
     counters.flows_reported += 1;
@@ -832,7 +856,7 @@ fn report(
     v.bytes_to_server = flow.payload_bytes.get(client).copied().unwrap_or(0);
     v.bytes_to_client = flow.payload_bytes.get(1 - client).copied().unwrap_or(0);
     v.packets = flow.packets;
-    match classifier.as_deref() {
+    match classifier.as_ref() {
         Some(c) => c.fill(&mut v),
         None => v.reason = "no payload: nothing to classify".to_string(),
     }
