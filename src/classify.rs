@@ -177,6 +177,9 @@ pub struct Classifier {
     client_flight: Vec<u16>,
     /// TLS 1.3: the server spoke after the client's flight began.
     flight_closed: bool,
+    /// TLS <= 1.2: the server finished before the client (RFC 5246 §7.3),
+    /// a resumed session.
+    abbreviated: bool,
     /// TLS 1.3: the client closed before the server answered its flight.
     client_closed_first: bool,
     after_flight: Vec<u16>,
@@ -236,6 +239,7 @@ impl Classifier {
             server_flight: Vec::new(),
             client_flight: Vec::new(),
             flight_closed: false,
+            abbreviated: false,
             client_closed_first: false,
             after_flight: Vec::new(),
             server_certificate: false,
@@ -771,6 +775,7 @@ impl Classifier {
                     // The server finished first, with no Certificate /
                     // ServerHelloDone: an abbreviated handshake (RFC 5246
                     // §7.3), i.e. a resumed session.
+                    self.abbreviated = true;
                     self.decide(
                         Class::Unknown,
                         Basis::None,
@@ -778,7 +783,7 @@ impl Classifier {
                             .to_string(),
                     );
                 }
-                if self.client().ccs || self.class.as_ref().is_some_and(|c| c.0 == Class::Unknown) {
+                if self.client().ccs || self.abbreviated {
                     // The server answered the client's Finished: accepted.
                     if self.class.is_none() {
                         self.decide_tls12_from_client_flight();
@@ -790,8 +795,7 @@ impl Classifier {
                 if self.class.is_none() {
                     self.decide_tls12_from_client_flight();
                 }
-                let resumed = self.class.as_ref().is_some_and(|c| c.0 == Class::Unknown);
-                if resumed && self.server().ccs {
+                if self.abbreviated && self.server().ccs {
                     self.settle("resumed session accepted");
                 }
             }
@@ -1639,7 +1643,7 @@ impl Classifier {
             v.tls_version = Some(sh.version);
             v.alpn_selected = sh.alpn.clone();
         }
-        v.resumed = self.sh.as_ref().is_some_and(|s| s.psk) || v.reason.starts_with("resumed");
+        v.resumed = self.sh.as_ref().is_some_and(|s| s.psk) || self.abbreviated;
         v.alert = self.alert;
         v.starttls = self.starttls.clone();
         v.proxy_identity = self.proxy_identity.clone();

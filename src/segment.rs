@@ -150,21 +150,17 @@ impl<P> Segment<P> {
     where
         P: AsRef<[u8]>,
     {
-        Segment {
-            ts: self.ts,
-            src: self.src,
-            dst: self.dst,
-            seq: self.seq,
-            ack: self.ack,
-            flags: self.flags,
-            window: self.window,
-            payload: self.payload.as_ref(),
-            missing: self.missing,
-        }
+        self.with_payload(self.payload.as_ref())
     }
 
     /// The same segment with its payload replaced.
     pub fn map_payload<Q>(self, f: impl FnOnce(P) -> Q) -> Segment<Q> {
+        let head = self.with_payload(());
+        head.with_payload(f(self.payload))
+    }
+
+    /// This segment's header fields around another payload.
+    fn with_payload<Q>(&self, payload: Q) -> Segment<Q> {
         Segment {
             ts: self.ts,
             src: self.src,
@@ -173,7 +169,7 @@ impl<P> Segment<P> {
             ack: self.ack,
             flags: self.flags,
             window: self.window,
-            payload: f(self.payload),
+            payload,
             missing: self.missing,
         }
     }
