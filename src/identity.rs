@@ -109,9 +109,57 @@ impl CertIdentity {
     }
 }
 
+/// Certificates remembered per thread by [`parse`]. A mesh presents the same
+/// few workload certificates on every connection (Istio rotates them daily),
+/// so a small direct-mapped table turns almost every parse into a hash and a
+/// compare; 256 slots of certificates up to [`CACHED_DER_MAX`] bytes bound it
+/// to about 4 MiB per thread in the worst case.
+const CACHE_SLOTS: usize = 256;
+/// Longer certificates are parsed every time rather than remembered.
+pub const CACHED_DER_MAX: usize = 16 * 1024;
+
+/// One remembered parse: the exact input bytes and what they gave.
+type CacheSlot = Option<(Box<[u8]>, Result<CertIdentity, IdentityError>)>;
+
+thread_local! {
+    /// Per thread, so workers never contend; a parse is a pure function of
+    /// its bytes, so a hit gives exactly what parsing would (output stays
+    /// deterministic whatever the thread count).
+    static PARSED: std::cell::RefCell<Vec<CacheSlot>> =
+        std::cell::RefCell::new(vec![None; CACHE_SLOTS]);
+}
+
 /// Parse one DER certificate. Bytes after the certificate are ignored and not
-/// hashed. Never panics.
+/// hashed. Never panics. Remembers recent results per thread (see
+/// [`CACHE_SLOTS`]); the full bytes are compared, so a hash collision only
+/// costs a parse.
 pub fn parse(der: &[u8]) -> Result<CertIdentity, IdentityError> {
+    if der.len() > CACHED_DER_MAX {
+        return parse_der(der);
+    }
+    let slot = {
+        use std::hash::{Hash, Hasher};
+        let mut h = rustc_hash::FxHasher::default();
+        der.hash(&mut h);
+        (h.finish() as usize) % CACHE_SLOTS
+    };
+    PARSED.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let Some(entry) = cache.get_mut(slot) else {
+            return parse_der(der);
+        };
+        if let Some((bytes, parsed)) = entry
+            && **bytes == *der
+        {
+            return parsed.clone();
+        }
+        let parsed = parse_der(der);
+        *entry = Some((der.into(), parsed.clone()));
+        parsed
+    })
+}
+
+fn parse_der(der: &[u8]) -> Result<CertIdentity, IdentityError> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|_| {
         if is_truncated(der) {
             IdentityError::Truncated
@@ -365,6 +413,31 @@ mod tests {
         for (t, want) in table {
             assert_eq!(c.validity_at(t), want, "at {t}");
         }
+    }
+
+    #[test]
+    fn remembered_parse_equals_fresh_parse() {
+        let names = ["client-spiffe.pem", "client-p256.pem", "server.pem"];
+        let ders: Vec<Vec<u8>> = names.iter().map(|n| der_of(n)).collect();
+        // More distinct inputs than slots, so slots are overwritten and hit
+        // again; every answer must equal a fresh parse of the same bytes.
+        let mut inputs = ders.clone();
+        for i in 0..(CACHE_SLOTS * 2) {
+            let mut d = ders[i % ders.len()].clone();
+            d.push(i as u8); // trailing bytes: a distinct input, same identity
+            inputs.push(d);
+            inputs.push(ders[i % ders.len()][..100].to_vec()); // truncated
+        }
+        for round in 0..2 {
+            for d in &inputs {
+                assert_eq!(parse(d), parse_der(d), "round {round}");
+            }
+        }
+        // A long certificate is never remembered but still parsed.
+        let mut long = ders[0].clone();
+        long.resize(CACHED_DER_MAX + 1, 0);
+        assert_eq!(parse(&long), parse_der(&long));
+        assert!(parse(&long).is_ok());
     }
 
     #[test]
