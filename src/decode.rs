@@ -4,7 +4,7 @@
 //! This module owns every byte between the pcap record and the TCP payload:
 //! the link headers (Ethernet, BSD loopback, raw IP, Linux cooked v1/v2,
 //! NFLOG, Cisco HDLC, radiotap + 802.11), VLAN/QinQ, PPPoE, MPLS, the tunnels
-//! we look through (VXLAN, Geneve, GTP-U, GRE, IP-in-IP, at most
+//! we look through (VXLAN, Geneve, GTP-U, GRE, ERSPAN I-III, IP-in-IP, at most
 //! `MAX_TUNNELS` deep), IPv4/IPv6 with extension headers, and the fixed part
 //! of the TCP header. It is the only file that uses `etherparse`; the link
 //! headers etherparse lacks (or validates too strictly for a sniffer) are
@@ -184,6 +184,11 @@ const MAX_STEPS: usize = 64;
 const ETH_IPV4: u16 = 0x0800;
 const ETH_ARP: u16 = 0x0806;
 const ETH_TEB: u16 = 0x6558; // transparent Ethernet bridging (RFC 1701)
+/// ERSPAN types I and II (port mirroring over GRE from switches and cloud
+/// taps; draft-foschiano-erspan-03 §4.1-4.2).
+const ETH_ERSPAN_2: u16 = 0x88be;
+/// ERSPAN type III (draft-foschiano-erspan-03 §4.3).
+const ETH_ERSPAN_3: u16 = 0x22eb;
 const ETH_RARP: u16 = 0x8035; // also Cisco SLARP on C_HDLC
 const ETH_VLAN: u16 = 0x8100; // IEEE 802.1Q
 const ETH_IPV6: u16 = 0x86dd;
@@ -854,10 +859,43 @@ impl<'f> Walk<'f, '_> {
             return drop_frame(&mut self.c.tunnel_invalid, "GRE header");
         };
         self.enter_tunnel()?;
-        if proto == ETH_TEB {
-            Some(Step::Ether(inner))
-        } else {
-            Some(Step::EtherType(proto, inner))
+        match proto {
+            ETH_TEB => Some(Step::Ether(inner)),
+            // Type I has no sequence number and no ERSPAN header: the
+            // mirrored Ethernet frame follows GRE directly.
+            ETH_ERSPAN_2 if f0 & 0x10 == 0 => Some(Step::Ether(inner)),
+            ETH_ERSPAN_2 => self.erspan2(inner),
+            ETH_ERSPAN_3 => self.erspan3(inner),
+            _ => Some(Step::EtherType(proto, inner)),
+        }
+    }
+
+    /// ERSPAN type II: an 8-byte header (version 1) before the mirrored
+    /// Ethernet frame.
+    fn erspan2(&mut self, d: &'f [u8]) -> Option<Step<'f>> {
+        match (d.first().map(|b| b >> 4), d.get(8..)) {
+            (Some(1), Some(frame)) => Some(Step::Ether(frame)),
+            _ => drop_frame(&mut self.c.tunnel_invalid, "ERSPAN II header"),
+        }
+    }
+
+    /// ERSPAN type III: a 12-byte header (version 2), 8 more bytes when its
+    /// O flag announces the platform subheader; the frame type says whether
+    /// an Ethernet frame (0) or a bare IP packet (2) follows.
+    fn erspan3(&mut self, d: &'f [u8]) -> Option<Step<'f>> {
+        let (Some(2), Some(&ft_byte), Some(&o_byte)) =
+            (d.first().map(|b| b >> 4), d.get(10), d.get(11))
+        else {
+            return drop_frame(&mut self.c.tunnel_invalid, "ERSPAN III header");
+        };
+        let hlen = if o_byte & 0x01 != 0 { 20 } else { 12 };
+        let Some(frame) = d.get(hlen..) else {
+            return drop_frame(&mut self.c.tunnel_invalid, "ERSPAN III header");
+        };
+        match (ft_byte >> 2) & 0x1f {
+            0 => Some(Step::Ether(frame)),
+            2 => Some(Step::Ip(IpHint::Either, frame)),
+            _ => drop_frame(&mut self.c.unsupported_l2, "ERSPAN III frame type"),
         }
     }
 }
@@ -1356,6 +1394,67 @@ mod tests {
             (
                 "GRE TEB",
                 eth(0x0800, &v4_wrap(47, &gre(0x20, 0x6558, &inner_eth))),
+            ),
+            (
+                "ERSPAN I",
+                eth(0x0800, &v4_wrap(47, &gre(0, 0x88be, &inner_eth))),
+            ),
+            (
+                "ERSPAN II",
+                eth(
+                    0x0800,
+                    &v4_wrap(
+                        47,
+                        &gre(
+                            0x10,
+                            0x88be,
+                            &cat(&[&[0x10, 0, 0, 1, 0, 0, 0, 0], &inner_eth]),
+                        ),
+                    ),
+                ),
+            ),
+            (
+                "ERSPAN III",
+                eth(
+                    0x0800,
+                    &v4_wrap(
+                        47,
+                        &gre(0x10, 0x22eb, &cat(&[&[0x20, 0, 0, 1], &[0; 8], &inner_eth])),
+                    ),
+                ),
+            ),
+            (
+                "ERSPAN III + platform subheader",
+                eth(
+                    0x0800,
+                    &v4_wrap(
+                        47,
+                        &gre(
+                            0x10,
+                            0x22eb,
+                            &cat(&[
+                                &[0x20, 0, 0, 1],
+                                &[0, 0, 0, 0, 0, 0, 0, 1],
+                                &[9; 8],
+                                &inner_eth,
+                            ]),
+                        ),
+                    ),
+                ),
+            ),
+            (
+                "ERSPAN III bare IP",
+                eth(
+                    0x0800,
+                    &v4_wrap(
+                        47,
+                        &gre(
+                            0x10,
+                            0x22eb,
+                            &cat(&[&[0x20, 0, 0, 1], &[0, 0, 0, 0, 0, 0, 0x08, 0], &ip4]),
+                        ),
+                    ),
+                ),
             ),
             ("IPIP", eth(0x0800, &v4_wrap(4, &ip4))),
             ("4in6", eth(0x86dd, &v6_wrap(4, &ip4))),
