@@ -518,6 +518,31 @@ impl KeyLog {
     }
 }
 
+/// The key log store for a run: `--keylog FILE` read now (followed when
+/// `follow`: live capture), plus the secrets of a pcapng input file's
+/// Decryption Secrets Blocks. None when there is neither. The error (an
+/// unreadable key log) is one line for the user.
+pub fn for_run(
+    keylog: Option<&Path>,
+    capture_file: Option<&Path>,
+    follow: bool,
+) -> Result<Option<KeyLog>, String> {
+    let mut store = KeyLog::new(DEFAULT_MAX_CLIENTS);
+    if let Some(path) = keylog {
+        store
+            .load_file(path, follow)
+            .map_err(|e| format!("cannot read the key log {}: {e}", path.display()))?;
+    }
+    let embedded = capture_file
+        .filter(|p| p.as_os_str() != "-")
+        .map(capture_secrets)
+        .unwrap_or_default();
+    for text in &embedded {
+        store.add_capture_text(text);
+    }
+    Ok((keylog.is_some() || !embedded.is_empty()).then_some(store))
+}
+
 /// The TLS key log text of every Decryption Secrets Block (pcapng §4.7,
 /// secrets type 0x544c534b) in the pcapng file at `path`, up to 64 MiB.
 /// Not pcapng, or damaged: what was found so far (the capture reader

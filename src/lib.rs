@@ -5,6 +5,7 @@
 //! capture -> decode -> (shard) -> engine (reassembly + classify) -> output.
 //! Only `pipeline` makes threads.
 
+pub mod calibration;
 pub mod capture;
 pub mod classify;
 pub mod cli;

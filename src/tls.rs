@@ -179,6 +179,11 @@ impl HandshakeReassembler {
         }
     }
 
+    /// Largest message body held.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
     /// Bytes held that do not yet form a whole message.
     pub fn pending(&self) -> usize {
         self.buf.len()
