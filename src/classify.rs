@@ -19,12 +19,16 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use crate::keylog::KeyLog;
 use crate::plaintext::{self, Opening};
+use crate::proof::{self, Facts, Failure, Sealed};
 use crate::tls::{
     self, ClientHello, HandshakeMessage, HandshakeReassembler, HeaderRead, RecordHeader,
     ServerHello, content, handshake,
 };
-use crate::verdict::{Alert, Basis, Class, ClientCert, Flight, Outcome, SessionLink, Verdict};
+use crate::verdict::{
+    Alert, Basis, CertSeen, Class, ClientCert, Flight, Outcome, SessionLink, Verdict,
+};
 
 /// Largest first encrypted client record (length field, without the 5-byte
 /// header) that cannot hold a certificate. Measured no-certificate first
@@ -52,6 +56,9 @@ const FLIGHT_RECORDS_MAX: usize = 16;
 /// Records inspected in one direction before the flow must be decided
 /// (hostile-inputs M23).
 const RECORDS_BEFORE_VERDICT: u32 = 64;
+/// Records after a TLS <= 1.2 renegotiation started that are followed for
+/// its client flight (with a key log) before the verdict is given anyway.
+const RENEGOTIATION_RECORDS_MAX: u32 = 32;
 /// Clear-text bytes scanned for an in-band TLS upgrade before the flow is
 /// called plaintext (hostile-inputs M15 allows up to 256 KiB; an upgrade
 /// comes within the first exchanges).
@@ -137,6 +144,13 @@ struct Side {
     /// record) has passed; another protected handshake record is a
     /// renegotiation.
     finished: bool,
+    /// TLS <= 1.2: `records` when this side's ChangeCipherSpec passed, so a
+    /// later record's sequence number is `records - ccs_records - 1`.
+    ccs_records: u32,
+    /// TLS <= 1.2: this side's second ChangeCipherSpec (a renegotiation's)
+    /// passed; its records are under keys the key log's first master
+    /// secret does not give.
+    renegotiation_ccs: bool,
     /// Clear text kept for `-A`, at most the preview cap.
     preview: Vec<u8>,
 }
@@ -151,6 +165,8 @@ impl Side {
             closed: None,
             bytes: 0,
             finished: false,
+            ccs_records: 0,
+            renegotiation_ccs: false,
             preview: Vec::new(),
         }
     }
@@ -211,6 +227,12 @@ pub struct Classifier {
     /// Who started a TLS <= 1.2 renegotiation (RFC 5246 §7.4.1.1).
     renegotiation: Option<Direction>,
     preview_cap: usize,
+    /// With a key log: the protected handshake records, kept until they
+    /// are opened (`prove`) or the verdict is written.
+    sealed: Option<Box<Sealed>>,
+    renegotiation_records: u32,
+    /// What decryption showed (`prove`).
+    proven: Option<Box<Facts>>,
 
     /// Class decided (possibly before the outcome is known).
     class: Option<(Class, Basis, String)>,
@@ -260,6 +282,9 @@ impl Classifier {
             client_records_settling: 0,
             renegotiation: None,
             preview_cap: 0,
+            sealed: None,
+            renegotiation_records: 0,
+            proven: None,
             class: None,
             outcome: None,
         }
@@ -268,6 +293,12 @@ impl Classifier {
     /// Keep up to `bytes` of each direction of a plaintext flow (`-A`).
     pub fn keep_preview(&mut self, bytes: usize) {
         self.preview_cap = bytes;
+    }
+
+    /// A key log is configured: keep protected handshake records (at most
+    /// `handshake_cap` bytes per direction) so `prove` can open them.
+    pub fn keep_sealed(&mut self, handshake_cap: usize) {
+        self.sealed = Some(Box::new(Sealed::new(handshake_cap)));
     }
 
     /// True once the verdict is final: the engine reports it and stops
@@ -547,11 +578,73 @@ impl Classifier {
     }
 
     fn needs_body(&self, dir: Direction, h: &RecordHeader) -> bool {
-        let side_encrypted = self.sides.get(dir.idx()).is_some_and(|s| s.ccs) && !self.is_tls13();
+        if self.sealed_body_wanted(dir, h) {
+            return true;
+        }
         match h.content_type {
-            content::HANDSHAKE => !side_encrypted && !self.server_encrypted_13(dir),
+            content::HANDSHAKE => self.clear_handshake(dir),
             content::ALERT => h.len == 2,
             _ => false,
+        }
+    }
+
+    /// Handshake records from `dir` are in clear: before its
+    /// ChangeCipherSpec (TLS <= 1.2), before the ServerHello (TLS 1.3).
+    fn clear_handshake(&self, dir: Direction) -> bool {
+        let side_encrypted = self.sides.get(dir.idx()).is_some_and(|s| s.ccs) && !self.is_tls13();
+        !side_encrypted && !self.server_encrypted_13(dir)
+    }
+
+    /// With a key log, whether this protected record is kept with its body:
+    /// TLS 1.3, after the ServerHello, the server's flight and alert-sized
+    /// records after it, the client's records until the server answers its
+    /// flight; TLS <= 1.2, handshake records after a side's
+    /// ChangeCipherSpec (its Finished, then a renegotiation) until its next
+    /// one. Application data is kept only as ciphertext and never opened.
+    fn sealed_body_wanted(&self, dir: Direction, h: &RecordHeader) -> bool {
+        if self.sealed.is_none() {
+            return false;
+        }
+        if self.is_tls13() {
+            if h.content_type != content::APPLICATION_DATA || self.sh_clock.is_none() {
+                return false;
+            }
+            return match dir {
+                Direction::ToServer => !self.flight_closed,
+                Direction::ToClient => {
+                    self.client_flight.is_empty() || h.len == TLS13_ALERT_RECORD_LEN
+                }
+            };
+        }
+        h.content_type == content::HANDSHAKE
+            && self
+                .sides
+                .get(dir.idx())
+                .is_some_and(|s| s.ccs && !s.renegotiation_ccs)
+    }
+
+    /// Keep a protected record for `prove` (see `sealed_body_wanted`).
+    fn seal(&mut self, dir: Direction, h: &RecordHeader, body: Option<&[u8]>) {
+        let wanted = self.sealed_body_wanted(dir, h);
+        let tls13 = self.is_tls13();
+        let d = dir.idx();
+        let seq = self.sides.get(d).map_or(0, |s| {
+            u64::from(s.records.saturating_sub(s.ccs_records).saturating_sub(1))
+        });
+        // TLS 1.3 server records after the flight keep their place (their
+        // sequence numbers) even when their bodies are not kept.
+        let keep_header = tls13
+            && h.content_type == content::APPLICATION_DATA
+            && self.sh_clock.is_some()
+            && dir == Direction::ToClient;
+        if !wanted && !keep_header {
+            return;
+        }
+        let [v0, v1] = h.version.to_be_bytes();
+        let [l0, l1] = h.len.to_be_bytes();
+        let header = [h.content_type, v0, v1, l0, l1];
+        if let Some(sealed) = self.sealed.as_mut() {
+            sealed.push(d, header, body.filter(|_| wanted), seq);
         }
     }
 
@@ -573,15 +666,20 @@ impl Classifier {
             s.records += 1;
             s.bytes += (tls::RECORD_HEADER_LEN + usize::from(h.len)) as u64;
         }
+        if self.sealed.is_some() {
+            self.seal(dir, &h, body);
+        }
         match (h.content_type, body) {
-            (content::HANDSHAKE, Some(body)) => self.handshake_record(dir, body),
+            (content::HANDSHAKE, Some(body)) if self.clear_handshake(dir) => {
+                self.handshake_record(dir, body)
+            }
             (content::ALERT, Some(&[level, description])) => {
                 self.alert_record(dir, level, description)
             }
             (content::CHANGE_CIPHER_SPEC, _) => self.change_cipher_spec(dir),
-            (content::APPLICATION_DATA, _)
-            | (content::ALERT, None)
-            | (content::HANDSHAKE, None) => self.protected_record(dir, h),
+            (content::APPLICATION_DATA, _) | (content::ALERT, None) | (content::HANDSHAKE, _) => {
+                self.protected_record(dir, h)
+            }
             _ => {}
         }
         if !self.is_final()
@@ -760,6 +858,20 @@ impl Classifier {
     }
 
     fn change_cipher_spec(&mut self, dir: Direction) {
+        if !self.is_tls13()
+            && self.renegotiation.is_some()
+            && self.sides.get(dir.idx()).is_some_and(|s| s.ccs)
+        {
+            // A renegotiation's ChangeCipherSpec (followed only with a key
+            // log): the client's ends its flight, the one to read.
+            if let Some(s) = self.sides.get_mut(dir.idx()) {
+                s.renegotiation_ccs = true;
+            }
+            if dir == Direction::ToServer && self.settling {
+                self.mode = Mode::Done;
+            }
+            return;
+        }
         if self.is_tls13() || self.sh.is_none() {
             // TLS 1.3 middlebox-compatibility CCS (RFC 8446 §D.4), also
             // around a HelloRetryRequest: it carries nothing and encrypts
@@ -768,6 +880,7 @@ impl Classifier {
         }
         if let Some(s) = self.sides.get_mut(dir.idx()) {
             s.ccs = true;
+            s.ccs_records = s.records;
         }
         match dir {
             Direction::ToClient => {
@@ -902,9 +1015,14 @@ impl Classifier {
             // A handshake after Finished: HelloRequest or a new ClientHello,
             // encrypted. A client certificate may be exchanged there.
             self.renegotiation.get_or_insert(dir);
-            if self.settling {
+            if self.settling && !self.follows_renegotiation() {
                 self.mode = Mode::Done;
             }
+            return;
+        }
+        if self.follows_renegotiation() {
+            // Waiting for the renegotiation's client flight (key log):
+            // application data in between does not end the wait.
             return;
         }
         if h.content_type != content::APPLICATION_DATA {
@@ -924,6 +1042,23 @@ impl Classifier {
             }
             _ => {}
         }
+    }
+
+    /// With a key log, a TLS <= 1.2 renegotiation is followed up to the
+    /// client's next ChangeCipherSpec (its certificate comes before it),
+    /// bounded by RENEGOTIATION_RECORDS_MAX records.
+    fn follows_renegotiation(&mut self) -> bool {
+        if self.sealed.is_none() || self.renegotiation.is_none() {
+            return false;
+        }
+        self.renegotiation_records += 1;
+        if self.renegotiation_records > RENEGOTIATION_RECORDS_MAX {
+            if self.settling {
+                self.mode = Mode::Done;
+            }
+            return false;
+        }
+        true
     }
 
     /// TLS 1.3 outcome once the server speaks after the client's flight: a
@@ -1648,12 +1783,8 @@ impl Classifier {
         v.starttls = self.starttls.clone();
         v.proxy_identity = self.proxy_identity.clone();
         v.session = self.session_link(v.server, class, v.resumed);
-        let seen = |der: &Vec<u8>| match crate::identity::parse(der) {
-            Ok(id) => crate::verdict::CertSeen::Parsed(id),
-            Err(_) => crate::verdict::CertSeen::Unparsable,
-        };
-        v.client_certificate = self.client_leaf.as_ref().map(seen);
-        v.server_certificate = self.server_leaf.as_ref().map(seen);
+        v.client_certificate = self.client_leaf.as_deref().map(cert_seen);
+        v.server_certificate = self.server_leaf.as_deref().map(cert_seen);
         if let Some(who) = self.renegotiation {
             let who = if who == Direction::ToServer {
                 "client"
@@ -1661,8 +1792,13 @@ impl Classifier {
                 "server"
             };
             v.renegotiated = true;
+            let what = if self.proven.is_some() {
+                "decrypted with the key log"
+            } else {
+                "a client certificate may be sent there, encrypted"
+            };
             v.reason.push_str(&format!(
-                "; the {who} started a renegotiation after the handshake: a client certificate may be sent there, encrypted"
+                "; the {who} started a renegotiation after the handshake: {what}"
             ));
         }
         if class == Class::Plaintext && self.preview_cap > 0 {
@@ -1698,7 +1834,238 @@ impl Classifier {
             };
             v.client_cert = self.client_cert;
         }
+        if let Some(facts) = &self.proven {
+            if self.is_tls13() {
+                self.apply_tls13_proof(v, facts, &outcome_why);
+            } else {
+                apply_renegotiation_proof(v, facts, &outcome_why);
+            }
+        }
     }
+
+    /// Open the kept records with the flow's secrets from `keys` (before
+    /// `fill`): TLS 1.3 handshake flights, or a TLS <= 1.2 renegotiation.
+    /// The records are dropped either way.
+    pub fn prove(&mut self, keys: &KeyLog) -> Proving {
+        let Some(sealed) = self.sealed.take() else {
+            return Proving::NotApplicable;
+        };
+        let (Some(ch), Some(sh)) = (&self.ch, &self.sh) else {
+            return Proving::NotApplicable;
+        };
+        let tls13 = self.is_tls13();
+        let renegotiation = !tls13 && self.renegotiation.is_some();
+        let records = sealed.count(0) + sealed.count(1);
+        let decryptable = renegotiation || (tls13 && records > 0);
+        if !decryptable {
+            return Proving::NotApplicable;
+        }
+        let Some(secrets) = keys.lookup(&ch.random) else {
+            return Proving::Failed(Failure::NoSecrets);
+        };
+        let cap = self.client().hs.cap();
+        let result = if tls13 {
+            proof::tls13(sh.cipher, &sealed, &secrets, ch.early_data, cap)
+        } else {
+            proof::tls12_renegotiation(sh.cipher, &ch.random, &sh.random, &sealed, &secrets, cap)
+        };
+        match result {
+            Ok(facts) => {
+                self.proven = Some(Box::new(facts));
+                if tls13 {
+                    Proving::Tls13
+                } else {
+                    Proving::Renegotiation
+                }
+            }
+            Err(e) => Proving::Failed(e),
+        }
+    }
+
+    /// What the decrypted TLS 1.3 handshake proves, over the size rule.
+    fn apply_tls13_proof(&self, v: &mut Verdict, f: &Facts, outcome_why: &str) {
+        let inferred = v.class;
+        if f.encrypted_extensions {
+            v.alpn_selected = f.alpn.clone();
+        }
+        if f.cert_request {
+            v.cert_requested = Some(true);
+        } else if f.server_finished {
+            v.cert_requested = Some(false);
+        }
+        v.server_certificate = f
+            .server_cert
+            .as_ref()
+            .and_then(|c| c.leaf.as_deref())
+            .map(cert_seen);
+        let mut outcome_why = outcome_why.to_string();
+        if let Some(alert) = f.alert.filter(|a| a.description != 0) {
+            v.alert = Some(alert);
+            if alert.level == 2 {
+                v.outcome = Outcome::Rejected;
+                let who = if alert.from_server {
+                    "server"
+                } else {
+                    "client"
+                };
+                outcome_why = format!("{who} sent fatal alert {} (decrypted)", alert.name());
+            }
+        }
+        let psk = self.sh.as_ref().is_some_and(|s| s.psk);
+        let client_alert = f.alert.filter(|a| !a.from_server && a.level == 2);
+        let decided = match (&f.client_cert, client_alert) {
+            _ if psk => Some((
+                Class::Unknown,
+                ClientCert::Unknown,
+                "resumed: TLS 1.3 pre-shared key accepted; the decrypted handshake carries no \
+                 certificates (authentication, if any, was in the original handshake)"
+                    .to_string(),
+            )),
+            (Some(c), _) if c.count > 0 => Some((
+                Class::Mtls,
+                ClientCert::Sent {
+                    count: c.count,
+                    bytes: c.bytes,
+                },
+                format!(
+                    "client sent a Certificate with {} certificate(s), {} bytes{} (decrypted)",
+                    c.count,
+                    c.bytes,
+                    if f.client_cert_verify {
+                        " and a CertificateVerify"
+                    } else {
+                        ""
+                    }
+                ),
+            )),
+            (Some(_), _) => Some((
+                Class::Tls,
+                ClientCert::Empty,
+                "certificate requested; client sent an empty Certificate (decrypted)".to_string(),
+            )),
+            (None, Some(a)) => Some((
+                Class::Tls,
+                ClientCert::NotSent,
+                format!(
+                    "client answered the server's flight with alert {}, no Certificate (decrypted)",
+                    a.name()
+                ),
+            )),
+            (None, None) if f.client_flight_done && f.cert_request => Some((
+                Class::Tls,
+                ClientCert::NotSent,
+                "certificate requested; client Finished without a Certificate (decrypted)".to_string(),
+            )),
+            (None, None) if f.client_flight_done || (f.server_finished && !f.cert_request) => Some((
+                Class::Tls,
+                ClientCert::NotSent,
+                "server did not request a client certificate (decrypted; RFC 8446 §4.4.2: none \
+                 can be sent)"
+                    .to_string(),
+            )),
+            (None, None) => None,
+        };
+        if let Some(c) = f.client_cert.as_ref().and_then(|c| c.leaf.as_deref()) {
+            v.client_certificate = Some(cert_seen(c));
+        }
+        let Some((class, client_cert, why)) = decided else {
+            v.reason = format!(
+                "{}; the key log opened the server's flight but not the client's certificate \
+                 flight",
+                v.reason
+            );
+            return;
+        };
+        v.class = class;
+        v.basis = Basis::Decrypted;
+        v.client_cert = client_cert;
+        v.inferred = Some(inferred);
+        let size = match &v.flight {
+            Some(fl) if inferred != class => format!(
+                "; the size rule alone says {} (flight {} B, first record {} B)",
+                inferred.as_str(),
+                fl.bytes,
+                fl.records.first().copied().unwrap_or(0)
+            ),
+            _ => String::new(),
+        };
+        let early = if f.early_records_skipped > 0 {
+            format!(
+                "; {} 0-RTT record(s) after the ServerHello passed over",
+                f.early_records_skipped
+            )
+        } else {
+            String::new()
+        };
+        v.reason = if outcome_why.is_empty() {
+            format!("{why}{early}{size}")
+        } else {
+            format!("{why}{early}{size}; {outcome_why}")
+        };
+    }
+}
+
+/// The result of `Classifier::prove`, for the engine's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proving {
+    /// Nothing to open: not TLS 1.3 with protected records, no renegotiation.
+    NotApplicable,
+    Tls13,
+    Renegotiation,
+    Failed(Failure),
+}
+
+fn cert_seen(der: &[u8]) -> CertSeen {
+    match crate::identity::parse(der) {
+        Ok(id) => CertSeen::Parsed(id),
+        Err(_) => CertSeen::Unparsable,
+    }
+}
+
+/// What a decrypted TLS <= 1.2 renegotiation proves: a client certificate
+/// sent there makes the flow mtls.
+fn apply_renegotiation_proof(v: &mut Verdict, f: &Facts, outcome_why: &str) {
+    if f.cert_request {
+        v.cert_requested = Some(true);
+    }
+    let why = match &f.client_cert {
+        Some(c) if c.count > 0 => {
+            v.class = Class::Mtls;
+            v.client_cert = ClientCert::Sent {
+                count: c.count,
+                bytes: c.bytes,
+            };
+            v.client_certificate = c.leaf.as_deref().map(cert_seen);
+            format!(
+                "client sent a Certificate message with {} certificate(s), {} bytes, in a \
+                 renegotiation after the handshake (decrypted)",
+                c.count, c.bytes
+            )
+        }
+        Some(_) => {
+            v.client_cert = ClientCert::Empty;
+            "certificate requested in a renegotiation; client sent an empty Certificate \
+             (decrypted)"
+                .to_string()
+        }
+        None if f.client_flight_done => {
+            "renegotiation without a client Certificate (decrypted)".to_string()
+        }
+        None => {
+            v.reason
+                .push_str("; the renegotiation's client flight is not in the capture");
+            return;
+        }
+    };
+    if v.class == Class::Unknown {
+        return;
+    }
+    v.basis = Basis::Decrypted;
+    v.reason = if outcome_why.is_empty() {
+        why
+    } else {
+        format!("{why}; {outcome_why}")
+    };
 }
 
 /// A TLS 1.3 record's overhead on the handshake bytes inside: one content

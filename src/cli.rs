@@ -28,6 +28,9 @@ Examples:
   mtlsniff -i any --ports 9080,8000         live, only these ports (+15008)
   mtlsniff -i eth0 port 9080 or port 15008  live, with a capture filter
   mtlsniff -r x.pcap --json | jq .class     JSON Lines, one object per flow
+  mtlsniff -r x.pcap --keylog keys.log      prove TLS 1.3 verdicts by decrypting
+                                            the handshake (SSLKEYLOGFILE format)
+  mtlsniff -r x.pcap --keylog k --calibrate size rule vs decryption (stderr)
   mtlsniff -D                               list interfaces
 
 Live capture needs CAP_NET_RAW: run with sudo, or
@@ -105,6 +108,22 @@ pub struct Args {
     /// Less output on stderr: -q errors only and no summary, -qq nothing.
     #[arg(short = 'q', long = "quiet", action = ArgAction::Count)]
     pub quiet: u8,
+
+    /// Key log (SSLKEYLOGFILE / RFC 9850 format: Envoy key_log, curl,
+    /// Firefox, Python, Go KeyLogWriter). TLS 1.3 handshakes whose client
+    /// random it lists are decrypted (handshake messages only; never
+    /// application data): basis 'decrypted'. Live, lines the proxy appends
+    /// are picked up as they come. Secrets in a pcapng input's Decryption
+    /// Secrets Blocks are used even without this flag. A key log decrypts
+    /// traffic: keep it private and delete it after use.
+    #[arg(long = "keylog", value_name = "FILE")]
+    pub keylog: Option<PathBuf>,
+
+    /// With --keylog: after the run, print on stderr how the TLS 1.3 size
+    /// rule compares with what decryption proves (confusion matrix, client
+    /// flight sizes per class, every disagreement).
+    #[arg(long = "calibrate")]
+    pub calibrate: bool,
 
     /// Capture filter in pcap-filter(7) syntax, as in tcpdump.
     #[arg(value_name = "FILTER")]
@@ -215,6 +234,10 @@ pub struct Config {
     pub summary: bool,
     /// Bytes of each direction of a plaintext flow to show (-A); 0 = off.
     pub preview_bytes: usize,
+    /// `--keylog`: read (and, live, followed) by the caller before the run.
+    pub keylog: Option<PathBuf>,
+    /// `--calibrate`: size rule against decryption, on stderr.
+    pub calibrate: bool,
 }
 
 /// Default kernel capture buffer (`-B`), in KiB: measured by
@@ -286,6 +309,15 @@ impl Config {
             ))
         };
 
+        if args.calibrate && args.keylog.is_none() {
+            return Err(usage(
+                "--calibrate needs --keylog FILE: it compares the size rule with decrypted handshakes",
+            ));
+        }
+        if mode == Mode::ListInterfaces && args.keylog.is_some() {
+            return Err(usage("-D takes no --keylog"));
+        }
+
         if args.count == Some(0) {
             return Err(usage("-c: the count must be at least 1"));
         }
@@ -355,6 +387,8 @@ impl Config {
             threads,
             log_level,
             summary: args.quiet == 0,
+            keylog: args.keylog,
+            calibrate: args.calibrate,
         })
     }
 }
@@ -451,6 +485,16 @@ mod tests {
             (&["-r", "x", "-B", "4194304"], Err("too large")),
             (&["-r", "x", "--threads", "3"], Ok(|c| c.threads == 3)),
             (&["-r", "x", "--threads", "0"], Err("at least 1")),
+            (
+                &["-r", "x", "--calibrate"],
+                Err("--calibrate needs --keylog"),
+            ),
+            (
+                &["-r", "x", "--keylog", "k.log", "--calibrate"],
+                Ok(|c| c.keylog.as_deref() == Some(std::path::Path::new("k.log")) && c.calibrate),
+            ),
+            (&["-r", "x"], Ok(|c| c.keylog.is_none() && !c.calibrate)),
+            (&["-D", "--keylog", "k"], Err("-D takes no --keylog")),
             (&["-r", "x", "--threads", "100000"], Err("more than")),
             (&["-r", "x", "-v"], Ok(|c| c.log_level == LogLevel::Info)),
             (

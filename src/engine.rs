@@ -16,10 +16,14 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap;
 
-use crate::classify::{Classifier, Close, Direction, End};
+use crate::classify::{Classifier, Close, Direction, End, Proving};
+use crate::keylog::KeyLog;
 use crate::mesh;
+use crate::proof::Failure;
 use crate::reassembly::{InsertStatus, Stream, StreamLimits};
 use crate::segment::{Endpoint, FlowKey, Segment, Timestamp};
 use crate::verdict::{CertSeen, Class, Report, ReportOrder, Verdict};
@@ -44,6 +48,9 @@ pub struct Limits {
     pub closed_linger: Timestamp,
     /// Plaintext bytes kept per direction for `-A`; 0 keeps none.
     pub preview_bytes: usize,
+    /// Key log secrets (`--keylog`, pcapng DSBs): flows keep their
+    /// protected handshake records and are decrypted at the verdict.
+    pub keylog: Option<Arc<KeyLog>>,
 }
 
 impl Default for Limits {
@@ -59,6 +66,7 @@ impl Default for Limits {
             embryonic_timeout: Timestamp(30 * 1_000_000),
             closed_linger: Timestamp(10 * 1_000_000),
             preview_bytes: 0,
+            keylog: None,
         }
     }
 }
@@ -90,6 +98,18 @@ pub struct EngineCounters {
     pub cert_parse_errors: u64,
     /// SYN-only flows dropped to make room in a full table.
     pub flows_evicted_embryonic: u64,
+    /// TLS 1.3 handshakes opened with a key log.
+    pub decrypted_tls13: u64,
+    /// TLS <= 1.2 renegotiations opened with a key log.
+    pub decrypted_renegotiations: u64,
+    /// Flows to decrypt whose client random is not in the key log.
+    pub decrypt_no_secrets: u64,
+    /// Flows whose secrets did not open their records (wrong key log).
+    pub decrypt_key_mismatch: u64,
+    /// Flows in a cipher suite that is not decrypted (CBC, CCM).
+    pub decrypt_unsupported_suite: u64,
+    /// Flows whose records were not all kept (cap) or captured.
+    pub decrypt_incomplete: u64,
 }
 
 impl EngineCounters {
@@ -99,7 +119,7 @@ impl EngineCounters {
         }
     }
 
-    fn fields(&self) -> [u64; 16] {
+    fn fields(&self) -> [u64; 22] {
         [
             self.flows_created,
             self.flows_reported,
@@ -117,10 +137,16 @@ impl EngineCounters {
             self.data_after_close,
             self.cert_parse_errors,
             self.flows_evicted_embryonic,
+            self.decrypted_tls13,
+            self.decrypted_renegotiations,
+            self.decrypt_no_secrets,
+            self.decrypt_key_mismatch,
+            self.decrypt_unsupported_suite,
+            self.decrypt_incomplete,
         ]
     }
 
-    fn fields_mut(&mut self) -> [&mut u64; 16] {
+    fn fields_mut(&mut self) -> [&mut u64; 22] {
         [
             &mut self.flows_created,
             &mut self.flows_reported,
@@ -138,12 +164,18 @@ impl EngineCounters {
             &mut self.data_after_close,
             &mut self.cert_parse_errors,
             &mut self.flows_evicted_embryonic,
+            &mut self.decrypted_tls13,
+            &mut self.decrypted_renegotiations,
+            &mut self.decrypt_no_secrets,
+            &mut self.decrypt_key_mismatch,
+            &mut self.decrypt_unsupported_suite,
+            &mut self.decrypt_incomplete,
         ]
     }
 
     /// `(name, value)` pairs for the summary, in a fixed order.
     pub fn entries(&self) -> Vec<(&'static str, u64)> {
-        const NAMES: [&str; 16] = [
+        const NAMES: [&str; 22] = [
             "flows.created",
             "flows.reported",
             "flows.expired",
@@ -160,6 +192,12 @@ impl EngineCounters {
             "tcp.data_after_close",
             "identity.parse_errors",
             "flows.evicted_embryonic",
+            "decrypt.tls13_handshakes",
+            "decrypt.tls12_renegotiations",
+            "decrypt.no_secrets",
+            "decrypt.key_mismatch",
+            "decrypt.unsupported_suite",
+            "decrypt.incomplete",
         ];
         NAMES.into_iter().zip(self.fields()).collect()
     }
@@ -366,7 +404,14 @@ impl Engine {
         }
         track_segment(flow, side, &seg, &self.limits, &mut self.counters);
         if flow.classifier().is_some_and(|c| c.is_final()) {
-            report(flow, seg.ts, index, &mut self.counters, out);
+            report(
+                flow,
+                seg.ts,
+                index,
+                self.limits.keylog.as_deref(),
+                &mut self.counters,
+                out,
+            );
         } else if flow.both_closed() && flow.classifier().is_some() && flow.has_payload() {
             // A connection closed without payload (refused, or a SYN then a
             // reset) is reported at expiry or end of input instead: a retried
@@ -375,7 +420,14 @@ impl Engine {
             if let Some(c) = flow.classifier_mut() {
                 c.conclude(End::Closed);
             }
-            report(flow, seg.ts, index, &mut self.counters, out);
+            report(
+                flow,
+                seg.ts,
+                index,
+                self.limits.keylog.as_deref(),
+                &mut self.counters,
+                out,
+            );
         }
     }
 
@@ -554,7 +606,7 @@ fn conclude_and_report(
     if let Some(c) = flow.classifier_mut() {
         c.conclude(end);
     }
-    report(flow, ts, index, counters, out);
+    report(flow, ts, index, limits.keylog.as_deref(), counters, out);
 }
 
 /// Settle what is left in the streams before a conclusion: deliver data
@@ -763,6 +815,9 @@ fn ensure_classifier(
         limits.handshake_buffer,
     );
     classifier.keep_preview(limits.preview_bytes);
+    if limits.keylog.is_some() {
+        classifier.keep_sealed(limits.handshake_buffer);
+    }
     flow.active().classifier = Some(classifier);
 }
 
@@ -829,6 +884,7 @@ fn report(
     flow: &mut Flow,
     ts: Timestamp,
     index: u64,
+    keylog: Option<&KeyLog>,
     counters: &mut EngineCounters,
     out: &mut Vec<Report>,
 ) {
@@ -840,7 +896,18 @@ fn report(
     // it has written the verdict. What stays is the small flow record that
     // absorbs late packets until close or expiry.
     let had_payload = flow.has_payload();
-    let classifier = flow.active.take().and_then(|a| a.classifier);
+    let mut classifier = flow.active.take().and_then(|a| a.classifier);
+    if let (Some(c), Some(keys)) = (classifier.as_mut(), keylog) {
+        match c.prove(keys) {
+            Proving::NotApplicable => {}
+            Proving::Tls13 => counters.decrypted_tls13 += 1,
+            Proving::Renegotiation => counters.decrypted_renegotiations += 1,
+            Proving::Failed(Failure::NoSecrets) => counters.decrypt_no_secrets += 1,
+            Proving::Failed(Failure::KeyMismatch) => counters.decrypt_key_mismatch += 1,
+            Proving::Failed(Failure::UnsupportedSuite) => counters.decrypt_unsupported_suite += 1,
+            Proving::Failed(Failure::Incomplete) => counters.decrypt_incomplete += 1,
+        }
+    }
     let saw_syn = flow.isn.iter().any(Option::is_some);
     if !saw_syn && !had_payload {
         return;

@@ -5,16 +5,20 @@
 //! capture -> decode -> (shard) -> engine (reassembly + classify) -> output.
 //! Only `pipeline` makes threads.
 
+pub mod calibration;
 pub mod capture;
 pub mod classify;
 pub mod cli;
 pub mod decode;
+pub mod decrypt;
 pub mod engine;
 pub mod identity;
+pub mod keylog;
 pub mod mesh;
 pub mod output;
 pub mod pipeline;
 pub mod plaintext;
+pub mod proof;
 pub mod reassembly;
 pub mod resumption;
 pub mod segment;

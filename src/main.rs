@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use mtlsniff::capture::{self, Capture, Options};
-use mtlsniff::cli::{Args, Buffering, Config, LogLevel, Mode};
+use mtlsniff::cli::{Args, Buffering, Config, LogLevel, Mode, Source};
+use mtlsniff::keylog::{self, KeyLog};
 use mtlsniff::output::Printer;
 use mtlsniff::pipeline::{self, Plan};
 use tracing_subscriber::filter::LevelFilter;
@@ -52,7 +53,7 @@ fn list_interfaces() -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run(config: &Config) -> Result<ExitCode, String> {
+fn run(config: &Config, keylog: Option<KeyLog>) -> Result<ExitCode, String> {
     let source = match &config.mode {
         Mode::ListInterfaces => return list_interfaces(),
         Mode::Sniff(source) => source,
@@ -89,8 +90,9 @@ fn run(config: &Config) -> Result<ExitCode, String> {
     }
 
     let mut printer = Printer::new(stdout.lock(), config.format, line_buffered);
-    let outcome = pipeline::run(capture, &Plan::from_config(config), &mut printer, &stop)
-        .map_err(|e| e.to_string())?;
+    let mut plan = Plan::from_config(config);
+    plan.limits.keylog = keylog.map(Arc::new);
+    let outcome = pipeline::run(capture, &plan, &mut printer, &stop).map_err(|e| e.to_string())?;
     if outcome.stdout_closed {
         return Ok(ExitCode::SUCCESS);
     }
@@ -98,6 +100,11 @@ fn run(config: &Config) -> Result<ExitCode, String> {
         let _ = std::io::stderr()
             .lock()
             .write_all(outcome.summary.render().as_bytes());
+    }
+    // Asked for explicitly: printed even with -q, on stderr so stdout
+    // stays one verdict per line (JSON Lines stays parseable).
+    if let Some(c) = &outcome.calibration {
+        let _ = std::io::stderr().lock().write_all(c.render().as_bytes());
     }
     match outcome.read_error {
         Some(e) => Err(e.to_string()),
@@ -122,7 +129,21 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.log_level);
-    match run(&config) {
+    // The key log is read before the capture opens: an unreadable one is a
+    // usage error (exit 2), like a flag that cannot work.
+    let (capture_file, live) = match &config.mode {
+        Mode::Sniff(Source::File(p)) => (Some(p.as_path()), false),
+        Mode::Sniff(Source::Live(_)) => (None, true),
+        Mode::ListInterfaces => (None, false),
+    };
+    let keylog = match keylog::for_run(config.keylog.as_deref(), capture_file, live) {
+        Ok(k) => k,
+        Err(e) => {
+            stderr_line(&format!("mtlsniff: error: {e}"));
+            return ExitCode::from(2);
+        }
+    };
+    match run(&config, keylog) {
         Ok(code) => code,
         Err(msg) => {
             stderr_line(&format!("mtlsniff: {msg}"));

@@ -209,6 +209,9 @@ pub struct JsonVerdict<'a> {
     pub class: &'static str,
     pub outcome: &'static str,
     pub basis: &'static str,
+    /// Basis `decrypted` (TLS 1.3): the class the size rule alone gives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inferred_class: Option<&'static str>,
     pub tls_version: Option<String>,
     pub sni: Option<&'a str>,
     pub alpn_offered: &'a [String],
@@ -256,6 +259,7 @@ impl<'a> JsonVerdict<'a> {
             class: v.class.as_str(),
             outcome: v.outcome.as_str(),
             basis: v.basis.as_str(),
+            inferred_class: v.inferred.map(|c| c.as_str()),
             tls_version: v.tls_version.map(version_text),
             sni: v.sni.as_deref(),
             alpn_offered: &v.alpn_offered,

@@ -26,10 +26,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
+use crate::calibration::Calibration;
 use crate::capture::{Capture, CaptureError, KernelStats, Read};
 use crate::cli::{Config, PortSet};
 use crate::decode::{self, DecodeCounters};
 use crate::engine::{Engine, EngineCounters, Limits};
+use crate::keylog::KeyLog;
 use crate::output::Printer;
 use crate::resumption::SessionMemory;
 use crate::segment::{Segment, Timestamp};
@@ -59,6 +61,8 @@ pub struct Plan {
     pub ports: Option<PortSet>,
     pub count: Option<u64>,
     pub limits: Limits,
+    /// `--calibrate`: tally the size rule against decrypted handshakes.
+    pub calibrate: bool,
 }
 
 impl Plan {
@@ -67,6 +71,7 @@ impl Plan {
             workers: config.threads.max(1),
             ports: config.ports.clone(),
             count: config.count,
+            calibrate: config.calibrate,
             limits: {
                 let defaults = Limits::default();
                 // The flow budget is for the whole process: each of N
@@ -91,6 +96,8 @@ pub struct RunOutcome {
     /// Reading stopped on an error after the run started (a truncated
     /// file); what was read is printed and summarised, then exit 1.
     pub read_error: Option<CaptureError>,
+    /// `--calibrate`: the tally over every printed verdict.
+    pub calibration: Option<Calibration>,
 }
 
 /// A failure of the run itself.
@@ -441,6 +448,7 @@ fn capture_loop(
     mut capture: Capture,
     mut disp: Dispatcher,
     ports: Option<&PortSet>,
+    keylog: Option<&KeyLog>,
     stop: &AtomicBool,
 ) -> CaptureEnd {
     let shards = disp.txs.len();
@@ -460,10 +468,17 @@ fn capture_loop(
             Ok(Read::Timeout) => {
                 let now = clock.on_idle(wall_clock());
                 disp.tick(index, now);
+                // Live: pick up key log lines the proxy appended.
+                if let Some(k) = keylog {
+                    k.poll();
+                }
             }
             Ok(Read::Frame(frame)) => {
                 if let Some(now) = clock.on_frame(index, frame.ts) {
                     disp.tick(index, now);
+                    if let Some(k) = keylog {
+                        k.poll();
+                    }
                 }
                 if let Some(seg) = decode::decode_borrowed(&frame, &mut decode_counters) {
                     let wanted =
@@ -586,6 +601,7 @@ struct Output<'a, W: Write> {
     stop: &'a AtomicBool,
     /// TLS <= 1.2 sessions, so resumptions inherit their verdicts.
     sessions: SessionMemory,
+    calibration: Option<Calibration>,
 }
 
 impl<W: Write> Output<'_, W> {
@@ -597,6 +613,9 @@ impl<W: Write> Output<'_, W> {
         match self.printer.print(&report.verdict) {
             Ok(()) => {
                 self.summary.record(&report.verdict);
+                if let Some(c) = self.calibration.as_mut() {
+                    c.record(&report.verdict);
+                }
                 if self.count.is_some_and(|c| self.summary.printed() >= c) {
                     let flushed = self.printer.flush();
                     self.end(flushed);
@@ -648,6 +667,7 @@ pub fn run<W: Write>(
         error: None,
         stop,
         sessions: SessionMemory::default(),
+        calibration: plan.calibrate.then(Calibration::default),
     };
     let mut engine_counters = EngineCounters::default();
     let mut reorder = ReorderBuffer::new(workers);
@@ -674,9 +694,10 @@ pub fn run<W: Write>(
         drop(recycle_tx);
         let disp = Dispatcher::new(to_workers, recycle_rx, live);
         let ports = plan.ports.as_ref();
+        let keylog = plan.limits.keylog.as_deref();
         let capture_handle = std::thread::Builder::new()
             .name("mtlsniff-capture".into())
-            .spawn_scoped(s, move || capture_loop(capture, disp, ports, stop));
+            .spawn_scoped(s, move || capture_loop(capture, disp, ports, keylog, stop));
 
         for msg in out_rx.iter() {
             match msg {
@@ -749,10 +770,14 @@ pub fn run<W: Write>(
             ("sessions.forgotten", output.sessions.forgotten),
         ],
     );
+    if let Some(k) = &plan.limits.keylog {
+        merge_entries(&mut summary.counters, &k.counters().entries());
+    }
     Ok(RunOutcome {
         summary,
         stdout_closed: output.stdout_closed,
         read_error: end.error,
+        calibration: output.calibration,
     })
 }
 

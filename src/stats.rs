@@ -181,6 +181,23 @@ impl Summary {
         if !counters.is_empty() {
             let _ = writeln!(s, "mtlsniff: counters: {}", counters.join(" "));
         }
+        let count = |name: &str| {
+            self.counters
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map_or(0, |(_, v)| *v)
+        };
+        let (mismatch, malformed) = (
+            count("decrypt.key_mismatch"),
+            count("keylog.lines_malformed"),
+        );
+        if mismatch > 0 || malformed > 0 {
+            let _ = writeln!(
+                s,
+                "mtlsniff: key log: {mismatch} flow(s) whose secrets did not decrypt them (a wrong or \
+                 corrupted key log? they keep their inferred verdicts), {malformed} malformed line(s)"
+            );
+        }
         s
     }
 
@@ -277,6 +294,13 @@ mod tests {
         assert!(!r.contains("not_tcp"), "{r}");
         assert!(r.contains("time to verdict: p50 1.5ms"), "{r}");
         assert!(r.lines().all(|l| l.starts_with("mtlsniff: ")), "{r}");
+        assert!(!r.contains("key log:"), "{r}");
+        merge_entries(&mut s.counters, &[("decrypt.key_mismatch", 2)]);
+        let r = s.render();
+        assert!(
+            r.contains("key log: 2 flow(s) whose secrets did not decrypt them"),
+            "{r}"
+        );
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub mod handshake {
     pub const CLIENT_HELLO: u8 = 1;
     pub const SERVER_HELLO: u8 = 2;
     pub const NEW_SESSION_TICKET: u8 = 4;
+    pub const END_OF_EARLY_DATA: u8 = 5;
+    pub const ENCRYPTED_EXTENSIONS: u8 = 8;
     pub const CERTIFICATE: u8 = 11;
     pub const SERVER_KEY_EXCHANGE: u8 = 12;
     pub const CERTIFICATE_REQUEST: u8 = 13;
@@ -175,6 +177,11 @@ impl HandshakeReassembler {
             cap,
             current: None,
         }
+    }
+
+    /// Largest message body held.
+    pub fn cap(&self) -> usize {
+        self.cap
     }
 
     /// Bytes held that do not yet form a whole message.
@@ -330,6 +337,9 @@ pub struct ServerHello {
     pub version: u16,
     /// This is a HelloRetryRequest, not a real ServerHello.
     pub hrr: bool,
+    /// ServerHello.random: with the client's, it seeds the TLS <= 1.2 key
+    /// expansion (RFC 5246 §6.3).
+    pub random: Vec<u8>,
     pub session_id: Vec<u8>,
     pub cipher: u16,
     /// pre_shared_key (41) accepted: a resumed TLS 1.3 session.
@@ -361,6 +371,7 @@ pub fn parse_server_hello(msg: &[u8]) -> Option<ServerHello> {
         legacy_version,
         version: legacy_version,
         hrr: random == HELLO_RETRY_REQUEST_RANDOM,
+        random: random.to_vec(),
         session_id: session_id.to_vec(),
         cipher,
         ..ServerHello::default()
@@ -461,6 +472,86 @@ pub fn first_certificate(m: &HandshakeMessage) -> Option<&[u8]> {
         _ => return None,
     };
     list.get(3..3 + len).filter(|der| !der.is_empty())
+}
+
+/// The ALPN protocol a TLS 1.3 server selected, from its EncryptedExtensions
+/// (RFC 8446 §4.3.1; RFC 7301 §3.1: exactly one name). None when the message
+/// does not parse; Some(None) when it parses and carries no ALPN.
+pub fn parse_encrypted_extensions(m: &HandshakeMessage) -> Option<Option<String>> {
+    let body = m.bytes.get(HANDSHAKE_HEADER_LEN..)?;
+    let (len, exts) = body.split_at_checked(2)?;
+    let declared = usize::from(u16::from_be_bytes([*len.first()?, *len.get(1)?]));
+    let exts = exts.get(..declared)?;
+    let (_, parsed) = parse_tls_extensions(exts).ok()?;
+    Some(parsed.into_iter().find_map(|e| match e {
+        TlsExtension::ALPN(protos) => protos.first().map(|p| lossy(p)),
+        _ => None,
+    }))
+}
+
+/// A TLS 1.3 Certificate message (RFC 8446 §4.4.2): context, then entries
+/// of (cert_data, extensions). Returns the list (count, list length) and
+/// the first certificate (the leaf) when it lies within the bytes held.
+/// A message over the cap counts what its prefix shows, at least one.
+pub fn parse_certificate13(m: &HandshakeMessage) -> Option<(CertificateList, Option<&[u8]>)> {
+    let body = m.bytes.get(HANDSHAKE_HEADER_LEN..)?;
+    let context_len = usize::from(*body.first()?);
+    let rest = body.get(1 + context_len..)?;
+    let list_len = match rest.get(..3)? {
+        &[a, b, c] => u32::from_be_bytes([0, a, b, c]),
+        _ => return None,
+    };
+    if !m.truncated && 1 + context_len + 3 + list_len as usize != m.declared as usize {
+        return None;
+    }
+    let mut list = rest.get(3..).unwrap_or_default();
+    list = list
+        .get(..(list_len as usize).min(list.len()))
+        .unwrap_or_default();
+    let mut count = 0u32;
+    let mut leaf = None;
+    while !list.is_empty() {
+        let cert_len = match list.get(..3) {
+            Some(&[a, b, c]) => u32::from_be_bytes([0, a, b, c]) as usize,
+            _ if m.truncated => break,
+            _ => return None,
+        };
+        let Some(cert) = list.get(3..3 + cert_len) else {
+            if m.truncated {
+                count += 1;
+                break;
+            }
+            return None;
+        };
+        if count == 0 && !cert.is_empty() {
+            leaf = Some(cert);
+        }
+        let after = list.get(3 + cert_len..).unwrap_or_default();
+        let ext_len = match after.get(..2) {
+            Some(&[a, b]) => usize::from(u16::from_be_bytes([a, b])),
+            _ if m.truncated => {
+                count += 1;
+                break;
+            }
+            _ => return None,
+        };
+        count += 1;
+        match after.get(2 + ext_len..) {
+            Some(r) => list = r,
+            None if m.truncated => break,
+            None => return None,
+        }
+    }
+    if m.truncated && list_len > 0 {
+        count = count.max(1);
+    }
+    Some((
+        CertificateList {
+            count,
+            bytes: list_len,
+        },
+        leaf,
+    ))
 }
 
 /// Hash length of a TLS 1.3 cipher suite (RFC 8446 §B.4), which fixes the
@@ -645,6 +736,38 @@ mod tests {
         assert!(sh.hrr);
         assert_eq!(sh.version, VERSION_TLS13);
         assert_eq!(sh.cipher, 0x1301);
+    }
+
+    #[test]
+    fn tls13_certificate_and_encrypted_extensions() {
+        let msg = |bytes: Vec<u8>| HandshakeReassembler::new(65536).push(&bytes).pop().unwrap();
+        // context "", two entries: (3-byte cert, no extensions), (2-byte
+        // cert, 4 bytes of extensions).
+        let list = [
+            &[0, 0, 3, 0x30, 1, 2, 0, 0][..],
+            &[0, 0, 2, 0xaa, 0xbb, 0, 4, 0, 5, 0, 0][..],
+        ]
+        .concat();
+        let mut body = vec![0, 0, 0, list.len() as u8];
+        body.extend_from_slice(&list);
+        let m = msg(hs(11, &body));
+        let (l, leaf) = parse_certificate13(&m).unwrap();
+        assert_eq!((l.count, l.bytes), (2, list.len() as u32));
+        assert_eq!(leaf, Some(&[0x30, 1, 2][..]));
+        let empty = msg(hs(11, &[0, 0, 0, 0]));
+        assert_eq!(parse_certificate13(&empty).unwrap().0.count, 0);
+        let lying = msg(hs(11, &[0, 0, 0, 9, 0, 0, 5, 1]));
+        assert!(parse_certificate13(&lying).is_none());
+        // EncryptedExtensions with ALPN "h2".
+        let alpn = ext(16, &[0, 3, 2, b'h', b'2']);
+        let mut ee = (alpn.len() as u16).to_be_bytes().to_vec();
+        ee.extend(alpn);
+        assert_eq!(
+            parse_encrypted_extensions(&msg(hs(8, &ee))),
+            Some(Some("h2".to_string()))
+        );
+        assert_eq!(parse_encrypted_extensions(&msg(hs(8, &[0, 0]))), Some(None));
+        assert_eq!(parse_encrypted_extensions(&msg(hs(8, &[0, 9]))), None);
     }
 
     #[test]

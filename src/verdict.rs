@@ -3,9 +3,11 @@
 //! a `Report`; nothing here formats for a terminal or decides a verdict.
 //!
 //! Invariant: `Class::Mtls` is only ever paired with `Basis::Observed` (a
-//! client Certificate message with a non-empty list was seen in clear) or
-//! `Basis::Inferred` (TLS 1.3 encrypted client flight large enough to hold a
-//! certificate, wire-facts §2). Every `Class::Unknown` carries a reason.
+//! client Certificate message with a non-empty list was seen in clear),
+//! `Basis::Decrypted` (the same message read from records opened with a key
+//! log) or `Basis::Inferred` (TLS 1.3 encrypted client flight large enough
+//! to hold a certificate, wire-facts §2). Every `Class::Unknown` carries a
+//! reason.
 
 use crate::identity::{CertIdentity, Validity};
 use crate::mesh::{Fingerprint, Hint};
@@ -72,6 +74,9 @@ pub enum Basis {
     Observed,
     /// Deduced from encrypted record sizes (TLS 1.3 client flight).
     Inferred,
+    /// Read from handshake records opened with a key log (TLS 1.3
+    /// handshake flights, a TLS <= 1.2 renegotiation).
+    Decrypted,
     /// A resumed session takes the verdict of the full handshake that
     /// created it, seen earlier in the same capture.
     Inherited,
@@ -84,6 +89,7 @@ impl Basis {
         match self {
             Basis::Observed => "observed",
             Basis::Inferred => "inferred",
+            Basis::Decrypted => "decrypted",
             Basis::Inherited => "inherited",
             Basis::None => "none",
         }
@@ -246,6 +252,9 @@ pub struct Verdict {
     pub class: Class,
     pub outcome: Outcome,
     pub basis: Basis,
+    /// Basis `decrypted` on TLS 1.3: the class the size rule alone gives
+    /// (kept for `--calibrate`).
+    pub inferred: Option<Class>,
     /// Negotiated version as on the wire (0x0303 = TLS 1.2, 0x0304 = TLS
     /// 1.3, 0x0300 = SSL 3.0, 0x0002 = SSL 2.0), from the ServerHello; or the
     /// highest offered when no ServerHello was seen.
@@ -306,6 +315,7 @@ impl Verdict {
             class: Class::Unknown,
             outcome: Outcome::Unknown,
             basis: Basis::None,
+            inferred: None,
             tls_version: None,
             sni: None,
             alpn_offered: Vec::new(),

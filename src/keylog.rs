@@ -1,0 +1,861 @@
+//! Key logs: the SSLKEYLOGFILE format (RFC 9850, wire-facts §6), the
+//! bounded table of secrets by client random that the workers read, the
+//! follower that picks up lines a proxy appends while a live capture runs,
+//! and TLS secrets embedded in pcapng Decryption Secrets Blocks.
+//!
+//! This file owns every secret mtlsniff holds. It must not decrypt (that is
+//! `decrypt`) nor decide anything about a flow. Invariants: a secret lives
+//! in a `Secret` (wiped when dropped, `Debug` shows only its length) and is
+//! never written anywhere; the table holds at most `max_clients` client
+//! randoms (the oldest go first, counted); a line that does not parse is
+//! counted, never an error; the only `Err` is a key log that cannot be read
+//! when the run starts. Only the secrets a handshake needs are kept: the
+//! two handshake traffic secrets, SERVER_TRAFFIC_SECRET_0 (for a server's
+//! alert after its Finished) and TLS 1.2 master secrets; application
+//! traffic secrets of the client, exporter and early secrets are read and
+//! dropped.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
+use zeroize::Zeroizing;
+
+/// A ClientHello.random (RFC 8446 §4.1.2): the key of every key log line.
+pub const RANDOM_LEN: usize = 32;
+/// Client randoms remembered by default: at ~300 bytes each (four secrets
+/// and the table's own cost) about 40 MiB at most, the same order as the
+/// flow table.
+pub const DEFAULT_MAX_CLIENTS: usize = 131_072;
+/// A key log line is at most ~180 bytes (label, 64 + 96 hex digits);
+/// anything longer than this is not one and is skipped to its newline.
+const LINE_MAX: usize = 1024;
+/// Bytes read from the key log in one poll (the rest waits for the next).
+const POLL_BYTES_MAX: u64 = 16 * 1024 * 1024;
+/// A worker that misses a client random polls the followed file itself, at
+/// most this often, so a line appended just before the verdict is found.
+const MISS_POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// TLS key log bytes read from a capture's Decryption Secrets Blocks.
+const CAPTURE_SECRETS_MAX: u64 = 64 * 1024 * 1024;
+/// pcapng block types and the TLS secrets type (pcapng §4.7).
+const PCAPNG_SHB: u32 = 0x0A0D_0D0A;
+const PCAPNG_DSB: u32 = 0x0000_000A;
+const SECRETS_TYPE_TLS: u32 = 0x544c_534b; // "TLSK"
+
+/// One secret from a key log, wiped from memory when dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Zeroizing<Vec<u8>>);
+
+impl Secret {
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
+}
+
+/// The labels mtlsniff keeps (RFC 9850 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Label {
+    /// CLIENT_HANDSHAKE_TRAFFIC_SECRET: the client's encrypted flight.
+    ClientHandshake,
+    /// SERVER_HANDSHAKE_TRAFFIC_SECRET: the server's encrypted flight.
+    ServerHandshake,
+    /// SERVER_TRAFFIC_SECRET_0: only to read an alert the server sends
+    /// after its Finished (a rejected client certificate).
+    ServerTraffic0,
+    /// CLIENT_RANDOM: a TLS <= 1.2 master secret.
+    MasterSecret,
+}
+
+/// Labels RFC 9850 defines that mtlsniff reads and drops.
+const UNUSED_LABELS: [&str; 7] = [
+    "CLIENT_EARLY_TRAFFIC_SECRET",
+    "CLIENT_TRAFFIC_SECRET_0",
+    "EARLY_EXPORTER_SECRET",
+    "EXPORTER_SECRET",
+    "ECH_SECRET",
+    "ECH_CONFIG",
+    "RSA",
+];
+
+/// The secrets of one connection (one client random).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowSecrets {
+    pub client_handshake: Option<Secret>,
+    pub server_handshake: Option<Secret>,
+    pub server_traffic: Option<Secret>,
+    pub master: Option<Secret>,
+}
+
+impl FlowSecrets {
+    fn slot(&mut self, label: Label) -> &mut Option<Secret> {
+        match label {
+            Label::ClientHandshake => &mut self.client_handshake,
+            Label::ServerHandshake => &mut self.server_handshake,
+            Label::ServerTraffic0 => &mut self.server_traffic,
+            Label::MasterSecret => &mut self.master,
+        }
+    }
+}
+
+/// What one key log line is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A secret mtlsniff keeps.
+    Secret {
+        label: Label,
+        random: [u8; RANDOM_LEN],
+        secret: Secret,
+    },
+    /// A valid label whose secret is not needed, or a label this version
+    /// does not know (RFC 9850: ignore it).
+    Unused,
+    /// Blank or a `#` comment.
+    Blank,
+    /// Not a key log line: missing fields, bad hex, wrong lengths.
+    Malformed,
+}
+
+/// Parse one line (without its `\n`; a trailing `\r` is allowed).
+pub fn parse_line(raw: &[u8]) -> Line {
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return Line::Malformed;
+    };
+    let text = text.trim();
+    if text.is_empty() || text.starts_with('#') {
+        return Line::Blank;
+    }
+    let mut fields = text.split_ascii_whitespace();
+    let (Some(label), Some(random), Some(secret), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return Line::Malformed;
+    };
+    let label = match label {
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET" => Label::ClientHandshake,
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET" => Label::ServerHandshake,
+        "SERVER_TRAFFIC_SECRET_0" => Label::ServerTraffic0,
+        "CLIENT_RANDOM" => Label::MasterSecret,
+        other if UNUSED_LABELS.contains(&other) => return Line::Unused,
+        other
+            if other
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit()) =>
+        {
+            return Line::Unused;
+        }
+        _ => return Line::Malformed,
+    };
+    let mut random_bytes = [0u8; RANDOM_LEN];
+    if hex::decode_to_slice(random, &mut random_bytes).is_err() {
+        return Line::Malformed;
+    }
+    let Ok(secret) = hex::decode(secret).map(Zeroizing::new) else {
+        return Line::Malformed;
+    };
+    // TLS 1.3 secrets are as long as the suite's hash (SHA-256 or
+    // SHA-384); a TLS 1.2 master secret is 48 bytes (RFC 5246 §8.1).
+    let length_ok = match label {
+        Label::MasterSecret => secret.len() == 48,
+        _ => matches!(secret.len(), 32 | 48),
+    };
+    if !length_ok {
+        return Line::Malformed;
+    }
+    Line::Secret {
+        label,
+        random: random_bytes,
+        secret: Secret(secret),
+    }
+}
+
+/// What the key log taught, for the summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyLogCounters {
+    /// Lines read (comments and blanks included).
+    pub lines: u64,
+    /// Secrets kept.
+    pub secrets: u64,
+    /// Secrets that came from the capture's Decryption Secrets Blocks.
+    pub capture_secrets: u64,
+    /// Lines whose label mtlsniff does not need (or does not know).
+    pub unused: u64,
+    pub malformed: u64,
+    /// The same secret again.
+    pub duplicate: u64,
+    /// A different secret for a label and random already known: the first
+    /// one is kept.
+    pub conflicting: u64,
+    /// Client randoms forgotten because the table was full.
+    pub dropped: u64,
+    /// The followed file was truncated or replaced and read again from
+    /// its start.
+    pub reopened: u64,
+    /// Reads of the followed file that failed (it is tried again).
+    pub read_errors: u64,
+}
+
+impl KeyLogCounters {
+    /// `(name, value)` pairs for the summary.
+    pub fn entries(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("keylog.lines", self.lines),
+            ("keylog.secrets", self.secrets),
+            ("keylog.secrets_from_capture", self.capture_secrets),
+            ("keylog.lines_unused", self.unused),
+            ("keylog.lines_malformed", self.malformed),
+            ("keylog.lines_duplicate", self.duplicate),
+            ("keylog.lines_conflicting", self.conflicting),
+            ("keylog.clients_dropped", self.dropped),
+            ("keylog.reopened", self.reopened),
+            ("keylog.read_errors", self.read_errors),
+        ]
+    }
+}
+
+/// Secrets by client random, at most `max` randoms; the oldest inserted
+/// random goes first when full.
+#[derive(Debug)]
+struct SecretTable {
+    by_random: FxHashMap<[u8; RANDOM_LEN], FlowSecrets>,
+    /// Insertion order, for eviction.
+    order: VecDeque<[u8; RANDOM_LEN]>,
+    max: usize,
+    counters: KeyLogCounters,
+}
+
+impl SecretTable {
+    fn new(max: usize) -> Self {
+        SecretTable {
+            by_random: FxHashMap::default(),
+            order: VecDeque::new(),
+            max: max.max(1),
+            counters: KeyLogCounters::default(),
+        }
+    }
+
+    fn line(&mut self, raw: &[u8], from_capture: bool) {
+        self.counters.lines += 1;
+        match parse_line(raw) {
+            Line::Blank => {}
+            Line::Unused => self.counters.unused += 1,
+            Line::Malformed => self.counters.malformed += 1,
+            Line::Secret {
+                label,
+                random,
+                secret,
+            } => self.insert(label, random, secret, from_capture),
+        }
+    }
+
+    fn insert(
+        &mut self,
+        label: Label,
+        random: [u8; RANDOM_LEN],
+        secret: Secret,
+        from_capture: bool,
+    ) {
+        if !self.by_random.contains_key(&random) {
+            while self.by_random.len() >= self.max {
+                let Some(old) = self.order.pop_front() else {
+                    break;
+                };
+                if self.by_random.remove(&old).is_some() {
+                    self.counters.dropped += 1;
+                }
+            }
+            self.order.push_back(random);
+        }
+        let slot = self.by_random.entry(random).or_default().slot(label);
+        match slot {
+            Some(known) if *known == secret => self.counters.duplicate += 1,
+            Some(_) => self.counters.conflicting += 1,
+            None => {
+                *slot = Some(secret);
+                self.counters.secrets += 1;
+                if from_capture {
+                    self.counters.capture_secrets += 1;
+                }
+            }
+        }
+    }
+
+    /// Feed a chunk of key log text; complete lines are parsed, an
+    /// unfinished last line waits in `partial` (bounded by LINE_MAX).
+    fn text(&mut self, partial: &mut LineBuffer, bytes: &[u8], from_capture: bool) {
+        let mut rest = bytes;
+        while let Some(at) = rest.iter().position(|&b| b == b'\n') {
+            let (line, tail) = rest.split_at(at);
+            rest = tail.get(1..).unwrap_or_default();
+            if partial.overlong {
+                partial.overlong = false;
+                partial.bytes.clear();
+                self.counters.lines += 1;
+                self.counters.malformed += 1;
+            } else if partial.bytes.is_empty() {
+                self.line(line, from_capture);
+            } else {
+                partial.bytes.extend_from_slice(line);
+                let whole = std::mem::take(&mut partial.bytes);
+                self.line(&whole, from_capture);
+            }
+        }
+        if !partial.overlong {
+            partial.bytes.extend_from_slice(rest);
+            if partial.bytes.len() > LINE_MAX {
+                partial.bytes.clear();
+                partial.overlong = true;
+            }
+        }
+    }
+
+    /// The end of a file that is not followed: an unfinished last line is
+    /// a whole line.
+    fn flush(&mut self, partial: &mut LineBuffer, from_capture: bool) {
+        if partial.overlong {
+            self.counters.lines += 1;
+            self.counters.malformed += 1;
+        } else if !partial.bytes.is_empty() {
+            let whole = std::mem::take(&mut partial.bytes);
+            self.line(&whole, from_capture);
+        }
+        *partial = LineBuffer::default();
+    }
+}
+
+/// The unfinished last line of a key log being read.
+#[derive(Debug, Default)]
+struct LineBuffer {
+    bytes: Zeroizing<Vec<u8>>,
+    /// The line is longer than LINE_MAX: skip to its newline.
+    overlong: bool,
+}
+
+/// Reads a key log file from where it stopped last time: new lines a proxy
+/// appended, a partial last line kept for later, and a file truncated or
+/// replaced (new inode, or shorter than what was read) read again from its
+/// start.
+#[derive(Debug)]
+struct Follower {
+    path: PathBuf,
+    file: Option<File>,
+    /// (device, inode) of the open file.
+    identity: Option<(u64, u64)>,
+    offset: u64,
+    partial: LineBuffer,
+    last_miss_poll: Option<Instant>,
+}
+
+impl Follower {
+    fn new(path: &Path) -> Self {
+        Follower {
+            path: path.to_path_buf(),
+            file: None,
+            identity: None,
+            offset: 0,
+            partial: LineBuffer::default(),
+            last_miss_poll: None,
+        }
+    }
+
+    /// Read what is new into `table`. Errors are returned to the caller;
+    /// the state stays as it was, so the next poll tries again.
+    fn poll(&mut self, table: &RwLock<SharedTable>) -> io::Result<()> {
+        let meta = std::fs::metadata(&self.path)?;
+        if !meta.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        let identity = (meta.dev(), meta.ino());
+        if self.identity != Some(identity) || meta.len() < self.offset {
+            let file = File::open(&self.path)?;
+            if self.identity.is_some() {
+                write(table).0.counters.reopened += 1;
+            }
+            self.file = Some(file);
+            self.identity = Some(identity);
+            self.offset = 0;
+            self.partial = LineBuffer::default();
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
+        if meta.len() <= self.offset {
+            return Ok(());
+        }
+        file.seek(SeekFrom::Start(self.offset))?;
+        let mut chunk = Zeroizing::new(Vec::new());
+        let want = (meta.len() - self.offset).min(POLL_BYTES_MAX);
+        file.take(want).read_to_end(&mut chunk)?;
+        self.offset += chunk.len() as u64;
+        write(table).0.text(&mut self.partial, &chunk, false);
+        Ok(())
+    }
+}
+
+/// The table behind its lock (a newtype so the lock helpers stay short).
+#[derive(Debug)]
+struct SharedTable(SecretTable);
+
+fn write(t: &RwLock<SharedTable>) -> std::sync::RwLockWriteGuard<'_, SharedTable> {
+    // A worker that panicked while holding the lock left a table that is
+    // still consistent (every update is one insert): go on with it.
+    t.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn read(t: &RwLock<SharedTable>) -> std::sync::RwLockReadGuard<'_, SharedTable> {
+    t.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The key log store shared by the workers: look up a client random's
+/// secrets; in live mode, follow the file as it grows.
+pub struct KeyLog {
+    table: RwLock<SharedTable>,
+    follower: Option<Mutex<Follower>>,
+}
+
+impl fmt::Debug for KeyLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyLog")
+            .field("clients", &read(&self.table).0.by_random.len())
+            .field("following", &self.follower.is_some())
+            .finish()
+    }
+}
+
+impl KeyLog {
+    /// An empty store remembering at most `max_clients` client randoms.
+    pub fn new(max_clients: usize) -> Self {
+        KeyLog {
+            table: RwLock::new(SharedTable(SecretTable::new(max_clients))),
+            follower: None,
+        }
+    }
+
+    /// Read the key log at `path` now. With `follow`, remember where
+    /// reading stopped so `poll` picks up lines appended later (live
+    /// capture); without, an unfinished last line counts as a line. An
+    /// unreadable file is the one error: the run cannot do what was asked.
+    pub fn load_file(&mut self, path: &Path, follow: bool) -> io::Result<()> {
+        let mut follower = Follower::new(path);
+        follower.poll(&self.table)?;
+        if follow {
+            self.follower = Some(Mutex::new(follower));
+        } else {
+            write(&self.table).0.flush(&mut follower.partial, false);
+        }
+        Ok(())
+    }
+
+    /// Key log text embedded in the capture (pcapng DSBs).
+    pub fn add_capture_text(&self, text: &[u8]) {
+        let mut partial = LineBuffer::default();
+        let mut t = write(&self.table);
+        t.0.text(&mut partial, text, true);
+        t.0.flush(&mut partial, true);
+    }
+
+    /// Pick up lines appended to the followed key log (no-op when not
+    /// following). Called by the capture thread at every tick.
+    pub fn poll(&self) {
+        let Some(follower) = &self.follower else {
+            return;
+        };
+        let Ok(mut f) = follower.lock() else {
+            return;
+        };
+        if f.poll(&self.table).is_err() {
+            write(&self.table).0.counters.read_errors += 1;
+        }
+    }
+
+    /// The secrets known for a client random. On a miss while following,
+    /// the file is read again first (at most every 50 ms, and never
+    /// waiting for another thread that is reading it).
+    pub fn lookup(&self, random: &[u8]) -> Option<FlowSecrets> {
+        let key: [u8; RANDOM_LEN] = random.try_into().ok()?;
+        if let Some(found) = read(&self.table).0.by_random.get(&key) {
+            return Some(found.clone());
+        }
+        let follower = self.follower.as_ref()?;
+        {
+            let Ok(mut f) = follower.try_lock() else {
+                return None;
+            };
+            if f.last_miss_poll
+                .is_some_and(|t| t.elapsed() < MISS_POLL_INTERVAL)
+            {
+                return None;
+            }
+            f.last_miss_poll = Some(Instant::now());
+            if f.poll(&self.table).is_err() {
+                write(&self.table).0.counters.read_errors += 1;
+            }
+        }
+        read(&self.table).0.by_random.get(&key).cloned()
+    }
+
+    /// Whether any secret is known (or may become known: following).
+    pub fn is_useful(&self) -> bool {
+        self.follower.is_some() || !read(&self.table).0.by_random.is_empty()
+    }
+
+    pub fn counters(&self) -> KeyLogCounters {
+        read(&self.table).0.counters.clone()
+    }
+}
+
+/// The key log store for a run: `--keylog FILE` read now (followed when
+/// `follow`: live capture), plus the secrets of a pcapng input file's
+/// Decryption Secrets Blocks. None when there is neither. The error (an
+/// unreadable key log) is one line for the user.
+pub fn for_run(
+    keylog: Option<&Path>,
+    capture_file: Option<&Path>,
+    follow: bool,
+) -> Result<Option<KeyLog>, String> {
+    let mut store = KeyLog::new(DEFAULT_MAX_CLIENTS);
+    if let Some(path) = keylog {
+        store
+            .load_file(path, follow)
+            .map_err(|e| format!("cannot read the key log {}: {e}", path.display()))?;
+    }
+    let embedded = capture_file
+        .filter(|p| p.as_os_str() != "-")
+        .map(capture_secrets)
+        .unwrap_or_default();
+    for text in &embedded {
+        store.add_capture_text(text);
+    }
+    Ok((keylog.is_some() || !embedded.is_empty()).then_some(store))
+}
+
+/// The TLS key log text of every Decryption Secrets Block (pcapng §4.7,
+/// secrets type 0x544c534b) in the pcapng file at `path`, up to 64 MiB.
+/// Not pcapng, or damaged: what was found so far (the capture reader
+/// reports damage). Blocks are skipped by length, never read whole.
+pub fn capture_secrets(path: &Path) -> Vec<Zeroizing<Vec<u8>>> {
+    let mut found = Vec::new();
+    let Ok(file) = File::open(path) else {
+        return found;
+    };
+    let mut r = io::BufReader::new(file);
+    let mut little_endian = true;
+    let mut total = 0u64;
+    let mut first = true;
+    loop {
+        let mut head = [0u8; 8];
+        if r.read_exact(&mut head).is_err() {
+            break;
+        }
+        let [a, b, c, d, e, f, g, h] = head;
+        let raw_type = u32::from_le_bytes([a, b, c, d]);
+        if raw_type == PCAPNG_SHB {
+            // The byte-order magic follows the length (pcapng §4.1).
+            let mut magic = [0u8; 4];
+            if r.read_exact(&mut magic).is_err() {
+                break;
+            }
+            little_endian = magic == [0x4d, 0x3c, 0x2b, 0x1a];
+            if !little_endian && magic != [0x1a, 0x2b, 0x3c, 0x4d] {
+                break;
+            }
+        } else if first {
+            break; // not pcapng
+        }
+        first = false;
+        let num = |x: [u8; 4]| {
+            if little_endian {
+                u32::from_le_bytes(x)
+            } else {
+                u32::from_be_bytes(x)
+            }
+        };
+        let block_type = num([a, b, c, d]);
+        let block_len = u64::from(num([e, f, g, h]));
+        if block_len < 12 || !block_len.is_multiple_of(4) {
+            break;
+        }
+        let mut consumed = if block_type == PCAPNG_SHB { 12 } else { 8 };
+        if block_type == PCAPNG_DSB && block_len >= 20 {
+            let mut fields = [0u8; 8];
+            if r.read_exact(&mut fields).is_err() {
+                break;
+            }
+            consumed += 8;
+            let [s0, s1, s2, s3, l0, l1, l2, l3] = fields;
+            let secrets_type = num([s0, s1, s2, s3]);
+            let len = u64::from(num([l0, l1, l2, l3]));
+            if secrets_type == SECRETS_TYPE_TLS
+                && len <= block_len - 20
+                && total + len <= CAPTURE_SECRETS_MAX
+            {
+                let mut text = Zeroizing::new(Vec::new());
+                if (&mut r).take(len).read_to_end(&mut text).is_err() {
+                    break;
+                }
+                consumed += len;
+                total += len;
+                found.push(text);
+            }
+        }
+        let Some(rest) = block_len.checked_sub(consumed) else {
+            break;
+        };
+        if r.seek_relative(rest as i64).is_err() {
+            break;
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const R1: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+    const S32: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+    fn random(byte: u8) -> [u8; 32] {
+        [byte; 32]
+    }
+
+    #[test]
+    fn lines_are_parsed_and_hostile_ones_counted() {
+        let ok = format!("CLIENT_HANDSHAKE_TRAFFIC_SECRET {R1} {S32}");
+        match parse_line(ok.as_bytes()) {
+            Line::Secret {
+                label,
+                random: r,
+                secret,
+            } => {
+                assert_eq!(label, Label::ClientHandshake);
+                assert_eq!(r, random(1));
+                assert_eq!(secret.bytes(), &[0x22; 32]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // CRLF line ends (a key log written on Windows).
+        assert!(matches!(
+            parse_line(format!("{ok}\r").as_bytes()),
+            Line::Secret { .. }
+        ));
+        assert_eq!(parse_line(b"# SSL/TLS secrets log file"), Line::Blank);
+        assert_eq!(parse_line(b"   "), Line::Blank);
+        assert_eq!(
+            parse_line(format!("EXPORTER_SECRET {R1} {S32}").as_bytes()),
+            Line::Unused
+        );
+        assert_eq!(
+            parse_line(format!("SOME_FUTURE_LABEL {R1} {S32}").as_bytes()),
+            Line::Unused
+        );
+        let bad = [
+            format!("CLIENT_HANDSHAKE_TRAFFIC_SECRET {R1}"), // missing field
+            format!("CLIENT_HANDSHAKE_TRAFFIC_SECRET {R1} {S32} extra"),
+            format!("CLIENT_HANDSHAKE_TRAFFIC_SECRET {} {S32}", &R1[..62]), // short random
+            format!("CLIENT_HANDSHAKE_TRAFFIC_SECRET {R1} zz{}", &S32[2..]), // bad hex
+            format!("CLIENT_HANDSHAKE_TRAFFIC_SECRET {R1} {}", &S32[..40]), // 20-byte secret
+            format!("CLIENT_RANDOM {R1} {S32}"), // a master secret is 48 bytes
+            format!("client_random {R1} {S32}"), // not a label
+        ];
+        for line in &bad {
+            assert_eq!(parse_line(line.as_bytes()), Line::Malformed, "{line}");
+        }
+        assert_eq!(parse_line(&[0xff, 0xfe, b' ']), Line::Malformed);
+    }
+
+    #[test]
+    fn table_counts_duplicates_conflicts_and_evicts_oldest() {
+        let mut t = SecretTable::new(2);
+        let mut p = LineBuffer::default();
+        let other = "33".repeat(32);
+        let text = format!(
+            "# comment\r\nSERVER_HANDSHAKE_TRAFFIC_SECRET {R1} {S32}\n\
+             SERVER_HANDSHAKE_TRAFFIC_SECRET {R1} {S32}\n\
+             SERVER_HANDSHAKE_TRAFFIC_SECRET {R1} {other}\n\
+             CLIENT_TRAFFIC_SECRET_0 {R1} {S32}\nnot a line\n"
+        );
+        t.text(&mut p, text.as_bytes(), false);
+        let c = &t.counters;
+        assert_eq!(
+            (
+                c.lines,
+                c.secrets,
+                c.duplicate,
+                c.conflicting,
+                c.unused,
+                c.malformed
+            ),
+            (6, 1, 1, 1, 1, 1)
+        );
+        // First wins.
+        let known = t.by_random[&random(1)].server_handshake.clone().unwrap();
+        assert_eq!(known.bytes(), &[0x22; 32]);
+        for b in [2u8, 3] {
+            let line = format!(
+                "CLIENT_HANDSHAKE_TRAFFIC_SECRET {} {S32}\n",
+                hex::encode([b; 32])
+            );
+            t.text(&mut p, line.as_bytes(), false);
+        }
+        assert_eq!(t.by_random.len(), 2);
+        assert!(!t.by_random.contains_key(&random(1)), "oldest evicted");
+        assert_eq!(t.counters.dropped, 1);
+    }
+
+    #[test]
+    fn partial_and_overlong_lines() {
+        let mut t = SecretTable::new(8);
+        let mut p = LineBuffer::default();
+        let line = format!("CLIENT_HANDSHAKE_TRAFFIC_SECRET {R1} {S32}\n");
+        let (a, b) = line.split_at(40);
+        t.text(&mut p, a.as_bytes(), false);
+        assert_eq!(t.counters.lines, 0, "an unfinished line waits");
+        t.text(&mut p, b.as_bytes(), false);
+        assert_eq!((t.counters.lines, t.counters.secrets), (1, 1));
+        t.text(&mut p, &vec![b'A'; 3000], false);
+        t.text(&mut p, b"AAAA\nCLIENT_RANDOM", false);
+        assert_eq!(
+            t.counters.malformed, 1,
+            "overlong line skipped to its newline"
+        );
+        assert!(p.bytes.len() <= LINE_MAX);
+        t.flush(&mut p, false);
+        assert_eq!(
+            t.counters.malformed, 2,
+            "unfinished last line of a whole file"
+        );
+    }
+
+    fn temp_path(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("mtlsniff-keylog-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        dir
+    }
+
+    #[test]
+    fn follower_picks_up_appends_truncation_and_replacement() {
+        let path = temp_path("follow");
+        let line = |b: u8| {
+            format!(
+                "CLIENT_HANDSHAKE_TRAFFIC_SECRET {} {S32}\n",
+                hex::encode([b; 32])
+            )
+        };
+        std::fs::write(&path, line(1)).unwrap();
+        let mut k = KeyLog::new(100);
+        k.load_file(&path, true).unwrap();
+        assert!(k.lookup(&random(1)).is_some());
+        // Appended, the last line unfinished.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let two = line(2);
+        f.write_all(&two.as_bytes()[..30]).unwrap();
+        k.poll();
+        assert!(k.lookup(&random(2)).is_none());
+        f.write_all(&two.as_bytes()[30..]).unwrap();
+        k.poll();
+        assert!(k.lookup(&random(2)).is_some());
+        // Truncated and rewritten (shorter than what was read).
+        std::fs::write(&path, line(3)).unwrap();
+        k.poll();
+        assert!(k.lookup(&random(3)).is_some());
+        // Replaced by a new file (rename over it).
+        let tmp = temp_path("follow-new");
+        std::fs::write(&tmp, format!("{}{}", line(4), line(5))).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        k.poll();
+        assert!(k.lookup(&random(5)).is_some());
+        assert!(k.counters().reopened >= 2);
+        // Gone for a moment: counted, not fatal; the secrets stay.
+        std::fs::remove_file(&path).unwrap();
+        k.poll();
+        assert_eq!(k.counters().read_errors, 1);
+        assert!(k.lookup(&random(1)).is_some());
+        // Unreadable at start is an error.
+        assert!(KeyLog::new(1).load_file(&path, false).is_err());
+        assert!(
+            KeyLog::new(1)
+                .load_file(&std::env::temp_dir(), false)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let s = Secret(Zeroizing::new(vec![0xab; 32]));
+        let shown = format!(
+            "{:?}",
+            FlowSecrets {
+                client_handshake: Some(s),
+                ..FlowSecrets::default()
+            }
+        );
+        assert!(!shown.contains("ab") && !shown.contains("171"), "{shown}");
+    }
+
+    #[test]
+    fn pcapng_decryption_secrets_blocks_are_read() {
+        fn block(t: u32, body: &[u8]) -> Vec<u8> {
+            let len = (12 + body.len()) as u32;
+            let mut v = t.to_le_bytes().to_vec();
+            v.extend_from_slice(&len.to_le_bytes());
+            v.extend_from_slice(body);
+            v.extend_from_slice(&len.to_le_bytes());
+            v
+        }
+        let mut shb = vec![0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0];
+        shb.extend_from_slice(&u64::MAX.to_le_bytes());
+        let text = format!("CLIENT_RANDOM {R1} {}\n", "44".repeat(48));
+        let mut dsb = SECRETS_TYPE_TLS.to_le_bytes().to_vec();
+        dsb.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        dsb.extend_from_slice(text.as_bytes());
+        while !dsb.len().is_multiple_of(4) {
+            dsb.push(0);
+        }
+        let mut other = 0x1234_5678u32.to_le_bytes().to_vec(); // not TLS secrets
+        other.extend_from_slice(&4u32.to_le_bytes());
+        other.extend_from_slice(b"abcd");
+        let mut file = block(PCAPNG_SHB, &shb);
+        file.extend(block(1, &[1, 0, 0, 0, 0, 0, 4, 0])); // an IDB
+        file.extend(block(PCAPNG_DSB, &other));
+        file.extend(block(PCAPNG_DSB, &dsb));
+        let path = temp_path("dsb.pcapng");
+        std::fs::write(&path, &file).unwrap();
+        let found = capture_secrets(&path);
+        assert_eq!(found.len(), 1);
+        let k = KeyLog::new(10);
+        k.add_capture_text(&found[0]);
+        assert!(k.lookup(&random(1)).unwrap().master.is_some());
+        assert_eq!(k.counters().capture_secrets, 1);
+        // A lying block length stops the scan without a panic.
+        let mut bad = block(PCAPNG_SHB, &shb);
+        bad.extend_from_slice(&PCAPNG_DSB.to_le_bytes());
+        bad.extend_from_slice(&7u32.to_le_bytes());
+        std::fs::write(&path, &bad).unwrap();
+        assert!(capture_secrets(&path).is_empty());
+        // A classic pcap has none.
+        std::fs::write(&path, [0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0]).unwrap();
+        assert!(capture_secrets(&path).is_empty());
+        let _ = std::fs::remove_file(&path);
+    }
+}

@@ -1,0 +1,565 @@
+//! What a key log proves about one handshake: the protected records the
+//! classifier kept (`Sealed`), opened with the flow's secrets, read as
+//! handshake messages.
+//!
+//! TLS 1.3 (RFC 8446 §4.3-4.4): the server's flight (EncryptedExtensions,
+//! CertificateRequest, Certificate, CertificateVerify, Finished) under the
+//! server handshake traffic secret, the client's (Certificate,
+//! CertificateVerify, Finished, or an alert) under the client's, each
+//! direction's sequence numbers starting at 0 after the ServerHello. 0-RTT
+//! records the client sends after the ServerHello (EndOfEarlyData) are under
+//! the early traffic key: they do not open with the handshake key and are
+//! passed over, never opened. A lone alert-sized server record after the
+//! server's Finished is tried with SERVER_TRAFFIC_SECRET_0 to name the alert
+//! (certificate_required); if it is not an alert, its plaintext is dropped
+//! unread. TLS 1.2: a renegotiation handshake, encrypted under the first
+//! handshake's keys, up to each side's next ChangeCipherSpec.
+//!
+//! This file owns the walk over sealed records and the facts it finds. It
+//! must not open application data (it opens only records that must hold
+//! handshake messages or an alert, and stops at each side's Finished), nor
+//! write a verdict (`classify` turns the facts into one). Invariants: kept
+//! records are bounded by the handshake cap per direction; every failure is
+//! a `Failure` value for the caller to count, never a panic.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use crate::decrypt::{self, RecordKey};
+use crate::keylog::FlowSecrets;
+use crate::tls::{self, HandshakeMessage, HandshakeReassembler, content, handshake};
+use crate::verdict::Alert;
+
+/// Protected records kept per direction before the verdict.
+const SEALED_RECORDS_MAX: usize = 64;
+/// Client records after the ServerHello that may be 0-RTT (EndOfEarlyData,
+/// early data captured late) and are passed over.
+const EARLY_RECORDS_MAX: u32 = 8;
+/// An encrypted 2-byte alert: content type byte and 16-byte tag added.
+const ALERT_RECORD_LEN: u16 = 2 + 1 + decrypt::TAG_LEN as u16;
+
+/// One protected record as it crossed the wire.
+#[derive(Clone)]
+pub struct SealedRecord {
+    pub header: [u8; 5],
+    /// None: the record was counted (its sequence number matters) but its
+    /// body was not kept.
+    pub body: Option<Vec<u8>>,
+    /// TLS 1.2: the record's sequence number under the side's keys.
+    pub seq: u64,
+}
+
+impl SealedRecord {
+    fn len(&self) -> u16 {
+        let [_, _, _, a, b] = self.header;
+        u16::from_be_bytes([a, b])
+    }
+    fn content_type(&self) -> u8 {
+        let [t, ..] = self.header;
+        t
+    }
+    fn version(&self) -> u16 {
+        let [_, a, b, _, _] = self.header;
+        u16::from_be_bytes([a, b])
+    }
+    fn whole(&self) -> Option<Vec<u8>> {
+        let body = self.body.as_ref()?;
+        let mut v = Vec::with_capacity(5 + body.len());
+        v.extend_from_slice(&self.header);
+        v.extend_from_slice(body);
+        Some(v)
+    }
+}
+
+/// Protected records kept for a key log, per direction (0 = to server).
+/// Ciphertext only: nothing here is secret without the key log.
+#[derive(Clone)]
+pub struct Sealed {
+    records: [Vec<SealedRecord>; 2],
+    bytes: [usize; 2],
+    cap: usize,
+    /// A record's body was not kept because the cap was reached.
+    pub over_cap: bool,
+}
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealed")
+            .field("records", &[self.count(0), self.count(1)])
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
+impl Sealed {
+    /// Keep at most `cap` bytes of record bodies per direction.
+    pub fn new(cap: usize) -> Self {
+        Sealed {
+            records: [Vec::new(), Vec::new()],
+            bytes: [0, 0],
+            cap,
+            over_cap: false,
+        }
+    }
+
+    /// Record one protected record of direction `d` (0 = to server).
+    /// `body` None (or over the cap) keeps only its header, so later
+    /// records keep their sequence numbers.
+    pub fn push(&mut self, d: usize, header: [u8; 5], body: Option<&[u8]>, seq: u64) {
+        let (Some(records), Some(bytes)) = (self.records.get_mut(d), self.bytes.get_mut(d)) else {
+            return;
+        };
+        if records.len() >= SEALED_RECORDS_MAX {
+            self.over_cap = true;
+            return;
+        }
+        let body = body.and_then(|b| {
+            if *bytes + b.len() > self.cap {
+                self.over_cap = true;
+                None
+            } else {
+                *bytes += b.len();
+                Some(b.to_vec())
+            }
+        });
+        records.push(SealedRecord { header, body, seq });
+    }
+
+    /// Records kept for direction `d`.
+    pub fn count(&self, d: usize) -> usize {
+        self.records.get(d).map_or(0, Vec::len)
+    }
+
+    fn dir(&self, d: usize) -> &[SealedRecord] {
+        self.records.get(d).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// A Certificate message seen after decryption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertMessage {
+    pub count: u32,
+    /// Length of the certificate list.
+    pub bytes: u32,
+    /// The leaf's DER, when within the handshake cap.
+    pub leaf: Option<Vec<u8>>,
+}
+
+/// What the decrypted handshake messages show.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub encrypted_extensions: bool,
+    /// ALPN the server selected (TLS 1.3 EncryptedExtensions).
+    pub alpn: Option<String>,
+    pub cert_request: bool,
+    pub server_cert: Option<CertMessage>,
+    pub server_cert_verify: bool,
+    pub server_finished: bool,
+    pub client_cert: Option<CertMessage>,
+    pub client_cert_verify: bool,
+    /// TLS 1.3: client Finished. TLS 1.2 renegotiation: ClientKeyExchange
+    /// (the client's renegotiation flight is there).
+    pub client_flight_done: bool,
+    /// Client records decrypted.
+    pub client_records: u32,
+    /// A fatal alert (or close_notify) read from an encrypted record.
+    pub alert: Option<Alert>,
+    /// Client records after the ServerHello passed over as 0-RTT.
+    pub early_records_skipped: u32,
+}
+
+/// Why a flow's records were not (fully) opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The key log has no (usable) secrets for this client random.
+    NoSecrets,
+    /// A cipher suite this version does not decrypt.
+    UnsupportedSuite,
+    /// The secrets do not open the records: a wrong or corrupted key log.
+    KeyMismatch,
+    /// A record needed was not kept (cap) or is not in the capture.
+    Incomplete,
+}
+
+fn cert_message(m: &HandshakeMessage, tls13: bool) -> Option<CertMessage> {
+    if tls13 {
+        let (list, leaf) = tls::parse_certificate13(m)?;
+        Some(CertMessage {
+            count: list.count,
+            bytes: list.bytes,
+            leaf: leaf.map(<[u8]>::to_vec),
+        })
+    } else {
+        let list = tls::parse_certificate_list(m)?;
+        Some(CertMessage {
+            count: list.count,
+            bytes: list.bytes,
+            leaf: tls::first_certificate(m).map(<[u8]>::to_vec),
+        })
+    }
+}
+
+fn alert_of(plaintext: &[u8], from_server: bool) -> Option<Alert> {
+    match plaintext {
+        &[level, description] => Some(Alert {
+            level,
+            description,
+            from_server,
+        }),
+        _ => None,
+    }
+}
+
+/// Server messages, TLS 1.3 and the TLS 1.2 renegotiation alike.
+fn server_message(facts: &mut Facts, m: &HandshakeMessage, tls13: bool) {
+    match m.msg_type {
+        handshake::ENCRYPTED_EXTENSIONS => {
+            facts.encrypted_extensions = true;
+            facts.alpn = tls::parse_encrypted_extensions(m).flatten();
+        }
+        handshake::CERTIFICATE_REQUEST => facts.cert_request = true,
+        handshake::CERTIFICATE => facts.server_cert = cert_message(m, tls13),
+        handshake::CERTIFICATE_VERIFY => facts.server_cert_verify = true,
+        handshake::FINISHED => facts.server_finished = true,
+        _ => {}
+    }
+}
+
+fn client_message(facts: &mut Facts, m: &HandshakeMessage, tls13: bool) {
+    match m.msg_type {
+        handshake::CERTIFICATE => facts.client_cert = cert_message(m, tls13),
+        handshake::CERTIFICATE_VERIFY => facts.client_cert_verify = true,
+        handshake::FINISHED if tls13 => facts.client_flight_done = true,
+        handshake::CLIENT_KEY_EXCHANGE if !tls13 => facts.client_flight_done = true,
+        _ => {}
+    }
+}
+
+/// Open a TLS 1.3 handshake: `cipher` from the ServerHello, `sealed` the
+/// protected records after it, `early_data` whether the ClientHello offered
+/// 0-RTT. A direction whose secret is missing is left unopened (its facts
+/// stay empty); no secret at all is `NoSecrets`.
+pub fn tls13(
+    cipher: u16,
+    sealed: &Sealed,
+    secrets: &FlowSecrets,
+    early_data: bool,
+    handshake_cap: usize,
+) -> Result<Facts, Failure> {
+    let suite = decrypt::suite13(cipher).ok_or(Failure::UnsupportedSuite)?;
+    if secrets.server_handshake.is_none() && secrets.client_handshake.is_none() {
+        return Err(Failure::NoSecrets);
+    }
+    let mut facts = Facts::default();
+    if let Some(secret) = &secrets.server_handshake {
+        let key = RecordKey::tls13(suite, secret.bytes()).ok_or(Failure::KeyMismatch)?;
+        let traffic = secrets
+            .server_traffic
+            .as_ref()
+            .and_then(|s| RecordKey::tls13(suite, s.bytes()));
+        server13(
+            &mut facts,
+            sealed.dir(1),
+            &key,
+            traffic.as_ref(),
+            handshake_cap,
+        )?;
+    }
+    if let Some(secret) = &secrets.client_handshake {
+        let key = RecordKey::tls13(suite, secret.bytes()).ok_or(Failure::KeyMismatch)?;
+        client13(&mut facts, sealed.dir(0), &key, early_data, handshake_cap)?;
+    }
+    Ok(facts)
+}
+
+fn server13(
+    facts: &mut Facts,
+    records: &[SealedRecord],
+    key: &RecordKey,
+    traffic: Option<&RecordKey>,
+    cap: usize,
+) -> Result<(), Failure> {
+    let mut hs = HandshakeReassembler::new(cap);
+    let mut seq = 0u64;
+    // Records after the server's Finished, under its application key.
+    let mut after_finished: Option<u64> = None;
+    for rec in records {
+        if let Some(k) = after_finished.as_mut() {
+            let n = *k;
+            *k += 1;
+            // Only a lone alert-sized record can name a rejection; anything
+            // else after Finished is application data and stays sealed.
+            if rec.len() != ALERT_RECORD_LEN || facts.alert.is_some() {
+                continue;
+            }
+            let (Some(key), Some(whole)) = (traffic, rec.whole()) else {
+                continue;
+            };
+            if let Some(o) = key.open13(n, &whole)
+                && o.content_type == content::ALERT
+            {
+                facts.alert = alert_of(&o.plaintext, true);
+            }
+            continue;
+        }
+        let whole = rec.whole().ok_or(Failure::Incomplete)?;
+        let Some(opened) = key.open13(seq, &whole) else {
+            return Err(Failure::KeyMismatch);
+        };
+        seq += 1;
+        match opened.content_type {
+            content::HANDSHAKE => {
+                for m in hs.push(&opened.plaintext) {
+                    server_message(facts, &m, true);
+                }
+                if facts.server_finished {
+                    after_finished = Some(0);
+                }
+            }
+            content::ALERT => facts.alert = alert_of(&opened.plaintext, true),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn client13(
+    facts: &mut Facts,
+    records: &[SealedRecord],
+    key: &RecordKey,
+    early_data: bool,
+    cap: usize,
+) -> Result<(), Failure> {
+    let mut hs = HandshakeReassembler::new(cap);
+    let mut seq = 0u64;
+    for rec in records {
+        if facts.client_flight_done {
+            break; // what follows is application data: never opened
+        }
+        let whole = rec.whole().ok_or(Failure::Incomplete)?;
+        let Some(opened) = key.open13(seq, &whole) else {
+            // 0-RTT records (EndOfEarlyData, early data the capture shows
+            // after the ServerHello) use the early traffic key: pass over.
+            if seq == 0 && early_data && facts.early_records_skipped < EARLY_RECORDS_MAX {
+                facts.early_records_skipped += 1;
+                continue;
+            }
+            return Err(Failure::KeyMismatch);
+        };
+        seq += 1;
+        facts.client_records += 1;
+        match opened.content_type {
+            content::HANDSHAKE => {
+                for m in hs.push(&opened.plaintext) {
+                    client_message(facts, &m, true);
+                }
+            }
+            content::ALERT => {
+                facts.alert = alert_of(&opened.plaintext, false);
+                break;
+            }
+            _ => break,
+        }
+    }
+    Ok(())
+}
+
+/// Open a TLS <= 1.2 renegotiation: `sealed` holds each side's protected
+/// handshake records from its first ChangeCipherSpec (its Finished, then
+/// the renegotiation's messages) with their sequence numbers.
+pub fn tls12_renegotiation(
+    cipher: u16,
+    client_random: &[u8],
+    server_random: &[u8],
+    sealed: &Sealed,
+    secrets: &FlowSecrets,
+    handshake_cap: usize,
+) -> Result<Facts, Failure> {
+    let suite = decrypt::suite12(cipher).ok_or(Failure::UnsupportedSuite)?;
+    let master = secrets.master.as_ref().ok_or(Failure::NoSecrets)?;
+    let keys = decrypt::keys12(suite, master.bytes(), client_random, server_random)
+        .ok_or(Failure::KeyMismatch)?;
+    let mut facts = Facts::default();
+    for (d, key) in [(0usize, &keys.client), (1, &keys.server)] {
+        let mut hs = HandshakeReassembler::new(handshake_cap);
+        // The first protected handshake message is the side's Finished of
+        // the first handshake; the renegotiation follows.
+        let mut first = true;
+        for rec in sealed.dir(d) {
+            let Some(body) = rec.body.as_ref() else {
+                return Err(Failure::Incomplete);
+            };
+            let Some(plain) = key.open12(rec.seq, rec.content_type(), rec.version(), body) else {
+                return Err(Failure::KeyMismatch);
+            };
+            for m in hs.push(&plain) {
+                if std::mem::take(&mut first) && m.msg_type == handshake::FINISHED {
+                    continue;
+                }
+                if d == 0 {
+                    facts.client_records += 1;
+                    client_message(&mut facts, &m, false);
+                } else {
+                    server_message(&mut facts, &m, false);
+                }
+            }
+        }
+    }
+    Ok(facts)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::decrypt::seal;
+    use crate::keylog::{Line, parse_line};
+
+    fn secret(label: &str, byte: u8, len: usize) -> crate::keylog::Secret {
+        let line = format!(
+            "{label} {} {}",
+            "01".repeat(32),
+            hex::encode(vec![byte; len])
+        );
+        match parse_line(line.as_bytes()) {
+            Line::Secret { secret, .. } => secret,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn hs(t: u8, body: &[u8]) -> Vec<u8> {
+        let n = body.len();
+        let mut v = vec![t, (n >> 16) as u8, (n >> 8) as u8, n as u8];
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn header(rec: &[u8]) -> [u8; 5] {
+        rec[..5].try_into().unwrap()
+    }
+
+    /// A TLS 1.3 mTLS handshake sealed like a stack does it, with one early
+    /// data record before the client's flight.
+    #[test]
+    fn tls13_flights_are_read_and_early_records_passed_over() {
+        let suite = decrypt::suite13(0x1303).unwrap();
+        let (sh, ch, st) = (vec![5u8; 32], vec![6u8; 32], vec![7u8; 32]);
+        let cert_list = [&[0, 0, 3, 0x30, 0, 0][..], &[0, 0]].concat();
+        let mut cert = vec![0, 0, 0, cert_list.len() as u8];
+        cert.extend_from_slice(&cert_list);
+        let server_flight = [
+            hs(8, &[0, 0]),
+            hs(13, &[0, 0, 0]),
+            hs(11, &cert),
+            hs(15, &[0; 8]),
+            hs(20, &[0; 32]),
+        ]
+        .concat();
+        let mut sealed = Sealed::new(65536);
+        let r = seal::record13(suite, &sh, 0, 22, &server_flight);
+        sealed.push(1, header(&r), Some(&r[5..]), 0);
+        let alert = seal::record13(suite, &st, 0, 21, &[2, 116]);
+        assert_eq!(alert.len() - 5, usize::from(ALERT_RECORD_LEN));
+        sealed.push(1, header(&alert), Some(&alert[5..]), 0);
+        let early = seal::record13(suite, &[9u8; 32], 0, 22, &hs(5, &[]));
+        sealed.push(0, header(&early), Some(&early[5..]), 0);
+        for (seq, m) in [hs(11, &cert), hs(15, &[0; 8]), hs(20, &[0; 32])]
+            .iter()
+            .enumerate()
+        {
+            let r = seal::record13(suite, &ch, seq as u64, 22, m);
+            sealed.push(0, header(&r), Some(&r[5..]), 0);
+        }
+        let secrets = FlowSecrets {
+            client_handshake: Some(secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET", 6, 32)),
+            server_handshake: Some(secret("SERVER_HANDSHAKE_TRAFFIC_SECRET", 5, 32)),
+            server_traffic: Some(secret("SERVER_TRAFFIC_SECRET_0", 7, 32)),
+            master: None,
+        };
+        let f = tls13(0x1303, &sealed, &secrets, true, 65536).unwrap();
+        assert!(f.encrypted_extensions && f.cert_request && f.server_finished);
+        assert!(f.client_cert_verify && f.client_flight_done);
+        assert_eq!(f.client_cert.as_ref().unwrap().count, 1);
+        assert_eq!(f.client_cert.unwrap().leaf, Some(vec![0x30, 0, 0]));
+        assert_eq!(f.early_records_skipped, 1);
+        assert_eq!(f.alert.unwrap().name(), "certificate_required");
+        // Without 0-RTT offered, an unopenable first record is a mismatch.
+        assert_eq!(
+            tls13(0x1303, &sealed, &secrets, false, 65536),
+            Err(Failure::KeyMismatch)
+        );
+        // The wrong key log.
+        let wrong = FlowSecrets {
+            server_handshake: Some(secret("SERVER_HANDSHAKE_TRAFFIC_SECRET", 1, 32)),
+            ..FlowSecrets::default()
+        };
+        assert_eq!(
+            tls13(0x1303, &sealed, &wrong, true, 65536),
+            Err(Failure::KeyMismatch)
+        );
+        assert_eq!(
+            tls13(0x1303, &sealed, &FlowSecrets::default(), true, 65536),
+            Err(Failure::NoSecrets)
+        );
+        assert_eq!(
+            tls13(0x1304, &sealed, &secrets, true, 65536),
+            Err(Failure::UnsupportedSuite)
+        );
+        // A body over the cap is not kept: incomplete, not a mismatch.
+        let mut small = Sealed::new(10);
+        small.push(1, header(&r), Some(&r[5..]), 0);
+        assert!(small.over_cap);
+        assert_eq!(
+            tls13(0x1303, &small, &secrets, false, 65536),
+            Err(Failure::Incomplete)
+        );
+    }
+
+    #[test]
+    fn tls12_renegotiation_finds_the_client_certificate() {
+        let suite = decrypt::suite12(0xc02c).unwrap();
+        let master = secret("CLIENT_RANDOM", 3, 48);
+        let (cr, sr) = ([1u8; 32], [2u8; 32]);
+        let keys = decrypt::keys12(suite, master.bytes(), &cr, &sr).unwrap();
+        let mut sealed = Sealed::new(65536);
+        let mut push = |d: usize, k: &RecordKey, seq: u64, msg: &[u8]| {
+            let body = seal::fragment12(k, seq, 22, msg);
+            let mut h = [22, 3, 3, 0, 0];
+            h[3..].copy_from_slice(&(body.len() as u16).to_be_bytes());
+            sealed.push(d, h, Some(&body), seq);
+        };
+        push(0, &keys.client, 0, &hs(20, &[0; 12]));
+        push(1, &keys.server, 0, &hs(20, &[0; 12]));
+        push(1, &keys.server, 2, &hs(0, &[])); // HelloRequest after one data record
+        push(0, &keys.client, 3, &hs(1, &[0; 40]));
+        push(
+            1,
+            &keys.server,
+            3,
+            &[hs(2, &[0; 40]), hs(13, &[0; 4]), hs(14, &[])].concat(),
+        );
+        let cert = [&[0, 0, 5, 0, 0, 2][..], &[0x30, 0]].concat();
+        push(
+            0,
+            &keys.client,
+            4,
+            &[hs(11, &cert), hs(16, &[0; 33])].concat(),
+        );
+        let secrets = FlowSecrets {
+            master: Some(master),
+            ..FlowSecrets::default()
+        };
+        let f = tls12_renegotiation(0xc02c, &cr, &sr, &sealed, &secrets, 65536).unwrap();
+        assert!(f.cert_request && f.client_flight_done);
+        assert_eq!(f.client_cert.unwrap().count, 1);
+        // A suite not decrypted is named as such.
+        assert_eq!(
+            tls12_renegotiation(0xc013, &cr, &sr, &sealed, &secrets, 65536),
+            Err(Failure::UnsupportedSuite)
+        );
+        // The wrong server random: the key block differs.
+        assert_eq!(
+            tls12_renegotiation(0xc02c, &cr, &[9; 32], &sealed, &secrets, 65536),
+            Err(Failure::KeyMismatch)
+        );
+    }
+}
