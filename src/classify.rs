@@ -50,8 +50,16 @@ const SETTLING_CLIENT_RECORDS: u32 = 4;
 /// Client records after the ServerHello remembered as "the flight".
 const FLIGHT_RECORDS_MAX: usize = 16;
 /// Records inspected in one direction before the flow must be decided
-/// (hostile-inputs M23).
-const RECORDS_BEFORE_VERDICT: u32 = 64;
+/// (hostile-inputs M23); `--max-records` changes it.
+pub const RECORDS_BEFORE_VERDICT: u32 = 64;
+/// Handshake messages read from one record before the record is called
+/// malformed (hostile-inputs M23: a real flight has at most a handful per
+/// record; thousands of 4-byte messages in one record are an amplification).
+const MESSAGES_PER_RECORD: usize = 32;
+/// Largest record accepted before ChangeCipherSpec, while records are clear
+/// text: RFC 5246 §6.2.1 and RFC 8446 §5.1 allow 2^14 bytes; 256 bytes of
+/// slack as for TLS 1.3 ciphertext (hostile-inputs M19).
+pub const MAX_PLAINTEXT_RECORD_LEN: u16 = 16384 + 256;
 /// Clear-text bytes scanned for an in-band TLS upgrade before the flow is
 /// called plaintext (hostile-inputs M15 allows up to 256 KiB; an upgrade
 /// comes within the first exchanges).
@@ -101,6 +109,25 @@ pub struct Feed {
     pub consumed: usize,
     /// Further bytes (after `consumed`) to discard unread.
     pub skip: u64,
+}
+
+/// Hostile-input notes of one flow, summed into the engine counters when
+/// the flow is reported (hostile-inputs M13, M19-M23).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Notes {
+    /// Handshake messages that arrived spread over more than one record
+    /// (M22: legal, and a known evasion of per-record parsers).
+    pub fragmented_messages: u32,
+    /// The TLS stream broke the record or handshake layer (M19-M21, M23).
+    pub malformed: bool,
+    /// The record limit forced the verdict (M23).
+    pub too_many_records: bool,
+    /// A ClientHello or ServerHello declared a length over the handshake
+    /// buffer (M21).
+    pub handshake_too_large: bool,
+    /// Overlapping segments with different bytes reached this flow before
+    /// its verdict (M13): the verdict was made unknown.
+    pub ambiguous_overlap: bool,
 }
 
 /// What the flow's first bytes turned out to be.
@@ -211,6 +238,9 @@ pub struct Classifier {
     /// Who started a TLS <= 1.2 renegotiation (RFC 5246 §7.4.1.1).
     renegotiation: Option<Direction>,
     preview_cap: usize,
+    /// Records per direction before the verdict is forced.
+    record_limit: u32,
+    notes: Notes,
 
     /// Class decided (possibly before the outcome is known).
     class: Option<(Class, Basis, String)>,
@@ -260,6 +290,8 @@ impl Classifier {
             client_records_settling: 0,
             renegotiation: None,
             preview_cap: 0,
+            record_limit: RECORDS_BEFORE_VERDICT,
+            notes: Notes::default(),
             class: None,
             outcome: None,
         }
@@ -268,6 +300,93 @@ impl Classifier {
     /// Keep up to `bytes` of each direction of a plaintext flow (`-A`).
     pub fn keep_preview(&mut self, bytes: usize) {
         self.preview_cap = bytes;
+    }
+
+    /// Records read in one direction before the verdict is forced
+    /// (`--max-records`; at least 1).
+    pub fn set_record_limit(&mut self, records: u32) {
+        self.record_limit = records.max(1);
+    }
+
+    /// The flow's hostile-input notes so far.
+    pub fn notes(&self) -> Notes {
+        self.notes
+    }
+
+    /// Heap bytes this classifier holds (handshake reassembly, previews,
+    /// certificates kept for identities, hello fields, flight records), for
+    /// the engine's memory budget. An estimate from capacities, never below
+    /// what is held.
+    pub fn heap_bytes(&self) -> usize {
+        let sides: usize = self
+            .sides
+            .iter()
+            .map(|s| s.hs.allocated() + s.preview.capacity())
+            .sum();
+        let ch = self.ch.as_ref().map_or(0, |c| {
+            c.random.capacity()
+                + c.session_id.capacity()
+                + c.ticket.capacity()
+                + c.sni.as_ref().map_or(0, String::capacity)
+                + c.alpn.iter().map(|a| a.capacity() + 24).sum::<usize>()
+                + c.versions.capacity() * 2
+        });
+        let sh = self.sh.as_ref().map_or(0, |h| {
+            h.session_id.capacity() + h.alpn.as_ref().map_or(0, String::capacity)
+        });
+        let kept = [&self.client_leaf, &self.server_leaf, &self.issued_ticket]
+            .into_iter()
+            .flatten()
+            .map(Vec::capacity)
+            .sum::<usize>();
+        let flights = (self.server_flight.capacity()
+            + self.client_flight.capacity()
+            + self.after_flight.capacity())
+            * 2;
+        let text = [
+            &self.starttls,
+            &self.app_proto,
+            &self.proxy_identity,
+            &self.malformed,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::capacity)
+        .sum::<usize>();
+        sides + ch + sh + kept + flights + text
+    }
+
+    /// The engine gives up on the flow (a memory budget, an ambiguous TCP
+    /// handshake): whatever was decided so far, the verdict is unknown
+    /// with this reason, and final.
+    pub fn give_up(&mut self, why: String, outcome: Outcome) {
+        self.class = Some((Class::Unknown, Basis::None, why));
+        self.outcome = Some((outcome, String::new()));
+        self.mode = Mode::Done;
+    }
+
+    /// Overlapping segments in direction `dir` carried `bytes` bytes that
+    /// differed from the copy already held (the first copy was kept:
+    /// hostile-inputs M13). Two senders disagree about the stream, so no
+    /// conclusion drawn from it can be trusted: the verdict is unknown,
+    /// whatever was decided so far.
+    pub fn on_conflict(&mut self, dir: Direction, bytes: usize) {
+        if self.is_final() && self.notes.ambiguous_overlap {
+            return;
+        }
+        self.notes.ambiguous_overlap = true;
+        let side = if dir == Direction::ToServer {
+            "client"
+        } else {
+            "server"
+        };
+        self.give_up(
+            format!(
+                "ambiguous: overlapping segments carried {bytes} different byte(s) in the {side}'s stream \
+                 before the verdict (the first copy was kept; someone may be injecting data)"
+            ),
+            Outcome::Unknown,
+        );
     }
 
     /// True once the verdict is final: the engine reports it and stops
@@ -407,10 +526,7 @@ impl Classifier {
                 return Some(Feed::default());
             }
             HeaderRead::TooLarge(_) => {
-                self.unknown(
-                    "malformed TLS: record length over 2^14+2048".to_string(),
-                    Outcome::Unknown,
-                );
+                self.malformed("record length over 2^14+2048");
                 return Some(Feed::default());
             }
             HeaderRead::NeedMore | HeaderRead::NotTls => {}
@@ -506,6 +622,13 @@ impl Classifier {
                 }
             };
             let body_len = usize::from(header.len);
+            if header.len > MAX_PLAINTEXT_RECORD_LEN
+                && header.content_type == content::HANDSHAKE
+                && self.needs_body(dir, &header)
+            {
+                self.malformed("handshake record length over 2^14+256 before ChangeCipherSpec");
+                return Feed { consumed, skip: 0 };
+            }
             if self.needs_body(dir, &header) {
                 let Some(body) =
                     rest.get(tls::RECORD_HEADER_LEN..tls::RECORD_HEADER_LEN + body_len)
@@ -589,10 +712,11 @@ impl Classifier {
             && self
                 .sides
                 .get(d)
-                .is_some_and(|s| s.records > RECORDS_BEFORE_VERDICT)
+                .is_some_and(|s| s.records > self.record_limit)
         {
+            self.notes.too_many_records = true;
             self.unknown(
-                format!("no verdict after {RECORDS_BEFORE_VERDICT} records"),
+                format!("no verdict after {} records", self.record_limit),
                 Outcome::Unknown,
             );
         }
@@ -602,13 +726,37 @@ impl Classifier {
         let Some(side) = self.sides.get_mut(dir.idx()) else {
             return;
         };
-        for m in side.hs.push(body) {
+        if body.is_empty() {
+            // RFC 5246 §6.2.1 / RFC 8446 §5.1: zero-length handshake
+            // fragments are forbidden (hostile-inputs M20).
+            self.malformed("zero-length handshake record");
+            return;
+        }
+        let messages = side.hs.push(body);
+        // A ClientHello or ServerHello cannot be longer than the handshake
+        // buffer in practice; a header declaring more (up to 2^24-1) is
+        // refused at once instead of waiting for megabytes (M21).
+        let over = side.hs.in_progress().filter(|&(t, declared)| {
+            matches!(t, handshake::CLIENT_HELLO | handshake::SERVER_HELLO)
+                && declared as usize > self.handshake_cap()
+        });
+        if messages.len() > MESSAGES_PER_RECORD {
+            self.malformed(&format!(
+                "more than {MESSAGES_PER_RECORD} handshake messages in one record"
+            ));
+            return;
+        }
+        for m in messages {
+            if m.fragmented {
+                self.notes.fragmented_messages = self.notes.fragmented_messages.saturating_add(1);
+            }
             if m.truncated
                 && matches!(
                     m.msg_type,
                     handshake::CLIENT_HELLO | handshake::SERVER_HELLO
                 )
             {
+                self.notes.handshake_too_large = true;
                 self.unknown(
                     format!(
                         "hello message of {} bytes is over the handshake buffer",
@@ -625,6 +773,18 @@ impl Classifier {
                 return;
             }
         }
+        if let Some((_, declared)) = over {
+            self.notes.handshake_too_large = true;
+            self.unknown(
+                format!("hello message of {declared} bytes is over the handshake buffer"),
+                Outcome::Incomplete,
+            );
+        }
+    }
+
+    /// The handshake buffer (bytes of one message body kept).
+    fn handshake_cap(&self) -> usize {
+        self.sides.first().map_or(0, |s| s.hs.cap())
     }
 
     fn handshake_message(&mut self, dir: Direction, m: HandshakeMessage) {
@@ -1130,6 +1290,7 @@ impl Classifier {
     }
 
     fn malformed(&mut self, what: &str) {
+        self.notes.malformed = true;
         self.malformed = Some(what.to_string());
         if self.class.is_some() {
             // Class already decided from what came before; keep it.

@@ -5,6 +5,7 @@
 //! capture -> decode -> (shard) -> engine (reassembly + classify) -> output.
 //! Only `pipeline` makes threads.
 
+pub mod budget;
 pub mod capture;
 pub mod classify;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod mesh;
 pub mod output;
 pub mod pipeline;
 pub mod plaintext;
+pub mod privilege;
 pub mod reassembly;
 pub mod resumption;
 pub mod segment;

@@ -150,6 +150,8 @@ pub struct HandshakeMessage {
     /// The body was longer than the cap: only its prefix is in `bytes`, the
     /// rest was passed over unread.
     pub truncated: bool,
+    /// The message arrived spread over more than one record.
+    pub fragmented: bool,
 }
 
 /// Joins plaintext handshake record bodies into whole messages
@@ -166,6 +168,8 @@ pub struct HandshakeReassembler {
     /// Total length (header included) of the message being assembled, and
     /// how many of its bytes have passed so far.
     current: Option<(usize, usize)>,
+    /// Records that contributed to the message being assembled.
+    records: u32,
 }
 
 impl HandshakeReassembler {
@@ -174,7 +178,27 @@ impl HandshakeReassembler {
             buf: Vec::new(),
             cap,
             current: None,
+            records: 0,
         }
+    }
+
+    /// Largest message body kept whole.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Heap bytes allocated for the message being assembled.
+    pub fn allocated(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// The message being assembled, once its header is complete: its type
+    /// and declared body length. Lets the caller refuse a message by its
+    /// header (a 2^24-byte ClientHello) before its bytes arrive.
+    pub fn in_progress(&self) -> Option<(u8, u32)> {
+        let (total, _) = self.current?;
+        let msg_type = self.buf.first().copied()?;
+        Some((msg_type, (total - HANDSHAKE_HEADER_LEN) as u32))
     }
 
     /// Bytes held that do not yet form a whole message.
@@ -186,7 +210,14 @@ impl HandshakeReassembler {
     pub fn push(&mut self, body: &[u8]) -> Vec<HandshakeMessage> {
         let mut out = Vec::new();
         let mut rest = body;
+        if !rest.is_empty() && (self.current.is_some() || !self.buf.is_empty()) {
+            // This record continues a message an earlier record began.
+            self.records = self.records.saturating_add(1);
+        }
         while !rest.is_empty() {
+            if self.current.is_none() && self.buf.is_empty() {
+                self.records = 1;
+            }
             let (total, seen) = match self.current {
                 Some(c) => c,
                 None => {
@@ -220,9 +251,11 @@ impl HandshakeReassembler {
             out.push(HandshakeMessage {
                 msg_type: bytes.first().copied().unwrap_or_default(),
                 truncated: total - HANDSHAKE_HEADER_LEN > self.cap,
+                fragmented: self.records > 1,
                 bytes,
                 declared,
             });
+            self.records = 0;
         }
         out
     }
