@@ -155,6 +155,11 @@ struct Side {
     /// (TLS <= 1.2; in TLS 1.3 CCS is only middlebox compatibility).
     ccs: bool,
     records: u32,
+    /// Records that count toward the record limit: all but those that
+    /// continue a handshake message already begun (those are bounded by
+    /// the handshake buffer instead, so a ClientHello in 1-byte records is
+    /// still read whole: hostile-inputs M22 vs M23).
+    counted_records: u32,
     /// Bytes before TLS starts in this direction must be skipped until a
     /// record header that fits (after a STARTTLS upgrade).
     resync: bool,
@@ -174,6 +179,7 @@ impl Side {
             hs: HandshakeReassembler::new(handshake_cap),
             ccs: false,
             records: 0,
+            counted_records: 0,
             resync: false,
             closed: None,
             bytes: 0,
@@ -694,6 +700,12 @@ impl Classifier {
         let d = dir.idx();
         if let Some(s) = self.sides.get_mut(d) {
             s.records += 1;
+            let continues = h.content_type == content::HANDSHAKE
+                && body.is_some()
+                && (s.hs.pending() > 0 || s.hs.in_progress().is_some());
+            if !continues {
+                s.counted_records += 1;
+            }
             s.bytes += (tls::RECORD_HEADER_LEN + usize::from(h.len)) as u64;
         }
         match (h.content_type, body) {
@@ -712,7 +724,7 @@ impl Classifier {
             && self
                 .sides
                 .get(d)
-                .is_some_and(|s| s.records > self.record_limit)
+                .is_some_and(|s| s.counted_records > self.record_limit)
         {
             self.notes.too_many_records = true;
             self.unknown(

@@ -110,8 +110,10 @@ pub fn read_header(b: &[u8]) -> HeaderRead {
 /// the test used to find TLS at a flow's start or after a STARTTLS upgrade.
 /// Needs 6 bytes; fewer give false.
 pub fn starts_client_hello(b: &[u8]) -> bool {
+    // Any non-empty record: a ClientHello may come one byte per record
+    // (hostile-inputs M22), the message type byte first.
     matches!(read_header(b), HeaderRead::Record(h)
-        if h.content_type == content::HANDSHAKE && h.len >= 4)
+        if h.content_type == content::HANDSHAKE && h.len >= 1)
         && b.get(RECORD_HEADER_LEN) == Some(&handshake::CLIENT_HELLO)
 }
 
