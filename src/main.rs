@@ -131,6 +131,16 @@ const EXIT_INPUT_LOST: u8 = 3;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // mimalloc commits its arenas eagerly on Linux, and with transparent
+    // huge pages each touched 2 MiB of an arena becomes resident whole:
+    // tens of MiB of peak RSS that no data structure holds, enough to break
+    // the --memory budget (tests/flood.rs). Small pages keep RSS to what is
+    // used; the kernel checks this flag at every fault.
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with integer arguments; failure only leaves THP on.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
     let args = Args::parse();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let config = match Config::from_args(args, cores) {

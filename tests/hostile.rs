@@ -966,10 +966,11 @@ fn run_bin(path: &Path, args: &[&str]) -> Output {
     o
 }
 
-/// M30: damaged capture files. Unreadable from the start: one line, exit
-/// 1. Damaged after good packets (a truncated record, a record longer
-/// than any snaplen, a pcapng block whose length is no multiple of four):
-/// what was decided is printed, then the summary, then the error, exit 1.
+/// M30: damaged capture files. Unreadable from the start: one line and
+/// exit status 1. Damaged after good packets (a truncated record, a record
+/// longer than any snaplen, a pcapng block whose length is no multiple of
+/// four): what was decided is printed, then the summary, then the error,
+/// and the exit status is 1.
 #[test]
 fn m30_damaged_capture_files() {
     let o = run_bin(
