@@ -1102,3 +1102,33 @@ fn a_gap_inside_the_handshake_is_never_a_confident_verdict() {
         assert!(v.reason.contains("missing"), "{}", v.reason);
     }
 }
+
+/// Input lost by mtlsniff itself (here: a flow refused by a full table
+/// of flows still waiting for their verdicts) is in the summary, and the
+/// exit status is 3, not 0: the verdicts printed are not the whole story.
+#[test]
+fn lost_input_exits_3_with_the_loss_in_the_summary() {
+    let t = tls12(0x0303, None);
+    let mut a = Conn::new(CLIENT, SERVER);
+    a.open().client(&t.client_hello);
+    let mut b = Conn::new(client(7), SERVER);
+    b.open().client(&t.client_hello);
+    let frames: Vec<Vec<u8>> = a.frames.into_iter().chain(b.frames).collect();
+    let o = run_bin(
+        &scratch("table-full.pcap", &pcap(1, &frames)),
+        &["--max-flows", "1"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("flows.table_full=") && err.contains("input was lost"),
+        "{err}"
+    );
+    let o = run_bin(&scratch("table-ok.pcap", &pcap(1, &frames)), &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
