@@ -54,8 +54,16 @@ const SETTLING_CLIENT_RECORDS: u32 = 4;
 /// Client records after the ServerHello remembered as "the flight".
 const FLIGHT_RECORDS_MAX: usize = 16;
 /// Records inspected in one direction before the flow must be decided
-/// (hostile-inputs M23).
-const RECORDS_BEFORE_VERDICT: u32 = 64;
+/// (hostile-inputs M23); `--max-records` changes it.
+pub const RECORDS_BEFORE_VERDICT: u32 = 64;
+/// Handshake messages read from one record before the record is called
+/// malformed (hostile-inputs M23: a real flight has at most a handful per
+/// record; thousands of 4-byte messages in one record are an amplification).
+const MESSAGES_PER_RECORD: usize = 32;
+/// Largest record accepted before ChangeCipherSpec, while records are clear
+/// text: RFC 5246 §6.2.1 and RFC 8446 §5.1 allow 2^14 bytes; 256 bytes of
+/// slack as for TLS 1.3 ciphertext (hostile-inputs M19).
+pub const MAX_PLAINTEXT_RECORD_LEN: u16 = 16384 + 256;
 /// Records after a TLS <= 1.2 renegotiation started that are followed for
 /// its client flight (with a key log) before the verdict is given anyway.
 const RENEGOTIATION_RECORDS_MAX: u32 = 32;
@@ -110,6 +118,25 @@ pub struct Feed {
     pub skip: u64,
 }
 
+/// Hostile-input notes of one flow, summed into the engine counters when
+/// the flow is reported (hostile-inputs M13, M19-M23).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Notes {
+    /// Handshake messages that arrived spread over more than one record
+    /// (M22: legal, and a known evasion of per-record parsers).
+    pub fragmented_messages: u32,
+    /// The TLS stream broke the record or handshake layer (M19-M21, M23).
+    pub malformed: bool,
+    /// The record limit forced the verdict (M23).
+    pub too_many_records: bool,
+    /// A ClientHello or ServerHello declared a length over the handshake
+    /// buffer (M21).
+    pub handshake_too_large: bool,
+    /// Overlapping segments with different bytes reached this flow before
+    /// its verdict (M13): the verdict was made unknown.
+    pub ambiguous_overlap: bool,
+}
+
 /// What the flow's first bytes turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Mode {
@@ -135,6 +162,11 @@ struct Side {
     /// (TLS <= 1.2; in TLS 1.3 CCS is only middlebox compatibility).
     ccs: bool,
     records: u32,
+    /// Records that count toward the record limit: all but those that
+    /// continue a handshake message already begun (those are bounded by
+    /// the handshake buffer instead, so a ClientHello in 1-byte records is
+    /// still read whole: hostile-inputs M22 vs M23).
+    counted_records: u32,
     /// Bytes before TLS starts in this direction must be skipped until a
     /// record header that fits (after a STARTTLS upgrade).
     resync: bool,
@@ -161,6 +193,7 @@ impl Side {
             hs: HandshakeReassembler::new(handshake_cap),
             ccs: false,
             records: 0,
+            counted_records: 0,
             resync: false,
             closed: None,
             bytes: 0,
@@ -233,6 +266,9 @@ pub struct Classifier {
     renegotiation_records: u32,
     /// What decryption showed (`prove`).
     proven: Option<Box<Facts>>,
+    /// Records per direction before the verdict is forced.
+    record_limit: u32,
+    notes: Notes,
 
     /// Class decided (possibly before the outcome is known).
     class: Option<(Class, Basis, String)>,
@@ -285,6 +321,8 @@ impl Classifier {
             sealed: None,
             renegotiation_records: 0,
             proven: None,
+            record_limit: RECORDS_BEFORE_VERDICT,
+            notes: Notes::default(),
             class: None,
             outcome: None,
         }
@@ -299,6 +337,94 @@ impl Classifier {
     /// `handshake_cap` bytes per direction) so `prove` can open them.
     pub fn keep_sealed(&mut self, handshake_cap: usize) {
         self.sealed = Some(Box::new(Sealed::new(handshake_cap)));
+    }
+
+    /// Records read in one direction before the verdict is forced
+    /// (`--max-records`; at least 1).
+    pub fn set_record_limit(&mut self, records: u32) {
+        self.record_limit = records.max(1);
+    }
+
+    /// The flow's hostile-input notes so far.
+    pub fn notes(&self) -> Notes {
+        self.notes
+    }
+
+    /// Heap bytes this classifier holds (handshake reassembly, previews,
+    /// certificates kept for identities, hello fields, flight records), for
+    /// the engine's memory budget. An estimate from capacities, never below
+    /// what is held.
+    pub fn heap_bytes(&self) -> usize {
+        let sides: usize = self
+            .sides
+            .iter()
+            .map(|s| s.hs.allocated() + s.preview.capacity())
+            .sum();
+        let ch = self.ch.as_ref().map_or(0, |c| {
+            c.random.capacity()
+                + c.session_id.capacity()
+                + c.ticket.capacity()
+                + c.sni.as_ref().map_or(0, String::capacity)
+                + c.alpn.iter().map(|a| a.capacity() + 24).sum::<usize>()
+                + c.versions.capacity() * 2
+        });
+        let sh = self.sh.as_ref().map_or(0, |h| {
+            h.session_id.capacity() + h.alpn.as_ref().map_or(0, String::capacity)
+        });
+        let kept = [&self.client_leaf, &self.server_leaf, &self.issued_ticket]
+            .into_iter()
+            .flatten()
+            .map(Vec::capacity)
+            .sum::<usize>();
+        let flights = (self.server_flight.capacity()
+            + self.client_flight.capacity()
+            + self.after_flight.capacity())
+            * 2;
+        let text = [
+            &self.starttls,
+            &self.app_proto,
+            &self.proxy_identity,
+            &self.malformed,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::capacity)
+        .sum::<usize>();
+        let sealed = self.sealed.as_ref().map_or(0, |s| s.heap_bytes());
+        sides + ch + sh + kept + flights + text + sealed
+    }
+
+    /// The engine gives up on the flow (a memory budget, an ambiguous TCP
+    /// handshake): whatever was decided so far, the verdict is unknown
+    /// with this reason, and final.
+    pub fn give_up(&mut self, why: String, outcome: Outcome) {
+        self.class = Some((Class::Unknown, Basis::None, why));
+        self.outcome = Some((outcome, String::new()));
+        self.mode = Mode::Done;
+    }
+
+    /// Overlapping segments in direction `dir` carried `bytes` bytes that
+    /// differed from the copy already held (the first copy was kept:
+    /// hostile-inputs M13). Two senders disagree about the stream, so no
+    /// conclusion drawn from it can be trusted: the verdict is unknown,
+    /// whatever was decided so far.
+    pub fn on_conflict(&mut self, dir: Direction, bytes: usize) {
+        if self.is_final() && self.notes.ambiguous_overlap {
+            return;
+        }
+        self.notes.ambiguous_overlap = true;
+        let side = if dir == Direction::ToServer {
+            "client"
+        } else {
+            "server"
+        };
+        self.give_up(
+            format!(
+                "ambiguous: overlapping segments carried {bytes} different byte(s) in the {side}'s stream \
+                 before the verdict (the first copy was kept; someone may be injecting data)"
+            ),
+            Outcome::Unknown,
+        );
     }
 
     /// True once the verdict is final: the engine reports it and stops
@@ -438,10 +564,7 @@ impl Classifier {
                 return Some(Feed::default());
             }
             HeaderRead::TooLarge(_) => {
-                self.unknown(
-                    "malformed TLS: record length over 2^14+2048".to_string(),
-                    Outcome::Unknown,
-                );
+                self.malformed("record length over 2^14+2048");
                 return Some(Feed::default());
             }
             HeaderRead::NeedMore | HeaderRead::NotTls => {}
@@ -537,6 +660,13 @@ impl Classifier {
                 }
             };
             let body_len = usize::from(header.len);
+            if header.len > MAX_PLAINTEXT_RECORD_LEN
+                && header.content_type == content::HANDSHAKE
+                && self.needs_body(dir, &header)
+            {
+                self.malformed("handshake record length over 2^14+256 before ChangeCipherSpec");
+                return Feed { consumed, skip: 0 };
+            }
             if self.needs_body(dir, &header) {
                 let Some(body) =
                     rest.get(tls::RECORD_HEADER_LEN..tls::RECORD_HEADER_LEN + body_len)
@@ -664,6 +794,12 @@ impl Classifier {
         let d = dir.idx();
         if let Some(s) = self.sides.get_mut(d) {
             s.records += 1;
+            let continues = h.content_type == content::HANDSHAKE
+                && body.is_some()
+                && (s.hs.pending() > 0 || s.hs.in_progress().is_some());
+            if !continues {
+                s.counted_records += 1;
+            }
             s.bytes += (tls::RECORD_HEADER_LEN + usize::from(h.len)) as u64;
         }
         if self.sealed.is_some() {
@@ -687,10 +823,11 @@ impl Classifier {
             && self
                 .sides
                 .get(d)
-                .is_some_and(|s| s.records > RECORDS_BEFORE_VERDICT)
+                .is_some_and(|s| s.counted_records > self.record_limit)
         {
+            self.notes.too_many_records = true;
             self.unknown(
-                format!("no verdict after {RECORDS_BEFORE_VERDICT} records"),
+                format!("no verdict after {} records", self.record_limit),
                 Outcome::Unknown,
             );
         }
@@ -700,13 +837,37 @@ impl Classifier {
         let Some(side) = self.sides.get_mut(dir.idx()) else {
             return;
         };
-        for m in side.hs.push(body) {
+        if body.is_empty() {
+            // RFC 5246 §6.2.1 / RFC 8446 §5.1: zero-length handshake
+            // fragments are forbidden (hostile-inputs M20).
+            self.malformed("zero-length handshake record");
+            return;
+        }
+        let messages = side.hs.push(body);
+        // A ClientHello or ServerHello cannot be longer than the handshake
+        // buffer in practice; a header declaring more (up to 2^24-1) is
+        // refused at once instead of waiting for megabytes (M21).
+        let over = side.hs.in_progress().filter(|&(t, declared)| {
+            matches!(t, handshake::CLIENT_HELLO | handshake::SERVER_HELLO)
+                && declared as usize > self.handshake_cap()
+        });
+        if messages.len() > MESSAGES_PER_RECORD {
+            self.malformed(&format!(
+                "more than {MESSAGES_PER_RECORD} handshake messages in one record"
+            ));
+            return;
+        }
+        for m in messages {
+            if m.fragmented {
+                self.notes.fragmented_messages = self.notes.fragmented_messages.saturating_add(1);
+            }
             if m.truncated
                 && matches!(
                     m.msg_type,
                     handshake::CLIENT_HELLO | handshake::SERVER_HELLO
                 )
             {
+                self.notes.handshake_too_large = true;
                 self.unknown(
                     format!(
                         "hello message of {} bytes is over the handshake buffer",
@@ -723,6 +884,18 @@ impl Classifier {
                 return;
             }
         }
+        if let Some((_, declared)) = over {
+            self.notes.handshake_too_large = true;
+            self.unknown(
+                format!("hello message of {declared} bytes is over the handshake buffer"),
+                Outcome::Incomplete,
+            );
+        }
+    }
+
+    /// The handshake buffer (bytes of one message body kept).
+    fn handshake_cap(&self) -> usize {
+        self.sides.first().map_or(0, |s| s.hs.cap())
     }
 
     fn handshake_message(&mut self, dir: Direction, m: HandshakeMessage) {
@@ -1265,6 +1438,7 @@ impl Classifier {
     }
 
     fn malformed(&mut self, what: &str) {
+        self.notes.malformed = true;
         self.malformed = Some(what.to_string());
         if self.class.is_some() {
             // Class already decided from what came before; keep it.

@@ -14,6 +14,8 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
 
+use crate::budget::{self, Bounds};
+
 /// libpcap's largest snapshot length (MAXIMUM_SNAPLEN), also tcpdump's default.
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
 /// Istio's HBONE port: tunnelled mTLS, always tracked whatever `--ports` says.
@@ -33,11 +35,29 @@ Examples:
   mtlsniff -r x.pcap --keylog k --calibrate size rule vs decryption (stderr)
   mtlsniff -D                               list interfaces
 
+Limits (every one is counted in the summary when it bites):
+  --memory caps the whole process. After a 16 MiB reserve (code, libpcap,
+  output), each of the N workers gets 1/N of the rest: at most 1/8 for its
+  queue of packet batches, at most half of the remainder for its flow table
+  (the flow limit, split among the workers, is lowered until the table
+  fits), and the rest for flows still waiting for a verdict: their state,
+  stream buffers and handshake buffers, checked before every allocation. A
+  flow that does not fit is reported unknown (mem.flows_given_up). The
+  summary's `limits:` line shows the numbers in force. A full table evicts
+  SYN-only flows first (flows.evicted_embryonic), then decided ones
+  (flows.evicted_decided); a flow waiting for its verdict is never evicted:
+  new flows are refused (flows.table_full). The kernel buffer (-B) is
+  outside the budget.
+
 Live capture needs CAP_NET_RAW: run with sudo, or
   setcap cap_net_raw+ep $(which mtlsniff)
-or, in Kubernetes, kubectl debug --profile=netadmin.
+or, in Kubernetes, kubectl debug --profile=netadmin. Once the capture is
+open mtlsniff drops every capability, sets no-new-privileges, and with
+-Z USER switches to that user.
 
-Exit status: 0 success, 1 runtime error, 2 usage error.";
+Exit status: 0 success, 1 runtime error (also a damaged capture file: what
+was read is reported first), 2 usage error, 3 input lost (kernel or queue
+drops, full flow table, limits or memory budget; see the summary).";
 
 /// What the user typed, as clap parsed it. Validate with `Config::from_args`.
 #[derive(Debug, Clone, Parser)]
@@ -124,6 +144,54 @@ pub struct Args {
     /// flight sizes per class, every disagreement).
     #[arg(long = "calibrate")]
     pub calibrate: bool,
+    /// After opening the capture, drop privileges and switch to this user
+    /// (its primary group, no supplementary groups), as tcpdump -Z does.
+    #[arg(short = 'Z', long = "relinquish-privileges", value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Memory budget for the whole process, in MiB (default 256; at least
+    /// 32). See "Limits" below for how it is divided.
+    #[arg(long = "memory", value_name = "MiB", help_heading = "Limits")]
+    pub memory_mib: Option<usize>,
+
+    /// Flows tracked at once, for the whole process (default 262144);
+    /// the memory budget may lower it.
+    #[arg(long = "max-flows", value_name = "N", help_heading = "Limits")]
+    pub max_flows: Option<usize>,
+
+    /// Bytes buffered per direction of a flow, in-order and out-of-order,
+    /// in KiB (default 256; at least 20, one whole TLS record).
+    #[arg(long = "stream-buffer", value_name = "KiB", help_heading = "Limits")]
+    pub stream_buffer_kib: Option<usize>,
+
+    /// Out-of-order segments held per direction (default 256).
+    #[arg(long = "ooo-segments", value_name = "N", help_heading = "Limits")]
+    pub ooo_segments: Option<usize>,
+
+    /// Longest handshake message kept whole, in KiB (default 64; at least
+    /// 4). Longer certificate chains are read from their prefix.
+    #[arg(long = "handshake-buffer", value_name = "KiB", help_heading = "Limits")]
+    pub handshake_buffer_kib: Option<usize>,
+
+    /// TLS records read per direction before a verdict is forced
+    /// (default 64; at least 4).
+    #[arg(long = "max-records", value_name = "N", help_heading = "Limits")]
+    pub max_records: Option<u32>,
+
+    /// Seconds without packets before a flow with payload is concluded
+    /// (default 300).
+    #[arg(long = "idle-timeout", value_name = "SECS", help_heading = "Limits")]
+    pub idle_timeout: Option<u32>,
+
+    /// Seconds before a flow that never carried payload (SYN only) is
+    /// dropped (default 30).
+    #[arg(long = "syn-timeout", value_name = "SECS", help_heading = "Limits")]
+    pub syn_timeout: Option<u32>,
+
+    /// Seconds a closed flow whose verdict is out is kept to absorb late
+    /// packets (default 10).
+    #[arg(long = "closed-timeout", value_name = "SECS", help_heading = "Limits")]
+    pub closed_timeout: Option<u32>,
 
     /// Capture filter in pcap-filter(7) syntax, as in tcpdump.
     #[arg(value_name = "FILTER")]
@@ -238,6 +306,10 @@ pub struct Config {
     pub keylog: Option<PathBuf>,
     /// `--calibrate`: size rule against decryption, on stderr.
     pub calibrate: bool,
+    /// Memory budget and per-flow bounds.
+    pub bounds: Bounds,
+    /// `-Z`: the user to switch to once the capture is open.
+    pub user: Option<String>,
 }
 
 /// Default kernel capture buffer (`-B`), in KiB: measured by
@@ -274,6 +346,13 @@ impl Config {
     /// Validate parsed arguments. `cores` is what the caller measured
     /// (`std::thread::available_parallelism`), passed in to keep this pure.
     pub fn from_args(args: Args, cores: usize) -> Result<Config, UsageError> {
+        // The budget is checked for the worker count asked for (a bad
+        // --threads is reported below).
+        let workers = args
+            .threads
+            .filter(|n| (1..=MAX_THREADS).contains(n))
+            .unwrap_or_else(|| default_threads(cores));
+        let bounds = bounds(&args, workers)?;
         let filter_words = args.filter.join(" ");
         let filter = Some(filter_words.trim().to_string()).filter(|f| !f.is_empty());
 
@@ -356,6 +435,10 @@ impl Config {
             Some(n) => n,
         };
 
+        if args.user.as_deref().is_some_and(|u| u.trim().is_empty()) {
+            return Err(usage("-Z needs a user name"));
+        }
+
         let level = 2i16 + i16::from(args.verbose) - i16::from(args.quiet);
         let log_level = match level {
             i16::MIN..=0 => LogLevel::Off,
@@ -389,8 +472,107 @@ impl Config {
             summary: args.quiet == 0,
             keylog: args.keylog,
             calibrate: args.calibrate,
+            bounds,
+            user: args.user,
         })
     }
+}
+
+/// `value` or `default`, checked against `min..=max`, in the flag's unit.
+fn bounded<T: Copy + PartialOrd + fmt::Display>(
+    flag: &str,
+    value: Option<T>,
+    default: T,
+    min: T,
+    max: T,
+    unit: &str,
+) -> Result<T, UsageError> {
+    let v = value.unwrap_or(default);
+    if v < min || v > max {
+        return Err(usage(format!(
+            "{flag}: {v}{unit} is out of range ({min}{unit} to {max}{unit})"
+        )));
+    }
+    Ok(v)
+}
+
+/// The limits from the command line (sizes in bytes), for `workers`
+/// workers (the memory budget must hold each one's minimum).
+fn bounds(args: &Args, workers: usize) -> Result<Bounds, UsageError> {
+    let d = Bounds::default();
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * 1024;
+    // Upper ends keep byte counts far from overflow and catch typos.
+    let memory = bounded(
+        "--memory",
+        args.memory_mib,
+        budget::default_memory(workers) / MIB,
+        budget::min_memory(workers) / MIB,
+        1 << 20,
+        " MiB",
+    )
+    .map_err(|e| {
+        if workers > 1 {
+            usage(format!("{e} with {workers} worker threads"))
+        } else {
+            e
+        }
+    })?;
+    let max_flows = bounded("--max-flows", args.max_flows, d.max_flows, 1, 1 << 28, "")?;
+    let stream = bounded(
+        "--stream-buffer",
+        args.stream_buffer_kib,
+        d.stream_buffer / KIB,
+        20,
+        1 << 20,
+        " KiB",
+    )?;
+    let ooo = bounded(
+        "--ooo-segments",
+        args.ooo_segments,
+        d.ooo_segments,
+        1,
+        1 << 20,
+        "",
+    )?;
+    let handshake = bounded(
+        "--handshake-buffer",
+        args.handshake_buffer_kib,
+        d.handshake_buffer / KIB,
+        4,
+        16 * 1024,
+        " KiB",
+    )?;
+    let records = bounded("--max-records", args.max_records, d.records, 4, 1 << 20, "")?;
+    let day = 86_400;
+    let idle = bounded(
+        "--idle-timeout",
+        args.idle_timeout,
+        d.idle_secs,
+        1,
+        day,
+        " s",
+    )?;
+    let syn = bounded("--syn-timeout", args.syn_timeout, d.syn_secs, 1, day, " s")?;
+    let closed = bounded(
+        "--closed-timeout",
+        args.closed_timeout,
+        d.closed_secs,
+        1,
+        day,
+        " s",
+    )?;
+    Ok(Bounds {
+        memory: memory * MIB,
+        max_flows,
+        stream_buffer: stream * KIB,
+        ooo_segments: ooo,
+        handshake_buffer: handshake * KIB,
+        records,
+        idle_secs: idle,
+        syn_secs: syn,
+        closed_secs: closed,
+    })
 }
 
 #[cfg(test)]
@@ -413,6 +595,22 @@ mod tests {
         let help = Args::command().render_long_help().to_string();
         assert!(help.contains("Examples:"));
         assert!(help.contains("CAP_NET_RAW"));
+        // Every bound is a flag with its default in the help.
+        for flag in [
+            "--memory",
+            "--max-flows",
+            "--stream-buffer",
+            "--ooo-segments",
+            "--handshake-buffer",
+            "--max-records",
+            "--idle-timeout",
+            "--syn-timeout",
+            "--closed-timeout",
+            "--relinquish-privileges",
+        ] {
+            assert!(help.contains(flag), "{flag} missing from --help");
+        }
+        assert!(help.contains("3 input lost"));
     }
 
     #[test]
@@ -512,6 +710,76 @@ mod tests {
             (&["-r", "x", "-i", "eth0"], Err("clap")),
             (&["-D", "-i", "eth0"], Err("clap")),
             (&["-D", "tcp"], Err("no filter")),
+            (
+                &["-r", "x"],
+                Ok(|c| c.bounds == Bounds::default() && c.user.is_none()),
+            ),
+            (
+                &[
+                    "-r",
+                    "x",
+                    "--memory",
+                    "64",
+                    "--max-flows",
+                    "5000",
+                    "--stream-buffer",
+                    "32",
+                ],
+                Ok(|c| {
+                    c.bounds.memory == 64 << 20
+                        && c.bounds.max_flows == 5000
+                        && c.bounds.stream_buffer == 32 << 10
+                }),
+            ),
+            (
+                &[
+                    "-r",
+                    "x",
+                    "--ooo-segments",
+                    "8",
+                    "--handshake-buffer",
+                    "16",
+                    "--max-records",
+                    "10",
+                ],
+                Ok(|c| {
+                    c.bounds.ooo_segments == 8
+                        && c.bounds.handshake_buffer == 16 << 10
+                        && c.bounds.records == 10
+                }),
+            ),
+            (
+                &[
+                    "-r",
+                    "x",
+                    "--idle-timeout",
+                    "60",
+                    "--syn-timeout",
+                    "5",
+                    "--closed-timeout",
+                    "2",
+                ],
+                Ok(|c| {
+                    c.bounds.idle_secs == 60 && c.bounds.syn_secs == 5 && c.bounds.closed_secs == 2
+                }),
+            ),
+            (
+                &["-r", "x", "--memory", "8"],
+                Err("--memory: 8 MiB is out of range"),
+            ),
+            (&["-r", "x", "--max-flows", "0"], Err("--max-flows")),
+            (&["-r", "x", "--stream-buffer", "4"], Err("--stream-buffer")),
+            (
+                &["-r", "x", "--handshake-buffer", "1"],
+                Err("--handshake-buffer"),
+            ),
+            (&["-r", "x", "--max-records", "0"], Err("--max-records")),
+            (&["-r", "x", "--syn-timeout", "0"], Err("--syn-timeout")),
+            (
+                &["-i", "lo", "-Z", "nobody"],
+                Ok(|c| c.user.as_deref() == Some("nobody")),
+            ),
+            (&["-i", "lo", "-Z", ""], Err("-Z needs")),
             (&["--bogus"], Err("clap")),
         ];
         for (argv, want) in table {

@@ -674,8 +674,10 @@ impl<'f> Walk<'f, '_> {
                 Some(Step::Ip(IpHint::V6, payload.payload))
             }
             // Mobility (135), HIP (139), Shim6 (140) are extension headers
-            // etherparse does not walk (RFC 8200 §4, IANA registry).
-            135 | 139 | 140 if version == 6 => {
+            // etherparse does not walk (RFC 8200 §4, IANA registry); 253
+            // and 254 are the experimental values RFC 4727 allows as
+            // extension headers: a chain we cannot walk, not "not TCP" (M6).
+            135 | 139 | 140 | 253 | 254 if version == 6 => {
                 drop_frame(&mut self.c.ipv6_ext_invalid, "IPv6 ext unsupported")
             }
             _ => drop_frame(&mut self.c.not_tcp, "not TCP"),

@@ -16,6 +16,8 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -26,9 +28,11 @@ use crate::mesh;
 use crate::proof::Failure;
 use crate::reassembly::{InsertStatus, Stream, StreamLimits};
 use crate::segment::{Endpoint, FlowKey, Segment, Timestamp};
+use crate::verdict::Outcome;
 use crate::verdict::{CertSeen, Class, Report, ReportOrder, Verdict};
 
-/// Bounds on one engine (one worker shard).
+/// Bounds on one engine (one worker shard). `budget::plan` derives them
+/// from the command line's limits and memory budget.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Flows tracked at once by this engine.
@@ -39,6 +43,13 @@ pub struct Limits {
     pub stream_segments: usize,
     /// Largest handshake message reassembled (TLS 1.2 Certificate chains).
     pub handshake_buffer: usize,
+    /// Records read per direction before a verdict is forced.
+    pub records_before_verdict: u32,
+    /// Heap bytes this engine may hold for flows whose verdict is pending:
+    /// their per-flow state, stream buffers and handshake buffers. Checked
+    /// before every stream allocation; a flow that does not fit is given
+    /// up (reported unknown, counted in `mem.flows_given_up`).
+    pub buffer_budget: usize,
     /// Idle time after which an established flow is reported and dropped.
     pub idle_timeout: Timestamp,
     /// Idle time for a flow that never carried payload (SYN only).
@@ -54,153 +65,98 @@ pub struct Limits {
 }
 
 impl Default for Limits {
+    /// The limits of the only worker of a run with the default bounds.
     fn default() -> Self {
-        Limits {
-            max_flows: 262_144,
-            // A TLS record may be 2^14 + 2048 bytes and must be whole to be
-            // read; a few records of slack cover reordering.
-            stream_buffer: 256 * 1024,
-            stream_segments: 256,
-            handshake_buffer: 64 * 1024,
-            idle_timeout: Timestamp(300 * 1_000_000),
-            embryonic_timeout: Timestamp(30 * 1_000_000),
-            closed_linger: Timestamp(10 * 1_000_000),
-            preview_bytes: 0,
-            keylog: None,
-        }
+        crate::budget::plan(&crate::budget::Bounds::default(), 1, 0).limits
     }
 }
 
-/// Counters of one engine; summed across workers for the summary.
-#[derive(Debug, Clone, Default)]
-pub struct EngineCounters {
-    pub flows_created: u64,
-    pub flows_reported: u64,
-    pub flows_expired: u64,
-    /// Segments of flows that could not be created: table full.
-    pub flows_table_full: u64,
+/// Declares the counters once so the struct, `merge` and `entries` cannot
+/// drift apart.
+macro_rules! engine_counters {
+    ($($(#[doc = $doc:literal])* $field:ident => $name:literal,)*) => {
+        /// Counters of one engine; summed across workers for the summary.
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct EngineCounters {
+            $($(#[doc = $doc])* pub $field: u64,)*
+        }
+
+        impl EngineCounters {
+            pub fn merge(&mut self, o: &EngineCounters) {
+                $(self.$field = self.$field.saturating_add(o.$field);)*
+            }
+            /// `(name, value)` pairs for the summary, in a fixed order.
+            pub fn entries(&self) -> Vec<(&'static str, u64)> {
+                vec![$(($name, self.$field),)*]
+            }
+        }
+    };
+}
+
+engine_counters! {
+    flows_created => "flows.created",
+    flows_reported => "flows.reported",
+    flows_expired => "flows.expired",
+    /// Segments of flows that could not be created: table full of flows
+    /// still waiting for their verdict.
+    flows_table_full => "flows.table_full",
     /// Segments with neither SYN nor payload for an unknown flow (late ACKs,
-    /// FINs, RSTs): no flow is created for them.
-    pub segments_no_flow: u64,
+    /// FINs, RSTs): no flow is created for them (M18 storms).
+    segments_no_flow => "tcp.segments_without_flow",
     /// A new SYN reused the 4-tuple of a closed flow.
-    pub flows_port_reuse: u64,
+    flows_port_reuse => "flows.port_reuse",
     /// Flows whose client was guessed from port numbers.
-    pub roles_guessed: u64,
-    pub bytes_duplicate: u64,
-    /// Overlapping bytes that differed from the first copy (first wins).
-    pub bytes_overlap_conflict: u64,
-    pub segments_old: u64,
-    pub stream_limit_hits: u64,
-    pub gaps: u64,
-    pub gap_bytes: u64,
-    pub data_after_close: u64,
-    /// Certificates seen in clear that did not parse as X.509.
-    pub cert_parse_errors: u64,
-    /// SYN-only flows dropped to make room in a full table.
-    pub flows_evicted_embryonic: u64,
+    roles_guessed => "flows.client_guessed",
+    bytes_duplicate => "stream.bytes_duplicate",
+    /// Overlapping bytes that differed from the first copy (first wins, M13).
+    bytes_overlap_conflict => "stream.bytes_overlap_conflict",
+    /// Flows whose verdict was made unknown by such a conflict (M13).
+    flows_ambiguous_overlap => "stream.ambiguous_flows",
+    segments_old => "stream.segments_old",
+    /// Inserts refused by a per-direction limit (bytes or out-of-order
+    /// segments, M14).
+    stream_limit_hits => "stream.limit_hits",
+    gaps => "stream.gaps",
+    gap_bytes => "stream.gap_bytes",
+    /// Payload after a RST (M18).
+    data_after_close => "tcp.data_after_close",
+    /// RST segments that carried payload: the payload is ignored (M18).
+    rst_payload => "tcp.rst_payload",
+    /// Flows with more SYN or SYN-ACK sequence numbers than are kept as
+    /// candidates: reported unknown (M12).
+    syn_ambiguous => "tcp.syn_ambiguous",
+    /// Certificates seen in clear that did not parse as X.509 (M25).
+    cert_parse_errors => "identity.parse_errors",
+    /// SYN-only flows dropped to make room in a full table (M11).
+    flows_evicted_embryonic => "flows.evicted_embryonic",
+    /// Flows whose verdict was out, dropped to make room in a full table.
+    flows_evicted_decided => "flows.evicted_decided",
+    /// Flows given up because the worker's buffer budget was full: reported
+    /// unknown, buffers freed.
+    flows_given_up => "mem.flows_given_up",
+    /// Highest buffer-budget use seen, in bytes (summed over workers: an
+    /// upper bound of the process's peak).
+    buffer_peak => "mem.buffer_peak_bytes",
+    /// Handshake messages that spanned several records (M22).
+    tls_fragmented => "tls.record_fragmented",
+    /// Flows whose TLS broke the record or handshake layer (M19-M21, M23).
+    tls_malformed => "tls.malformed",
+    /// Flows whose verdict was forced by the record limit (M23).
+    tls_too_many_records => "tls.too_many_records",
+    /// Flows whose hello declared more than the handshake buffer (M21).
+    tls_handshake_too_large => "tls.handshake_too_large",
     /// TLS 1.3 handshakes opened with a key log.
-    pub decrypted_tls13: u64,
+    decrypted_tls13 => "decrypt.tls13_handshakes",
     /// TLS <= 1.2 renegotiations opened with a key log.
-    pub decrypted_renegotiations: u64,
+    decrypted_renegotiations => "decrypt.tls12_renegotiations",
     /// Flows to decrypt whose client random is not in the key log.
-    pub decrypt_no_secrets: u64,
+    decrypt_no_secrets => "decrypt.no_secrets",
     /// Flows whose secrets did not open their records (wrong key log).
-    pub decrypt_key_mismatch: u64,
+    decrypt_key_mismatch => "decrypt.key_mismatch",
     /// Flows in a cipher suite that is not decrypted (CBC, CCM).
-    pub decrypt_unsupported_suite: u64,
+    decrypt_unsupported_suite => "decrypt.unsupported_suite",
     /// Flows whose records were not all kept (cap) or captured.
-    pub decrypt_incomplete: u64,
-}
-
-impl EngineCounters {
-    pub fn merge(&mut self, o: &EngineCounters) {
-        for (a, b) in self.fields_mut().into_iter().zip(o.fields()) {
-            *a += b;
-        }
-    }
-
-    fn fields(&self) -> [u64; 22] {
-        [
-            self.flows_created,
-            self.flows_reported,
-            self.flows_expired,
-            self.flows_table_full,
-            self.segments_no_flow,
-            self.flows_port_reuse,
-            self.roles_guessed,
-            self.bytes_duplicate,
-            self.bytes_overlap_conflict,
-            self.segments_old,
-            self.stream_limit_hits,
-            self.gaps,
-            self.gap_bytes,
-            self.data_after_close,
-            self.cert_parse_errors,
-            self.flows_evicted_embryonic,
-            self.decrypted_tls13,
-            self.decrypted_renegotiations,
-            self.decrypt_no_secrets,
-            self.decrypt_key_mismatch,
-            self.decrypt_unsupported_suite,
-            self.decrypt_incomplete,
-        ]
-    }
-
-    fn fields_mut(&mut self) -> [&mut u64; 22] {
-        [
-            &mut self.flows_created,
-            &mut self.flows_reported,
-            &mut self.flows_expired,
-            &mut self.flows_table_full,
-            &mut self.segments_no_flow,
-            &mut self.flows_port_reuse,
-            &mut self.roles_guessed,
-            &mut self.bytes_duplicate,
-            &mut self.bytes_overlap_conflict,
-            &mut self.segments_old,
-            &mut self.stream_limit_hits,
-            &mut self.gaps,
-            &mut self.gap_bytes,
-            &mut self.data_after_close,
-            &mut self.cert_parse_errors,
-            &mut self.flows_evicted_embryonic,
-            &mut self.decrypted_tls13,
-            &mut self.decrypted_renegotiations,
-            &mut self.decrypt_no_secrets,
-            &mut self.decrypt_key_mismatch,
-            &mut self.decrypt_unsupported_suite,
-            &mut self.decrypt_incomplete,
-        ]
-    }
-
-    /// `(name, value)` pairs for the summary, in a fixed order.
-    pub fn entries(&self) -> Vec<(&'static str, u64)> {
-        const NAMES: [&str; 22] = [
-            "flows.created",
-            "flows.reported",
-            "flows.expired",
-            "flows.table_full",
-            "tcp.segments_without_flow",
-            "flows.port_reuse",
-            "flows.client_guessed",
-            "stream.bytes_duplicate",
-            "stream.bytes_overlap_conflict",
-            "stream.segments_old",
-            "stream.limit_hits",
-            "stream.gaps",
-            "stream.gap_bytes",
-            "tcp.data_after_close",
-            "identity.parse_errors",
-            "flows.evicted_embryonic",
-            "decrypt.tls13_handshakes",
-            "decrypt.tls12_renegotiations",
-            "decrypt.no_secrets",
-            "decrypt.key_mismatch",
-            "decrypt.unsupported_suite",
-            "decrypt.incomplete",
-        ];
-        NAMES.into_iter().zip(self.fields()).collect()
-    }
+    decrypt_incomplete => "decrypt.incomplete",
 }
 
 /// Canonical side of a flow: 0 = `key.lo`, 1 = `key.hi`.
@@ -236,6 +192,74 @@ struct Active {
     /// Bytes the capture promised but did not hold (snaplen).
     missing: [u64; 2],
     classifier: Option<Classifier>,
+    /// Each side's SYN sequence numbers when it sent SYNs with different
+    /// ones (hostile-inputs M12, CVE-2025-59147): the other side's ACK
+    /// picks the real one. Empty in every normal connection.
+    isn_candidates: [Vec<u32>; 2],
+    /// What this part holds, charged to the engine's buffer budget.
+    charge: Charge,
+}
+
+/// Bytes a flow's pre-verdict part holds, charged to its engine's budget
+/// meter and given back when the part is dropped, whatever drops it
+/// (verdict, eviction, expiry, end of input, port reuse).
+#[derive(Default)]
+struct Charge {
+    bytes: usize,
+    meter: Option<Rc<Cell<usize>>>,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        if let Some(m) = &self.meter {
+            m.set(m.get().saturating_sub(self.bytes));
+        }
+    }
+}
+
+/// SYN candidates kept per side (hostile-inputs M12): a client may retry
+/// with a new ISN a few times; more than this on one 4-tuple before the
+/// verdict is an attack on the stream's start.
+const SYN_CANDIDATES: usize = 10;
+/// SYN-ACK candidates kept (M12).
+const SYN_ACK_CANDIDATES: usize = 5;
+
+/// Heap bytes one slot of the flow table costs.
+fn flow_slot_bytes() -> usize {
+    // hashbrown: the (key, value) pair plus one control byte per bucket.
+    std::mem::size_of::<(FlowKey, Flow)>() + 1
+}
+
+/// Below this many flows the table grows by doubling; past it, it grows
+/// straight to its final size so the last doubling's old and new tables
+/// never coexist at full size.
+const TABLE_DIRECT_GROWTH: usize = 4096;
+
+/// Items the table is sized for: twice the flow limit. A full table
+/// evicts and inserts; hashbrown then reuses deleted slots by rehashing in
+/// place only while it is at most half full, and otherwise doubles (35 MiB
+/// instead of 12 for 55,000 flows in tests/flood.rs).
+fn table_items(max_flows: usize) -> usize {
+    max_flows.saturating_mul(2)
+}
+
+/// Worst-case bytes of a flow table limited to `max_flows` flows: buckets
+/// (a power of two, at most 7/8 full, as hashbrown allocates them, for
+/// `table_items`), plus the per-flow scratch of an eviction scan or the
+/// end-of-input list, plus the small table it grew from.
+pub fn table_bytes(max_flows: usize) -> usize {
+    let buckets = (table_items(max_flows).saturating_mul(8) / 7 + 1).next_power_of_two();
+    let scratch = max_flows.saturating_mul(std::mem::size_of::<(u8, Timestamp, FlowKey)>());
+    let small = (TABLE_DIRECT_GROWTH * 8 / 7 + 1).next_power_of_two();
+    buckets
+        .saturating_add(small)
+        .saturating_mul(flow_slot_bytes())
+        .saturating_add(scratch)
+}
+
+/// Fixed bytes of a flow's pre-verdict part, before any buffer.
+pub fn active_bytes() -> usize {
+    std::mem::size_of::<Active>()
 }
 
 impl Flow {
@@ -312,6 +336,9 @@ const EXPIRY_SCAN_INTERVAL: Timestamp = Timestamp(1_000_000);
 
 pub struct Engine {
     limits: Limits,
+    /// Bytes held by the pre-verdict parts of this engine's flows (see
+    /// `Limits::buffer_budget`); each part's `Charge` keeps it exact.
+    meter: Rc<Cell<usize>>,
     /// Packet time of the last expiry scan.
     last_scan: Option<Timestamp>,
     /// End of input: open flows still to report, next one last.
@@ -326,6 +353,7 @@ impl Engine {
     pub fn new(limits: Limits) -> Self {
         Engine {
             limits,
+            meter: Rc::new(Cell::new(0)),
             last_scan: None,
             finishing: None,
             flows: FxHashMap::default(),
@@ -344,6 +372,11 @@ impl Engine {
     /// Flows currently tracked.
     pub fn flow_count(&self) -> usize {
         self.flows.len()
+    }
+
+    /// Bytes charged to the buffer budget now.
+    pub fn buffered_bytes(&self) -> usize {
+        self.meter.get()
     }
 
     /// Feed one segment. `index` is the packet's position in the input
@@ -379,6 +412,11 @@ impl Engine {
                     return;
                 }
             }
+            if self.flows.len() == self.flows.capacity() && self.flows.len() >= TABLE_DIRECT_GROWTH
+            {
+                self.flows
+                    .reserve(table_items(self.limits.max_flows).saturating_sub(self.flows.len()));
+            }
             self.counters.flows_created += 1;
             self.flows.insert(key, Flow::new(key, index, seg.ts));
         }
@@ -402,7 +440,37 @@ impl Engine {
             }
             return;
         }
-        track_segment(flow, side, &seg, &self.limits, &mut self.counters);
+        let budget = self.limits.buffer_budget;
+        let carries =
+            !seg.payload.is_empty() || seg.missing > 0 || seg.flags.fin() || seg.flags.rst();
+        if flow.active.is_none()
+            && carries
+            && self.meter.get().saturating_add(active_bytes()) > budget
+        {
+            // No room for this flow's pre-verdict state: give it up now,
+            // before its buffers exist (the part made here to write the
+            // verdict is freed by the report).
+            give_up_budget(flow, &self.limits, &mut self.counters);
+        } else {
+            track_segment(
+                flow,
+                side,
+                &seg,
+                &self.limits,
+                &mut self.counters,
+                &self.meter,
+            );
+            let used = recharge(flow, &self.meter);
+            // The peak is taken before a give-up frees anything: it shows
+            // the budget's overshoot, if any, honestly.
+            self.counters.buffer_peak = self.counters.buffer_peak.max(used as u64);
+            if used > budget && flow.classifier().is_some_and(|c| !c.is_final()) {
+                // The classifier grew past the budget while reading what
+                // the stream held (at most one handshake message): give
+                // this flow up, which frees it.
+                give_up_budget(flow, &self.limits, &mut self.counters);
+            }
+        }
         if flow.classifier().is_some_and(|c| c.is_final()) {
             report(
                 flow,
@@ -483,8 +551,12 @@ impl Engine {
             victims.truncate(excess);
         }
         for (rank, _, key) in victims {
-            if self.flows.remove(&key).is_some() && rank == 0 {
-                self.counters.flows_evicted_embryonic += 1;
+            if self.flows.remove(&key).is_some() {
+                if rank == 0 {
+                    self.counters.flows_evicted_embryonic += 1;
+                } else {
+                    self.counters.flows_evicted_decided += 1;
+                }
             }
         }
     }
@@ -651,6 +723,7 @@ fn track_segment(
     seg: &Segment<&[u8]>,
     limits: &Limits,
     counters: &mut EngineCounters,
+    meter: &Rc<Cell<usize>>,
 ) {
     let other = 1 - side;
     if flow.closed.get(side).copied().flatten() == Some(Close::Rst)
@@ -661,13 +734,51 @@ fn track_segment(
         }
         return;
     }
+    // A reset carries no stream data (RFC 9293 §3.5.3 allows diagnostic
+    // text; no TLS or HTTP stack sends any): bytes on a RST are ignored, so
+    // an injected RST cannot write into the handshake as it ends it (M18).
+    let mut seg = seg.clone();
+    if seg.flags.rst() && (!seg.payload.is_empty() || seg.missing > 0) {
+        counters.rst_payload += 1;
+        seg.payload = &[];
+        seg.missing = 0;
+    }
+    let seg = &seg;
     if seg.flags.syn() {
         if let Some(isn) = flow.isn.get_mut(side) {
-            isn.get_or_insert(seg.seq);
+            match *isn {
+                None => *isn = Some(seg.seq),
+                Some(first) if first != seg.seq && !flow.reported => {
+                    let max = if seg.flags.ack() {
+                        SYN_ACK_CANDIDATES
+                    } else {
+                        SYN_CANDIDATES
+                    };
+                    if !add_isn_candidate(flow, side, first, seg.seq, max) {
+                        counters.syn_ambiguous += 1;
+                        ensure_classifier(flow, None, limits, counters);
+                        if let Some(c) = flow.classifier_mut() {
+                            c.give_up(
+                                format!(
+                                    "ambiguous: more than {max} SYN{} with different sequence numbers \
+                                     on one connection (someone may be desynchronising the stream)",
+                                    if max == SYN_CANDIDATES { "s" } else { "-ACKs" }
+                                ),
+                                Outcome::Unknown,
+                            );
+                        }
+                        return;
+                    }
+                }
+                Some(_) => {}
+            }
         }
         if flow.client.is_none() {
             flow.client = Some(if seg.flags.ack() { other } else { side });
         }
+    }
+    if seg.flags.ack() {
+        pick_isn_by_ack(flow, other, seg.ack);
     }
     let data_seq = if seg.flags.syn() {
         seg.seq.wrapping_add(1)
@@ -703,7 +814,7 @@ fn track_segment(
         if let Some(slot) = flow.active().streams.get_mut(side) {
             slot.get_or_insert_with(|| Stream::new(start, stream_limits));
         }
-        insert(flow, side, data_seq, seg.payload, counters);
+        insert(flow, side, data_seq, seg.payload, limits, counters, meter);
         pump(flow, side);
         pump(flow, other);
     }
@@ -743,17 +854,68 @@ fn track_segment(
     }
 }
 
-/// Insert into side `side`'s stream. When the stream is full because of a
-/// hole, the hole is given up (a counted gap the classifier is told about)
-/// rather than the newest data.
-fn insert(flow: &mut Flow, side: Side, seq: u32, data: &[u8], counters: &mut EngineCounters) {
+/// Record a different SYN sequence number of side `side` (M12). Returns
+/// false when there are more than `max` candidates.
+fn add_isn_candidate(flow: &mut Flow, side: Side, first: u32, seq: u32, max: usize) -> bool {
+    let Some(c) = flow.active().isn_candidates.get_mut(side) else {
+        return true;
+    };
+    if c.is_empty() {
+        c.push(first);
+    }
+    if !c.contains(&seq) {
+        c.push(seq);
+    }
+    c.len() <= max
+}
+
+/// An ACK from the other side names which of side `side`'s SYNs was
+/// answered: its sequence number + 1 (RFC 9293 §3.4). Settles the stream
+/// start, if no byte of that side was buffered yet.
+fn pick_isn_by_ack(flow: &mut Flow, side: Side, ack: u32) {
+    let Some(active) = flow.active.as_mut() else {
+        return;
+    };
+    let Some(c) = active.isn_candidates.get_mut(side) else {
+        return;
+    };
+    let isn = ack.wrapping_sub(1);
+    if c.is_empty() || !c.contains(&isn) {
+        return;
+    }
+    c.clear();
+    if active.streams.get(side).is_some_and(Option::is_none)
+        && let Some(slot) = flow.isn.get_mut(side)
+    {
+        *slot = Some(isn);
+    }
+}
+
+/// Insert into side `side`'s stream, within the engine's buffer budget.
+/// When the stream is full because of a hole, the hole is given up (a
+/// counted gap the classifier is told about) rather than the newest data.
+/// Bytes that differ from the copy already held make the verdict unknown
+/// (M13); bytes over the budget give the flow up.
+fn insert(
+    flow: &mut Flow,
+    side: Side,
+    seq: u32,
+    data: &[u8],
+    limits: &Limits,
+    counters: &mut EngineCounters,
+    meter: &Rc<Cell<usize>>,
+) {
     if data.is_empty() {
         return;
     }
+    // Charge the flow's state as it is now (it may have just been made),
+    // so the room left is exact.
+    let room = limits.buffer_budget.saturating_sub(recharge(flow, meter));
     let Some(stream) = flow.stream_mut(side) else {
         return;
     };
-    let mut result = stream.insert(seq, data);
+    let cap = stream.allocated().saturating_add(room);
+    let mut result = stream.insert_within(seq, data, cap);
     if result.status == InsertStatus::LimitExceeded && stream.has_hole() {
         counters.stream_limit_hits += 1;
         skip_hole(flow, side, counters);
@@ -761,15 +923,65 @@ fn insert(flow: &mut Flow, side: Side, seq: u32, data: &[u8], counters: &mut Eng
         let Some(stream) = flow.stream_mut(side) else {
             return;
         };
-        result = stream.insert(seq, data);
+        result = stream.insert_within(seq, data, cap);
     }
     counters.bytes_duplicate += result.duplicate as u64;
     counters.bytes_overlap_conflict += result.conflict as u64;
+    if result.conflict > 0 {
+        let dir = flow.direction(side);
+        if let Some(c) = flow.classifier_mut() {
+            c.on_conflict(dir, result.conflict);
+        }
+    }
     match result.status {
         InsertStatus::Old => counters.segments_old += 1,
         InsertStatus::LimitExceeded => counters.stream_limit_hits += 1,
+        InsertStatus::OverBudget => give_up_budget(flow, limits, counters),
         InsertStatus::Ok | InsertStatus::Stopped => {}
     }
+}
+
+/// The worker's buffer budget cannot hold this flow: its verdict is
+/// unknown, and reporting it frees what it holds.
+fn give_up_budget(flow: &mut Flow, limits: &Limits, counters: &mut EngineCounters) {
+    ensure_classifier(flow, None, limits, counters);
+    if let Some(c) = flow.classifier_mut() {
+        if c.is_final() {
+            return;
+        }
+        c.give_up(
+            format!(
+                "memory budget: this worker's {} KiB for pending flows is full, so this flow's bytes \
+                 were not kept (raise --memory, or see mem.flows_given_up)",
+                limits.buffer_budget / 1024
+            ),
+            Outcome::Incomplete,
+        );
+        counters.flows_given_up += 1;
+    }
+}
+
+/// Charge the flow's pre-verdict part at its current size; returns the
+/// engine's total afterwards.
+fn recharge(flow: &mut Flow, meter: &Rc<Cell<usize>>) -> usize {
+    let Some(active) = flow.active.as_mut() else {
+        return meter.get();
+    };
+    let streams: usize = active.streams.iter().flatten().map(Stream::allocated).sum();
+    let candidates: usize = active.isn_candidates.iter().map(|c| c.capacity() * 4).sum();
+    let classifier = active.classifier.as_ref().map_or(0, Classifier::heap_bytes);
+    let bytes = active_bytes() + streams + candidates + classifier;
+    let charge = &mut active.charge;
+    if charge.meter.is_none() {
+        charge.meter = Some(Rc::clone(meter));
+    }
+    let total = meter
+        .get()
+        .saturating_sub(charge.bytes)
+        .saturating_add(bytes);
+    meter.set(total);
+    charge.bytes = bytes;
+    total
 }
 
 /// Create the classifier once the client is known. Without a SYN the first
@@ -818,6 +1030,7 @@ fn ensure_classifier(
     if limits.keylog.is_some() {
         classifier.keep_sealed(limits.handshake_buffer);
     }
+    classifier.set_record_limit(limits.records_before_verdict);
     flow.active().classifier = Some(classifier);
 }
 
@@ -896,7 +1109,14 @@ fn report(
     // it has written the verdict. What stays is the small flow record that
     // absorbs late packets until close or expiry.
     let had_payload = flow.has_payload();
-    let mut classifier = flow.active.take().and_then(|a| a.classifier);
+    let mut classifier = flow.active.take().and_then(|mut a| a.classifier.take());
+    if let Some(n) = classifier.as_ref().map(Classifier::notes) {
+        counters.tls_fragmented += u64::from(n.fragmented_messages);
+        counters.tls_malformed += u64::from(n.malformed);
+        counters.tls_too_many_records += u64::from(n.too_many_records);
+        counters.tls_handshake_too_large += u64::from(n.handshake_too_large);
+        counters.flows_ambiguous_overlap += u64::from(n.ambiguous_overlap);
+    }
     if let (Some(c), Some(keys)) = (classifier.as_mut(), keylog) {
         match c.prove(keys) {
             Proving::NotApplicable => {}
@@ -1034,6 +1254,53 @@ mod tests {
             engine.flows.contains_key(&FlowKey::new(client, server)),
             "undecided flow kept"
         );
+    }
+
+    /// The buffer budget is checked before anything is buffered: flows
+    /// that do not fit are reported unknown and counted, what they held is
+    /// given back, and the meter never passes the budget.
+    #[test]
+    fn the_buffer_budget_gives_flows_up_instead_of_growing() {
+        let limits = Limits {
+            buffer_budget: 64 * 1024,
+            ..Limits::default()
+        };
+        let budget = limits.buffer_budget;
+        let mut engine = Engine::new(limits);
+        let mut out = Vec::new();
+        let server = ep("10.0.0.2", 443);
+        // Each flow: a SYN, then 8 KiB behind a 1-byte hole (held, never read).
+        for i in 0..64u32 {
+            let c = Endpoint {
+                ip: std::net::IpAddr::from([10, 9, 0, i as u8]),
+                port: 40000,
+            };
+            engine.on_segment(
+                seg(c, server, 100, TcpFlags::SYN, &[]),
+                u64::from(i) * 2,
+                &mut out,
+            );
+            engine.on_segment(
+                seg(c, server, 102, TcpFlags::ACK, &[0x16; 8192]),
+                u64::from(i) * 2 + 1,
+                &mut out,
+            );
+            assert!(
+                engine.buffered_bytes() <= budget,
+                "{}",
+                engine.buffered_bytes()
+            );
+        }
+        let given_up = engine.counters().flows_given_up;
+        assert!(given_up > 40, "{given_up}");
+        assert_eq!(out.len() as u64, given_up);
+        assert!(
+            out.iter().all(|r| r.verdict.class == Class::Unknown
+                && r.verdict.reason.starts_with("memory budget"))
+        );
+        assert!(engine.counters().buffer_peak <= budget as u64);
+        engine.finish(1000, &mut out);
+        assert_eq!(engine.buffered_bytes(), 0, "every charge given back");
     }
 
     /// The TCP server sends the ClientHello (FTP active data, reverse

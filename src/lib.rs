@@ -5,6 +5,7 @@
 //! capture -> decode -> (shard) -> engine (reassembly + classify) -> output.
 //! Only `pipeline` makes threads.
 
+pub mod budget;
 pub mod calibration;
 pub mod capture;
 pub mod classify;
@@ -18,6 +19,7 @@ pub mod mesh;
 pub mod output;
 pub mod pipeline;
 pub mod plaintext;
+pub mod privilege;
 pub mod proof;
 pub mod reassembly;
 pub mod resumption;

@@ -2,9 +2,11 @@
 //!
 //! It owns the process edges: parsing argv (clap exits 2 on usage errors),
 //! logging to stderr, looking at stdout (terminal or not), SIGINT/SIGTERM in
-//! live mode, the summary, and the exit status (0 success or `| head`, 1
-//! runtime error, 2 usage error). It must not hold pipeline logic: that is
-//! `pipeline::run`. Every error a user can cause ends as one line on stderr.
+//! live mode, dropping privileges once the source is open (before any
+//! thread exists), the summary, and the exit status (0 success or `| head`,
+//! 1 runtime error, 2 usage error, 3 input lost). It must not hold pipeline
+//! logic: that is `pipeline::run`. Every error a user can cause ends as one
+//! line on stderr.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -18,6 +20,7 @@ use mtlsniff::cli::{Args, Buffering, Config, LogLevel, Mode, Source};
 use mtlsniff::keylog::{self, KeyLog};
 use mtlsniff::output::Printer;
 use mtlsniff::pipeline::{self, Plan};
+use mtlsniff::privilege;
 use tracing_subscriber::filter::LevelFilter;
 
 /// Write to stderr without panicking if stderr is gone (`eprintln!` would).
@@ -72,6 +75,15 @@ fn run(config: &Config, keylog: Option<KeyLog>) -> Result<ExitCode, String> {
         filter: config.filter.clone(),
     };
     let capture = Capture::open(source, &options).map_err(|e| e.to_string())?;
+    // The socket is open and filtered: nothing from here on needs a
+    // privilege. This must come before the first thread (the signal
+    // handler's, the pipeline's): capabilities are per thread.
+    let dropped = privilege::relinquish(config.user.as_deref())?;
+    tracing::info!(
+        user = ?dropped.user,
+        bounding_set_cleared = dropped.bounding_cleared,
+        "privileges dropped: no capabilities, no-new-privileges set"
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     if capture.is_live() {
@@ -108,9 +120,16 @@ fn run(config: &Config, keylog: Option<KeyLog>) -> Result<ExitCode, String> {
     }
     match outcome.read_error {
         Some(e) => Err(e.to_string()),
+        // Every verdict was printed, but packets or evidence were lost on
+        // the way (the summary says which): a script must not read that as
+        // a clean run.
+        None if outcome.summary.lost() => Ok(ExitCode::from(EXIT_INPUT_LOST)),
         None => Ok(ExitCode::SUCCESS),
     }
 }
+
+/// Exit status of a run that finished but lost input (`Summary::lost`).
+const EXIT_INPUT_LOST: u8 = 3;
 
 /// mimalloc: a segment is a small allocation made on the capture thread
 /// and freed on a worker; the system allocator spends ~17% of the time
@@ -119,6 +138,16 @@ fn run(config: &Config, keylog: Option<KeyLog>) -> Result<ExitCode, String> {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // mimalloc commits its arenas eagerly on Linux, and with transparent
+    // huge pages each touched 2 MiB of an arena becomes resident whole:
+    // tens of MiB of peak RSS that no data structure holds, enough to break
+    // the --memory budget (tests/flood.rs). Small pages keep RSS to what is
+    // used; the kernel checks this flag at every fault.
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with integer arguments; failure only leaves THP on.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
     let args = Args::parse();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let config = match Config::from_args(args, cores) {

@@ -50,9 +50,17 @@ const BATCH_BYTES: usize = 128 * 1024;
 pub const TICK_FRAMES: u64 = 4096;
 /// A tick whenever packet time advanced this much since the last one.
 pub const TICK_PERIOD: Timestamp = Timestamp(1_000_000);
-/// Batches queued per worker before the capture thread waits (file) or
-/// drops (live).
-const WORKER_QUEUE: usize = 256;
+/// Emptied batches waiting to be reused, per worker.
+pub const RECYCLED_PER_WORKER: usize = 8;
+
+/// Heap bytes one batch may hold: its byte arena (allocated once at
+/// `BATCH_BYTES`; a batch is sent before a segment would overflow it) and
+/// its segment list. A single segment larger than the arena (offloaded
+/// frames up to the snaplen) grows one arena once; such a batch is not
+/// recycled.
+pub fn batch_footprint() -> usize {
+    BATCH_BYTES + BATCH * std::mem::size_of::<(u64, Segment<(u32, u32)>)>()
+}
 
 /// What the pipeline needs from the configuration.
 #[derive(Debug, Clone)]
@@ -60,29 +68,31 @@ pub struct Plan {
     pub workers: usize,
     pub ports: Option<PortSet>,
     pub count: Option<u64>,
+    /// Each worker's engine limits (`budget::plan`).
     pub limits: Limits,
     /// `--calibrate`: tally the size rule against decrypted handshakes.
     pub calibrate: bool,
+    /// Batches queued per worker before the capture thread waits (file) or
+    /// drops (live).
+    pub queue_batches: usize,
+    /// The bounds in force, for the summary.
+    pub limits_line: String,
 }
 
 impl Plan {
     pub fn from_config(config: &Config) -> Plan {
+        // The memory budget and the flow limit are for the whole process:
+        // each of N workers gets 1/N (its shard's share of the flows).
+        let workers = config.threads.max(1);
+        let budget = crate::budget::plan(&config.bounds, workers, config.preview_bytes);
         Plan {
-            workers: config.threads.max(1),
+            workers,
             ports: config.ports.clone(),
             count: config.count,
             calibrate: config.calibrate,
-            limits: {
-                let defaults = Limits::default();
-                // The flow budget is for the whole process: each of N
-                // workers gets 1/N (its shard's share of the flows).
-                let workers = config.threads.max(1);
-                Limits {
-                    max_flows: (defaults.max_flows / workers).max(1024),
-                    preview_bytes: config.preview_bytes,
-                    ..defaults
-                }
-            },
+            limits: budget.limits.clone(),
+            queue_batches: budget.queue_batches,
+            limits_line: budget.describe(),
         }
     }
 }
@@ -129,12 +139,19 @@ pub struct Batch {
 
 impl Batch {
     fn new() -> Self {
-        // Bytes grow to what the traffic needs; a recycled batch keeps its
-        // capacity, so steady state allocates nothing.
+        // The arena is allocated once at its full size (no doubling past
+        // it: `fits` sends the batch first); a recycled batch keeps it, so
+        // steady state allocates nothing.
         Batch {
             segments: Vec::with_capacity(BATCH),
-            bytes: Vec::new(),
+            bytes: Vec::with_capacity(BATCH_BYTES),
         }
+    }
+
+    /// Whether `len` more payload bytes fit the arena without growing it
+    /// (an empty batch takes any segment).
+    fn fits(&self, len: usize) -> bool {
+        self.segments.is_empty() || self.bytes.len() + len <= BATCH_BYTES
     }
 
     fn clear(&mut self) {
@@ -388,6 +405,13 @@ impl Dispatcher {
     }
 
     fn push(&mut self, worker: usize, index: u64, seg: Segment<&[u8]>) {
+        if self
+            .batches
+            .get(worker)
+            .is_some_and(|b| !b.fits(seg.payload.len()))
+        {
+            self.flush_one(worker, true);
+        }
         let full = match self.batches.get_mut(worker) {
             Some(b) => {
                 b.push(index, seg);
@@ -529,8 +553,11 @@ fn worker_loop(
                     next = index.saturating_add(1);
                 }
                 batch.clear();
-                // Back to the capture thread; if it has enough, drop it.
-                let _ = recycle.try_send(batch);
+                // Back to the capture thread; if it has enough, drop it. An
+                // arena grown by one oversized segment is not kept.
+                if batch.bytes.capacity() <= BATCH_BYTES {
+                    let _ = recycle.try_send(batch);
+                }
                 (
                     ReportOrder {
                         trigger: next,
@@ -651,13 +678,13 @@ pub fn run<W: Write>(
     let mut to_workers = Vec::with_capacity(workers);
     let mut worker_rxs = Vec::with_capacity(workers);
     for _ in 0..workers {
-        let (tx, rx) = bounded::<ToWorker>(WORKER_QUEUE);
+        let (tx, rx) = bounded::<ToWorker>(plan.queue_batches.max(1));
         to_workers.push(tx);
         worker_rxs.push(rx);
     }
     // Emptied batches return to the capture thread through this; a few per
     // worker are enough to stop allocating in steady state.
-    let (recycle_tx, recycle_rx) = bounded::<Batch>(workers * 8);
+    let (recycle_tx, recycle_rx) = bounded::<Batch>(workers * RECYCLED_PER_WORKER);
     let mut output = Output {
         printer,
         summary: Summary::default(),
@@ -756,6 +783,7 @@ pub fn run<W: Write>(
     }
     let mut summary = output.summary;
     summary.packets = end.packets;
+    summary.limits = Some(plan.limits_line.clone());
     summary.kernel = end.kernel;
     summary.dropped_segments = end.dropped_segments;
     summary.dropped_ticks = end.dropped_ticks;

@@ -124,6 +124,17 @@ impl Sealed {
         records.push(SealedRecord { header, body, seq });
     }
 
+    /// Heap bytes held (record bodies and the record lists), for the
+    /// engine's memory budget.
+    pub fn heap_bytes(&self) -> usize {
+        let lists: usize = self
+            .records
+            .iter()
+            .map(|r| r.capacity() * std::mem::size_of::<SealedRecord>())
+            .sum();
+        lists + self.bytes.iter().sum::<usize>()
+    }
+
     /// Records kept for direction `d`.
     pub fn count(&self, d: usize) -> usize {
         self.records.get(d).map_or(0, Vec::len)

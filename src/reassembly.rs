@@ -79,6 +79,10 @@ pub enum InsertStatus {
     LimitExceeded,
     /// `stop()` was called; nothing is stored any more.
     Stopped,
+    /// Within the stream's own limits, but storing the new bytes would
+    /// allocate past the cap given to `insert_within` (the engine's memory
+    /// budget): nothing stored, state unchanged.
+    OverBudget,
 }
 
 impl InsertOutcome {
@@ -159,6 +163,9 @@ pub struct Stream {
     /// arrivals inside it are counted as `skipped`, not `duplicate`.
     skip_range: Range<u64>,
     stopped: bool,
+    /// Allocation cap of the insert in progress (`insert_within`), else
+    /// `usize::MAX`; never below what was allocated when it was set.
+    alloc_cap: usize,
 }
 
 impl Stream {
@@ -176,7 +183,21 @@ impl Stream {
             ooo_bytes: 0,
             skip_range: 0..0,
             stopped: false,
+            alloc_cap: usize::MAX,
         }
+    }
+
+    /// `insert`, allocating at most `max_allocated` bytes for this stream
+    /// in total (`allocated()` after the insert), so the caller's memory
+    /// budget is checked before anything is allocated. When the new bytes
+    /// would fit the stream's own limits but not the cap, nothing is stored
+    /// and the status is `OverBudget`. A cap below what is already
+    /// allocated keeps what is allocated (nothing is freed here).
+    pub fn insert_within(&mut self, seq: u32, data: &[u8], max_allocated: usize) -> InsertOutcome {
+        self.alloc_cap = max_allocated.max(self.allocated());
+        let out = self.insert(seq, data);
+        self.alloc_cap = usize::MAX;
+        out
     }
 
     /// Adds one segment's payload starting at sequence number `seq`.
@@ -248,6 +269,9 @@ impl Stream {
         };
         if held_after > self.limits.max_buffered || pieces_after > self.limits.max_segments {
             return InsertOutcome::bare(InsertStatus::LimitExceeded);
+        }
+        if held_after > self.alloc_cap {
+            return InsertOutcome::bare(InsertStatus::OverBudget);
         }
 
         out.stored = survey.new_bytes;
@@ -527,7 +551,7 @@ impl Stream {
         // Keep buf.capacity() + ooo_bytes <= max_buffered: give back slack
         // from the in-order buffer if the new pieces need it.
         let ooo_after = self.ooo_bytes.saturating_add(new_bytes);
-        let budget = self.limits.max_buffered.saturating_sub(ooo_after);
+        let budget = self.cap().saturating_sub(ooo_after);
         if self.buf.capacity() > budget {
             self.compact();
             self.buf.shrink_to(budget);
@@ -622,9 +646,15 @@ impl Stream {
         if need <= self.buf.capacity() {
             return;
         }
-        let budget = self.limits.max_buffered.saturating_sub(ooo_after);
+        let budget = self.cap().saturating_sub(ooo_after);
         let target = self.buf.capacity().saturating_mul(2).min(budget).max(need);
         self.buf.reserve_exact(target - self.buf.len());
+    }
+
+    /// Bytes this stream may allocate now: its limit, or less while an
+    /// `insert_within` is in progress.
+    fn cap(&self) -> usize {
+        self.limits.max_buffered.min(self.alloc_cap)
     }
 
     fn compact(&mut self) {
@@ -1039,6 +1069,52 @@ mod tests {
             s.consume(s.contiguous().len() / 2 + 1);
             s.check_invariants();
         }
+    }
+
+    /// The caller's allocation cap (the engine's memory budget) is checked
+    /// before anything is allocated: over it, nothing changes.
+    #[test]
+    fn insert_within_refuses_past_the_cap_and_changes_nothing() {
+        let mut s = Stream::new(0, BIG);
+        let data = vec![7u8; 3000];
+        // In order, then out of order: both refused past a 1000-byte cap.
+        assert_eq!(
+            s.insert_within(0, &data, 1000).status,
+            InsertStatus::OverBudget
+        );
+        assert_eq!(
+            s.insert_within(5000, &data, 1000).status,
+            InsertStatus::OverBudget
+        );
+        assert_eq!((s.allocated(), s.buffered()), (0, 0));
+        let before = s.clone();
+        assert_eq!(
+            s.insert_within(0, &data[..800], 1000).status,
+            InsertStatus::Ok
+        );
+        assert!(s.allocated() <= 1000, "{}", s.allocated());
+        // A cap below what is held keeps what is held but takes nothing new.
+        let held = s.clone();
+        assert_eq!(
+            s.insert_within(800, &data[..300], 10).status,
+            InsertStatus::OverBudget
+        );
+        assert_eq!(s, held);
+        assert_ne!(s, before);
+        // The stream's own limits still win over a generous cap.
+        let mut small = Stream::new(
+            0,
+            StreamLimits {
+                max_buffered: 100,
+                max_segments: 1,
+            },
+        );
+        assert_eq!(
+            small.insert_within(0, &data[..200], usize::MAX).status,
+            InsertStatus::LimitExceeded
+        );
+        s.check_invariants();
+        small.check_invariants();
     }
 
     // ---- model-based property test against a first-write-wins oracle ----

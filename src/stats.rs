@@ -75,7 +75,20 @@ pub struct Summary {
     /// `DecodeCounters::entries`, then `EngineCounters::entries`.
     pub counters: Vec<(&'static str, u64)>,
     pub time_to_verdict: TimeToVerdict,
+    /// The bounds in force (`budget::Plan::describe`).
+    pub limits: Option<String>,
 }
+
+/// Counters that mean mtlsniff itself lost input or evidence: segments it
+/// refused (full flow table, per-direction limits) or flows it gave up
+/// (memory budget). With kernel and queue drops they make `lost()` true.
+/// Gaps (`stream.gaps`) are not here: they are holes in the input, which a
+/// capture file may have been written with.
+pub const LOSS_COUNTERS: [&str; 3] = [
+    "flows.table_full",
+    "stream.limit_hits",
+    "mem.flows_given_up",
+];
 
 fn class_index(c: Class) -> usize {
     Class::ALL.iter().position(|&x| x == c).unwrap_or(0)
@@ -111,6 +124,21 @@ impl Summary {
         }
         self.time_to_verdict
             .record(v.ts.0.saturating_sub(v.first_seen.0));
+    }
+
+    /// The run lost packets or evidence of its own doing: kernel drops
+    /// (received but not delivered, or dropped by the interface), segments
+    /// dropped because a worker fell behind (live), or a `LOSS_COUNTERS`
+    /// counter above zero. The binary exits 3 then.
+    pub fn lost(&self) -> bool {
+        let kernel = self
+            .kernel
+            .is_some_and(|k| k.dropped > 0 || k.if_dropped > 0);
+        let counted = self
+            .counters
+            .iter()
+            .any(|(name, v)| *v > 0 && LOSS_COUNTERS.contains(name));
+        kernel || self.dropped_segments > 0 || counted
     }
 
     /// Verdicts printed.
@@ -196,6 +224,16 @@ impl Summary {
                 s,
                 "mtlsniff: key log: {mismatch} flow(s) whose secrets did not decrypt them (a wrong or \
                  corrupted key log? they keep their inferred verdicts), {malformed} malformed line(s)"
+            );
+        }
+        if let Some(limits) = &self.limits {
+            let _ = writeln!(s, "mtlsniff: {limits}");
+        }
+        if self.lost() {
+            let _ = writeln!(
+                s,
+                "mtlsniff: input was lost (see kernel, dropped and the loss counters above): \
+                 some flows may be missing or unknown; exit status 3"
             );
         }
         s

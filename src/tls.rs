@@ -112,8 +112,10 @@ pub fn read_header(b: &[u8]) -> HeaderRead {
 /// the test used to find TLS at a flow's start or after a STARTTLS upgrade.
 /// Needs 6 bytes; fewer give false.
 pub fn starts_client_hello(b: &[u8]) -> bool {
+    // Any non-empty record: a ClientHello may come one byte per record
+    // (hostile-inputs M22), the message type byte first.
     matches!(read_header(b), HeaderRead::Record(h)
-        if h.content_type == content::HANDSHAKE && h.len >= 4)
+        if h.content_type == content::HANDSHAKE && h.len >= 1)
         && b.get(RECORD_HEADER_LEN) == Some(&handshake::CLIENT_HELLO)
 }
 
@@ -152,6 +154,8 @@ pub struct HandshakeMessage {
     /// The body was longer than the cap: only its prefix is in `bytes`, the
     /// rest was passed over unread.
     pub truncated: bool,
+    /// The message arrived spread over more than one record.
+    pub fragmented: bool,
 }
 
 /// Joins plaintext handshake record bodies into whole messages
@@ -168,6 +172,8 @@ pub struct HandshakeReassembler {
     /// Total length (header included) of the message being assembled, and
     /// how many of its bytes have passed so far.
     current: Option<(usize, usize)>,
+    /// Records that contributed to the message being assembled.
+    records: u32,
 }
 
 impl HandshakeReassembler {
@@ -176,12 +182,27 @@ impl HandshakeReassembler {
             buf: Vec::new(),
             cap,
             current: None,
+            records: 0,
         }
     }
 
-    /// Largest message body held.
+    /// Largest message body kept whole.
     pub fn cap(&self) -> usize {
         self.cap
+    }
+
+    /// Heap bytes allocated for the message being assembled.
+    pub fn allocated(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// The message being assembled, once its header is complete: its type
+    /// and declared body length. Lets the caller refuse a message by its
+    /// header (a 2^24-byte ClientHello) before its bytes arrive.
+    pub fn in_progress(&self) -> Option<(u8, u32)> {
+        let (total, _) = self.current?;
+        let msg_type = self.buf.first().copied()?;
+        Some((msg_type, (total - HANDSHAKE_HEADER_LEN) as u32))
     }
 
     /// Bytes held that do not yet form a whole message.
@@ -193,7 +214,14 @@ impl HandshakeReassembler {
     pub fn push(&mut self, body: &[u8]) -> Vec<HandshakeMessage> {
         let mut out = Vec::new();
         let mut rest = body;
+        if !rest.is_empty() && (self.current.is_some() || !self.buf.is_empty()) {
+            // This record continues a message an earlier record began.
+            self.records = self.records.saturating_add(1);
+        }
         while !rest.is_empty() {
+            if self.current.is_none() && self.buf.is_empty() {
+                self.records = 1;
+            }
             let (total, seen) = match self.current {
                 Some(c) => c,
                 None => {
@@ -227,9 +255,11 @@ impl HandshakeReassembler {
             out.push(HandshakeMessage {
                 msg_type: bytes.first().copied().unwrap_or_default(),
                 truncated: total - HANDSHAKE_HEADER_LEN > self.cap,
+                fragmented: self.records > 1,
                 bytes,
                 declared,
             });
+            self.records = 0;
         }
         out
     }

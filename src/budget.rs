@@ -1,0 +1,260 @@
+//! How the memory budget (`--memory`) and the user's bounds become the
+//! limits of each worker, before anything is allocated.
+//!
+//! This file owns the arithmetic only: a pure function from `Bounds` (what
+//! the command line asked for) and the worker count to a `Plan` (what each
+//! engine and each worker queue may hold). It must not allocate, measure or
+//! make threads; the engine enforces the limits, the pipeline sizes its
+//! queues from them. Invariant: for any budget at least `MIN_MEMORY`, the
+//! plan's parts add up to no more than the budget: a process reserve, the
+//! worker queues, and per worker a flow table and a buffer budget.
+//!
+//! The split, per worker after the reserve: at most an eighth for its queue
+//! of batches, then at most half of the rest for its flow table (the flow
+//! limit is lowered until the table fits), and everything else for the
+//! pending flows' state and buffers (`Limits::buffer_budget`).
+
+use crate::engine::{self, Limits};
+use crate::pipeline;
+use crate::segment::Timestamp;
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * 1024;
+
+/// Default `--memory`: the whole process, in bytes.
+pub const DEFAULT_MEMORY: usize = 256 * MIB;
+/// Smallest `--memory` accepted (more with many workers: `min_memory`).
+pub const MIN_MEMORY: usize = 32 * MIB;
+/// Each worker's budget for pending flows is at least this.
+pub const MIN_BUFFER_BUDGET: usize = 2 * MIB;
+/// Bytes set aside for what is not per flow: code, libpcap's file buffer,
+/// thread stacks, the output stage (reordering, TLS session memory of 65,536
+/// sessions), the summary.
+pub const PROCESS_RESERVE: usize = 16 * MIB;
+/// Default `--max-flows`, for the whole process.
+pub const DEFAULT_MAX_FLOWS: usize = 262_144;
+/// A worker's flow table never gets fewer slots than this, whatever the
+/// budget says (the minimum budget leaves room for it).
+pub const MIN_FLOWS_PER_WORKER: usize = 1024;
+/// Default `--stream-buffer`, per direction.
+pub const DEFAULT_STREAM_BUFFER: usize = 256 * KIB;
+/// Default `--ooo-segments`, per direction.
+pub const DEFAULT_OOO_SEGMENTS: usize = 256;
+/// Default `--handshake-buffer`: the longest handshake message kept whole.
+pub const DEFAULT_HANDSHAKE_BUFFER: usize = 64 * KIB;
+/// Default idle timeouts, in seconds, by flow state.
+pub const DEFAULT_IDLE_SECS: u32 = 300;
+pub const DEFAULT_SYN_SECS: u32 = 30;
+pub const DEFAULT_CLOSED_SECS: u32 = 10;
+/// Batches queued per worker: at least this many (a worker must be able to
+/// fall behind a little), at most this many (more only adds latency).
+pub const MIN_QUEUE_BATCHES: usize = 4;
+pub const MAX_QUEUE_BATCHES: usize = 256;
+
+/// What the command line asked for (bytes, counts, seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bounds {
+    pub memory: usize,
+    pub max_flows: usize,
+    pub stream_buffer: usize,
+    pub ooo_segments: usize,
+    pub handshake_buffer: usize,
+    pub records: u32,
+    pub idle_secs: u32,
+    pub syn_secs: u32,
+    pub closed_secs: u32,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            memory: DEFAULT_MEMORY,
+            max_flows: DEFAULT_MAX_FLOWS,
+            stream_buffer: DEFAULT_STREAM_BUFFER,
+            ooo_segments: DEFAULT_OOO_SEGMENTS,
+            handshake_buffer: DEFAULT_HANDSHAKE_BUFFER,
+            records: crate::classify::RECORDS_BEFORE_VERDICT,
+            idle_secs: DEFAULT_IDLE_SECS,
+            syn_secs: DEFAULT_SYN_SECS,
+            closed_secs: DEFAULT_CLOSED_SECS,
+        }
+    }
+}
+
+/// The smallest budget that gives each of `workers` workers its minimum
+/// queue, a table of `MIN_FLOWS_PER_WORKER` flows and `MIN_BUFFER_BUDGET`.
+pub fn min_memory(workers: usize) -> usize {
+    let batches = pipeline::RECYCLED_PER_WORKER + 1 + MIN_QUEUE_BATCHES;
+    let per_worker = batches * pipeline::batch_footprint()
+        + engine::table_bytes(MIN_FLOWS_PER_WORKER)
+        + MIN_BUFFER_BUDGET;
+    // Rounded up to whole MiB, as the flag counts.
+    let bytes = PROCESS_RESERVE + workers.max(1) * per_worker;
+    MIN_MEMORY.max(bytes.div_ceil(MIB) * MIB)
+}
+
+/// The budget when `--memory` is not given: the default, or the minimum
+/// for this many workers when that is more.
+pub fn default_memory(workers: usize) -> usize {
+    DEFAULT_MEMORY.max(min_memory(workers))
+}
+
+/// The limits every worker runs with.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub workers: usize,
+    /// Total budget, bytes.
+    pub memory: usize,
+    /// Each engine's limits.
+    pub limits: Limits,
+    /// Batches each worker's queue holds.
+    pub queue_batches: usize,
+}
+
+fn secs(s: u32) -> Timestamp {
+    Timestamp(i64::from(s) * 1_000_000)
+}
+
+/// Divide `bounds.memory` among `workers` (see the module docs).
+pub fn plan(bounds: &Bounds, workers: usize, preview_bytes: usize) -> Plan {
+    let workers = workers.max(1);
+    let batch = pipeline::batch_footprint();
+    // Batches outside the queues: each worker's batch being filled and the
+    // recycled ones (`pipeline::RECYCLED_PER_WORKER`).
+    let loose = workers
+        .saturating_mul(pipeline::RECYCLED_PER_WORKER + 1)
+        .saturating_mul(batch);
+    let share = bounds
+        .memory
+        .saturating_sub(PROCESS_RESERVE)
+        .saturating_sub(loose)
+        / workers;
+    let queue_batches = (share / 8 / batch).clamp(MIN_QUEUE_BATCHES, MAX_QUEUE_BATCHES);
+    let rest = share.saturating_sub(queue_batches * batch);
+    let asked = bounds.max_flows.div_ceil(workers).max(1);
+    // The budget may lower the flow limit, but never below a floor that
+    // the minimum budget leaves room for (nor above what was asked).
+    let floor = asked.min(MIN_FLOWS_PER_WORKER);
+    let mut flows = asked;
+    let table_share = (rest / 2).min(rest.saturating_sub(MIN_BUFFER_BUDGET));
+    while flows > floor && engine::table_bytes(flows) > table_share {
+        flows = (flows - flows / 16).max(floor);
+    }
+    let buffer_budget = rest.saturating_sub(engine::table_bytes(flows));
+    Plan {
+        workers,
+        memory: bounds.memory,
+        queue_batches,
+        limits: Limits {
+            max_flows: flows,
+            stream_buffer: bounds.stream_buffer,
+            stream_segments: bounds.ooo_segments,
+            handshake_buffer: bounds.handshake_buffer,
+            records_before_verdict: bounds.records,
+            buffer_budget,
+            idle_timeout: secs(bounds.idle_secs),
+            embryonic_timeout: secs(bounds.syn_secs),
+            closed_linger: secs(bounds.closed_secs),
+            preview_bytes,
+            keylog: None,
+        },
+    }
+}
+
+impl Plan {
+    /// One line for the summary: every bound in force.
+    pub fn describe(&self) -> String {
+        let l = &self.limits;
+        let mib = |b: usize| b as f64 / MIB as f64;
+        format!(
+            "limits: memory {:.0} MiB; per worker (x{}): {} flows, {:.1} MiB for pending flows, {} queued batches; \
+             per direction: {} KiB stream buffer, {} out-of-order segments, {} KiB handshake message, {} records; \
+             idle timeouts: {}s, {}s SYN-only, {}s after close",
+            mib(self.memory),
+            self.workers,
+            l.max_flows,
+            mib(l.buffer_budget),
+            self.queue_batches,
+            l.stream_buffer / KIB,
+            l.stream_segments,
+            l.handshake_buffer / KIB,
+            l.records_before_verdict,
+            l.idle_timeout.0 / 1_000_000,
+            l.embryonic_timeout.0 / 1_000_000,
+            l.closed_linger.0 / 1_000_000,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn total(p: &Plan) -> usize {
+        let per_worker = engine::table_bytes(p.limits.max_flows)
+            + p.limits.buffer_budget
+            + p.queue_batches * pipeline::batch_footprint();
+        let loose = p.workers * (pipeline::RECYCLED_PER_WORKER + 1) * pipeline::batch_footprint();
+        PROCESS_RESERVE + loose + p.workers * per_worker
+    }
+
+    #[test]
+    fn the_parts_never_exceed_the_budget() {
+        for memory in [MIN_MEMORY, 64 * MIB, DEFAULT_MEMORY, 4096 * MIB] {
+            for workers in [1, 2, 3, 7, 16, 64] {
+                let memory = memory.max(min_memory(workers));
+                let b = Bounds {
+                    memory,
+                    ..Bounds::default()
+                };
+                let p = plan(&b, workers, 0);
+                assert!(
+                    total(&p) <= memory,
+                    "{memory} / {workers}: {} > {memory}",
+                    total(&p)
+                );
+                assert!(p.limits.max_flows >= MIN_FLOWS_PER_WORKER);
+                assert!(p.limits.buffer_budget >= MIN_BUFFER_BUDGET, "{p:?}");
+                assert!(p.queue_batches >= MIN_QUEUE_BATCHES);
+                assert!(
+                    p.limits.max_flows * workers
+                        <= DEFAULT_MAX_FLOWS + workers * MIN_FLOWS_PER_WORKER
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_budget_holds_most_of_the_default_flow_limit() {
+        let p = plan(&Bounds::default(), 1, 0);
+        // 256 MiB hold 216,000 flows in one worker's table (sized for
+        // twice its flows, see engine::table_bytes); 512 MiB all of them.
+        assert!(p.limits.max_flows > DEFAULT_MAX_FLOWS * 3 / 4, "{p:?}");
+        let big = plan(
+            &Bounds {
+                memory: 512 * MIB,
+                ..Bounds::default()
+            },
+            1,
+            0,
+        );
+        assert_eq!(big.limits.max_flows, DEFAULT_MAX_FLOWS);
+        // A smaller budget lowers the flow limit instead of overrunning.
+        let small = plan(
+            &Bounds {
+                memory: 64 * MIB,
+                ..Bounds::default()
+            },
+            1,
+            0,
+        );
+        assert!(small.limits.max_flows < DEFAULT_MAX_FLOWS, "{small:?}");
+        assert!(small.limits.buffer_budget < p.limits.buffer_budget);
+        let line = p.describe();
+        assert!(
+            line.contains("memory 256 MiB")
+                && line.contains(&format!("{} flows", p.limits.max_flows)),
+            "{line}"
+        );
+    }
+}
