@@ -186,7 +186,9 @@ enum FromWorker {
         watermark: ReportOrder,
     },
     Done {
-        counters: EngineCounters,
+        // Boxed: the counters outgrew the report message, and every
+        // message on the channel is as large as the largest variant.
+        counters: Box<EngineCounters>,
     },
 }
 
@@ -612,7 +614,7 @@ fn worker_loop(
         }
     }
     let _ = tx.send(FromWorker::Done {
-        counters: engine.counters().clone(),
+        counters: Box::new(engine.counters().clone()),
     });
 }
 
