@@ -2,19 +2,28 @@
 //!
 //! The library holds the whole pipeline so that tests, benches and fuzz
 //! targets drive it in-process; `main.rs` is a thin shell. Data flows
-//! capture -> decode -> (shard) -> engine (reassembly + classify) -> output.
-//! Only `pipeline` makes threads.
+//! capture -> decode -> (shard) -> engine (reassembly + classify) -> output
+//! (printer, and `answers`: edges, verify mode, metrics, progress). Only
+//! `pipeline` makes the pipeline's threads; `metrics` runs its one HTTP
+//! serving thread.
 
+pub mod answers;
 pub mod capture;
 pub mod classify;
 pub mod cli;
 pub mod decode;
+pub mod edges;
 pub mod engine;
+pub mod expect;
+pub mod gauges;
+pub mod graph;
 pub mod identity;
 pub mod mesh;
+pub mod metrics;
 pub mod output;
 pub mod pipeline;
 pub mod plaintext;
+pub mod progress;
 pub mod reassembly;
 pub mod resumption;
 pub mod segment;

@@ -22,19 +22,21 @@ use std::collections::BinaryHeap;
 use std::fmt;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
+use crate::answers::Answers;
 use crate::capture::{Capture, CaptureError, KernelStats, Read};
 use crate::cli::{Config, PortSet};
 use crate::decode::{self, DecodeCounters};
 use crate::engine::{Engine, EngineCounters, Limits};
+use crate::gauges::Gauges;
 use crate::output::Printer;
 use crate::resumption::SessionMemory;
 use crate::segment::{Segment, Timestamp};
-use crate::stats::{Summary, merge_entries};
-use crate::verdict::{Report, ReportOrder};
+use crate::stats::{ProcessingTime, Summary, merge_entries};
+use crate::verdict::{Event, Report, ReportOrder};
 
 /// Reports per message at end of input.
 const FINISH_CHUNK: usize = 512;
@@ -59,6 +61,10 @@ pub struct Plan {
     pub ports: Option<PortSet>,
     pub count: Option<u64>,
     pub limits: Limits,
+    /// Print a line per verdict (off with `--summary-only`).
+    pub flow_lines: bool,
+    /// Print a line per close (`--close`).
+    pub close_lines: bool,
 }
 
 impl Plan {
@@ -67,6 +73,8 @@ impl Plan {
             workers: config.threads.max(1),
             ports: config.ports.clone(),
             count: config.count,
+            flow_lines: config.flow_lines,
+            close_lines: config.close_lines,
             limits: {
                 let defaults = Limits::default();
                 // The flow budget is for the whole process: each of N
@@ -75,6 +83,9 @@ impl Plan {
                 Limits {
                     max_flows: (defaults.max_flows / workers).max(1024),
                     preview_bytes: config.preview_bytes,
+                    // Closes feed close lines and the metrics' closed
+                    // flows and bytes; without either, none are made.
+                    closes: config.close_lines || config.metrics.is_some(),
                     ..defaults
                 }
             },
@@ -163,6 +174,7 @@ enum FromWorker {
     },
     Done {
         counters: EngineCounters,
+        processing: ProcessingTime,
     },
 }
 
@@ -442,6 +454,7 @@ fn capture_loop(
     mut disp: Dispatcher,
     ports: Option<&PortSet>,
     stop: &AtomicBool,
+    gauges: &Gauges,
 ) -> CaptureEnd {
     let shards = disp.txs.len();
     let mut index: u64 = 0;
@@ -449,6 +462,7 @@ fn capture_loop(
     let mut decode_counters = DecodeCounters::default();
     let mut ports_skipped = 0;
     let mut error = None;
+    let mut publish_due = false;
     while !stop.load(Ordering::Relaxed) && !disp.broken {
         match capture.read_next() {
             Err(e) => {
@@ -460,10 +474,13 @@ fn capture_loop(
             Ok(Read::Timeout) => {
                 let now = clock.on_idle(wall_clock());
                 disp.tick(index, now);
+                publish(gauges, index, &disp, &mut capture);
             }
             Ok(Read::Frame(frame)) => {
                 if let Some(now) = clock.on_frame(index, frame.ts) {
                     disp.tick(index, now);
+                    // The frame borrows the capture: publish after it.
+                    publish_due = true;
                 }
                 if let Some(seg) = decode::decode_borrowed(&frame, &mut decode_counters) {
                     let wanted =
@@ -478,8 +495,13 @@ fn capture_loop(
                 index += 1;
             }
         }
+        if publish_due {
+            publish_due = false;
+            publish(gauges, index, &disp, &mut capture);
+        }
     }
     disp.finish(index);
+    publish(gauges, index, &disp, &mut capture);
     CaptureEnd {
         packets: index,
         decode: decode_counters,
@@ -491,14 +513,26 @@ fn capture_loop(
     }
 }
 
+/// Live counters for the metrics endpoint and the progress bar, at ticks.
+fn publish(gauges: &Gauges, packets: u64, disp: &Dispatcher, capture: &mut Capture) {
+    gauges.publish_capture(
+        packets,
+        disp.dropped_segments,
+        disp.dropped_ticks,
+        capture.stats(),
+    );
+}
+
 fn worker_loop(
     worker: usize,
     limits: Limits,
     rx: Receiver<ToWorker>,
     tx: Sender<FromWorker>,
     recycle: Sender<Batch>,
+    gauges: &Gauges,
 ) {
     let mut engine = Engine::new(limits);
+    let mut processing = ProcessingTime::default();
     let mut reports = Vec::new();
     for msg in rx {
         let (watermark, last) = match msg {
@@ -510,7 +544,17 @@ fn worker_loop(
                         let (o, l) = (offset as usize, len as usize);
                         bytes.get(o..o + l).unwrap_or_default()
                     });
-                    engine.on_segment(seg, index, &mut reports);
+                    // Time one segment in SAMPLE_EVERY: two clock reads
+                    // per packet would cost more than the rest of a
+                    // decided flow's packet.
+                    if index.is_multiple_of(ProcessingTime::SAMPLE_EVERY) {
+                        let started = Instant::now();
+                        engine.on_segment(seg, index, &mut reports);
+                        let nanos = started.elapsed().as_nanos();
+                        processing.record(u64::try_from(nanos).unwrap_or(u64::MAX));
+                    } else {
+                        engine.on_segment(seg, index, &mut reports);
+                    }
                     next = index.saturating_add(1);
                 }
                 batch.clear();
@@ -526,6 +570,7 @@ fn worker_loop(
             }
             ToWorker::Tick { index, now } => {
                 engine.on_tick(now, index, &mut reports);
+                gauges.publish_engine(worker, engine.counters());
                 (
                     ReportOrder {
                         trigger: index,
@@ -569,8 +614,10 @@ fn worker_loop(
             break;
         }
     }
+    gauges.publish_engine(worker, engine.counters());
     let _ = tx.send(FromWorker::Done {
         counters: engine.counters().clone(),
+        processing,
     });
 }
 
@@ -586,23 +633,55 @@ struct Output<'a, W: Write> {
     stop: &'a AtomicBool,
     /// TLS <= 1.2 sessions, so resumptions inherit their verdicts.
     sessions: SessionMemory,
+    answers: &'a mut Answers,
+    flow_lines: bool,
+    close_lines: bool,
 }
 
 impl<W: Write> Output<'_, W> {
-    fn emit(&mut self, mut report: Report) {
+    fn emit(&mut self, report: Report) {
         if self.done {
             return;
         }
-        self.sessions.link(&mut report.verdict);
-        match self.printer.print(&report.verdict) {
-            Ok(()) => {
-                self.summary.record(&report.verdict);
-                if self.count.is_some_and(|c| self.summary.printed() >= c) {
-                    let flushed = self.printer.flush();
-                    self.end(flushed);
+        let flow = report.order.flow;
+        match report.event {
+            Event::Verdict(mut verdict) => {
+                self.sessions.link(&mut verdict);
+                let printed = if self.flow_lines {
+                    self.printer.print(&verdict)
+                } else {
+                    Ok(())
+                };
+                match printed {
+                    Ok(()) => {
+                        self.summary.record(&verdict);
+                        self.answers.on_verdict(flow, &verdict);
+                        if self.count.is_some_and(|c| self.summary.printed() >= c) {
+                            let flushed = self.printer.flush();
+                            self.end(flushed);
+                        }
+                    }
+                    Err(e) => self.end(Err(e)),
                 }
             }
-            Err(e) => self.end(Err(e)),
+            Event::Close(close) => {
+                let ids = self.answers.on_close(flow, &close);
+                if self.close_lines
+                    && let Err(e) = self.printer.print_close(&close, &ids)
+                {
+                    self.end(Err(e));
+                }
+            }
+        }
+    }
+
+    /// Between messages: progress, a live summary that is due.
+    fn wake(&mut self) {
+        if self.done {
+            return;
+        }
+        if let Err(e) = self.answers.on_wake(self.printer) {
+            self.end(Err(e));
         }
     }
 
@@ -619,13 +698,17 @@ impl<W: Write> Output<'_, W> {
 }
 
 /// Run the pipeline over an opened capture until the input ends, `stop`
-/// is set (signal), `-c` is reached or stdout closes.
+/// is set (signal), `-c` is reached or stdout closes. `answers` sees every
+/// report in print order and publishes through its `Gauges`.
 pub fn run<W: Write>(
     capture: Capture,
     plan: &Plan,
     printer: &mut Printer<W>,
+    answers: &mut Answers,
     stop: &AtomicBool,
 ) -> Result<RunOutcome, RunError> {
+    let gauges = answers.gauges();
+    let gauges = &*gauges;
     let workers = plan.workers.max(1);
     let live = capture.is_live();
     let (out_tx, out_rx) = bounded::<FromWorker>(workers * 4 + 16);
@@ -648,7 +731,11 @@ pub fn run<W: Write>(
         error: None,
         stop,
         sessions: SessionMemory::default(),
+        answers,
+        flow_lines: plan.flow_lines,
+        close_lines: plan.close_lines,
     };
+    let mut processing = ProcessingTime::default();
     let mut engine_counters = EngineCounters::default();
     let mut reorder = ReorderBuffer::new(workers);
 
@@ -660,7 +747,7 @@ pub fn run<W: Write>(
             let recycle = recycle_tx.clone();
             let h = std::thread::Builder::new()
                 .name(format!("mtlsniff-worker-{i}"))
-                .spawn_scoped(s, move || worker_loop(i, limits, rx, tx, recycle));
+                .spawn_scoped(s, move || worker_loop(i, limits, rx, tx, recycle, gauges));
             match h {
                 Ok(h) => handles.push(h),
                 Err(_) => {
@@ -676,7 +763,7 @@ pub fn run<W: Write>(
         let ports = plan.ports.as_ref();
         let capture_handle = std::thread::Builder::new()
             .name("mtlsniff-capture".into())
-            .spawn_scoped(s, move || capture_loop(capture, disp, ports, stop));
+            .spawn_scoped(s, move || capture_loop(capture, disp, ports, stop, gauges));
 
         for msg in out_rx.iter() {
             match msg {
@@ -698,8 +785,15 @@ pub fn run<W: Write>(
                             output.emit(r);
                         }
                     }
+                    output.wake();
                 }
-                FromWorker::Done { counters } => engine_counters.merge(&counters),
+                FromWorker::Done {
+                    counters,
+                    processing: p,
+                } => {
+                    engine_counters.merge(&counters);
+                    processing.merge(&p);
+                }
             }
         }
         while let Some(r) = reorder.pop_any() {
@@ -739,6 +833,7 @@ pub fn run<W: Write>(
     summary.dropped_segments = end.dropped_segments;
     summary.dropped_ticks = end.dropped_ticks;
     summary.ports_skipped = end.ports_skipped;
+    summary.processing = processing;
     merge_entries(&mut summary.counters, &end.decode.entries());
     merge_entries(&mut summary.counters, &engine_counters.entries());
     merge_entries(
@@ -747,8 +842,14 @@ pub fn run<W: Write>(
             ("output.late_reports", reorder.late),
             ("sessions.inherited", output.sessions.inherited),
             ("sessions.forgotten", output.sessions.forgotten),
+            (
+                "close.identities_forgotten",
+                output.answers.close_ids_forgotten(),
+            ),
         ],
     );
+    // Everything is counted and printed: the gauges are final.
+    gauges.finish();
     Ok(RunOutcome {
         summary,
         stdout_closed: output.stdout_closed,
@@ -769,14 +870,21 @@ mod tests {
         };
         Report {
             order: ReportOrder { trigger, flow },
-            verdict: Verdict {
+            event: Event::Verdict(Verdict {
                 class: Class::Tls,
                 outcome: Outcome::Ok,
                 basis: Basis::Observed,
                 client_cert: ClientCert::NotSent,
                 reason: format!("{trigger}/{flow}"),
                 ..Verdict::new(ep(1), ep(2), Timestamp(0), Timestamp(0))
-            },
+            }),
+        }
+    }
+
+    fn reason_mut(r: &mut Report) -> &mut String {
+        match &mut r.event {
+            Event::Verdict(v) => &mut v.reason,
+            Event::Close(_) => unreachable!("test reports are verdicts"),
         }
     }
 
@@ -815,14 +923,14 @@ mod tests {
             "trigger 8 may still gain a lower flow"
         );
         let mut first = report(9, 3);
-        first.verdict.reason = "first".into();
+        *reason_mut(&mut first) = "first".into();
         b.push(0, first);
         let mut second = report(9, 3);
-        second.verdict.reason = "second".into();
+        *reason_mut(&mut second) = "second".into();
         b.push(0, second);
         b.advance(0, u64::MAX);
         let got: Vec<String> = std::iter::from_fn(|| b.pop_ready())
-            .map(|r| r.verdict.reason)
+            .map(|r| r.into_verdict().unwrap().reason)
             .collect();
         assert_eq!(got, vec!["8/1", "first", "second"]);
         b.advance(0, 3); // watermarks never go back
