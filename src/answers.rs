@@ -233,7 +233,10 @@ impl Answers {
         if (signalled || timed)
             && let Some(text) = self.summary_text()
         {
-            printer.print_block(&text)?;
+            // A table stands apart from the flow lines around it; TSV and
+            // JSON stay line-oriented.
+            let gap = matches!(self.edges, Some((_, SummaryFormat::Table)));
+            printer.print_block(&if gap { format!("\n{text}") } else { text })?;
         }
         Ok(())
     }

@@ -127,9 +127,9 @@ pub struct Args {
     #[arg(long = "summary")]
     pub summary: bool,
 
-    /// The edges summary's form.
-    #[arg(long = "summary-format", value_name = "FORMAT", value_enum, default_value_t = SummaryFormatArg::Table)]
-    pub summary_format: SummaryFormatArg,
+    /// The edges summary's form (default: table, or json with --json).
+    #[arg(long = "summary-format", value_name = "FORMAT", value_enum)]
+    pub summary_format: Option<SummaryFormatArg>,
 
     /// Live: also print the edges summary every DURATION (e.g. 30s, 5m);
     /// SIGUSR1 prints it at any time. Implies --summary.
@@ -461,9 +461,11 @@ impl Config {
         }
         let edges_summary = (args.summary || args.summary_only || args.summary_interval.is_some())
             .then_some(match args.summary_format {
-                SummaryFormatArg::Table => SummaryFormat::Table,
-                SummaryFormatArg::Tsv => SummaryFormat::Tsv,
-                SummaryFormatArg::Json => SummaryFormat::Json,
+                Some(SummaryFormatArg::Table) => SummaryFormat::Table,
+                Some(SummaryFormatArg::Tsv) => SummaryFormat::Tsv,
+                Some(SummaryFormatArg::Json) => SummaryFormat::Json,
+                None if args.json => SummaryFormat::Json,
+                None => SummaryFormat::Table,
             });
 
         Ok(Config {
@@ -627,6 +629,21 @@ mod tests {
             (
                 &["-r", "x"],
                 Ok(|c| c.edges_summary.is_none() && !c.close_lines),
+            ),
+            (
+                &["-r", "x", "--json", "--summary"],
+                Ok(|c| c.edges_summary == Some(SummaryFormat::Json)),
+            ),
+            (
+                &[
+                    "-r",
+                    "x",
+                    "--json",
+                    "--summary",
+                    "--summary-format",
+                    "table",
+                ],
+                Ok(|c| c.edges_summary == Some(SummaryFormat::Table)),
             ),
             (&["-r", "x", "--summary-format", "xml"], Err("clap")),
             (

@@ -650,3 +650,83 @@ fn close_lines_and_summary_are_identical_for_any_thread_count_on_public_captures
         "only {closes} close lines over the public captures"
     );
 }
+
+/// Live, as root: SIGUSR1 prints the edges summary while capturing on the
+/// loopback interface; SIGINT ends the run with the final summary. Skips
+/// when not root or when `lo` cannot be captured.
+#[test]
+fn live_summary_on_sigusr1() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: live capture needs root");
+        return;
+    }
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let mut child = bin()
+        .args(["-i", "lo", "-l", "-q", "--summary", "--summary-format", "tsv"])
+        .args(["tcp", "port", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mtlsniff");
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut child = Reaped(child);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Give the capture a moment to open, then talk HTTP over loopback.
+    std::thread::sleep(Duration::from_millis(1500));
+    if let Ok(Some(status)) = child.0.try_wait() {
+        let mut err = String::new();
+        let _ = child.0.stderr.take().unwrap().read_to_string(&mut err);
+        eprintln!("skipped: cannot capture on lo ({status}): {err}");
+        return;
+    }
+    let talk = std::thread::spawn(move || {
+        let (mut c, _) = server.accept().unwrap();
+        let mut buf = [0u8; 256];
+        let _ = c.read(&mut buf);
+        c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
+    });
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    client.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    let mut buf = [0u8; 256];
+    let _ = client.read(&mut buf);
+    drop(client);
+    talk.join().unwrap();
+
+    let row = format!("127.0.0.1\t127.0.0.1:{port}\t1\t0\t0\t1\t");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    let mut tables = 0;
+    while tables == 0 {
+        assert!(Instant::now() < deadline, "no summary on SIGUSR1: {seen:?}");
+        // SAFETY: kill on the pid of a child we started and have not reaped.
+        unsafe { libc::kill(pid, libc::SIGUSR1) };
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+            tables += usize::from(line.starts_with(&row));
+            seen.push(line);
+        }
+    }
+    assert!(
+        seen.iter().any(|l| l.contains(": plaintext ok ")),
+        "verdict line first: {seen:?}"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let status = child.0.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let rest: Vec<String> = rx.iter().collect();
+    assert!(
+        rest.iter().any(|l| l.starts_with(&row)),
+        "final summary at exit: {rest:?}"
+    );
+}
