@@ -131,9 +131,13 @@ fn run(config: &Config) -> Result<ExitCode, String> {
         }
         None => None,
     };
+    // The bar shares the terminal only with stderr: when flow lines also
+    // stream to it, they are the progress (and would tear the bar).
+    let lines_on_terminal = stdout.is_terminal() && (config.flow_lines || config.close_lines);
     if !live
         && config.log_level >= LogLevel::Warn
         && std::io::stderr().is_terminal()
+        && !lines_on_terminal
         && let Some(probe) = capture.input_probe()
     {
         answers = answers.with_progress(Progress::new(probe, Arc::clone(&gauges)));

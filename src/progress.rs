@@ -4,6 +4,7 @@
 //!
 //! This file owns the bar's look and its update rule. It must not decide
 //! when a bar is wanted (the binary does: a regular file, stderr a terminal,
+//! no flow lines streaming to that terminal,
 //! not `--quiet`) nor count anything: bytes come from the file offset
 //! (`InputProbe`), packets from `Gauges`, flows from the output stage.
 //! Updates are cheap and rate-limited (`REFRESH`), and the bar is cleared

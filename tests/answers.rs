@@ -590,13 +590,21 @@ fn on_a_terminal(args: &str) -> Option<String> {
 fn progress_bar_only_on_a_terminal_and_never_when_quiet() {
     let demo = fixture("demo.pcap");
     let demo = demo.to_str().unwrap();
-    let Some(tty) = on_a_terminal(&format!("-r {demo}")) else {
+    let Some(tty) = on_a_terminal(&format!("-r {demo} > /dev/null")) else {
         return;
     };
     assert!(tty.contains("packets/s"), "no progress bar:\n{tty}");
     assert!(tty.contains("flows") && tty.contains("ETA"), "{tty}");
-    let quiet = on_a_terminal(&format!("-r {demo} -q")).unwrap();
+    let summary_only = on_a_terminal(&format!("-r {demo} --summary-only")).unwrap();
+    assert!(summary_only.contains("packets/s"), "{summary_only}");
+    let quiet = on_a_terminal(&format!("-r {demo} -q > /dev/null")).unwrap();
     assert!(!quiet.contains("packets/s"), "-q shows a bar:\n{quiet}");
+    // Flow lines streaming to the same terminal are the progress.
+    let lines = on_a_terminal(&format!("-r {demo}")).unwrap();
+    assert!(
+        !lines.contains("packets/s"),
+        "bar torn by flow lines:\n{lines}"
+    );
     let piped = run(&["-r", demo]);
     assert!(!text(&piped.stderr).contains("packets/s"), "bar on a pipe");
 }
@@ -664,7 +672,15 @@ fn live_summary_on_sigusr1() {
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().unwrap().port();
     let mut child = bin()
-        .args(["-i", "lo", "-l", "-q", "--summary", "--summary-format", "tsv"])
+        .args([
+            "-i",
+            "lo",
+            "-l",
+            "-q",
+            "--summary",
+            "--summary-format",
+            "tsv",
+        ])
         .args(["tcp", "port", &port.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -694,10 +710,13 @@ fn live_summary_on_sigusr1() {
         let (mut c, _) = server.accept().unwrap();
         let mut buf = [0u8; 256];
         let _ = c.read(&mut buf);
-        c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
+        c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
     });
     let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    client.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
     let mut buf = [0u8; 256];
     let _ = client.read(&mut buf);
     drop(client);
