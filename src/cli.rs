@@ -143,7 +143,9 @@ pub struct Args {
 
     /// Verify mode: exit 3 if any decided flow on the tracked ports (--ports)
     /// falls short (mtls: a client certificate; tls: TLS without one;
-    /// encrypted: either), printing each offender on stderr.
+    /// encrypted: either), printing each offender on stderr. The wire-level
+    /// counterpart of a mesh's STRICT PeerAuthentication check: flows the
+    /// server refused do not fail it.
     #[arg(long = "expect", value_name = "CLASS", value_enum)]
     pub expect: Option<ExpectArg>,
 
