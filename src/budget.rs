@@ -157,6 +157,7 @@ pub fn plan(bounds: &Bounds, workers: usize, preview_bytes: usize) -> Plan {
             closed_linger: secs(bounds.closed_secs),
             preview_bytes,
             keylog: None,
+            closes: false,
         },
     }
 }

@@ -10,7 +10,9 @@
 //! its filter (if any) installed.
 
 use std::fmt;
-use std::os::fd::{AsRawFd, RawFd};
+use std::fs::File;
+use std::io::Seek;
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use crate::cli::Source;
@@ -174,9 +176,32 @@ enum Handle {
     File(pcap::Capture<pcap::Offline>),
 }
 
+/// How far libpcap has read into a capture file, for a progress bar: a
+/// duplicate of libpcap's file descriptor, which shares its file offset.
+/// The offset runs ahead of the packets by at most libpcap's stdio buffer.
+#[derive(Debug)]
+pub struct InputProbe {
+    file: File,
+    size: u64,
+}
+
+impl InputProbe {
+    /// Bytes read so far (0 if the kernel cannot say).
+    pub fn offset(&self) -> u64 {
+        // `Seek for &File`: SEEK_CUR by 0 reads the shared offset, moves nothing.
+        (&self.file).stream_position().unwrap_or(0)
+    }
+    /// The file's size when it was opened.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
 /// An open, filtered packet source.
 pub struct Capture {
     handle: Handle,
+    /// Regular files only: how far reading got.
+    probe: Option<InputProbe>,
     link: LinkType,
     /// Live: the last read found libpcap's buffer empty; wait before the next.
     drained: bool,
@@ -194,12 +219,16 @@ impl fmt::Debug for Capture {
 impl Capture {
     /// Open `source`, install the filter, check the link type.
     pub fn open(source: &Source, opts: &Options) -> Result<Capture, CaptureError> {
-        let handle = match source {
-            Source::File(path) => Handle::File(open_file(path)?),
-            Source::Live(name) => Handle::Live(open_live(name, opts)?),
+        let (handle, probe) = match source {
+            Source::File(path) => {
+                let (c, probe) = open_file(path)?;
+                (Handle::File(c), probe)
+            }
+            Source::Live(name) => (Handle::Live(open_live(name, opts)?), None),
         };
         let mut cap = Capture {
             handle,
+            probe,
             link: LinkType(0),
             drained: false,
         };
@@ -226,6 +255,17 @@ impl Capture {
 
     pub fn is_live(&self) -> bool {
         matches!(self.handle, Handle::Live(_))
+    }
+
+    /// A reader of how far this file has been read (another duplicate of
+    /// its descriptor); None for stdin, live capture, or when the system
+    /// refuses a duplicate.
+    pub fn input_probe(&self) -> Option<InputProbe> {
+        let p = self.probe.as_ref()?;
+        Some(InputProbe {
+            file: p.file.try_clone().ok()?,
+            size: p.size,
+        })
     }
 
     pub fn link(&self) -> LinkType {
@@ -285,7 +325,30 @@ impl Capture {
     }
 }
 
-fn open_file(path: &Path) -> Result<pcap::Capture<pcap::Offline>, CaptureError> {
+/// Open a regular file ourselves so a duplicate descriptor can follow
+/// libpcap's offset (`InputProbe`); stdin, and anything that fails here,
+/// goes through libpcap's own open, whose errors are the ones users see.
+fn open_file(
+    path: &Path,
+) -> Result<(pcap::Capture<pcap::Offline>, Option<InputProbe>), CaptureError> {
+    let regular = path != Path::new("-") && std::fs::metadata(path).is_ok_and(|m| m.is_file());
+    if regular
+        && let Ok(file) = File::open(path)
+        && let Ok(probe) = file.try_clone()
+    {
+        let size = file.metadata().map_or(0, |m| m.len());
+        let fd = file.into_raw_fd();
+        // SAFETY: `fd` was opened just above and released by `into_raw_fd`,
+        // so libpcap's FILE becomes its sole owner (and closes it); `probe`
+        // is a separate descriptor that only shares the file offset.
+        if let Ok(c) = unsafe { pcap::Capture::from_raw_fd(fd) } {
+            return Ok((c, Some(InputProbe { file: probe, size })));
+        }
+    }
+    open_file_by_path(path).map(|c| (c, None))
+}
+
+fn open_file_by_path(path: &Path) -> Result<pcap::Capture<pcap::Offline>, CaptureError> {
     pcap::Capture::from_file(path).map_err(|e| {
         let mut detail = pcap_text(&e);
         // libpcap prefixes the path; the message names it already.

@@ -10,9 +10,14 @@
 //! refuse (a missing interface, a bad filter) is found later, when opening.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Parser, ValueEnum};
+
+use crate::answers::SummaryFormat;
+use crate::expect::Expectation;
 
 use crate::budget::{self, Bounds};
 
@@ -33,6 +38,11 @@ Examples:
   mtlsniff -r x.pcap --keylog keys.log      prove TLS 1.3 verdicts by decrypting
                                             the handshake (SSLKEYLOGFILE format)
   mtlsniff -r x.pcap --keylog k --calibrate size rule vs decryption (stderr)
+  mtlsniff -r x.pcap --summary-only --graph edges.svg
+                                            who talks to whom, and a picture
+  mtlsniff -r x.pcap --ports 9080 --expect mtls
+                                            CI: exit 4 if a flow was not mTLS
+  mtlsniff -i eth0 --metrics 0.0.0.0:9909   serve Prometheus /metrics
   mtlsniff -D                               list interfaces
 
 Limits (every one is counted in the summary when it bites):
@@ -55,9 +65,11 @@ or, in Kubernetes, kubectl debug --profile=netadmin. Once the capture is
 open mtlsniff drops every capability, sets no-new-privileges, and with
 -Z USER switches to that user.
 
-Exit status: 0 success, 1 runtime error (also a damaged capture file: what
-was read is reported first), 2 usage error, 3 input lost (kernel or queue
-drops, full flow table, limits or memory budget; see the summary).";
+Exit status: 0 success (and --expect met), 1 runtime error (also a damaged
+capture file: what was read is reported first), 2 usage error, 3 input lost
+(kernel or queue drops, full flow table, limits or memory budget; see the
+summary), 4 --expect not met (a flow fell short, or with --strict an unknown
+flow); 4 wins over 1 and 3.";
 
 /// What the user typed, as clap parsed it. Validate with `Config::from_args`.
 #[derive(Debug, Clone, Parser)]
@@ -192,10 +204,77 @@ pub struct Args {
     /// packets (default 10).
     #[arg(long = "closed-timeout", value_name = "SECS", help_heading = "Limits")]
     pub closed_timeout: Option<u32>,
+    /// Also print a line when a flow ends (FIN, RST, idle, end of input):
+    /// bytes each way, packets, duration, how it ended, its verdict.
+    #[arg(long = "close")]
+    pub close: bool,
+
+    /// At the end, print the edges summary on stdout: flows grouped by
+    /// client and server, with a SECURED column (all / mixed / none mTLS).
+    #[arg(long = "summary")]
+    pub summary: bool,
+
+    /// The edges summary's form (default: table, or json with --json).
+    #[arg(long = "summary-format", value_name = "FORMAT", value_enum)]
+    pub summary_format: Option<SummaryFormatArg>,
+
+    /// Live: also print the edges summary every DURATION (e.g. 30s, 5m);
+    /// SIGUSR1 prints it at any time. Implies --summary.
+    #[arg(long = "summary-interval", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub summary_interval: Option<Duration>,
+
+    /// Print no line per flow: only the edges summary (implies --summary)
+    /// and, with --close, close lines.
+    #[arg(long = "summary-only")]
+    pub summary_only: bool,
+
+    /// Verify mode: exit 4 if any decided flow on the tracked ports (--ports)
+    /// falls short (mtls: a client certificate; tls: TLS without one;
+    /// encrypted: either), printing each offender on stderr. The wire-level
+    /// counterpart of a mesh's STRICT PeerAuthentication check: flows the
+    /// server refused do not fail it.
+    #[arg(long = "expect", value_name = "CLASS", value_enum)]
+    pub expect: Option<ExpectArg>,
+
+    /// With --expect: unknown flows fail too, and so does a run with no
+    /// decided flow.
+    #[arg(long = "strict", requires = "expect")]
+    pub strict: bool,
+
+    /// Serve Prometheus metrics on ADDR:PORT at /metrics (port 0: any free
+    /// port; the address is printed on stderr).
+    #[arg(long = "metrics", value_name = "ADDR:PORT")]
+    pub metrics: Option<String>,
+
+    /// Reading a file with --metrics: keep serving the final values this
+    /// long after the file is done (SIGINT ends it sooner). Default 0: exit.
+    #[arg(long = "metrics-linger", value_name = "DURATION", value_parser = humantime::parse_duration, requires = "metrics")]
+    pub metrics_linger: Option<Duration>,
+
+    /// At the end, draw the edges to FILE: Graphviz DOT, or SVG when FILE
+    /// ends in .svg (needs Graphviz's dot).
+    #[arg(long = "graph", value_name = "FILE")]
+    pub graph: Option<PathBuf>,
 
     /// Capture filter in pcap-filter(7) syntax, as in tcpdump.
     #[arg(value_name = "FILTER")]
     pub filter: Vec<String>,
+}
+
+/// `--summary-format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SummaryFormatArg {
+    Table,
+    Tsv,
+    Json,
+}
+
+/// `--expect` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExpectArg {
+    Mtls,
+    Tls,
+    Encrypted,
 }
 
 /// Where packets come from.
@@ -310,6 +389,34 @@ pub struct Config {
     pub bounds: Bounds,
     /// `-Z`: the user to switch to once the capture is open.
     pub user: Option<String>,
+    /// A line per verdict (off with `--summary-only`).
+    pub flow_lines: bool,
+    /// A line per close (`--close`).
+    pub close_lines: bool,
+    /// The edges summary at the end, in this form.
+    pub edges_summary: Option<SummaryFormat>,
+    /// Live: the edges summary again every this long.
+    pub summary_interval: Option<Duration>,
+    pub expect: Option<Expectation>,
+    pub strict: bool,
+    pub metrics: Option<SocketAddr>,
+    /// File mode with metrics: serve this long after the end.
+    pub metrics_linger: Duration,
+    pub graph: Option<PathBuf>,
+}
+
+/// `ADDR:PORT`, or `:PORT` for every IPv4 address (as Prometheus writes it).
+fn parse_listen(s: &str) -> Result<SocketAddr, UsageError> {
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    full.parse().map_err(|_| {
+        usage(format!(
+            "--metrics: {s:?} is not ADDR:PORT (e.g. 127.0.0.1:9909, [::]:9909, :9909)"
+        ))
+    })
 }
 
 /// Default kernel capture buffer (`-B`), in KiB: measured by
@@ -449,7 +556,49 @@ impl Config {
             _ => LogLevel::Trace,
         };
 
+        let live = matches!(mode, Mode::Sniff(Source::Live(_)));
+        if args.summary_interval.is_some() && !live {
+            return Err(usage(
+                "--summary-interval is for live capture (-i); a file's summary is printed at its end",
+            ));
+        }
+        if args.summary_interval == Some(Duration::ZERO) {
+            return Err(usage("--summary-interval must be longer than 0"));
+        }
+        if args.metrics_linger.is_some() && live {
+            return Err(usage(
+                "--metrics-linger is for files (-r): live capture serves metrics until it stops",
+            ));
+        }
+        let metrics = args.metrics.as_deref().map(parse_listen).transpose()?;
+        if let Some(g) = &args.graph
+            && g.as_os_str().is_empty()
+        {
+            return Err(usage("--graph needs a file name (FILE.dot or FILE.svg)"));
+        }
+        let edges_summary = (args.summary || args.summary_only || args.summary_interval.is_some())
+            .then_some(match args.summary_format {
+                Some(SummaryFormatArg::Table) => SummaryFormat::Table,
+                Some(SummaryFormatArg::Tsv) => SummaryFormat::Tsv,
+                Some(SummaryFormatArg::Json) => SummaryFormat::Json,
+                None if args.json => SummaryFormat::Json,
+                None => SummaryFormat::Table,
+            });
+
         Ok(Config {
+            flow_lines: !args.summary_only,
+            close_lines: args.close,
+            edges_summary,
+            summary_interval: args.summary_interval,
+            expect: args.expect.map(|e| match e {
+                ExpectArg::Mtls => Expectation::Mtls,
+                ExpectArg::Tls => Expectation::Tls,
+                ExpectArg::Encrypted => Expectation::Encrypted,
+            }),
+            strict: args.strict,
+            metrics,
+            metrics_linger: args.metrics_linger.unwrap_or(Duration::ZERO),
+            graph: args.graph,
             preview_bytes: if args.ascii { PREVIEW_BYTES } else { 0 },
             mode,
             filter,
@@ -781,6 +930,88 @@ mod tests {
             ),
             (&["-i", "lo", "-Z", ""], Err("-Z needs")),
             (&["--bogus"], Err("clap")),
+            (
+                &["-r", "x", "--close", "--summary"],
+                Ok(|c| {
+                    c.close_lines && c.flow_lines && c.edges_summary == Some(SummaryFormat::Table)
+                }),
+            ),
+            (
+                &["-r", "x", "--summary-only", "--summary-format", "tsv"],
+                Ok(|c| !c.flow_lines && c.edges_summary == Some(SummaryFormat::Tsv)),
+            ),
+            (
+                &["-r", "x"],
+                Ok(|c| c.edges_summary.is_none() && !c.close_lines),
+            ),
+            (
+                &["-r", "x", "--json", "--summary"],
+                Ok(|c| c.edges_summary == Some(SummaryFormat::Json)),
+            ),
+            (
+                &[
+                    "-r",
+                    "x",
+                    "--json",
+                    "--summary",
+                    "--summary-format",
+                    "table",
+                ],
+                Ok(|c| c.edges_summary == Some(SummaryFormat::Table)),
+            ),
+            (&["-r", "x", "--summary-format", "xml"], Err("clap")),
+            (
+                &["-i", "eth0", "--summary-interval", "30s"],
+                Ok(|c| {
+                    c.summary_interval == Some(Duration::from_secs(30)) && c.edges_summary.is_some()
+                }),
+            ),
+            (
+                &["-r", "x", "--summary-interval", "30s"],
+                Err("live capture"),
+            ),
+            (
+                &["-i", "eth0", "--summary-interval", "0s"],
+                Err("longer than 0"),
+            ),
+            (&["-i", "eth0", "--summary-interval", "soon"], Err("clap")),
+            (
+                &["-r", "x", "--expect", "mtls", "--strict"],
+                Ok(|c| c.expect == Some(Expectation::Mtls) && c.strict),
+            ),
+            (
+                &["-r", "x", "--expect", "encrypted"],
+                Ok(|c| c.expect == Some(Expectation::Encrypted) && !c.strict),
+            ),
+            (&["-r", "x", "--expect", "secure"], Err("clap")),
+            (&["-r", "x", "--strict"], Err("clap")),
+            (
+                &["-r", "x", "--metrics", "127.0.0.1:0"],
+                Ok(|c| {
+                    c.metrics == Some("127.0.0.1:0".parse().unwrap()) && c.metrics_linger.is_zero()
+                }),
+            ),
+            (
+                &["-r", "x", "--metrics", ":9909", "--metrics-linger", "1m"],
+                Ok(|c| {
+                    c.metrics == Some("0.0.0.0:9909".parse().unwrap())
+                        && c.metrics_linger == Duration::from_secs(60)
+                }),
+            ),
+            (
+                &["-i", "eth0", "--metrics", "[::1]:9909"],
+                Ok(|c| c.metrics.is_some()),
+            ),
+            (&["-r", "x", "--metrics", "localhost"], Err("not ADDR:PORT")),
+            (&["-r", "x", "--metrics-linger", "1m"], Err("clap")),
+            (
+                &["-i", "eth0", "--metrics", ":1", "--metrics-linger", "1m"],
+                Err("for files"),
+            ),
+            (
+                &["-r", "x", "--graph", "e.svg"],
+                Ok(|c| c.graph.as_deref() == Some(std::path::Path::new("e.svg"))),
+            ),
         ];
         for (argv, want) in table {
             let got = config(argv);

@@ -29,7 +29,9 @@ use crate::proof::Failure;
 use crate::reassembly::{InsertStatus, Stream, StreamLimits};
 use crate::segment::{Endpoint, FlowKey, Segment, Timestamp};
 use crate::verdict::Outcome;
-use crate::verdict::{CertSeen, Class, Report, ReportOrder, Verdict};
+use crate::verdict::{
+    CertSeen, Class, Decided, Ending, Event, FlowClose, Report, ReportOrder, Verdict,
+};
 
 /// Bounds on one engine (one worker shard). `budget::plan` derives them
 /// from the command line's limits and memory budget.
@@ -62,6 +64,9 @@ pub struct Limits {
     /// Key log secrets (`--keylog`, pcapng DSBs): flows keep their
     /// protected handshake records and are decrypted at the verdict.
     pub keylog: Option<Arc<KeyLog>>,
+    /// Report a `FlowClose` when a flow whose verdict is out ends (`--close`,
+    /// metrics). Off: no close events at all.
+    pub closes: bool,
 }
 
 impl Default for Limits {
@@ -178,6 +183,11 @@ struct Flow {
     /// decided one stays small (issue 4: bytes per tracked flow).
     active: Option<Box<Active>>,
     reported: bool,
+    /// A close event went out (`Limits::closes`): at most one per flow.
+    close_sent: bool,
+    /// The verdict's class, outcome, basis and mesh, kept for the close
+    /// line; None until a verdict was actually emitted.
+    decided: Option<Decided>,
     payload_bytes: [u64; 2],
     packets: u64,
 }
@@ -305,6 +315,8 @@ impl Flow {
             closed: [None, None],
             active: None,
             reported: false,
+            close_sent: false,
+            decided: None,
             payload_bytes: [0, 0],
             packets: 0,
         }
@@ -398,7 +410,7 @@ impl Engine {
         let side: Side = if seg.src == key.lo { 0 } else { 1 };
         let pure_syn = seg.flags.syn() && !seg.flags.ack();
         if pure_syn {
-            self.replace_if_reused(&key, side, seg.seq);
+            self.replace_if_reused(&key, side, seg.seq, index, out);
         }
         if !self.flows.contains_key(&key) {
             if !seg.flags.syn() && seg.payload.is_empty() && seg.missing == 0 {
@@ -406,7 +418,7 @@ impl Engine {
                 return;
             }
             if self.flows.len() >= self.limits.max_flows {
-                self.make_room();
+                self.make_room(index, out);
                 if self.flows.len() >= self.limits.max_flows {
                     self.counters.flows_table_full += 1;
                     return;
@@ -437,6 +449,9 @@ impl Engine {
                 } else if seg.flags.fin() {
                     c.get_or_insert(Close::Fin);
                 }
+            }
+            if flow.both_closed() {
+                close_report(flow, None, seg.ts, index, &self.limits, out);
             }
             return;
         }
@@ -497,11 +512,21 @@ impl Engine {
                 out,
             );
         }
+        if flow.reported && flow.both_closed() {
+            close_report(flow, None, seg.ts, index, &self.limits, out);
+        }
     }
 
     /// A new SYN on the 4-tuple of a closed or reported flow starts a new
     /// connection (port reuse); a retransmitted SYN does not.
-    fn replace_if_reused(&mut self, key: &FlowKey, side: Side, seq: u32) {
+    fn replace_if_reused(
+        &mut self,
+        key: &FlowKey,
+        side: Side,
+        seq: u32,
+        index: u64,
+        out: &mut Vec<Report>,
+    ) {
         let reuse = self.flows.get(key).is_some_and(|f| {
             let same_isn = f.isn.get(side).copied().flatten() == Some(seq);
             let ended = f.both_closed() || f.reported;
@@ -511,7 +536,10 @@ impl Engine {
         });
         if reuse {
             // Its verdict is out, or it carried nothing: replace it quietly.
-            self.flows.remove(key);
+            if let Some(mut old) = self.flows.remove(key) {
+                let ts = old.last_seen;
+                close_report(&mut old, Some(Ending::Reused), ts, index, &self.limits, out);
+            }
             self.counters.flows_port_reuse += 1;
         }
     }
@@ -525,7 +553,7 @@ impl Engine {
     /// A flow still waiting for its verdict is never evicted: new flows are
     /// refused instead (`flows.table_full`). Evicting an open reported flow
     /// lets its later packets start a midstream flow, hence the order.
-    fn make_room(&mut self) {
+    fn make_room(&mut self, index: u64, out: &mut Vec<Report>) {
         let mut victims: Vec<(u8, Timestamp, FlowKey)> = self
             .flows
             .values()
@@ -550,14 +578,32 @@ impl Engine {
             victims.select_nth_unstable(excess);
             victims.truncate(excess);
         }
+        // Closes of evicted flows go out in first-seen order (victims are
+        // in selection order, which depends on the table's history).
+        let mut evicted = Vec::new();
         for (rank, _, key) in victims {
-            if self.flows.remove(&key).is_some() {
+            if let Some(flow) = self.flows.remove(&key) {
                 if rank == 0 {
                     self.counters.flows_evicted_embryonic += 1;
                 } else {
                     self.counters.flows_evicted_decided += 1;
                 }
+                if self.limits.closes && flow.decided.is_some() && !flow.close_sent {
+                    evicted.push(flow);
+                }
             }
+        }
+        evicted.sort_by_key(|f| f.first_index);
+        for mut flow in evicted {
+            let ts = flow.last_seen;
+            close_report(
+                &mut flow,
+                Some(Ending::Evicted),
+                ts,
+                index,
+                &self.limits,
+                out,
+            );
         }
     }
 
@@ -596,19 +642,20 @@ impl Engine {
             let Some(mut flow) = self.flows.remove(&key) else {
                 continue;
             };
-            if flow.reported {
-                continue;
+            if !flow.reported {
+                self.counters.flows_expired += 1;
+                conclude_and_report(
+                    &mut flow,
+                    End::Idle,
+                    now,
+                    index,
+                    &self.limits,
+                    &mut self.counters,
+                    out,
+                );
             }
-            self.counters.flows_expired += 1;
-            conclude_and_report(
-                &mut flow,
-                End::Idle,
-                now,
-                index,
-                &self.limits,
-                &mut self.counters,
-                out,
-            );
+            let ts = flow.last_seen;
+            close_report(&mut flow, Some(Ending::Idle), ts, index, &self.limits, out);
         }
     }
 
@@ -622,11 +669,12 @@ impl Engine {
     /// of the next flow still to report, or None when all are done (the
     /// flow table is then empty).
     pub fn finish_some(&mut self, index: u64, max: usize, out: &mut Vec<Report>) -> Option<u64> {
+        let closes = self.limits.closes;
         let pending = self.finishing.get_or_insert_with(|| {
             let mut open: Vec<(u64, FlowKey)> = self
                 .flows
                 .values()
-                .filter(|f| !f.reported)
+                .filter(|f| !f.reported || (closes && f.decided.is_some() && !f.close_sent))
                 .map(|f| (f.first_index, f.key))
                 .collect();
             // Reverse order: the next flow is popped from the end.
@@ -640,13 +688,23 @@ impl Engine {
                 continue;
             };
             let ts = flow.last_seen;
-            conclude_and_report(
+            if !flow.reported {
+                conclude_and_report(
+                    &mut flow,
+                    End::EndOfInput,
+                    ts,
+                    index,
+                    &self.limits,
+                    &mut self.counters,
+                    out,
+                );
+            }
+            close_report(
                 &mut flow,
-                End::EndOfInput,
+                Some(Ending::EndOfInput),
                 ts,
                 index,
                 &self.limits,
-                &mut self.counters,
                 out,
             );
             done += 1;
@@ -1148,6 +1206,12 @@ fn report(
         None => v.reason = "no payload: nothing to classify".to_string(),
     }
     annotate_mesh(&mut v);
+    flow.decided = Some(Decided {
+        class: v.class,
+        outcome: v.outcome,
+        basis: v.basis,
+        mesh: v.mesh.as_ref().map(|m| m.mesh),
+    });
     for cert in [&v.client_certificate, &v.server_certificate]
         .into_iter()
         .flatten()
@@ -1161,7 +1225,57 @@ fn report(
             trigger: index,
             flow: flow.first_index,
         },
-        verdict: v,
+        event: Event::Verdict(v),
+    });
+}
+
+/// Emit the flow's close (once, only for a flow whose verdict went out, and
+/// only when `Limits::closes`). A flow that both sides closed says how
+/// (`fin`/`rst`) whatever removes it later; otherwise `ending`, or nothing
+/// when `ending` is None (the flow is still open). Costs no memory: the
+/// counts are the flow record's own.
+fn close_report(
+    flow: &mut Flow,
+    ending: Option<Ending>,
+    ts: Timestamp,
+    index: u64,
+    limits: &Limits,
+    out: &mut Vec<Report>,
+) {
+    if !limits.closes || flow.close_sent {
+        return;
+    }
+    let Some(decided) = flow.decided else {
+        return;
+    };
+    let ending = if flow.closed.contains(&Some(Close::Rst)) {
+        Ending::Rst
+    } else if flow.both_closed() {
+        Ending::Fin
+    } else {
+        match ending {
+            Some(e) => e,
+            None => return,
+        }
+    };
+    flow.close_sent = true;
+    let client = flow.client.unwrap_or(0);
+    out.push(Report {
+        order: ReportOrder {
+            trigger: index,
+            flow: flow.first_index,
+        },
+        event: Event::Close(FlowClose {
+            ts,
+            first_seen: flow.first_seen,
+            client: flow.endpoint(client),
+            server: flow.endpoint(1 - client),
+            ending,
+            decided,
+            bytes_to_server: flow.payload_bytes.get(client).copied().unwrap_or(0),
+            bytes_to_client: flow.payload_bytes.get(1 - client).copied().unwrap_or(0),
+            packets: flow.packets,
+        }),
     });
 }
 
@@ -1214,6 +1328,168 @@ mod tests {
         body.extend_from_slice(&[2; 32]);
         body.extend_from_slice(&[0, 0xc0, 0x2f, 0]);
         record(2, &body)
+    }
+
+    /// An HTTP exchange: SYN, SYN-ACK, request, response (the verdict),
+    /// then `extra` more response bytes. Indexes 0..5.
+    fn http_flow(engine: &mut Engine, client: Endpoint, extra: usize, out: &mut Vec<Report>) {
+        let server = ep("10.0.0.2", 80);
+        let (syn, ack) = (TcpFlags::SYN, TcpFlags::ACK);
+        let req = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let steps = [
+            seg(client, server, 100, syn, &[]),
+            seg(server, client, 500, syn | ack, &[]),
+            seg(client, server, 101, ack, req),
+            seg(server, client, 501, ack, resp),
+            seg(
+                server,
+                client,
+                501 + resp.len() as u32,
+                ack,
+                &vec![b'x'; extra],
+            ),
+        ];
+        for (i, s) in steps.into_iter().enumerate() {
+            engine.on_segment(s, i as u64, out);
+        }
+    }
+
+    fn closes(out: &[Report]) -> Vec<(Ending, u64, u64, u64, ReportOrder)> {
+        out.iter()
+            .filter_map(|r| match &r.event {
+                Event::Close(c) => Some((
+                    c.ending,
+                    c.bytes_to_server,
+                    c.bytes_to_client,
+                    c.packets,
+                    r.order,
+                )),
+                Event::Verdict(_) => None,
+            })
+            .collect()
+    }
+
+    fn with_closes() -> Limits {
+        Limits {
+            closes: true,
+            ..Limits::default()
+        }
+    }
+
+    /// Issue 7: a close follows the verdict at the second FIN, with the
+    /// whole flow's bytes and packets, ordered after the verdict.
+    #[test]
+    fn a_close_counts_the_whole_flow_and_follows_its_verdict() {
+        let client = ep("10.0.0.1", 40000);
+        let server = ep("10.0.0.2", 80);
+        let mut engine = Engine::new(with_closes());
+        let mut out = Vec::new();
+        http_flow(&mut engine, client, 1000, &mut out);
+        assert!(matches!(out[0].event, Event::Verdict(_)));
+        assert_eq!(out.len(), 1, "no close before the FINs");
+        let fin = TcpFlags::FIN | TcpFlags::ACK;
+        engine.on_segment(seg(client, server, 128, fin, &[]), 5, &mut out);
+        assert_eq!(out.len(), 1, "one FIN is not a close");
+        engine.on_segment(seg(server, client, 1539, fin, &[]), 6, &mut out);
+        let got = closes(&out);
+        assert_eq!(got.len(), 1);
+        let (ending, to_server, to_client, packets, order) = got[0];
+        assert_eq!(ending, Ending::Fin);
+        assert_eq!((to_server, to_client, packets), (27, 1038, 7));
+        assert!(order > out[0].order && order.flow == out[0].order.flow);
+        // Late packets and the expiry of the lingering record add nothing.
+        engine.on_segment(seg(client, server, 129, TcpFlags::ACK, &[]), 7, &mut out);
+        engine.on_tick(Timestamp(100_000_000), 8, &mut out);
+        engine.finish(9, &mut out);
+        assert_eq!(closes(&out).len(), 1);
+        assert_eq!(engine.flow_count(), 0);
+    }
+
+    #[test]
+    fn no_close_unless_asked() {
+        let mut engine = Engine::new(Limits::default());
+        let mut out = Vec::new();
+        http_flow(&mut engine, ep("10.0.0.1", 40000), 10, &mut out);
+        engine.on_segment(
+            seg(
+                ep("10.0.0.1", 40000),
+                ep("10.0.0.2", 80),
+                128,
+                TcpFlags::RST,
+                &[],
+            ),
+            5,
+            &mut out,
+        );
+        engine.finish(6, &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(closes(&out).is_empty());
+    }
+
+    /// Every way a decided flow can end says so on its close.
+    #[test]
+    fn closes_say_how_the_flow_ended() {
+        let server = ep("10.0.0.2", 80);
+        // RST.
+        let mut engine = Engine::new(with_closes());
+        let mut out = Vec::new();
+        let client = ep("10.0.0.1", 40000);
+        http_flow(&mut engine, client, 0, &mut out);
+        engine.on_segment(seg(server, client, 538, TcpFlags::RST, &[]), 5, &mut out);
+        assert_eq!(closes(&out)[0].0, Ending::Rst);
+        // Idle: the tick is past the idle timeout of packet time.
+        let mut out = Vec::new();
+        http_flow(&mut engine, ep("10.0.0.3", 40000), 0, &mut out);
+        engine.on_tick(Timestamp(1_000_000 + 301_000_000), 6, &mut out);
+        assert_eq!(
+            closes(&out).iter().map(|c| c.0).collect::<Vec<_>>(),
+            vec![Ending::Idle]
+        );
+        // End of input.
+        let mut out = Vec::new();
+        http_flow(&mut engine, ep("10.0.0.4", 40000), 0, &mut out);
+        engine.finish(7, &mut out);
+        assert_eq!(closes(&out)[0].0, Ending::EndOfInput);
+        // A new SYN (new ISN) on the 4-tuple of an open decided flow.
+        let mut engine = Engine::new(with_closes());
+        let mut out = Vec::new();
+        http_flow(&mut engine, client, 0, &mut out);
+        engine.on_segment(seg(client, server, 9000, TcpFlags::SYN, &[]), 5, &mut out);
+        assert_eq!(closes(&out)[0].0, Ending::Reused);
+        // Evicted: decided open flows make room for a SYN flood.
+        let mut engine = Engine::new(Limits {
+            max_flows: 16,
+            ..with_closes()
+        });
+        let mut out = Vec::new();
+        for i in 0..16u8 {
+            http_flow(&mut engine, ep(&format!("10.1.0.{i}"), 40000), 0, &mut out);
+        }
+        for i in 0..64u8 {
+            engine.on_segment(
+                seg(
+                    ep(&format!("10.2.0.{i}"), 40000),
+                    server,
+                    1,
+                    TcpFlags::SYN,
+                    &[],
+                ),
+                100,
+                &mut out,
+            );
+        }
+        let evicted = closes(&out);
+        assert!(!evicted.is_empty());
+        assert!(evicted.iter().all(|c| c.0 == Ending::Evicted));
+    }
+
+    /// Issue 4's budget: a decided flow keeps only this record (the bench
+    /// measures < 256 B per flow with the table's overhead); issue 7's
+    /// close bookkeeping had to fit in its padding.
+    #[test]
+    fn a_flow_record_stays_136_bytes() {
+        assert_eq!(std::mem::size_of::<Flow>(), 136);
     }
 
     /// A full table evicts SYN-only flows first and never a flow that is
@@ -1295,8 +1571,9 @@ mod tests {
         assert!(given_up > 40, "{given_up}");
         assert_eq!(out.len() as u64, given_up);
         assert!(
-            out.iter().all(|r| r.verdict.class == Class::Unknown
-                && r.verdict.reason.starts_with("memory budget"))
+            out.iter().all(|r| r.verdict().is_some_and(
+                |v| v.class == Class::Unknown && v.reason.starts_with("memory budget")
+            ))
         );
         assert!(engine.counters().buffer_peak <= budget as u64);
         engine.finish(1000, &mut out);
@@ -1339,7 +1616,7 @@ mod tests {
         }
         engine.finish(9, &mut out);
         assert_eq!(out.len(), 1);
-        let v = &out[0].verdict;
+        let v = out[0].verdict().unwrap();
         assert_eq!(v.client, tcp_server, "{v:?}");
         assert_eq!(v.class, Class::Mtls, "{}", v.reason);
     }

@@ -1,12 +1,14 @@
 //! The `mtlsniff` binary: a thin shell over the library.
 //!
 //! It owns the process edges: parsing argv (clap exits 2 on usage errors),
-//! logging to stderr, looking at stdout (terminal or not), SIGINT/SIGTERM in
-//! live mode, dropping privileges once the source is open (before any
-//! thread exists), the summary, and the exit status (0 success or `| head`,
-//! 1 runtime error, 2 usage error, 3 input lost). It must not hold pipeline
-//! logic: that is `pipeline::run`. Every error a user can cause ends as one
-//! line on stderr.
+//! logging to stderr, looking at stdout and stderr (terminal or not),
+//! SIGINT/SIGTERM (live, or lingering metrics) and SIGUSR1 (live summary),
+//! dropping privileges once the source is open (before any thread exists),
+//! wiring the answers (edges, verify mode, metrics server, progress bar),
+//! the end-of-run output, and the exit status (0 success or `| head`, 1
+//! runtime error, 2 usage error, 3 input lost, 4 `--expect` not met). It
+//! must not hold pipeline logic: that is `pipeline::run`. Every error a
+//! user can cause ends as one line on stderr.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -15,18 +17,30 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use mtlsniff::answers::{Answers, SummaryFormat};
 use mtlsniff::capture::{self, Capture, Options};
 use mtlsniff::cli::{Args, Buffering, Config, LogLevel, Mode, Source};
+use mtlsniff::edges::EdgeTable;
+use mtlsniff::expect::Tally;
+use mtlsniff::gauges::Gauges;
+use mtlsniff::graph::{self, GraphFormat};
 use mtlsniff::keylog::{self, KeyLog};
+use mtlsniff::metrics::{Metrics, MetricsServer};
 use mtlsniff::output::Printer;
 use mtlsniff::pipeline::{self, Plan};
 use mtlsniff::privilege;
+use mtlsniff::progress::Progress;
 use tracing_subscriber::filter::LevelFilter;
 
 /// Write to stderr without panicking if stderr is gone (`eprintln!` would).
 fn stderr_line(msg: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{msg}");
 }
+
+/// Exit status when `--expect` is not met (1, 2 and 3 are taken by runtime errors,
+/// usage errors and lost input, so a script can tell "not mTLS" from "could
+/// not check").
+const EXIT_EXPECT_FAILED: u8 = 4;
 
 fn init_logging(level: LogLevel) {
     let filter = match level {
@@ -84,9 +98,73 @@ fn run(config: &Config, keylog: Option<KeyLog>) -> Result<ExitCode, String> {
         bounding_set_cleared = dropped.bounding_cleared,
         "privileges dropped: no capabilities, no-new-privileges set"
     );
+    let live = capture.is_live();
+    // -qq: nothing at all on stderr.
+    let stderr_says = config.log_level != LogLevel::Off;
+
+    if let Some(path) = &config.graph
+        && GraphFormat::of(path) == GraphFormat::Svg
+        && !graph::dot_available()
+    {
+        return Err(format!(
+            "--graph {}: SVG needs Graphviz's dot (install graphviz), or write a .dot file",
+            path.display()
+        ));
+    }
+
+    let gauges = Arc::new(Gauges::default());
+    let mut answers = Answers::new(Arc::clone(&gauges));
+    if config.edges_summary.is_some() || config.graph.is_some() {
+        answers = answers.with_edges(
+            EdgeTable::default(),
+            config.edges_summary.unwrap_or(SummaryFormat::Table),
+        );
+    }
+    if let Some(e) = config.expect {
+        answers = answers.with_tally(
+            Tally::new(e, config.strict, config.ports.clone()),
+            stderr_says,
+        );
+    }
+    if config.close_lines {
+        answers = answers.with_close_ids();
+    }
+    let _metrics_server = match config.metrics {
+        Some(addr) => {
+            let (metrics, registry) = Metrics::new(Arc::clone(&gauges));
+            let server = MetricsServer::start(addr, registry)?;
+            if stderr_says {
+                stderr_line(&format!(
+                    "mtlsniff: metrics on http://{}/metrics",
+                    server.addr()
+                ));
+            }
+            answers = answers.with_metrics(metrics);
+            Some(server)
+        }
+        None => None,
+    };
+    // The bar shares the terminal only with stderr: when flow lines also
+    // stream to it, they are the progress (and would tear the bar).
+    let lines_on_terminal = stdout.is_terminal() && (config.flow_lines || config.close_lines);
+    if !live
+        && config.log_level >= LogLevel::Warn
+        && std::io::stderr().is_terminal()
+        && !lines_on_terminal
+        && let Some(probe) = capture.input_probe()
+    {
+        answers = answers.with_progress(Progress::new(probe, Arc::clone(&gauges)));
+    }
+    if live && config.edges_summary.is_some() {
+        let usr1 = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&usr1))
+            .map_err(|e| format!("cannot install the SIGUSR1 handler: {e}"))?;
+        answers = answers.with_live_summary(config.summary_interval, Some(usr1));
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
-    if capture.is_live() {
+    let lingers = config.metrics.is_some() && !config.metrics_linger.is_zero();
+    if live || lingers {
         let flag = Arc::clone(&stop);
         let first = OnceLock::new();
         ctrlc::set_handler(move || {
@@ -104,28 +182,71 @@ fn run(config: &Config, keylog: Option<KeyLog>) -> Result<ExitCode, String> {
     let mut printer = Printer::new(stdout.lock(), config.format, line_buffered);
     let mut plan = Plan::from_config(config);
     plan.limits.keylog = keylog.map(Arc::new);
-    let outcome = pipeline::run(capture, &plan, &mut printer, &stop).map_err(|e| e.to_string())?;
+    let outcome = pipeline::run(capture, &plan, &mut printer, &mut answers, &stop)
+        .map_err(|e| e.to_string())?;
+    answers.finish_progress();
+    let expect_failed = answers.tally().is_some_and(|t| !t.passed());
+    let status = if expect_failed {
+        ExitCode::from(EXIT_EXPECT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    };
     if outcome.stdout_closed {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(status);
+    }
+    if config.edges_summary.is_some()
+        && let Some(text) = answers.summary_text()
+    {
+        // Aligned tables read better apart from the flow lines; TSV and
+        // JSON stay line-oriented.
+        let gap = config.edges_summary == Some(SummaryFormat::Table)
+            && (config.flow_lines || config.close_lines)
+            && outcome.summary.printed() > 0;
+        let block = if gap { format!("\n{text}") } else { text };
+        if printer.print_block(&block).is_err() {
+            return Ok(status); // stdout went away: as `| head`
+        }
+    }
+    if let (Some(path), Some(edges)) = (&config.graph, answers.edges()) {
+        graph::write(edges, path)?;
     }
     if config.summary {
         let _ = std::io::stderr()
             .lock()
             .write_all(outcome.summary.render().as_bytes());
     }
+    if stderr_says && let Some(t) = answers.tally() {
+        stderr_line(&format!("mtlsniff: {}", t.conclusion()));
+    }
     // Asked for explicitly: printed even with -q, on stderr so stdout
     // stays one verdict per line (JSON Lines stays parseable).
     if let Some(c) = &outcome.calibration {
         let _ = std::io::stderr().lock().write_all(c.render().as_bytes());
     }
-    match outcome.read_error {
-        Some(e) => Err(e.to_string()),
+    if let Some(e) = outcome.read_error {
+        if expect_failed {
+            // A flow fell short of --expect in what was read: that finding
+            // outranks the damaged file, and both are said.
+            stderr_line(&format!("mtlsniff: {e}"));
+            return Ok(status);
+        }
+        return Err(e.to_string());
+    }
+    if lingers && !live {
+        // File done: serve the final values for --metrics-linger, or
+        // until SIGINT/SIGTERM.
+        let until = Instant::now() + config.metrics_linger;
+        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    if !expect_failed && outcome.summary.lost() {
         // Every verdict was printed, but packets or evidence were lost on
         // the way (the summary says which): a script must not read that as
         // a clean run.
-        None if outcome.summary.lost() => Ok(ExitCode::from(EXIT_INPUT_LOST)),
-        None => Ok(ExitCode::SUCCESS),
+        return Ok(ExitCode::from(EXIT_INPUT_LOST));
     }
+    Ok(status)
 }
 
 /// Exit status of a run that finished but lost input (`Summary::lost`).

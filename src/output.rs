@@ -16,7 +16,8 @@ use serde::Serialize;
 use crate::cli::Format;
 use crate::identity::Validity;
 use crate::segment::Timestamp;
-use crate::verdict::{Alert, Basis, CertSeen, ClientCert, Verdict, version_name};
+use crate::stats::human_micros;
+use crate::verdict::{Alert, Basis, CertSeen, ClientCert, FlowClose, Verdict, version_name};
 
 /// TLS version text: the name, or the raw number when it has none.
 fn version_text(v: u16) -> String {
@@ -61,6 +62,13 @@ fn escape_into(out: &mut String, s: &str, extra: &[char]) {
             }
         }
     }
+}
+
+/// `s` escaped for a line of text (stderr messages that quote the wire).
+pub fn escape_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    escape_into(&mut out, s, &[]);
+    out
 }
 
 /// A value for `key=value`: bare when it is plain printable ASCII with no
@@ -201,6 +209,8 @@ pub fn text_line(v: &Verdict) -> String {
 /// scripts (`jq`), so this is a struct, not a map.
 #[derive(Debug, Serialize)]
 pub struct JsonVerdict<'a> {
+    /// `verdict` (`close` lines and the `summary` object say otherwise).
+    pub event: &'static str,
     pub ts: String,
     pub first_seen: String,
     pub client: String,
@@ -251,6 +261,7 @@ pub struct JsonVerdict<'a> {
 impl<'a> JsonVerdict<'a> {
     pub fn new(v: &'a Verdict) -> Self {
         JsonVerdict {
+            event: "verdict",
             ts: v.ts.rfc3339(),
             first_seen: v.first_seen.rfc3339(),
             client: v.client.to_string(),
@@ -367,6 +378,97 @@ pub struct JsonHint<'a> {
     pub value: &'a str,
 }
 
+/// Identities seen in clear for a flow, shown on its close line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CloseIds {
+    pub client_id: Option<std::sync::Arc<str>>,
+    pub server_id: Option<std::sync::Arc<str>>,
+}
+
+/// The text view of a close (`--close`): like a verdict line, with `close`
+/// before the class, so `grep ': close '` picks them out.
+pub fn close_line(c: &FlowClose, ids: &CloseIds) -> String {
+    let mut s = String::with_capacity(160);
+    s.push_str(&c.ts.date_time());
+    s.push_str(if c.is_ipv6() { " IP6 " } else { " IP " });
+    s.push_str(&format!(
+        "{} > {}: close {:<9} {:<10} ended={} duration={} bytes_to_server={} bytes_to_client={} packets={}",
+        c.client,
+        c.server,
+        c.decided.class.as_str(),
+        c.decided.outcome.as_str(),
+        c.ending.as_str(),
+        human_micros(c.duration_micros()),
+        c.bytes_to_server,
+        c.bytes_to_client,
+        c.packets,
+    ));
+    if c.decided.basis != Basis::None {
+        s.push_str(" basis=");
+        s.push_str(c.decided.basis.as_str());
+    }
+    if let Some(m) = c.decided.mesh {
+        s.push_str(" mesh=");
+        s.push_str(m.as_str());
+    }
+    for (key, id) in [("client_id", &ids.client_id), ("server_id", &ids.server_id)] {
+        if let Some(id) = id {
+            s.push(' ');
+            s.push_str(key);
+            s.push('=');
+            s.push_str(&value(id));
+        }
+    }
+    s
+}
+
+/// The JSON view of a close.
+#[derive(Debug, Serialize)]
+pub struct JsonClose<'a> {
+    /// Always `close`.
+    pub event: &'static str,
+    pub ts: String,
+    pub first_seen: String,
+    pub client: String,
+    pub server: String,
+    pub ip_version: u8,
+    pub class: &'static str,
+    pub outcome: &'static str,
+    pub basis: &'static str,
+    pub mesh: Option<&'static str>,
+    pub ended: &'static str,
+    pub duration_us: u64,
+    pub bytes_to_server: u64,
+    pub bytes_to_client: u64,
+    pub packets: u64,
+    pub client_id: Option<&'a str>,
+    pub server_id: Option<&'a str>,
+}
+
+impl<'a> JsonClose<'a> {
+    pub fn new(c: &FlowClose, ids: &'a CloseIds) -> Self {
+        JsonClose {
+            event: "close",
+            ts: c.ts.rfc3339(),
+            first_seen: c.first_seen.rfc3339(),
+            client: c.client.to_string(),
+            server: c.server.to_string(),
+            ip_version: if c.is_ipv6() { 6 } else { 4 },
+            class: c.decided.class.as_str(),
+            outcome: c.decided.outcome.as_str(),
+            basis: c.decided.basis.as_str(),
+            mesh: c.decided.mesh.map(|m| m.as_str()),
+            ended: c.ending.as_str(),
+            duration_us: c.duration_micros(),
+            bytes_to_server: c.bytes_to_server,
+            bytes_to_client: c.bytes_to_client,
+            packets: c.packets,
+            client_id: ids.client_id.as_deref(),
+            server_id: ids.server_id.as_deref(),
+        }
+    }
+}
+
 /// `-A` lines under a verdict: each line of each direction's preview,
 /// indented and marked `>` (client to server) or `<`, escaped like the
 /// rest of the text view.
@@ -423,6 +525,27 @@ impl<W: Write> Printer<W> {
             self.out.flush()?;
         }
         Ok(())
+    }
+
+    /// One close line (`--close`), in the chosen view.
+    pub fn print_close(&mut self, c: &FlowClose, ids: &CloseIds) -> io::Result<()> {
+        match self.format {
+            Format::Text => self.out.write_all(close_line(c, ids).as_bytes())?,
+            Format::Json => serde_json::to_writer(&mut self.out, &JsonClose::new(c, ids))
+                .map_err(io::Error::from)?,
+        }
+        self.out.write_all(b"\n")?;
+        if self.line_buffered {
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
+    /// A block of text made elsewhere (the edges summary), written as is,
+    /// then flushed: it is the end of a run or an answer to SIGUSR1.
+    pub fn print_block(&mut self, text: &str) -> io::Result<()> {
+        self.out.write_all(text.as_bytes())?;
+        self.out.flush()
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
@@ -608,7 +731,9 @@ mod tests {
         let line = serde_json::to_string(&JsonVerdict::new(&v)).unwrap();
         assert!(!line.contains('\n'));
         assert!(
-            line.starts_with(r#"{"ts":"2023-11-14T22:13:20.000042Z","first_seen":"#),
+            line.starts_with(
+                r#"{"event":"verdict","ts":"2023-11-14T22:13:20.000042Z","first_seen":"#
+            ),
             "{line}"
         );
         let j: Value = serde_json::from_str(&line).unwrap();

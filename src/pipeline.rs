@@ -22,21 +22,23 @@ use std::collections::BinaryHeap;
 use std::fmt;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
+use crate::answers::Answers;
 use crate::calibration::Calibration;
 use crate::capture::{Capture, CaptureError, KernelStats, Read};
 use crate::cli::{Config, PortSet};
 use crate::decode::{self, DecodeCounters};
 use crate::engine::{Engine, EngineCounters, Limits};
+use crate::gauges::Gauges;
 use crate::keylog::KeyLog;
 use crate::output::Printer;
 use crate::resumption::SessionMemory;
 use crate::segment::{Segment, Timestamp};
-use crate::stats::{Summary, merge_entries};
-use crate::verdict::{Report, ReportOrder};
+use crate::stats::{ProcessingTime, Summary, merge_entries};
+use crate::verdict::{Event, Report, ReportOrder};
 
 /// Reports per message at end of input.
 const FINISH_CHUNK: usize = 512;
@@ -77,6 +79,10 @@ pub struct Plan {
     pub queue_batches: usize,
     /// The bounds in force, for the summary.
     pub limits_line: String,
+    /// Print a line per verdict (off with `--summary-only`).
+    pub flow_lines: bool,
+    /// Print a line per close (`--close`).
+    pub close_lines: bool,
 }
 
 impl Plan {
@@ -90,9 +96,16 @@ impl Plan {
             ports: config.ports.clone(),
             count: config.count,
             calibrate: config.calibrate,
-            limits: budget.limits.clone(),
+            limits: Limits {
+                // Closes feed close lines and the metrics' closed flows and
+                // bytes; without either, none are made.
+                closes: config.close_lines || config.metrics.is_some(),
+                ..budget.limits.clone()
+            },
             queue_batches: budget.queue_batches,
             limits_line: budget.describe(),
+            flow_lines: config.flow_lines,
+            close_lines: config.close_lines,
         }
     }
 }
@@ -189,6 +202,7 @@ enum FromWorker {
         // Boxed: the counters outgrew the report message, and every
         // message on the channel is as large as the largest variant.
         counters: Box<EngineCounters>,
+        processing: ProcessingTime,
     },
 }
 
@@ -476,6 +490,7 @@ fn capture_loop(
     ports: Option<&PortSet>,
     keylog: Option<&KeyLog>,
     stop: &AtomicBool,
+    gauges: &Gauges,
 ) -> CaptureEnd {
     let shards = disp.txs.len();
     let mut index: u64 = 0;
@@ -483,6 +498,7 @@ fn capture_loop(
     let mut decode_counters = DecodeCounters::default();
     let mut ports_skipped = 0;
     let mut error = None;
+    let mut publish_due = false;
     while !stop.load(Ordering::Relaxed) && !disp.broken {
         match capture.read_next() {
             Err(e) => {
@@ -498,6 +514,7 @@ fn capture_loop(
                 if let Some(k) = keylog {
                     k.poll();
                 }
+                publish(gauges, index, &disp, &mut capture);
             }
             Ok(Read::Frame(frame)) => {
                 if let Some(now) = clock.on_frame(index, frame.ts) {
@@ -505,6 +522,8 @@ fn capture_loop(
                     if let Some(k) = keylog {
                         k.poll();
                     }
+                    // The frame borrows the capture: publish after it.
+                    publish_due = true;
                 }
                 if let Some(seg) = decode::decode_borrowed(&frame, &mut decode_counters) {
                     let wanted =
@@ -519,8 +538,13 @@ fn capture_loop(
                 index += 1;
             }
         }
+        if publish_due {
+            publish_due = false;
+            publish(gauges, index, &disp, &mut capture);
+        }
     }
     disp.finish(index);
+    publish(gauges, index, &disp, &mut capture);
     CaptureEnd {
         packets: index,
         decode: decode_counters,
@@ -532,14 +556,26 @@ fn capture_loop(
     }
 }
 
+/// Live counters for the metrics endpoint and the progress bar, at ticks.
+fn publish(gauges: &Gauges, packets: u64, disp: &Dispatcher, capture: &mut Capture) {
+    gauges.publish_capture(
+        packets,
+        disp.dropped_segments,
+        disp.dropped_ticks,
+        capture.stats(),
+    );
+}
+
 fn worker_loop(
     worker: usize,
     limits: Limits,
     rx: Receiver<ToWorker>,
     tx: Sender<FromWorker>,
     recycle: Sender<Batch>,
+    gauges: &Gauges,
 ) {
     let mut engine = Engine::new(limits);
+    let mut processing = ProcessingTime::default();
     let mut reports = Vec::new();
     for msg in rx {
         let (watermark, last) = match msg {
@@ -551,7 +587,17 @@ fn worker_loop(
                         let (o, l) = (offset as usize, len as usize);
                         bytes.get(o..o + l).unwrap_or_default()
                     });
-                    engine.on_segment(seg, index, &mut reports);
+                    // Time one segment in SAMPLE_EVERY: two clock reads
+                    // per packet would cost more than the rest of a
+                    // decided flow's packet.
+                    if index.is_multiple_of(ProcessingTime::SAMPLE_EVERY) {
+                        let started = Instant::now();
+                        engine.on_segment(seg, index, &mut reports);
+                        let nanos = started.elapsed().as_nanos();
+                        processing.record(u64::try_from(nanos).unwrap_or(u64::MAX));
+                    } else {
+                        engine.on_segment(seg, index, &mut reports);
+                    }
                     next = index.saturating_add(1);
                 }
                 batch.clear();
@@ -570,6 +616,7 @@ fn worker_loop(
             }
             ToWorker::Tick { index, now } => {
                 engine.on_tick(now, index, &mut reports);
+                gauges.publish_engine(worker, engine.counters());
                 (
                     ReportOrder {
                         trigger: index,
@@ -613,8 +660,10 @@ fn worker_loop(
             break;
         }
     }
+    gauges.publish_engine(worker, engine.counters());
     let _ = tx.send(FromWorker::Done {
         counters: Box::new(engine.counters().clone()),
+        processing,
     });
 }
 
@@ -631,26 +680,58 @@ struct Output<'a, W: Write> {
     /// TLS <= 1.2 sessions, so resumptions inherit their verdicts.
     sessions: SessionMemory,
     calibration: Option<Calibration>,
+    answers: &'a mut Answers,
+    flow_lines: bool,
+    close_lines: bool,
 }
 
 impl<W: Write> Output<'_, W> {
-    fn emit(&mut self, mut report: Report) {
+    fn emit(&mut self, report: Report) {
         if self.done {
             return;
         }
-        self.sessions.link(&mut report.verdict);
-        match self.printer.print(&report.verdict) {
-            Ok(()) => {
-                self.summary.record(&report.verdict);
-                if let Some(c) = self.calibration.as_mut() {
-                    c.record(&report.verdict);
-                }
-                if self.count.is_some_and(|c| self.summary.printed() >= c) {
-                    let flushed = self.printer.flush();
-                    self.end(flushed);
+        let flow = report.order.flow;
+        match report.event {
+            Event::Verdict(mut verdict) => {
+                self.sessions.link(&mut verdict);
+                let printed = if self.flow_lines {
+                    self.printer.print(&verdict)
+                } else {
+                    Ok(())
+                };
+                match printed {
+                    Ok(()) => {
+                        self.summary.record(&verdict);
+                        self.answers.on_verdict(flow, &verdict);
+                        if let Some(c) = self.calibration.as_mut() {
+                            c.record(&verdict);
+                        }
+                        if self.count.is_some_and(|c| self.summary.printed() >= c) {
+                            let flushed = self.printer.flush();
+                            self.end(flushed);
+                        }
+                    }
+                    Err(e) => self.end(Err(e)),
                 }
             }
-            Err(e) => self.end(Err(e)),
+            Event::Close(close) => {
+                let ids = self.answers.on_close(flow, &close);
+                if self.close_lines
+                    && let Err(e) = self.printer.print_close(&close, &ids)
+                {
+                    self.end(Err(e));
+                }
+            }
+        }
+    }
+
+    /// Between messages: progress, a live summary that is due.
+    fn wake(&mut self) {
+        if self.done {
+            return;
+        }
+        if let Err(e) = self.answers.on_wake(self.printer) {
+            self.end(Err(e));
         }
     }
 
@@ -667,13 +748,17 @@ impl<W: Write> Output<'_, W> {
 }
 
 /// Run the pipeline over an opened capture until the input ends, `stop`
-/// is set (signal), `-c` is reached or stdout closes.
+/// is set (signal), `-c` is reached or stdout closes. `answers` sees every
+/// report in print order and publishes through its `Gauges`.
 pub fn run<W: Write>(
     capture: Capture,
     plan: &Plan,
     printer: &mut Printer<W>,
+    answers: &mut Answers,
     stop: &AtomicBool,
 ) -> Result<RunOutcome, RunError> {
+    let gauges = answers.gauges();
+    let gauges = &*gauges;
     let workers = plan.workers.max(1);
     let live = capture.is_live();
     let (out_tx, out_rx) = bounded::<FromWorker>(workers * 4 + 16);
@@ -697,7 +782,11 @@ pub fn run<W: Write>(
         stop,
         sessions: SessionMemory::default(),
         calibration: plan.calibrate.then(Calibration::default),
+        answers,
+        flow_lines: plan.flow_lines,
+        close_lines: plan.close_lines,
     };
+    let mut processing = ProcessingTime::default();
     let mut engine_counters = EngineCounters::default();
     let mut reorder = ReorderBuffer::new(workers);
 
@@ -709,7 +798,7 @@ pub fn run<W: Write>(
             let recycle = recycle_tx.clone();
             let h = std::thread::Builder::new()
                 .name(format!("mtlsniff-worker-{i}"))
-                .spawn_scoped(s, move || worker_loop(i, limits, rx, tx, recycle));
+                .spawn_scoped(s, move || worker_loop(i, limits, rx, tx, recycle, gauges));
             match h {
                 Ok(h) => handles.push(h),
                 Err(_) => {
@@ -726,7 +815,9 @@ pub fn run<W: Write>(
         let keylog = plan.limits.keylog.as_deref();
         let capture_handle = std::thread::Builder::new()
             .name("mtlsniff-capture".into())
-            .spawn_scoped(s, move || capture_loop(capture, disp, ports, keylog, stop));
+            .spawn_scoped(s, move || {
+                capture_loop(capture, disp, ports, keylog, stop, gauges)
+            });
 
         for msg in out_rx.iter() {
             match msg {
@@ -748,8 +839,15 @@ pub fn run<W: Write>(
                             output.emit(r);
                         }
                     }
+                    output.wake();
                 }
-                FromWorker::Done { counters } => engine_counters.merge(&counters),
+                FromWorker::Done {
+                    counters,
+                    processing: p,
+                } => {
+                    engine_counters.merge(&counters);
+                    processing.merge(&p);
+                }
             }
         }
         while let Some(r) = reorder.pop_any() {
@@ -790,6 +888,7 @@ pub fn run<W: Write>(
     summary.dropped_segments = end.dropped_segments;
     summary.dropped_ticks = end.dropped_ticks;
     summary.ports_skipped = end.ports_skipped;
+    summary.processing = processing;
     merge_entries(&mut summary.counters, &end.decode.entries());
     merge_entries(&mut summary.counters, &engine_counters.entries());
     merge_entries(
@@ -798,11 +897,17 @@ pub fn run<W: Write>(
             ("output.late_reports", reorder.late),
             ("sessions.inherited", output.sessions.inherited),
             ("sessions.forgotten", output.sessions.forgotten),
+            (
+                "close.identities_forgotten",
+                output.answers.close_ids_forgotten(),
+            ),
         ],
     );
     if let Some(k) = &plan.limits.keylog {
         merge_entries(&mut summary.counters, &k.counters().entries());
     }
+    // Everything is counted and printed: the gauges are final.
+    gauges.finish();
     Ok(RunOutcome {
         summary,
         stdout_closed: output.stdout_closed,
@@ -824,14 +929,21 @@ mod tests {
         };
         Report {
             order: ReportOrder { trigger, flow },
-            verdict: Verdict {
+            event: Event::Verdict(Verdict {
                 class: Class::Tls,
                 outcome: Outcome::Ok,
                 basis: Basis::Observed,
                 client_cert: ClientCert::NotSent,
                 reason: format!("{trigger}/{flow}"),
                 ..Verdict::new(ep(1), ep(2), Timestamp(0), Timestamp(0))
-            },
+            }),
+        }
+    }
+
+    fn reason_mut(r: &mut Report) -> &mut String {
+        match &mut r.event {
+            Event::Verdict(v) => &mut v.reason,
+            Event::Close(_) => unreachable!("test reports are verdicts"),
         }
     }
 
@@ -870,14 +982,14 @@ mod tests {
             "trigger 8 may still gain a lower flow"
         );
         let mut first = report(9, 3);
-        first.verdict.reason = "first".into();
+        *reason_mut(&mut first) = "first".into();
         b.push(0, first);
         let mut second = report(9, 3);
-        second.verdict.reason = "second".into();
+        *reason_mut(&mut second) = "second".into();
         b.push(0, second);
         b.advance(0, u64::MAX);
         let got: Vec<String> = std::iter::from_fn(|| b.pop_ready())
-            .map(|r| r.verdict.reason)
+            .map(|r| r.into_verdict().unwrap().reason)
             .collect();
         assert_eq!(got, vec!["8/1", "first", "second"]);
         b.advance(0, 3); // watermarks never go back

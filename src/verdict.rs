@@ -10,7 +10,7 @@
 //! reason.
 
 use crate::identity::{CertIdentity, Validity};
-use crate::mesh::{Fingerprint, Hint};
+use crate::mesh::{Fingerprint, Hint, Mesh};
 use crate::segment::{Endpoint, Timestamp};
 
 /// What the flow is, as far as the wire shows.
@@ -376,9 +376,117 @@ pub struct ReportOrder {
     pub flow: u64,
 }
 
-/// A verdict on its way to the printer.
+/// How a flow whose verdict is out came to an end (`--close`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Ending {
+    /// Both sides sent a FIN.
+    Fin,
+    /// Either side sent a RST.
+    Rst,
+    /// No packet for the idle timeout (one side may have sent a FIN).
+    Idle,
+    /// The capture ended (file done, or live capture stopped) with the flow open.
+    EndOfInput,
+    /// A full flow table forgot it to make room (`flows.evicted_*`).
+    Evicted,
+    /// A new SYN reused its 4-tuple before it closed.
+    Reused,
+}
+
+impl Ending {
+    pub const ALL: [Ending; 6] = [
+        Ending::Fin,
+        Ending::Rst,
+        Ending::Idle,
+        Ending::EndOfInput,
+        Ending::Evicted,
+        Ending::Reused,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ending::Fin => "fin",
+            Ending::Rst => "rst",
+            Ending::Idle => "idle",
+            Ending::EndOfInput => "end-of-input",
+            Ending::Evicted => "evicted",
+            Ending::Reused => "reused",
+        }
+    }
+}
+
+/// The few facts of a verdict a flow record keeps until its close, so a
+/// close line needs no copy of the verdict (4 bytes in the flow record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Decided {
+    pub class: Class,
+    pub outcome: Outcome,
+    pub basis: Basis,
+    pub mesh: Option<Mesh>,
+}
+
+/// The end of a flow whose verdict is out: what a ztunnel access log says
+/// about a connection (bytes each way, packets, duration, how it ended),
+/// with the verdict's class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowClose {
+    /// Time of the packet that closed the flow, else of its last packet.
+    pub ts: Timestamp,
+    pub first_seen: Timestamp,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub ending: Ending,
+    pub decided: Decided,
+    /// TCP payload bytes each way over the whole flow (retransmitted and
+    /// duplicated copies included, as in the verdict's counts).
+    pub bytes_to_server: u64,
+    pub bytes_to_client: u64,
+    pub packets: u64,
+}
+
+impl FlowClose {
+    /// Packet time from the first packet to the close, in microseconds.
+    pub fn duration_micros(&self) -> u64 {
+        u64::try_from(self.ts.0.saturating_sub(self.first_seen.0)).unwrap_or(0)
+    }
+    pub fn is_ipv6(&self) -> bool {
+        self.client.ip.is_ipv6()
+    }
+}
+
+/// What the engine tells the output stage about a flow.
+// A Verdict is large and a FlowClose small; boxing the verdict would cost
+// an allocation per flow on the hot path for no gain: reports live briefly.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The flow's verdict: exactly one per reported flow.
+    Verdict(Verdict),
+    /// The flow ended after its verdict (only when the engine is asked for
+    /// closes, `Limits::closes`); at most one per flow, after its verdict.
+    Close(FlowClose),
+}
+
+/// A verdict or a close on its way to the output stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     pub order: ReportOrder,
-    pub verdict: Verdict,
+    pub event: Event,
+}
+
+impl Report {
+    /// The verdict, when this report carries one.
+    pub fn verdict(&self) -> Option<&Verdict> {
+        match &self.event {
+            Event::Verdict(v) => Some(v),
+            Event::Close(_) => None,
+        }
+    }
+
+    /// The verdict, when this report carries one (tests, in-process users).
+    pub fn into_verdict(self) -> Option<Verdict> {
+        match self.event {
+            Event::Verdict(v) => Some(v),
+            Event::Close(_) => None,
+        }
+    }
 }

@@ -56,7 +56,7 @@ fn run(capture: &Path, keys: Option<KeyLog>) -> (Vec<Verdict>, Vec<(&'static str
     engine.finish(segs.len() as u64, &mut out);
     out.sort_by_key(|r| r.order);
     (
-        out.into_iter().map(|r| r.verdict).collect(),
+        out.into_iter().filter_map(|r| r.into_verdict()).collect(),
         engine.counters().entries(),
     )
 }

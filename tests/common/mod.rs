@@ -32,8 +32,8 @@ pub fn verdicts_of(segs: &[Segment], limits: Limits) -> Vec<Verdict> {
     // the full handshake that created their session.
     let mut sessions = SessionMemory::default();
     out.into_iter()
-        .map(|r| {
-            let mut v = r.verdict;
+        .filter_map(|r| r.into_verdict())
+        .map(|mut v| {
             sessions.link(&mut v);
             v
         })

@@ -380,8 +380,8 @@ pub fn run_segments(segments: &[Segment], limits: Limits) -> Run {
     let mut sessions = SessionMemory::default();
     let verdicts = out
         .into_iter()
-        .map(|r| {
-            let mut v = r.verdict;
+        .filter_map(|r| r.into_verdict())
+        .map(|mut v| {
             sessions.link(&mut v);
             v
         })

@@ -1,0 +1,514 @@
+//! The edges summary (`--summary`): flows grouped by who talked to whom,
+//! the wire's answer to `linkerd viz edges` and Kiali's padlocks.
+//!
+//! This file owns the `EdgeTable` (client peer, server peer) -> counts, the
+//! SECURED rule, and the table's three views (aligned table, TSV, JSON). A
+//! client peer is its certificate identity when one was seen in clear, else
+//! its IP; a server peer is its certificate identity, else `IP:port`. Hints
+//! (SNI) and PROXY-header identities are claims, not proofs: they are listed
+//! under IDENTITIES, never used as a key. It must not look at packets: it
+//! reads verdicts, in report order, so its content is deterministic in file
+//! mode. Bounded: at most `max_edges` edges and `MAX_IDENTITIES` identities
+//! per edge are remembered; later edges are counted in one `other` row.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::mesh::Mesh;
+use crate::verdict::{CertSeen, Class, Outcome, Verdict};
+
+/// Edges remembered before new ones are counted in the `other` row.
+pub const DEFAULT_MAX_EDGES: usize = 10_000;
+/// Identities listed per edge; more are counted (`+N`).
+pub const MAX_IDENTITIES: usize = 4;
+
+/// One side of an edge, as the table shows it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Peer(pub String);
+
+impl Peer {
+    /// The client: its certificate identity when seen in clear, else its IP.
+    pub fn client_of(v: &Verdict) -> Peer {
+        match proven_id(v.client_certificate.as_ref()) {
+            Some(id) => Peer(id),
+            None => Peer(v.client.ip.to_string()),
+        }
+    }
+
+    /// The server: its certificate identity when seen in clear, else
+    /// `IP:port` (the port says which service).
+    pub fn server_of(v: &Verdict) -> Peer {
+        match proven_id(v.server_certificate.as_ref()) {
+            Some(id) => Peer(id),
+            None => Peer(v.server.to_string()),
+        }
+    }
+}
+
+fn proven_id(cert: Option<&CertSeen>) -> Option<String> {
+    match cert {
+        Some(c @ CertSeen::Parsed(_)) => Some(c.id()),
+        _ => None,
+    }
+}
+
+/// Whether an edge's decided flows were all mTLS (the SECURED column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Secured {
+    /// Every decided flow was mtls.
+    All,
+    /// Some were mtls, some were not.
+    Mixed,
+    /// No decided flow was mtls.
+    None,
+    /// No flow was decided (all unknown).
+    Unknown,
+}
+
+impl Secured {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Secured::All => "all",
+            Secured::Mixed => "mixed",
+            Secured::None => "none",
+            Secured::Unknown => "unknown",
+        }
+    }
+}
+
+/// What is counted for one edge.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EdgeStats {
+    /// Flows by class, indexed like `Class::ALL`.
+    pub by_class: [u64; 4],
+    /// Flows the server refused (outcome `rejected`).
+    pub rejected: u64,
+    /// Meshes seen (fingerprints), a small sorted set.
+    pub meshes: BTreeSet<Mesh>,
+    /// Identities seen on the edge (certificates, hints, PROXY header)
+    /// other than its client and server peers, at most `MAX_IDENTITIES`.
+    pub identities: BTreeSet<String>,
+    /// Distinct identities not listed for want of room (upper bound: an
+    /// identity seen twice after the list filled is counted twice).
+    pub identities_more: u64,
+}
+
+impl EdgeStats {
+    pub fn flows(&self) -> u64 {
+        self.by_class.iter().sum()
+    }
+
+    pub fn count(&self, class: Class) -> u64 {
+        Class::ALL
+            .iter()
+            .position(|&c| c == class)
+            .and_then(|i| self.by_class.get(i))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn secured(&self) -> Secured {
+        let mtls = self.count(Class::Mtls);
+        let decided = self.flows() - self.count(Class::Unknown);
+        match (decided, mtls) {
+            (0, _) => Secured::Unknown,
+            (d, m) if m == d => Secured::All,
+            (_, 0) => Secured::None,
+            _ => Secured::Mixed,
+        }
+    }
+
+    /// Count `v`; with `key`, list its identities other than the edge's own
+    /// peers (they are in the CLIENT and SERVER columns already).
+    fn add(&mut self, v: &Verdict, key: Option<&(Peer, Peer)>) {
+        if let Some(slot) = Class::ALL
+            .iter()
+            .position(|&c| c == v.class)
+            .and_then(|i| self.by_class.get_mut(i))
+        {
+            *slot += 1;
+        }
+        if v.outcome == Outcome::Rejected {
+            self.rejected += 1;
+        }
+        if let Some(m) = &v.mesh {
+            self.meshes.insert(m.mesh);
+        }
+        let Some((client, server)) = key else {
+            return;
+        };
+        let seen = [
+            v.client_certificate.as_ref().map(CertSeen::id),
+            v.server_certificate.as_ref().map(CertSeen::id),
+            v.identity_hint
+                .as_ref()
+                .map(|h| format!("{}:{}", h.kind.as_str(), h.value)),
+            v.proxy_identity.as_ref().map(|p| format!("proxy:{p}")),
+        ];
+        for id in seen.into_iter().flatten() {
+            if self.identities.contains(&id) || id == client.0 || id == server.0 {
+                continue;
+            }
+            if self.identities.len() < MAX_IDENTITIES {
+                self.identities.insert(id);
+            } else {
+                self.identities_more += 1;
+            }
+        }
+    }
+
+    fn merge(&mut self, o: &EdgeStats) {
+        for (a, b) in self.by_class.iter_mut().zip(o.by_class) {
+            *a += b;
+        }
+        self.rejected += o.rejected;
+        self.meshes.extend(o.meshes.iter().copied());
+    }
+}
+
+/// Flows grouped by (client peer, server peer), bounded.
+#[derive(Debug, Clone)]
+pub struct EdgeTable {
+    max_edges: usize,
+    /// Sorted by key: the views list edges in a stable order.
+    edges: BTreeMap<(Peer, Peer), EdgeStats>,
+    /// Flows of edges that found the table full.
+    other: EdgeStats,
+}
+
+impl Default for EdgeTable {
+    fn default() -> Self {
+        EdgeTable::new(DEFAULT_MAX_EDGES)
+    }
+}
+
+impl EdgeTable {
+    pub fn new(max_edges: usize) -> Self {
+        EdgeTable {
+            max_edges,
+            edges: BTreeMap::new(),
+            other: EdgeStats::default(),
+        }
+    }
+
+    /// Count one verdict on its edge.
+    pub fn record(&mut self, v: &Verdict) {
+        let key = (Peer::client_of(v), Peer::server_of(v));
+        if let Some(stats) = self.edges.get_mut(&key) {
+            stats.add(v, Some(&key));
+        } else if self.edges.len() < self.max_edges {
+            let mut stats = EdgeStats::default();
+            stats.add(v, Some(&key));
+            self.edges.insert(key, stats);
+        } else {
+            self.other.add(v, None);
+        }
+    }
+
+    /// The edges, in (client, server) order.
+    pub fn edges(&self) -> impl Iterator<Item = (&Peer, &Peer, &EdgeStats)> {
+        self.edges.iter().map(|((c, s), e)| (c, s, e))
+    }
+
+    /// Flows of edges that were not remembered (the table was full).
+    pub fn other(&self) -> Option<&EdgeStats> {
+        (self.other.flows() > 0).then_some(&self.other)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.edges.is_empty() && self.other().is_none()
+    }
+
+    /// All edges' counts added up.
+    pub fn total(&self) -> EdgeStats {
+        let mut t = self.other.clone();
+        for e in self.edges.values() {
+            t.merge(e);
+        }
+        t
+    }
+
+    /// Rows for the table and TSV views: header first, `other` last.
+    fn rows(&self) -> Vec<[String; 11]> {
+        let mut rows = vec![
+            [
+                "CLIENT",
+                "SERVER",
+                "FLOWS",
+                "MTLS",
+                "TLS",
+                "PLAINTEXT",
+                "UNKNOWN",
+                "REJECTED",
+                "SECURED",
+                "MESH",
+                "IDENTITIES",
+            ]
+            .map(str::to_string),
+        ];
+        let row = |client: &str, server: &str, e: &EdgeStats| {
+            let meshes: Vec<&str> = e.meshes.iter().map(|m| m.as_str()).collect();
+            let mut ids: Vec<String> = e.identities.iter().map(|i| cell(i)).collect();
+            if e.identities_more > 0 {
+                ids.push(format!("+{}", e.identities_more));
+            }
+            [
+                cell(client),
+                cell(server),
+                e.flows().to_string(),
+                e.count(Class::Mtls).to_string(),
+                e.count(Class::Tls).to_string(),
+                e.count(Class::Plaintext).to_string(),
+                e.count(Class::Unknown).to_string(),
+                e.rejected.to_string(),
+                e.secured().as_str().to_string(),
+                dash_if_empty(meshes.join(",")),
+                dash_if_empty(ids.join(",")),
+            ]
+        };
+        for ((c, s), e) in &self.edges {
+            rows.push(row(&c.0, &s.0, e));
+        }
+        if let Some(o) = self.other() {
+            rows.push(row("(other)", "(other)", o));
+        }
+        rows
+    }
+
+    /// Aligned columns, two spaces apart, one edge per line.
+    pub fn render_table(&self) -> String {
+        let rows = self.rows();
+        let mut widths = [0usize; 11];
+        for r in &rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let mut s = String::new();
+        for r in &rows {
+            let mut line = String::new();
+            for (i, (c, w)) in r.iter().zip(widths).enumerate() {
+                if i > 0 {
+                    line.push_str("  ");
+                }
+                let _ = write!(line, "{c:<w$}");
+            }
+            s.push_str(line.trim_end());
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Tab-separated values with a header line.
+    pub fn render_tsv(&self) -> String {
+        self.rows().iter().map(|r| r.join("\t") + "\n").collect()
+    }
+
+    /// One JSON object on one line: `{"event":"summary","edges":[...],"other":...}`.
+    pub fn render_json(&self) -> String {
+        let edges: Vec<JsonEdge> = self
+            .edges
+            .iter()
+            .map(|((c, s), e)| JsonEdge::new(&c.0, &s.0, e))
+            .collect();
+        let doc = JsonSummary {
+            event: "summary",
+            edges,
+            other: self.other().map(|o| JsonEdge::new("(other)", "(other)", o)),
+        };
+        serde_json::to_string(&doc).unwrap_or_default() + "\n"
+    }
+}
+
+/// A table cell from the wire: printable ASCII, no tab or space ambiguity
+/// (spaces are kept, tabs, controls and non-ASCII are escaped).
+fn cell(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            ' '..='~' => out.push(c),
+            c => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+        }
+    }
+    out
+}
+
+fn dash_if_empty(s: String) -> String {
+    if s.is_empty() { "-".to_string() } else { s }
+}
+
+#[derive(Serialize)]
+struct JsonSummary<'a> {
+    event: &'static str,
+    edges: Vec<JsonEdge<'a>>,
+    other: Option<JsonEdge<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonEdge<'a> {
+    client: &'a str,
+    server: &'a str,
+    flows: u64,
+    mtls: u64,
+    tls: u64,
+    plaintext: u64,
+    unknown: u64,
+    rejected: u64,
+    secured: Secured,
+    meshes: Vec<&'static str>,
+    identities: Vec<&'a str>,
+    identities_more: u64,
+}
+
+impl<'a> JsonEdge<'a> {
+    fn new(client: &'a str, server: &'a str, e: &'a EdgeStats) -> Self {
+        JsonEdge {
+            client,
+            server,
+            flows: e.flows(),
+            mtls: e.count(Class::Mtls),
+            tls: e.count(Class::Tls),
+            plaintext: e.count(Class::Plaintext),
+            unknown: e.count(Class::Unknown),
+            rejected: e.rejected,
+            secured: e.secured(),
+            meshes: e.meshes.iter().map(|m| m.as_str()).collect(),
+            identities: e.identities.iter().map(String::as_str).collect(),
+            identities_more: e.identities_more,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::Fingerprint;
+    use crate::segment::{Endpoint, Timestamp};
+
+    fn verdict(client: &str, server: &str, class: Class, outcome: Outcome) -> Verdict {
+        let ep = |s: &str| {
+            let (ip, port) = s.rsplit_once(':').unwrap();
+            Endpoint {
+                ip: ip.parse().unwrap(),
+                port: port.parse().unwrap(),
+            }
+        };
+        Verdict {
+            class,
+            outcome,
+            ..Verdict::new(ep(client), ep(server), Timestamp(0), Timestamp(0))
+        }
+    }
+
+    #[test]
+    fn secured_says_all_mixed_none_or_unknown() {
+        let mut t = EdgeTable::default();
+        let a = "10.0.0.1:40000";
+        for (server, class) in [
+            ("10.0.0.9:443", Class::Mtls),
+            ("10.0.0.9:443", Class::Mtls),
+            ("10.0.0.9:443", Class::Unknown),
+            ("10.0.0.9:80", Class::Mtls),
+            ("10.0.0.9:80", Class::Plaintext),
+            ("10.0.0.9:8080", Class::Tls),
+            ("10.0.0.9:9000", Class::Unknown),
+        ] {
+            t.record(&verdict(a, server, class, Outcome::Ok));
+        }
+        let got: Vec<(String, Secured, u64)> = t
+            .edges()
+            .map(|(_, s, e)| (s.0.clone(), e.secured(), e.flows()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("10.0.0.9:443".into(), Secured::All, 3),
+                ("10.0.0.9:80".into(), Secured::Mixed, 2),
+                ("10.0.0.9:8080".into(), Secured::None, 1),
+                ("10.0.0.9:9000".into(), Secured::Unknown, 1),
+            ]
+        );
+        // Clients are grouped by IP: the client port does not make an edge.
+        t.record(&verdict(
+            "10.0.0.1:40001",
+            "10.0.0.9:443",
+            Class::Tls,
+            Outcome::Rejected,
+        ));
+        let e = t.edges().next().unwrap().2;
+        assert_eq!((e.flows(), e.rejected, e.secured()), (4, 1, Secured::Mixed));
+    }
+
+    #[test]
+    fn a_full_table_counts_new_edges_in_other() {
+        let mut t = EdgeTable::new(2);
+        for port in [1, 2, 3, 4, 3] {
+            t.record(&verdict(
+                "10.0.0.1:40000",
+                &format!("10.0.0.2:{port}"),
+                Class::Plaintext,
+                Outcome::Ok,
+            ));
+        }
+        t.record(&verdict(
+            "10.0.0.1:40000",
+            "10.0.0.2:1",
+            Class::Mtls,
+            Outcome::Ok,
+        ));
+        assert_eq!(t.edges().count(), 2);
+        let other = t.other().unwrap();
+        assert_eq!(other.flows(), 3);
+        assert_eq!(t.total().flows(), 6);
+        let table = t.render_table();
+        assert!(
+            table.lines().last().unwrap().starts_with("(other)"),
+            "{table}"
+        );
+        assert_eq!(table.lines().count(), 4, "{table}");
+    }
+
+    #[test]
+    fn identities_are_bounded_and_listed_and_columns_align() {
+        let mut t = EdgeTable::default();
+        for i in 0..7 {
+            let mut v = verdict("10.0.0.1:1", "10.0.0.2:443", Class::Plaintext, Outcome::Ok);
+            v.proxy_identity = Some(format!("spiffe://td/ns/a/sa/s{i}\t"));
+            v.mesh = Some(Fingerprint {
+                mesh: Mesh::IstioAmbientLocal,
+                evidence: String::new(),
+            });
+            t.record(&v);
+        }
+        let (_, _, e) = t.edges().next().unwrap();
+        assert_eq!(e.identities.len(), MAX_IDENTITIES);
+        assert_eq!(e.identities_more, 3);
+        let tsv = t.render_tsv();
+        let row: Vec<&str> = tsv.lines().nth(1).unwrap().split('\t').collect();
+        assert_eq!(row.len(), 11, "{tsv}");
+        assert_eq!(row[9], "istio-ambient-local");
+        assert!(row[10].ends_with(",+3"), "{tsv}");
+        assert!(
+            row[10].contains("proxy:spiffe://td/ns/a/sa/s0\\u{9}"),
+            "{tsv}"
+        );
+        let table = t.render_table();
+        let header = table.lines().next().unwrap();
+        let line = table.lines().nth(1).unwrap();
+        assert_eq!(
+            header.find("FLOWS"),
+            line.find(" 7 ").map(|i| i + 1),
+            "{table}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&t.render_json()).unwrap();
+        assert_eq!(json["event"], "summary");
+        assert_eq!(json["edges"][0]["flows"], 7);
+        assert_eq!(json["edges"][0]["secured"], "none");
+        assert!(json["other"].is_null());
+    }
+}
