@@ -17,82 +17,32 @@ use crate::verdict::{Class, Outcome, Verdict};
 /// longer ones saturate.
 const TTV_MAX_MICROS: u64 = 86_400 * 1_000_000;
 
-/// Packet-time delay from a flow's first packet to its verdict.
-pub struct TimeToVerdict {
-    hist: Option<Histogram<u64>>,
-}
-
-impl Default for TimeToVerdict {
-    fn default() -> Self {
-        TimeToVerdict {
-            hist: Histogram::new_with_bounds(1, TTV_MAX_MICROS, 3).ok(),
-        }
-    }
-}
-
-impl std::fmt::Debug for TimeToVerdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TimeToVerdict")
-            .field("count", &self.count())
-            .finish()
-    }
-}
-
-impl TimeToVerdict {
-    pub fn record(&mut self, micros: i64) {
-        if let Some(h) = &mut self.hist {
-            // Clock steps backwards in a capture are not our error: clamp.
-            h.saturating_record(u64::try_from(micros).unwrap_or(0));
-        }
-    }
-    pub fn count(&self) -> u64 {
-        self.hist.as_ref().map_or(0, Histogram::len)
-    }
-    /// Microseconds at quantile `q` (0.0..=1.0).
-    pub fn quantile(&self, q: f64) -> u64 {
-        self.hist.as_ref().map_or(0, |h| h.value_at_quantile(q))
-    }
-    pub fn max(&self) -> u64 {
-        self.hist.as_ref().map_or(0, Histogram::max)
-    }
-}
-
 /// Longest engine time per segment recorded exactly (one second, in
 /// nanoseconds); longer ones saturate.
 const SEGMENT_MAX_NANOS: u64 = 1_000_000_000;
 
-/// Engine time per segment (wall clock, nanoseconds), on a sample of
-/// segments: timing every one would cost two clock reads per packet.
-pub struct ProcessingTime {
+/// Percentiles of one quantity (3 significant digits, values from 1 to a
+/// ceiling past which they saturate). `None` only if hdrhistogram refused
+/// the bounds, which are constants: the summary then shows nothing rather
+/// than crash.
+pub struct Percentiles {
     hist: Option<Histogram<u64>>,
 }
 
-impl Default for ProcessingTime {
-    fn default() -> Self {
-        ProcessingTime {
-            hist: Histogram::new_with_bounds(1, SEGMENT_MAX_NANOS, 3).ok(),
+impl Percentiles {
+    fn up_to(ceiling: u64) -> Self {
+        Percentiles {
+            hist: Histogram::new_with_bounds(1, ceiling, 3).ok(),
         }
     }
-}
 
-impl std::fmt::Debug for ProcessingTime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProcessingTime")
-            .field("count", &self.count())
-            .finish()
-    }
-}
-
-impl ProcessingTime {
-    /// Segments sampled: one in this many is timed.
-    pub const SAMPLE_EVERY: u64 = 64;
-
-    pub fn record(&mut self, nanos: u64) {
+    fn record_value(&mut self, value: u64) {
         if let Some(h) = &mut self.hist {
-            h.saturating_record(nanos.max(1));
+            h.saturating_record(value);
         }
     }
-    pub fn merge(&mut self, other: &ProcessingTime) {
+
+    pub fn merge(&mut self, other: &Percentiles) {
         if let (Some(h), Some(o)) = (&mut self.hist, &other.hist) {
             // Same bounds on both sides: adding cannot fail; if it ever
             // did, the summary would under-count, not crash.
@@ -102,11 +52,75 @@ impl ProcessingTime {
     pub fn count(&self) -> u64 {
         self.hist.as_ref().map_or(0, Histogram::len)
     }
+    /// The value at quantile `q` (0.0..=1.0).
     pub fn quantile(&self, q: f64) -> u64 {
         self.hist.as_ref().map_or(0, |h| h.value_at_quantile(q))
     }
     pub fn max(&self) -> u64 {
         self.hist.as_ref().map_or(0, Histogram::max)
+    }
+}
+
+impl std::fmt::Debug for Percentiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Percentiles")
+            .field("count", &self.count())
+            .finish()
+    }
+}
+
+/// Packet-time delay from a flow's first packet to its verdict, in
+/// microseconds.
+#[derive(Debug)]
+pub struct TimeToVerdict(pub Percentiles);
+
+impl Default for TimeToVerdict {
+    fn default() -> Self {
+        TimeToVerdict(Percentiles::up_to(TTV_MAX_MICROS))
+    }
+}
+
+impl TimeToVerdict {
+    pub fn record(&mut self, micros: i64) {
+        // Clock steps backwards in a capture are not our error: clamp.
+        self.0.record_value(u64::try_from(micros).unwrap_or(0));
+    }
+}
+
+impl std::ops::Deref for TimeToVerdict {
+    type Target = Percentiles;
+    fn deref(&self) -> &Percentiles {
+        &self.0
+    }
+}
+
+/// Engine time per segment (wall clock, nanoseconds), on a sample of
+/// segments: timing every one would cost two clock reads per packet.
+#[derive(Debug)]
+pub struct ProcessingTime(pub Percentiles);
+
+impl Default for ProcessingTime {
+    fn default() -> Self {
+        ProcessingTime(Percentiles::up_to(SEGMENT_MAX_NANOS))
+    }
+}
+
+impl ProcessingTime {
+    /// Segments sampled: one in this many is timed.
+    pub const SAMPLE_EVERY: u64 = 64;
+
+    pub fn record(&mut self, nanos: u64) {
+        self.0.record_value(nanos.max(1));
+    }
+    pub fn merge(&mut self, other: &ProcessingTime) {
+        self.0.merge(&other.0);
+    }
+}
+
+impl std::ops::Deref for ProcessingTime {
+    type Target = Percentiles;
+    fn deref(&self) -> &Percentiles {
+        &self.0
     }
 }
 
