@@ -1,9 +1,10 @@
 //! Fuzz regressions under plain `cargo test`: every file in
 //! `tests/fuzz-regressions/<target>/` (a minimized input that once crashed
-//! a fuzz target) is run through the same function the cargo-fuzz target
-//! calls. The harness (`fuzz/src/lib.rs`) is included by path, so there is
-//! one copy of the input formats and invariants, and the main build never
-//! depends on the fuzz crate or a nightly flag. Set `MTLSNIFF_FUZZ_CORPUS=fuzz/corpus` to
+//! a fuzz target) and in the committed seed set `fuzz/seeds/<target>/` is
+//! run through the same function the cargo-fuzz target calls. The harness
+//! (`fuzz/src/lib.rs`) is included by path, so there is one copy of the
+//! input formats and invariants, and the main build never depends on the
+//! fuzz crate or a nightly flag. Set `MTLSNIFF_FUZZ_CORPUS=fuzz/corpus` to
 //! replay a whole generated corpus the same way.
 
 #[allow(dead_code)]
@@ -57,6 +58,15 @@ fn committed_fuzz_reproducers_do_not_panic() {
         let n = replay(&root().join("tests/fuzz-regressions"), target);
         eprintln!("fuzz regressions: {target}: {n} input(s)");
     }
+}
+
+#[test]
+fn committed_fuzz_seeds_pass_the_target_invariants() {
+    let mut total = 0;
+    for target in harness::TARGETS {
+        total += replay(&root().join("fuzz/seeds"), target);
+    }
+    assert!(total > 0, "fuzz/seeds holds the committed seed set");
 }
 
 #[test]
