@@ -4,7 +4,9 @@
 //!
 //! `cargo run --example seeds -- OUT_DIR CAPTURE...` writes, per capture:
 //! - `OUT_DIR/decode/`: frames with their link type (at most
-//!   `FRAMES_PER_CAPTURE`);
+//!   `FRAMES_PER_CAPTURE`), and once per run a frame built here for every
+//!   link type and encapsulation decode.rs reads (captures rarely hold
+//!   Geneve, GTP-U, GRE, PPPoE, MPLS or NFLOG);
 //! - `OUT_DIR/engine/`: each TCP connection's segments as the engine input
 //!   (both directions, flags, sequence offsets, timing), plus one input that
 //!   interleaves the capture's first four connections;
@@ -23,7 +25,7 @@ use std::path::{Path, PathBuf};
 use mtlsniff::capture::{Capture, Options, Read};
 use mtlsniff::classify::{Classifier, Direction};
 use mtlsniff::cli::Source;
-use mtlsniff::decode::{self, DecodeCounters};
+use mtlsniff::decode::{self, DecodeCounters, LinkType};
 use mtlsniff::reassembly::{Stream, StreamLimits};
 use mtlsniff::segment::{FlowKey, Segment, TcpFlags};
 use mtlsniff::tls::{self, HandshakeReassembler, HeaderRead, content, handshake};
@@ -46,6 +48,11 @@ fn main() {
         std::process::exit(2);
     };
     let mut seeds = Seeds::new(out);
+    for (link, frame) in synthetic_frames() {
+        if let Some(input) = decode_input(link, &frame, frame.len() as u32) {
+            seeds.write("decode", &input);
+        }
+    }
     for capture in captures {
         if let Err(e) = seeds.capture(capture) {
             eprintln!("seeds: skipping {}: {e}", capture.display());
@@ -391,4 +398,158 @@ fn certificates(msg: &[u8]) -> Vec<&[u8]> {
         rest = rest.get(3 + len..).unwrap_or_default();
     }
     out
+}
+
+/// One TCP segment to 443 opening a ClientHello record, inside every link
+/// header and encapsulation decode.rs supports. Checksums are zero: decode
+/// does not verify them.
+fn synthetic_frames() -> Vec<(LinkType, Vec<u8>)> {
+    let tcp = {
+        let mut t = vec![
+            0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff,
+        ];
+        t.extend_from_slice(&[0, 0, 0, 0]);
+        t.extend_from_slice(&[0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00]);
+        t
+    };
+    let ipv4 = |proto: u8, body: &[u8]| {
+        let len = (20 + body.len()) as u16;
+        let mut p = vec![0x45, 0];
+        p.extend_from_slice(&len.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        p.extend_from_slice(body);
+        p
+    };
+    let ipv6 = |next: u8, body: &[u8]| {
+        let mut p = vec![0x60, 0, 0, 0];
+        p.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        p.extend_from_slice(&[next, 64]);
+        p.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        p.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        p.extend_from_slice(body);
+        p
+    };
+    let udp = |port: u16, body: &[u8]| {
+        let mut u = vec![0x30, 0x39];
+        u.extend_from_slice(&port.to_be_bytes());
+        u.extend_from_slice(&((8 + body.len()) as u16).to_be_bytes());
+        u.extend_from_slice(&[0, 0]);
+        u.extend_from_slice(body);
+        u
+    };
+    let eth = |ethertype: u16, body: &[u8]| {
+        let mut e = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+        e.extend_from_slice(&ethertype.to_be_bytes());
+        e.extend_from_slice(body);
+        e
+    };
+    let cat = |parts: &[&[u8]]| parts.concat();
+    let ip4 = ipv4(6, &tcp);
+    let ip6 = ipv6(6, &tcp);
+    // Hop-by-hop options (RFC 8200 §4.3): next header, length 0, PadN.
+    let ip6_ext = ipv6(0, &cat(&[&[6, 0, 1, 4, 0, 0, 0, 0], &tcp]));
+    let wifi = cat(&[
+        &[0x08, 0x02, 0, 0],
+        &[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 3, 0, 0],
+        &[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00],
+        &ip4,
+    ]);
+    let nflog = {
+        let mut n = vec![2, 0, 0, 0];
+        n.extend_from_slice(&((4 + ip4.len()) as u16).to_le_bytes());
+        n.extend_from_slice(&9u16.to_le_bytes());
+        n.extend_from_slice(&ip4);
+        n.resize(n.len().next_multiple_of(4), 0);
+        n
+    };
+    let mut sll = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0];
+    sll.extend_from_slice(&[0x08, 0x00]);
+    let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6];
+    sll2.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0, 0]);
+    let mpls = cat(&[&[0, 0x01, 0x01, 64], &ip4]); // label 16, bottom of stack
+    vec![
+        (LinkType::EN10MB, eth(0x0800, &ip4)),
+        (LinkType::EN10MB, eth(0x86dd, &ip6)),
+        (LinkType::EN10MB, eth(0x86dd, &ip6_ext)),
+        (
+            LinkType::EN10MB,
+            eth(0x8100, &cat(&[&[0, 100, 0x08, 0x00], &ip4])),
+        ),
+        (
+            LinkType::EN10MB,
+            eth(
+                0x88a8,
+                &cat(&[&[0, 10, 0x81, 0x00, 0, 100, 0x08, 0x00], &ip4]),
+            ),
+        ),
+        (LinkType::EN10MB, {
+            let mut pppoe = vec![0x11, 0, 0, 1];
+            pppoe.extend_from_slice(&((2 + ip4.len()) as u16).to_be_bytes());
+            pppoe.extend_from_slice(&[0x00, 0x21]);
+            eth(0x8864, &cat(&[&pppoe, &ip4]))
+        }),
+        (LinkType::EN10MB, eth(0x8847, &mpls)),
+        (
+            LinkType::EN10MB,
+            eth(0x0800, &ipv4(47, &cat(&[&[0, 0, 0x08, 0x00], &ip4]))),
+        ),
+        (
+            LinkType::EN10MB,
+            eth(
+                0x0800,
+                &ipv4(
+                    47,
+                    &cat(&[&[0x20, 0, 0x65, 0x58, 0, 0, 0, 7], &eth(0x0800, &ip4)]),
+                ),
+            ),
+        ),
+        (LinkType::EN10MB, eth(0x0800, &ipv4(4, &ip4))),
+        (LinkType::EN10MB, eth(0x0800, &ipv4(41, &ip6))),
+        (
+            LinkType::EN10MB,
+            eth(
+                0x0800,
+                &ipv4(
+                    17,
+                    &udp(4789, &cat(&[&[8, 0, 0, 0, 0, 0, 1, 0], &eth(0x0800, &ip4)])),
+                ),
+            ),
+        ),
+        (
+            LinkType::EN10MB,
+            eth(
+                0x0800,
+                &ipv4(
+                    17,
+                    &udp(
+                        6081,
+                        &cat(&[&[0, 0, 0x65, 0x58, 0, 0, 1, 0], &eth(0x0800, &ip4)]),
+                    ),
+                ),
+            ),
+        ),
+        (LinkType::EN10MB, {
+            let mut gtp = vec![0x30, 0xff];
+            gtp.extend_from_slice(&(ip4.len() as u16).to_be_bytes());
+            gtp.extend_from_slice(&[0, 0, 0, 1]);
+            eth(0x0800, &ipv4(17, &udp(2152, &cat(&[&gtp, &ip4]))))
+        }),
+        (LinkType::NULL, cat(&[&[2, 0, 0, 0], &ip4])),
+        (LinkType::NULL, cat(&[&[30, 0, 0, 0], &ip6])),
+        (LinkType::LOOP, cat(&[&[0, 0, 0, 2], &ip4])),
+        (LinkType::RAW, ip4.clone()),
+        (LinkType::RAW_DLT12, ip6.clone()),
+        (LinkType::RAW_DLT14, ip4.clone()),
+        (LinkType::IPV4, ip4.clone()),
+        (LinkType::IPV6, ip6.clone()),
+        (LinkType::C_HDLC, cat(&[&[0x0f, 0, 0x08, 0x00], &ip4])),
+        (LinkType::IEEE802_11, wifi.clone()),
+        (
+            LinkType::IEEE802_11_RADIOTAP,
+            cat(&[&[0, 0, 8, 0, 0, 0, 0, 0], &wifi]),
+        ),
+        (LinkType::LINUX_SLL, cat(&[&sll, &ip4])),
+        (LinkType::LINUX_SLL2, cat(&[&sll2, &ip4])),
+        (LinkType::NFLOG, nflog),
+    ]
 }
