@@ -80,7 +80,12 @@ for t in "${targets[@]}"; do
     status=$?
     set -e
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    # libFuzzer says how long it ran only when it was not stopped by a crash.
+    ran=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+    if [ -z "$ran" ] && [ -n "$execs" ] && [ "${rate:-0}" -gt 0 ]; then
+        ran="~$((execs / rate))"
+    fi
     last=$(grep -E '^#[0-9]+' "$log" | grep ' cov: ' | tail -1 || true)
     cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
     ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
@@ -91,7 +96,7 @@ for t in "${targets[@]}"; do
         crashes=$(sed -n 's/.*Test unit written to \([^ ]*\).*/\1/p' "$log" | tr '\n' ' ')
         crashes=${crashes:-"exit $status, see $log"}
     fi
-    echo "| $t | $seconds | ${execs:-?} | ${rate:-?} | ${cov:-?} | ${ft:-?} | ${corp:-?} | $crashes |" >>"$summary"
+    echo "| $t | ${ran:-?} | ${execs:-?} | ${rate:-?} | ${cov:-?} | ${ft:-?} | ${corp:-?} | $crashes |" >>"$summary"
 done
 cat "$summary"
 if [ $failed -ne 0 ]; then
