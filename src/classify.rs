@@ -946,7 +946,14 @@ impl Classifier {
                             ),
                         );
                     }
-                    Some(_) => self.client_cert = ClientCert::Empty,
+                    // The first certificate sent decides, as `decide` keeps
+                    // the first class: a later empty Certificate (a second
+                    // handshake in clear) does not unsay it, or an mtls
+                    // verdict would show client_cert=empty (fuzz, issue 5).
+                    Some(_) if !matches!(self.client_cert, ClientCert::Sent { .. }) => {
+                        self.client_cert = ClientCert::Empty;
+                    }
+                    Some(_) => {}
                     None => {
                         // A Certificate message that does not parse still
                         // means the client answered a request; its contents
@@ -2521,6 +2528,44 @@ mod tests {
         let c = drive(&tls13(&records, None));
         let v = verdict(&c);
         assert_eq!(v.class, Class::Mtls, "{}", v.reason);
+    }
+
+    /// Fuzz regression (issue 5, tests/fuzz-regressions/engine/
+    /// mtls-then-empty-client-certificate): a client that sends a
+    /// Certificate with a certificate, then an empty one, stays mtls and its
+    /// verdict keeps showing the certificate it sent.
+    #[test]
+    fn a_later_empty_client_certificate_does_not_unsay_the_first() {
+        let sh12 = {
+            let mut body = vec![3, 3];
+            body.extend_from_slice(&[9; 32]);
+            body.extend_from_slice(&[0, 0xc0, 0x2f, 0]);
+            handshake_record(2, &body)
+        };
+        let ch12 = {
+            let mut body = vec![3, 3];
+            body.extend_from_slice(&[1; 32]);
+            body.extend_from_slice(&[0, 0, 2, 0xc0, 0x2f, 1, 0]);
+            handshake_record(1, &body)
+        };
+        let steps = vec![
+            (C, ch12),
+            (
+                S,
+                [sh12, handshake_record(13, &[1, 1, 0, 0, 0, 0])].concat(),
+            ),
+            (
+                C,
+                [
+                    handshake_record(11, &[0, 0, 5, 0, 0, 2, 0x30, 0]),
+                    handshake_record(11, &[0, 0, 0]),
+                ]
+                .concat(),
+            ),
+        ];
+        let v = verdict(&drive_then(&steps, |c| c.conclude(End::EndOfInput)));
+        assert_eq!(v.class, Class::Mtls, "{}", v.reason);
+        assert_eq!(v.client_cert, ClientCert::Sent { count: 1, bytes: 5 });
     }
 
     #[test]
