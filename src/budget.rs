@@ -228,8 +228,9 @@ mod tests {
     #[test]
     fn the_default_budget_holds_most_of_the_default_flow_limit() {
         let p = plan(&Bounds::default(), 1, 0);
-        // 256 MiB hold 216,000 flows in one worker's table (sized for
-        // twice its flows, see engine::table_bytes); 512 MiB all of them.
+        // 256 MiB hold 216,000 flows in one worker's table (two tables'
+        // worth while a full one is rebuilt, see engine::table_bytes);
+        // 512 MiB all of them.
         assert!(p.limits.max_flows > DEFAULT_MAX_FLOWS * 3 / 4, "{p:?}");
         let big = plan(
             &Bounds {

@@ -240,29 +240,16 @@ fn flow_slot_bytes() -> usize {
     std::mem::size_of::<(FlowKey, Flow)>() + 1
 }
 
-/// Items the table is sized for once it is full: twice the flow limit. A
-/// full table evicts and inserts; hashbrown then reuses deleted slots by
-/// rehashing in place only while it is at most half full, and otherwise
-/// doubles (35 MiB instead of 12 for 55,000 flows in tests/flood.rs). Until
-/// it is first full the table grows by doubling as usual: a table sized for
-/// the limit up front spreads a few flows over every page of it (464 bytes
-/// of RSS per flow instead of 233 in the line-rate benchmark) and costs a
-/// cache miss per lookup.
-fn table_items(max_flows: usize) -> usize {
-    max_flows.saturating_mul(2)
-}
-
-/// Worst-case bytes of a flow table limited to `max_flows` flows: buckets
-/// (a power of two, at most 7/8 full, as hashbrown allocates them, for
-/// `table_items`), plus the per-flow scratch of an eviction scan or the
-/// end-of-input list, plus the table it grew from (both exist for a moment).
+/// Worst-case bytes of a flow table limited to `max_flows` flows: its
+/// buckets (a power of two, at most 7/8 full, as hashbrown allocates them)
+/// twice, for the moment a full table is rebuilt (`make_room`) or grows, plus
+/// the per-flow scratch of an eviction scan or the end-of-input list. The
+/// table grows by doubling from empty, so a few flows occupy few pages.
 pub fn table_bytes(max_flows: usize) -> usize {
-    let buckets = (table_items(max_flows).saturating_mul(8) / 7 + 1).next_power_of_two();
+    let buckets = (max_flows.saturating_mul(8) / 7 + 1).next_power_of_two();
     let scratch = max_flows.saturating_mul(std::mem::size_of::<(u8, Timestamp, FlowKey)>());
-    // The table it grew from is freed only once the sized one is built.
-    let grown = (max_flows.saturating_mul(8) / 7 + 1).next_power_of_two();
     buckets
-        .saturating_add(grown)
+        .saturating_mul(2)
         .saturating_mul(flow_slot_bytes())
         .saturating_add(scratch)
 }
@@ -549,12 +536,6 @@ impl Engine {
     /// refused instead (`flows.table_full`). Evicting an open reported flow
     /// lets its later packets start a midstream flow, hence the order.
     fn make_room(&mut self, index: u64, out: &mut Vec<Report>) {
-        // First time full: size the table for evict-and-insert cycles
-        // (see `table_items`), once.
-        let sized = table_items(self.limits.max_flows);
-        if self.flows.capacity() < sized {
-            self.flows.reserve(sized.saturating_sub(self.flows.len()));
-        }
         let mut victims: Vec<(u8, Timestamp, FlowKey)> = self
             .flows
             .values()
@@ -593,6 +574,17 @@ impl Engine {
                     evicted.push(flow);
                 }
             }
+        }
+        if self.flows.capacity() < self.limits.max_flows {
+            // Removal leaves tombstones, and hashbrown clears them by
+            // doubling a table that is over half full: evict-and-insert
+            // cycles would grow it to twice the limit. Rebuilding it once
+            // the tombstones eat into the limit keeps it one table for
+            // `max_flows` (two for this moment).
+            let old = std::mem::take(&mut self.flows);
+            self.flows =
+                FxHashMap::with_capacity_and_hasher(self.limits.max_flows, Default::default());
+            self.flows.extend(old);
         }
         evicted.sort_by_key(|f| f.first_index);
         for mut flow in evicted {
