@@ -156,6 +156,7 @@ pub struct Args {
     /// flight sizes per class, every disagreement).
     #[arg(long = "calibrate")]
     pub calibrate: bool,
+
     /// After opening the capture, drop privileges and switch to this user
     /// (its primary group, no supplementary groups), as tcpdump -Z does.
     #[arg(short = 'Z', long = "relinquish-privileges", value_name = "USER")]
@@ -204,6 +205,7 @@ pub struct Args {
     /// packets (default 10).
     #[arg(long = "closed-timeout", value_name = "SECS", help_heading = "Limits")]
     pub closed_timeout: Option<u32>,
+
     /// Also print a line when a flow ends (FIN, RST, idle, end of input):
     /// bytes each way, packets, duration, how it ended, its verdict.
     #[arg(long = "close")]
