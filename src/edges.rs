@@ -58,8 +58,12 @@ fn proven_id(cert: Option<&CertSeen>) -> Option<String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Secured {
-    /// Every decided flow was mtls.
+    /// Every flow was mtls.
     All,
+    /// Every decided flow was mtls, but some flows are unknown: not proof
+    /// that the edge is secured (an unknown flow may be anything).
+    #[serde(rename = "all-decided")]
+    AllDecided,
     /// Some were mtls, some were not.
     Mixed,
     /// No decided flow was mtls.
@@ -72,6 +76,7 @@ impl Secured {
     pub fn as_str(self) -> &'static str {
         match self {
             Secured::All => "all",
+            Secured::AllDecided => "all-decided",
             Secured::Mixed => "mixed",
             Secured::None => "none",
             Secured::Unknown => "unknown",
@@ -115,7 +120,8 @@ impl EdgeStats {
         let decided = self.flows() - self.count(Class::Unknown);
         match (decided, mtls) {
             (0, _) => Secured::Unknown,
-            (d, m) if m == d => Secured::All,
+            (d, m) if m == d && d == self.flows() => Secured::All,
+            (d, m) if m == d => Secured::AllDecided,
             (_, 0) => Secured::None,
             _ => Secured::Mixed,
         }
@@ -406,13 +412,14 @@ mod tests {
     }
 
     #[test]
-    fn secured_says_all_mixed_none_or_unknown() {
+    fn secured_says_all_only_when_no_flow_is_unknown() {
         let mut t = EdgeTable::default();
         let a = "10.0.0.1:40000";
         for (server, class) in [
             ("10.0.0.9:443", Class::Mtls),
             ("10.0.0.9:443", Class::Mtls),
             ("10.0.0.9:443", Class::Unknown),
+            ("10.0.0.9:8443", Class::Mtls),
             ("10.0.0.9:80", Class::Mtls),
             ("10.0.0.9:80", Class::Plaintext),
             ("10.0.0.9:8080", Class::Tls),
@@ -427,9 +434,10 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                ("10.0.0.9:443".into(), Secured::All, 3),
+                ("10.0.0.9:443".into(), Secured::AllDecided, 3),
                 ("10.0.0.9:80".into(), Secured::Mixed, 2),
                 ("10.0.0.9:8080".into(), Secured::None, 1),
+                ("10.0.0.9:8443".into(), Secured::All, 1),
                 ("10.0.0.9:9000".into(), Secured::Unknown, 1),
             ]
         );

@@ -1,6 +1,6 @@
 //! The edges as a picture (`--graph FILE.dot` or `FILE.svg`), like Kiali's
 //! graph with its padlocks: a closed padlock and a green edge where every
-//! decided flow was mTLS, an open padlock where TLS carried no client
+//! flow was mTLS (dashed when some are unknown), an open padlock where TLS carried no client
 //! certificate, a red edge where anything went in clear.
 //!
 //! This file owns the Graphviz DOT text of an `EdgeTable` and the hand-off
@@ -83,8 +83,12 @@ fn edge_attributes(e: &EdgeStats) -> String {
         ("red", "solid")
     } else if tls > 0 {
         ("orange", "solid")
-    } else if mtls > 0 {
+    } else if mtls > 0 && unknown == 0 {
         ("darkgreen", "solid")
+    } else if mtls > 0 {
+        // Some flows are unknown: not proof the edge is secured (SECURED
+        // says `all-decided`).
+        ("darkgreen", "dashed")
     } else {
         ("gray", "dashed")
     };
