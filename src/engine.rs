@@ -399,104 +399,46 @@ impl Engine {
         if pure_syn {
             self.replace_if_reused(&key, side, seg.seq, index, out);
         }
-        if !self.flows.contains_key(&key) {
-            if !seg.flags.syn() && seg.payload.is_empty() && seg.missing == 0 {
-                self.counters.segments_no_flow += 1;
-                return;
-            }
-            if self.flows.len() >= self.limits.max_flows {
-                self.make_room(index, out);
-                if self.flows.len() >= self.limits.max_flows {
-                    self.counters.flows_table_full += 1;
-                    return;
-                }
-            }
-            self.counters.flows_created += 1;
-            self.flows.insert(key, Flow::new(key, index, seg.ts));
-        }
-        let Some(flow) = self.flows.get_mut(&key) else {
-            return;
-        };
-        flow.last_seen = flow.last_seen.max(seg.ts);
-        flow.packets += 1;
-        if let Some(b) = flow.payload_bytes.get_mut(side) {
-            *b += seg.payload.len() as u64;
-        }
-        if flow.reported {
-            // Only the close matters now: it lets the record go after the
-            // short linger instead of the idle timeout.
-            if let Some(c) = flow.closed.get_mut(side) {
-                if seg.flags.rst() {
-                    *c = Some(Close::Rst);
-                } else if seg.flags.fin() {
-                    c.get_or_insert(Close::Fin);
-                }
-            }
-            if flow.both_closed() {
-                close_report(flow, None, seg.ts, index, &self.limits, out);
-            }
-            return;
-        }
-        let budget = self.limits.buffer_budget;
-        let carries =
-            !seg.payload.is_empty() || seg.missing > 0 || seg.flags.fin() || seg.flags.rst();
-        if flow.active.is_none()
-            && carries
-            && self.meter.get().saturating_add(active_bytes()) > budget
-        {
-            // No room for this flow's pre-verdict state: give it up now,
-            // before its buffers exist (the part made here to write the
-            // verdict is freed by the report).
-            give_up_budget(flow, &self.limits, &mut self.counters);
-        } else {
-            track_segment(
+        // One table lookup for a known flow: the common case, every packet.
+        if let Some(flow) = self.flows.get_mut(&key) {
+            flow_segment(
                 flow,
                 side,
                 &seg,
+                index,
                 &self.limits,
                 &mut self.counters,
                 &self.meter,
-            );
-            let used = recharge(flow, &self.meter);
-            // The peak is taken before a give-up frees anything: it shows
-            // the budget's overshoot, if any, honestly.
-            self.counters.buffer_peak = self.counters.buffer_peak.max(used as u64);
-            if used > budget && flow.classifier().is_some_and(|c| !c.is_final()) {
-                // The classifier grew past the budget while reading what
-                // the stream held (at most one handshake message): give
-                // this flow up, which frees it.
-                give_up_budget(flow, &self.limits, &mut self.counters);
-            }
-        }
-        if flow.classifier().is_some_and(|c| c.is_final()) {
-            report(
-                flow,
-                seg.ts,
-                index,
-                self.limits.keylog.as_deref(),
-                &mut self.counters,
                 out,
             );
-        } else if flow.both_closed() && flow.classifier().is_some() && flow.has_payload() {
-            // A connection closed without payload (refused, or a SYN then a
-            // reset) is reported at expiry or end of input instead: a retried
-            // SYN on the same 4-tuple replaces it first.
-            close_out(flow, &mut self.counters);
-            if let Some(c) = flow.classifier_mut() {
-                c.conclude(End::Closed);
+            return;
+        }
+        if !seg.flags.syn() && seg.payload.is_empty() && seg.missing == 0 {
+            self.counters.segments_no_flow += 1;
+            return;
+        }
+        if self.flows.len() >= self.limits.max_flows {
+            self.make_room(index, out);
+            if self.flows.len() >= self.limits.max_flows {
+                self.counters.flows_table_full += 1;
+                return;
             }
-            report(
-                flow,
-                seg.ts,
-                index,
-                self.limits.keylog.as_deref(),
-                &mut self.counters,
-                out,
-            );
         }
-        if flow.reported && flow.both_closed() {
-            close_report(flow, None, seg.ts, index, &self.limits, out);
-        }
+        self.counters.flows_created += 1;
+        let flow = self
+            .flows
+            .entry(key)
+            .or_insert_with(|| Flow::new(key, index, seg.ts));
+        flow_segment(
+            flow,
+            side,
+            &seg,
+            index,
+            &self.limits,
+            &mut self.counters,
+            &self.meter,
+            out,
+        );
     }
 
     /// A new SYN on the 4-tuple of a closed or reported flow starts a new
@@ -526,8 +468,6 @@ impl Engine {
         }
     }
 
-    /// Table full: drop flows whose verdict is out, then flows that never
-    /// carried payload, oldest first. Those carry nothing to report.
     /// Table full: evict what costs nothing to forget, oldest first, in
     /// this order: flows that never carried payload (SYN only, counted in
     /// `flows.evicted_embryonic`; hostile-inputs M11), then flows whose
@@ -764,6 +704,77 @@ fn skip_hole(flow: &mut Flow, side: Side, counters: &mut EngineCounters) {
         if let Some(c) = flow.classifier_mut() {
             c.on_gap(dir, lost);
         }
+    }
+}
+
+/// One segment of a flow already in the table (or just made for it):
+/// counts, closes after the verdict, tracking and classifying before it,
+/// and the reports that follow.
+#[allow(clippy::too_many_arguments)]
+fn flow_segment(
+    flow: &mut Flow,
+    side: Side,
+    seg: &Segment<&[u8]>,
+    index: u64,
+    limits: &Limits,
+    counters: &mut EngineCounters,
+    meter: &Rc<Cell<usize>>,
+    out: &mut Vec<Report>,
+) {
+    flow.last_seen = flow.last_seen.max(seg.ts);
+    flow.packets += 1;
+    if let Some(b) = flow.payload_bytes.get_mut(side) {
+        *b += seg.payload.len() as u64;
+    }
+    if flow.reported {
+        // Only the close matters now: it lets the record go after the
+        // short linger instead of the idle timeout.
+        if let Some(c) = flow.closed.get_mut(side) {
+            if seg.flags.rst() {
+                *c = Some(Close::Rst);
+            } else if seg.flags.fin() {
+                c.get_or_insert(Close::Fin);
+            }
+        }
+        if flow.both_closed() {
+            close_report(flow, None, seg.ts, index, limits, out);
+        }
+        return;
+    }
+    let budget = limits.buffer_budget;
+    let carries = !seg.payload.is_empty() || seg.missing > 0 || seg.flags.fin() || seg.flags.rst();
+    if flow.active.is_none() && carries && meter.get().saturating_add(active_bytes()) > budget {
+        // No room for this flow's pre-verdict state: give it up now,
+        // before its buffers exist (the part made here to write the
+        // verdict is freed by the report).
+        give_up_budget(flow, limits, counters);
+    } else {
+        track_segment(flow, side, seg, limits, counters, meter);
+        let used = recharge(flow, meter);
+        // The peak is taken before a give-up frees anything: it shows
+        // the budget's overshoot, if any, honestly.
+        counters.buffer_peak = counters.buffer_peak.max(used as u64);
+        if used > budget && flow.classifier().is_some_and(|c| !c.is_final()) {
+            // The classifier grew past the budget while reading what
+            // the stream held (at most one handshake message): give
+            // this flow up, which frees it.
+            give_up_budget(flow, limits, counters);
+        }
+    }
+    if flow.classifier().is_some_and(|c| c.is_final()) {
+        report(flow, seg.ts, index, limits.keylog.as_deref(), counters, out);
+    } else if flow.both_closed() && flow.classifier().is_some() && flow.has_payload() {
+        // A connection closed without payload (refused, or a SYN then a
+        // reset) is reported at expiry or end of input instead: a retried
+        // SYN on the same 4-tuple replaces it first.
+        close_out(flow, counters);
+        if let Some(c) = flow.classifier_mut() {
+            c.conclude(End::Closed);
+        }
+        report(flow, seg.ts, index, limits.keylog.as_deref(), counters, out);
+    }
+    if flow.reported && flow.both_closed() {
+        close_report(flow, None, seg.ts, index, limits, out);
     }
 }
 

@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use mtlsniff::calibration::Calibration;
-use mtlsniff::engine::{Engine, Limits};
+use mtlsniff::engine::Limits;
 use mtlsniff::keylog::{self, KeyLog};
 use mtlsniff::verdict::{Basis, CertSeen, Class, ClientCert, Verdict};
 
@@ -47,18 +47,8 @@ fn run(capture: &Path, keys: Option<KeyLog>) -> (Vec<Verdict>, Vec<(&'static str
         keylog: keys.map(Arc::new),
         ..Limits::default()
     };
-    let segs = common::segments(capture);
-    let mut engine = Engine::new(limits);
-    let mut out = Vec::new();
-    for (i, s) in segs.iter().enumerate() {
-        engine.on_segment(s.clone(), i as u64, &mut out);
-    }
-    engine.finish(segs.len() as u64, &mut out);
-    out.sort_by_key(|r| r.order);
-    (
-        out.into_iter().filter_map(|r| r.into_verdict()).collect(),
-        engine.counters().entries(),
-    )
+    let (verdicts, counters) = common::run_engine(&common::segments(capture), limits);
+    (verdicts, counters.entries())
 }
 
 fn find<'a>(verdicts: &'a [Verdict], client: &str, server: &str) -> Option<&'a Verdict> {

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use mtlsniff::engine::{Engine, Limits};
+use mtlsniff::engine::{Engine, EngineCounters, Limits};
 use mtlsniff::resumption::SessionMemory;
 use mtlsniff::segment::Segment;
 use mtlsniff::verdict::Verdict;
@@ -21,6 +21,12 @@ pub fn segments(path: &Path) -> Vec<Segment> {
 
 /// Verdicts for a list of segments, in report order.
 pub fn verdicts_of(segs: &[Segment], limits: Limits) -> Vec<Verdict> {
+    run_engine(segs, limits).0
+}
+
+/// One engine over a list of segments: verdicts in report order, and the
+/// engine's counters.
+pub fn run_engine(segs: &[Segment], limits: Limits) -> (Vec<Verdict>, EngineCounters) {
     let mut engine = Engine::new(limits);
     let mut out = Vec::new();
     for (i, s) in segs.iter().enumerate() {
@@ -31,13 +37,15 @@ pub fn verdicts_of(segs: &[Segment], limits: Limits) -> Vec<Verdict> {
     // As the binary's output stage does: resumptions inherit the verdict of
     // the full handshake that created their session.
     let mut sessions = SessionMemory::default();
-    out.into_iter()
+    let verdicts = out
+        .into_iter()
         .filter_map(|r| r.into_verdict())
         .map(|mut v| {
             sessions.link(&mut v);
             v
         })
-        .collect()
+        .collect();
+    (verdicts, engine.counters().clone())
 }
 
 /// Verdicts for a capture with default limits.
