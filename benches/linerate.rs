@@ -25,10 +25,10 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use mtlsniff::decode::{self, DecodeCounters, Frame, LinkType};
-use mtlsniff::engine::{Engine, Limits};
+use mtlsniff::capture::decode::{self, DecodeCounters, Frame, LinkType};
+use mtlsniff::capture::segment::{Endpoint, Segment, Timestamp};
+use mtlsniff::flow::engine::{Engine, Limits};
 use mtlsniff::pipeline::TickClock;
-use mtlsniff::segment::{Endpoint, Segment, Timestamp};
 
 const MTLSNIFF: &str = env!("CARGO_BIN_EXE_mtlsniff");
 const CHILD_ENV: &str = "MTLSNIFF_BENCH_CHILD";

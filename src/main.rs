@@ -17,19 +17,22 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use mtlsniff::answers::{Answers, SummaryFormat};
-use mtlsniff::capture::{self, Capture, Options};
-use mtlsniff::cli::{Args, Buffering, Config, LogLevel, Mode, Source};
-use mtlsniff::edges::EdgeTable;
-use mtlsniff::expect::Tally;
-use mtlsniff::gauges::Gauges;
-use mtlsniff::graph::{self, GraphFormat};
-use mtlsniff::keylog::{self, KeyLog};
-use mtlsniff::metrics::{Metrics, MetricsServer};
-use mtlsniff::output::Printer;
+use mtlsniff::capture::source::Source;
+use mtlsniff::capture::source::{self, Capture, Options};
+use mtlsniff::pipeline::config::{Config, LogLevel, Mode};
 use mtlsniff::pipeline::{self, Plan};
-use mtlsniff::privilege;
-use mtlsniff::progress::Progress;
+use mtlsniff::report::answers::{Answers, SummaryFormat};
+use mtlsniff::report::edges::EdgeTable;
+use mtlsniff::report::expect::Tally;
+use mtlsniff::report::gauges::Gauges;
+use mtlsniff::report::graph::{self, GraphFormat};
+use mtlsniff::report::metrics::{Metrics, MetricsServer};
+use mtlsniff::report::output::Buffering;
+use mtlsniff::report::output::Printer;
+use mtlsniff::report::progress::Progress;
+use mtlsniff::shell::cli::Args;
+use mtlsniff::shell::privilege;
+use mtlsniff::tls::keylog::{self, KeyLog};
 use tracing_subscriber::filter::LevelFilter;
 
 /// Write to stderr without panicking if stderr is gone (`eprintln!` would).
@@ -60,7 +63,7 @@ fn init_logging(level: LogLevel) {
 }
 
 fn list_interfaces() -> Result<ExitCode, String> {
-    let list = capture::list_interfaces().map_err(|e| e.to_string())?;
+    let list = source::list_interfaces().map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     for (i, iface) in list.iter().enumerate() {
         if writeln!(out, "{}.{}", i + 1, iface).is_err() {

@@ -18,7 +18,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use mtlsniff::segment::{Endpoint, Segment};
+use mtlsniff::capture::segment::{Endpoint, Segment};
 use wire::{pcap_header, pcap_record, tcp4};
 
 const SYNS: u32 = 200_000;
@@ -87,7 +87,7 @@ fn syn_flood_of_200k_stays_under_the_memory_budget_and_real_handshakes_are_class
         .iter()
         .map(|f| {
             let segs = common::segments(&dir.join(f));
-            let v = common::verdicts_of(&segs, mtlsniff::engine::Limits::default());
+            let v = common::verdicts_of(&segs, mtlsniff::flow::engine::Limits::default());
             assert_eq!(v.len(), 1, "{f}");
             assert!(segs.iter().all(|s| v4(&s.src).is_some()), "{f} is IPv4");
             (

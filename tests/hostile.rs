@@ -17,9 +17,9 @@ mod wire;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use mtlsniff::decode::LinkType;
-use mtlsniff::engine::Limits;
-use mtlsniff::segment::Segment;
+use mtlsniff::capture::decode::LinkType;
+use mtlsniff::capture::segment::Segment;
+use mtlsniff::flow::engine::Limits;
 use mtlsniff::verdict::{Basis, CertSeen, Class, ClientCert, Outcome, Verdict};
 use wire::*;
 
@@ -296,7 +296,7 @@ fn m08_tcp_header_lies() {
     let frames: Vec<Vec<u8>> = segs
         .iter()
         .map(|s| {
-            let addr = |e: &mtlsniff::segment::Endpoint| match e.ip {
+            let addr = |e: &mtlsniff::capture::segment::Endpoint| match e.ip {
                 std::net::IpAddr::V4(a) => (a.octets(), e.port),
                 _ => unreachable!(),
             };

@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use mtlsniff::calibration::Calibration;
-use mtlsniff::engine::Limits;
-use mtlsniff::keylog::{self, KeyLog};
+use mtlsniff::flow::engine::Limits;
+use mtlsniff::report::calibration::Calibration;
+use mtlsniff::tls::keylog::{self, KeyLog};
 use mtlsniff::verdict::{Basis, CertSeen, Class, ClientCert, Verdict};
 
 fn fixtures() -> PathBuf {

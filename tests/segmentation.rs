@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 mod common;
 use common::segments;
-use mtlsniff::engine::Limits;
-use mtlsniff::segment::{Segment, TcpFlags};
+use mtlsniff::capture::segment::{Segment, TcpFlags};
+use mtlsniff::flow::engine::Limits;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
@@ -186,8 +186,8 @@ fn any_split_reorder_or_duplicate_within_a_direction_gives_the_same_verdicts() {
                 // midstream start).
                 let has_syn = segs.iter().any(|s| s.flags.syn());
                 let mut first_data_seen: Vec<(
-                    mtlsniff::segment::Endpoint,
-                    mtlsniff::segment::Endpoint,
+                    mtlsniff::capture::segment::Endpoint,
+                    mtlsniff::capture::segment::Endpoint,
                 )> = Vec::new();
                 for run_segs in runs(segs) {
                     let mut pieces: Vec<Segment> = run_segs

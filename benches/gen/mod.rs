@@ -22,7 +22,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use etherparse::PacketBuilder;
-use mtlsniff::segment::{Endpoint, Segment, TcpFlags};
+use mtlsniff::capture::segment::{Endpoint, Segment, TcpFlags};
 
 /// Bump when the output of any generator changes: cached files are rebuilt.
 pub const GEN_VERSION: u32 = 3;
@@ -114,7 +114,7 @@ fn endpoint_str(e: &Endpoint) -> String {
 
 /// Every TCP segment of a capture, in file order.
 pub fn read_segments(path: &Path) -> Vec<Segment> {
-    match mtlsniff::capture::file_segments(path) {
+    match mtlsniff::capture::source::file_segments(path) {
         Ok((segments, _)) => segments,
         Err(e) => panic!("cannot open {}: {e}", path.display()),
     }

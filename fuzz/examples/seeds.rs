@@ -22,13 +22,13 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use mtlsniff::capture::{Capture, Options, Read};
+use mtlsniff::capture::source::{Capture, Options, Read};
 use mtlsniff::classify::{Classifier, Direction};
-use mtlsniff::cli::Source;
-use mtlsniff::decode::{self, DecodeCounters, LinkType};
-use mtlsniff::reassembly::{Stream, StreamLimits};
-use mtlsniff::segment::{FlowKey, Segment, TcpFlags};
-use mtlsniff::tls::{self, HandshakeReassembler, HeaderRead, content, handshake};
+use mtlsniff::capture::source::Source;
+use mtlsniff::capture::decode::{self, DecodeCounters, LinkType};
+use mtlsniff::flow::reassembly::{Stream, StreamLimits};
+use mtlsniff::capture::segment::{FlowKey, Segment, TcpFlags};
+use mtlsniff::tls::record::{self, HandshakeReassembler, HeaderRead, content, handshake};
 use mtlsniff_fuzz::{
     ENGINE_FLOWS, EngineInputWriter, EngineProfile, SegmentRecord, TlsEvent, TlsInputWriter,
     TlsProfile, decode_input,
@@ -351,7 +351,7 @@ impl CertWalk {
             .hs
             .get_or_insert_with(|| HandshakeReassembler::new(1 << 20));
         loop {
-            let header = match tls::read_header(&self.buf) {
+            let header = match record::read_header(&self.buf) {
                 HeaderRead::NeedMore => return,
                 HeaderRead::NotTls | HeaderRead::TooLarge(_) => {
                     self.stopped = true;
@@ -359,8 +359,8 @@ impl CertWalk {
                 }
                 HeaderRead::Record(h) => h,
             };
-            let end = tls::RECORD_HEADER_LEN + usize::from(header.len);
-            let Some(body) = self.buf.get(tls::RECORD_HEADER_LEN..end) else {
+            let end = record::RECORD_HEADER_LEN + usize::from(header.len);
+            let Some(body) = self.buf.get(record::RECORD_HEADER_LEN..end) else {
                 return;
             };
             match header.content_type {
@@ -388,7 +388,7 @@ impl CertWalk {
 /// header, 3-byte list length, then 3-byte length + DER each.
 fn certificates(msg: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
-    let mut rest = msg.get(tls::HANDSHAKE_HEADER_LEN + 3..).unwrap_or_default();
+    let mut rest = msg.get(record::HANDSHAKE_HEADER_LEN + 3..).unwrap_or_default();
     while let Some(&[a, b, c]) = rest.get(..3) {
         let len = u32::from_be_bytes([0, a, b, c]) as usize;
         let Some(der) = rest.get(3..3 + len) else {

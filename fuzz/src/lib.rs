@@ -20,14 +20,14 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use mtlsniff::capture::decode::{self, DecodeCounters, Frame, LinkType};
+use mtlsniff::capture::segment::{Endpoint, FlowKey, Segment, TcpFlags, Timestamp};
 use mtlsniff::classify::{CERTIFICATE_RECORD_MIN, Classifier, Close, Direction, End};
-use mtlsniff::cli::Format;
-use mtlsniff::decode::{self, DecodeCounters, Frame, LinkType};
-use mtlsniff::engine::{Engine, Limits};
-use mtlsniff::identity::{self, MAX_SANS, MAX_STRING_CHARS};
-use mtlsniff::output::{Printer, text_line};
-use mtlsniff::segment::{Endpoint, FlowKey, Segment, TcpFlags, Timestamp};
-use mtlsniff::tls::{self, HandshakeReassembler, HeaderRead, content, handshake};
+use mtlsniff::flow::engine::{Engine, Limits};
+use mtlsniff::report::output::Format;
+use mtlsniff::report::output::{Printer, text_line};
+use mtlsniff::tls::identity::{self, MAX_SANS, MAX_STRING_CHARS};
+use mtlsniff::tls::record::{self, HandshakeReassembler, HeaderRead, content, handshake};
 use mtlsniff::verdict::{Basis, Class, ClientCert, Report, Verdict};
 
 /// The fuzz targets, by name (the names of `fuzz_targets/*.rs`, of the
@@ -712,7 +712,7 @@ impl RecordWalk {
         }
         self.buf.extend_from_slice(bytes);
         loop {
-            let header = match tls::read_header(&self.buf) {
+            let header = match record::read_header(&self.buf) {
                 HeaderRead::NeedMore => return,
                 HeaderRead::NotTls | HeaderRead::TooLarge(_) => {
                     self.stopped = true;
@@ -721,8 +721,8 @@ impl RecordWalk {
                 }
                 HeaderRead::Record(h) => h,
             };
-            let end = tls::RECORD_HEADER_LEN + usize::from(header.len);
-            let Some(body) = self.buf.get(tls::RECORD_HEADER_LEN..end) else {
+            let end = record::RECORD_HEADER_LEN + usize::from(header.len);
+            let Some(body) = self.buf.get(record::RECORD_HEADER_LEN..end) else {
                 return;
             };
             match header.content_type {
@@ -731,7 +731,7 @@ impl RecordWalk {
                         check_handshake_message(&m);
                     }
                     assert!(
-                        self.hs.pending() <= WALKER_HANDSHAKE_CAP + tls::HANDSHAKE_HEADER_LEN,
+                        self.hs.pending() <= WALKER_HANDSHAKE_CAP + record::HANDSHAKE_HEADER_LEN,
                         "the handshake reassembler holds more than its cap"
                     );
                 }
@@ -749,32 +749,32 @@ impl RecordWalk {
 
 /// A reassembled handshake message keeps its cap (tls.rs, hostile-inputs
 /// M21), and each parser tls.rs offers returns instead of panicking.
-fn check_handshake_message(m: &tls::HandshakeMessage) {
-    assert!(m.bytes.len() <= WALKER_HANDSHAKE_CAP + tls::HANDSHAKE_HEADER_LEN);
+fn check_handshake_message(m: &record::HandshakeMessage) {
+    assert!(m.bytes.len() <= WALKER_HANDSHAKE_CAP + record::HANDSHAKE_HEADER_LEN);
     assert_eq!(m.bytes.first(), Some(&m.msg_type));
     if m.truncated {
         assert!(m.declared as usize > WALKER_HANDSHAKE_CAP);
     } else {
         assert_eq!(
             m.bytes.len(),
-            m.declared as usize + tls::HANDSHAKE_HEADER_LEN
+            m.declared as usize + record::HANDSHAKE_HEADER_LEN
         );
     }
     match m.msg_type {
         handshake::CLIENT_HELLO => {
-            if let Some(ch) = tls::parse_client_hello(&m.bytes) {
+            if let Some(ch) = record::parse_client_hello(&m.bytes) {
                 let _ = ch.max_version();
             }
         }
         handshake::SERVER_HELLO => {
-            let _ = tls::parse_server_hello(&m.bytes);
+            let _ = record::parse_server_hello(&m.bytes);
         }
         handshake::NEW_SESSION_TICKET => {
-            let _ = tls::parse_new_session_ticket(&m.bytes);
+            let _ = record::parse_new_session_ticket(&m.bytes);
         }
         handshake::CERTIFICATE => {
-            let _ = tls::parse_certificate_list(m);
-            if let Some(der) = tls::first_certificate(m) {
+            let _ = record::parse_certificate_list(m);
+            if let Some(der) = record::first_certificate(m) {
                 assert!(der.len() <= m.bytes.len());
             }
         }

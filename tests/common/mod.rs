@@ -5,15 +5,15 @@
 
 use std::path::Path;
 
-use mtlsniff::engine::{Engine, EngineCounters, Limits};
-use mtlsniff::resumption::SessionMemory;
-use mtlsniff::segment::Segment;
+use mtlsniff::capture::segment::Segment;
+use mtlsniff::flow::engine::{Engine, EngineCounters, Limits};
+use mtlsniff::report::resumption::SessionMemory;
 use mtlsniff::verdict::Verdict;
 
 /// Every TCP segment of a capture, in file order. Reading stops at the end
 /// of the file or at a damaged record.
 pub fn segments(path: &Path) -> Vec<Segment> {
-    match mtlsniff::capture::file_segments(path) {
+    match mtlsniff::capture::source::file_segments(path) {
         Ok((segments, _)) => segments,
         Err(e) => panic!("cannot open {}: {e}", path.display()),
     }

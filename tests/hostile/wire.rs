@@ -10,10 +10,10 @@
 #![allow(dead_code)]
 
 use etherparse::PacketBuilder;
-use mtlsniff::decode::{self, DecodeCounters, Frame, LinkType};
-use mtlsniff::engine::{Engine, EngineCounters, Limits};
-use mtlsniff::resumption::SessionMemory;
-use mtlsniff::segment::{Segment, TcpFlags, Timestamp};
+use mtlsniff::capture::decode::{self, DecodeCounters, Frame, LinkType};
+use mtlsniff::capture::segment::{Segment, TcpFlags, Timestamp};
+use mtlsniff::flow::engine::{Engine, EngineCounters, Limits};
+use mtlsniff::report::resumption::SessionMemory;
 use mtlsniff::verdict::Verdict;
 
 pub const SYN: u8 = TcpFlags::SYN;

@@ -16,10 +16,14 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser, ValueEnum};
 
-use crate::answers::SummaryFormat;
-use crate::expect::Expectation;
+use crate::report::answers::SummaryFormat;
+use crate::report::expect::Expectation;
 
-use crate::budget::{self, Bounds};
+use crate::capture::segment::PortSet;
+use crate::capture::source::Source;
+use crate::pipeline::budget::{self, Bounds};
+use crate::pipeline::config::{Config, LogLevel, Mode};
+use crate::report::output::{Buffering, Format};
 
 /// libpcap's largest snapshot length (MAXIMUM_SNAPLEN), also tcpdump's default.
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
@@ -277,134 +281,6 @@ pub enum ExpectArg {
     Mtls,
     Tls,
     Encrypted,
-}
-
-/// Where packets come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// A pcap / pcapng file; the path `-` is stdin (libpcap's convention).
-    File(PathBuf),
-    /// A live interface by name.
-    Live(String),
-}
-
-impl Source {
-    pub fn is_live(&self) -> bool {
-        matches!(self, Source::Live(_))
-    }
-}
-
-/// What the run does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mode {
-    ListInterfaces,
-    Sniff(Source),
-}
-
-/// How verdicts are shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Text,
-    Json,
-}
-
-/// When stdout is flushed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Buffering {
-    /// After every line (`-l`).
-    Line,
-    /// Line-buffered on a terminal, block-buffered otherwise; the caller,
-    /// which can look at stdout, decides.
-    Auto,
-}
-
-/// Log verbosity on stderr, from `-v` / `-q`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Off,
-    Error,
-    Warn,
-    Info,
-    Debug,
-    Trace,
-}
-
-/// The TCP ports `--ports` keeps, as a bitset (a lookup per segment).
-#[derive(Clone, PartialEq, Eq)]
-pub struct PortSet {
-    bits: Box<[u64; 1024]>,
-}
-
-impl PortSet {
-    pub fn new(ports: impl IntoIterator<Item = u16>) -> Self {
-        let mut bits = Box::new([0u64; 1024]);
-        for p in ports {
-            if let Some(word) = bits.get_mut(usize::from(p >> 6)) {
-                *word |= 1u64 << (p & 63);
-            }
-        }
-        PortSet { bits }
-    }
-    pub fn contains(&self, port: u16) -> bool {
-        self.bits
-            .get(usize::from(port >> 6))
-            .is_some_and(|w| w & (1u64 << (port & 63)) != 0)
-    }
-    /// The ports, ascending.
-    pub fn ports(&self) -> Vec<u16> {
-        (0..=u16::MAX).filter(|&p| self.contains(p)).collect()
-    }
-}
-
-impl fmt::Debug for PortSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.ports()).finish()
-    }
-}
-
-/// A validated run configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    pub mode: Mode,
-    /// pcap-filter expression, the positional words joined by spaces.
-    pub filter: Option<String>,
-    /// None: track every TCP flow.
-    pub ports: Option<PortSet>,
-    pub format: Format,
-    pub buffering: Buffering,
-    /// Stop after this many printed verdicts.
-    pub count: Option<u64>,
-    pub snaplen: u32,
-    /// Kernel buffer in bytes (fits libpcap's `int`).
-    pub buffer_bytes: Option<u32>,
-    pub threads: usize,
-    pub log_level: LogLevel,
-    /// Print the summary on stderr at exit.
-    pub summary: bool,
-    /// Bytes of each direction of a plaintext flow to show (-A); 0 = off.
-    pub preview_bytes: usize,
-    /// `--keylog`: read (and, live, followed) by the caller before the run.
-    pub keylog: Option<PathBuf>,
-    /// `--calibrate`: size rule against decryption, on stderr.
-    pub calibrate: bool,
-    /// Memory budget and per-flow bounds.
-    pub bounds: Bounds,
-    /// `-Z`: the user to switch to once the capture is open.
-    pub user: Option<String>,
-    /// A line per verdict (off with `--summary-only`).
-    pub flow_lines: bool,
-    /// A line per close (`--close`).
-    pub close_lines: bool,
-    /// The edges summary at the end, in this form.
-    pub edges_summary: Option<SummaryFormat>,
-    /// Live: the edges summary again every this long.
-    pub summary_interval: Option<Duration>,
-    pub expect: Option<Expectation>,
-    pub strict: bool,
-    pub metrics: Option<SocketAddr>,
-    /// File mode with metrics: serve this long after the end.
-    pub metrics_linger: Duration,
-    pub graph: Option<PathBuf>,
 }
 
 /// `ADDR:PORT`, or `:PORT` for every IPv4 address (as Prometheus writes it).

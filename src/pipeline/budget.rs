@@ -14,9 +14,9 @@
 //! limit is lowered until the table fits), and everything else for the
 //! pending flows' state and buffers (`Limits::buffer_budget`).
 
-use crate::engine::{self, Limits};
+use crate::capture::segment::Timestamp;
+use crate::flow::engine::{self, Limits};
 use crate::pipeline;
-use crate::segment::Timestamp;
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;

@@ -12,7 +12,7 @@
 //! flow at all: nothing was verified). It must not print or exit: the
 //! caller shows `Finding`s and maps `Tally::passed` to the exit status.
 
-use crate::cli::PortSet;
+use crate::capture::segment::PortSet;
 use crate::verdict::{Class, Outcome, Verdict};
 
 /// What every decided flow must be.
@@ -172,7 +172,7 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::segment::{Endpoint, Timestamp};
+    use crate::capture::segment::{Endpoint, Timestamp};
 
     fn v(port: u16, class: Class, outcome: Outcome) -> Verdict {
         let ep = |p| Endpoint {

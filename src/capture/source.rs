@@ -15,9 +15,8 @@ use std::io::Seek;
 use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use crate::cli::Source;
-use crate::decode::{self, DecodeCounters, Frame, LinkType};
-use crate::segment::{Segment, Timestamp};
+use crate::capture::decode::{self, DecodeCounters, Frame, LinkType};
+use crate::capture::segment::{Segment, Timestamp};
 
 /// How long a live read waits before reporting `Read::Timeout`, so idle
 /// flows expire, output flushes and a stop request is seen. Also libpcap's
@@ -504,6 +503,21 @@ pub fn list_interfaces() -> Result<Vec<Interface>, CaptureError> {
             }
         })
         .collect())
+}
+
+/// Where packets come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A pcap / pcapng file; the path `-` is stdin (libpcap's convention).
+    File(PathBuf),
+    /// A live interface by name.
+    Live(String),
+}
+
+impl Source {
+    pub fn is_live(&self) -> bool {
+        matches!(self, Source::Live(_))
+    }
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::gauges::Gauges;
+use crate::report::gauges::Gauges;
 use crate::verdict::{Class, Decided, FlowClose, Verdict};
 
 /// OpenMetrics text, which Prometheus negotiates and parses.
@@ -339,8 +339,8 @@ fn serve(server: &tiny_http::Server, registry: &Registry) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mesh::{Fingerprint, Mesh};
-    use crate::segment::{Endpoint, Timestamp};
+    use crate::capture::segment::{Endpoint, Timestamp};
+    use crate::classify::mesh::{Fingerprint, Mesh};
     use crate::verdict::{Basis, Ending, Outcome};
 
     #[test]

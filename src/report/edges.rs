@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::mesh::Mesh;
+use crate::classify::mesh::Mesh;
 use crate::verdict::{CertSeen, Class, Outcome, Verdict};
 
 /// Edges remembered before new ones are counted in the `other` row.
@@ -393,8 +393,8 @@ impl<'a> JsonEdge<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mesh::Fingerprint;
-    use crate::segment::{Endpoint, Timestamp};
+    use crate::capture::segment::{Endpoint, Timestamp};
+    use crate::classify::mesh::Fingerprint;
 
     fn verdict(client: &str, server: &str, class: Class, outcome: Outcome) -> Verdict {
         let ep = |s: &str| {

@@ -175,6 +175,39 @@ impl<P> Segment<P> {
     }
 }
 
+/// The TCP ports `--ports` keeps, as a bitset (a lookup per segment).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PortSet {
+    bits: Box<[u64; 1024]>,
+}
+
+impl PortSet {
+    pub fn new(ports: impl IntoIterator<Item = u16>) -> Self {
+        let mut bits = Box::new([0u64; 1024]);
+        for p in ports {
+            if let Some(word) = bits.get_mut(usize::from(p >> 6)) {
+                *word |= 1u64 << (p & 63);
+            }
+        }
+        PortSet { bits }
+    }
+    pub fn contains(&self, port: u16) -> bool {
+        self.bits
+            .get(usize::from(port >> 6))
+            .is_some_and(|w| w & (1u64 << (port & 63)) != 0)
+    }
+    /// The ports, ascending.
+    pub fn ports(&self) -> Vec<u16> {
+        (0..=u16::MAX).filter(|&p| self.contains(p)).collect()
+    }
+}
+
+impl fmt::Debug for PortSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.ports()).finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

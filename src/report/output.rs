@@ -13,10 +13,9 @@ use std::io::{self, BufWriter, Write};
 
 use serde::Serialize;
 
-use crate::cli::Format;
-use crate::identity::Validity;
-use crate::segment::Timestamp;
-use crate::stats::human_micros;
+use crate::capture::segment::Timestamp;
+use crate::report::stats::human_micros;
+use crate::tls::identity::Validity;
 use crate::verdict::{Alert, Basis, CertSeen, ClientCert, FlowClose, Verdict, version_name};
 
 /// TLS version text: the name, or the raw number when it has none.
@@ -558,10 +557,27 @@ impl<W: Write> Printer<W> {
     }
 }
 
+/// How verdicts are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// When stdout is flushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Buffering {
+    /// After every line (`-l`).
+    Line,
+    /// Line-buffered on a terminal, block-buffered otherwise; the caller,
+    /// which can look at stdout, decides.
+    Auto,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::segment::{Endpoint, Timestamp};
+    use crate::capture::segment::{Endpoint, Timestamp};
     use crate::verdict::{Class, Flight, Outcome};
     use serde_json::{Value, json};
 
@@ -765,8 +781,8 @@ mod tests {
 
     #[test]
     fn identities_mesh_and_hints_in_both_views() {
-        use crate::identity::CertIdentity;
-        use crate::mesh::{Fingerprint, Hint, HintKind, Mesh};
+        use crate::classify::mesh::{Fingerprint, Hint, HintKind, Mesh};
+        use crate::tls::identity::CertIdentity;
         let cert = CertIdentity {
             subject: String::new(),
             common_name: None,

@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::edges::EdgeTable;
-use crate::expect::{Finding, Tally};
-use crate::gauges::Gauges;
-use crate::metrics::Metrics;
-use crate::output::{CloseIds, Printer, escape_text};
-use crate::progress::Progress;
+use crate::report::edges::EdgeTable;
+use crate::report::expect::{Finding, Tally};
+use crate::report::gauges::Gauges;
+use crate::report::metrics::Metrics;
+use crate::report::output::{CloseIds, Printer, escape_text};
+use crate::report::progress::Progress;
 use crate::verdict::{CertSeen, FlowClose, Verdict};
 
 /// Flows whose identities wait for their close line; as many as the flow
@@ -288,9 +288,9 @@ impl Answers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Format;
-    use crate::expect::Expectation;
-    use crate::segment::{Endpoint, Timestamp};
+    use crate::capture::segment::{Endpoint, Timestamp};
+    use crate::report::expect::Expectation;
+    use crate::report::output::Format;
     use crate::verdict::{Class, Decided, Ending, Outcome};
 
     fn ep(port: u16) -> Endpoint {

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::edges::{EdgeStats, EdgeTable, Peer};
+use crate::report::edges::{EdgeStats, EdgeTable, Peer};
 use crate::verdict::Class;
 
 /// Closed and open padlocks (U+1F512, U+1F513).

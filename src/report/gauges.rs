@@ -12,8 +12,8 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::capture::KernelStats;
-use crate::engine::EngineCounters;
+use crate::capture::source::KernelStats;
+use crate::flow::engine::EngineCounters;
 
 /// Live counters shared between the pipeline's threads and their readers.
 #[derive(Debug, Default)]

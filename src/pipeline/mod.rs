@@ -17,6 +17,9 @@
 //! capture thread (`try_send`) and counts what it drops. Nothing here parses
 //! packets or formats verdicts.
 
+pub mod budget;
+pub mod config;
+
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
@@ -26,18 +29,19 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
-use crate::answers::Answers;
-use crate::calibration::Calibration;
-use crate::capture::{Capture, CaptureError, KernelStats, Read};
-use crate::cli::{Config, PortSet};
-use crate::decode::{self, DecodeCounters};
-use crate::engine::{Engine, EngineCounters, Limits};
-use crate::gauges::Gauges;
-use crate::keylog::KeyLog;
-use crate::output::Printer;
-use crate::resumption::SessionMemory;
-use crate::segment::{Segment, Timestamp};
-use crate::stats::{ProcessingTime, Summary, merge_entries};
+use crate::capture::decode::{self, DecodeCounters};
+use crate::capture::segment::PortSet;
+use crate::capture::segment::{Segment, Timestamp};
+use crate::capture::source::{Capture, CaptureError, KernelStats, Read};
+use crate::flow::engine::{Engine, EngineCounters, Limits};
+use crate::pipeline::config::Config;
+use crate::report::answers::Answers;
+use crate::report::calibration::Calibration;
+use crate::report::gauges::Gauges;
+use crate::report::output::Printer;
+use crate::report::resumption::SessionMemory;
+use crate::report::stats::{ProcessingTime, Summary, merge_entries};
+use crate::tls::keylog::KeyLog;
 use crate::verdict::{Event, Report, ReportOrder};
 
 /// Reports per message at end of input.
@@ -90,7 +94,7 @@ impl Plan {
         // The memory budget and the flow limit are for the whole process:
         // each of N workers gets 1/N (its shard's share of the flows).
         let workers = config.threads.max(1);
-        let budget = crate::budget::plan(&config.bounds, workers, config.preview_bytes);
+        let budget = crate::pipeline::budget::plan(&config.bounds, workers, config.preview_bytes);
         Plan {
             workers,
             ports: config.ports.clone(),
@@ -919,7 +923,7 @@ pub fn run<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::segment::Endpoint;
+    use crate::capture::segment::Endpoint;
     use crate::verdict::{Basis, Class, ClientCert, Outcome, Verdict};
 
     fn report(trigger: u64, flow: u64) -> Report {

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::capture::InputProbe;
-use crate::gauges::Gauges;
+use crate::capture::source::InputProbe;
+use crate::report::gauges::Gauges;
 
 /// How often the bar is recomputed.
 const REFRESH: Duration = Duration::from_millis(100);

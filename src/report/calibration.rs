@@ -143,7 +143,7 @@ impl Calibration {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::segment::{Endpoint, Timestamp};
+    use crate::capture::segment::{Endpoint, Timestamp};
     use crate::verdict::Flight;
 
     fn v(inferred: Option<Class>, class: Class, first: u16) -> Verdict {

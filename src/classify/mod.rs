@@ -19,10 +19,13 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use crate::keylog::KeyLog;
-use crate::plaintext::{self, Opening};
-use crate::proof::{self, Facts, Failure, Sealed};
-use crate::tls::{
+pub mod mesh;
+pub mod plaintext;
+
+use self::plaintext::Opening;
+use crate::tls::keylog::KeyLog;
+use crate::tls::proof::{self, Facts, Failure, Sealed};
+use crate::tls::record::{
     self, ClientHello, HandshakeMessage, HandshakeReassembler, HeaderRead, RecordHeader,
     ServerHello, content, handshake,
 };
@@ -456,7 +459,8 @@ impl Classifier {
     /// Whether these first bytes are a TLS ClientHello (TLS or SSL 2.0
     /// format): their sender is the TLS client.
     pub fn starts_tls_client_hello(first_payload: &[u8]) -> bool {
-        tls::starts_client_hello(first_payload) || tls::sslv2_client_hello(first_payload).is_some()
+        record::starts_client_hello(first_payload)
+            || record::sslv2_client_hello(first_payload).is_some()
     }
 
     /// Which side a flow without a SYN belongs to, judged from its first
@@ -467,7 +471,7 @@ impl Classifier {
         if Self::starts_tls_client_hello(first_payload) {
             return Some(Direction::ToServer);
         }
-        if tls::starts_server_hello(first_payload) {
+        if record::starts_server_hello(first_payload) {
             return Some(Direction::ToClient);
         }
         match plaintext::recognise(first_payload) {
@@ -500,20 +504,21 @@ impl Classifier {
     /// or must wait; None to go on in the chosen mode.
     fn detect(&mut self, dir: Direction, data: &[u8]) -> Option<Feed> {
         let start_seen = self.start_seen.get(dir.idx()).copied().unwrap_or(false);
-        if tls::starts_client_hello(data) && dir == Direction::ToServer {
+        if record::starts_client_hello(data) && dir == Direction::ToServer {
             self.mode = Mode::Tls;
             return None;
         }
-        if let Some(version) = tls::sslv2_client_hello(data).filter(|_| dir == Direction::ToServer)
+        if let Some(version) =
+            record::sslv2_client_hello(data).filter(|_| dir == Direction::ToServer)
         {
             return Some(self.sslv2_hello(version, data));
         }
-        if data.first() == Some(&content::HANDSHAKE) && data.len() <= tls::RECORD_HEADER_LEN {
+        if data.first() == Some(&content::HANDSHAKE) && data.len() <= record::RECORD_HEADER_LEN {
             // A handshake record header without its first body byte: wait
             // to see whether it is a ClientHello.
             return Some(Feed::default());
         }
-        if matches!(tls::read_header(data), HeaderRead::NeedMore) && data.len() < 5 {
+        if matches!(record::read_header(data), HeaderRead::NeedMore) && data.len() < 5 {
             // Too short to judge; wait unless it is plainly text.
             if plaintext::needs_more(data) || data.first() == Some(&content::HANDSHAKE) {
                 return Some(Feed::default());
@@ -524,18 +529,19 @@ impl Classifier {
             return Some(Feed::default());
         }
         if let Opening::Proxy { len, version } = opening {
-            self.proxy_identity = crate::mesh::parse_proxy_v2(data).and_then(|p| p.peer_identity);
+            self.proxy_identity =
+                crate::classify::mesh::parse_proxy_v2(data).and_then(|p| p.peer_identity);
             self.starttls = Some(format!("proxy-v{version}"));
             return Some(Feed {
                 consumed: len,
                 skip: 0,
             });
         }
-        match tls::read_header(data) {
+        match record::read_header(data) {
             HeaderRead::Record(h) if !start_seen || dir == Direction::ToClient => {
                 // TLS records without the flow's start: the handshake is not
                 // in the capture (or its first packets were lost).
-                if dir == Direction::ToClient && tls::starts_server_hello(data) {
+                if dir == Direction::ToClient && record::starts_server_hello(data) {
                     // ClientHello lost but ServerHello present: follow the
                     // server side; the client's certificate may still be seen.
                     self.mode = Mode::Tls;
@@ -642,12 +648,12 @@ impl Classifier {
             if dir == Direction::ToClient
                 && self.sslv2
                 && self.sh.is_none()
-                && tls::sslv2_server_hello(rest)
+                && record::sslv2_server_hello(rest)
             {
                 self.sslv2_server_hello();
                 return Feed { consumed, skip: 0 };
             }
-            let header = match tls::read_header(rest) {
+            let header = match record::read_header(rest) {
                 HeaderRead::NeedMore => return Feed { consumed, skip: 0 },
                 HeaderRead::Record(h) => h,
                 HeaderRead::TooLarge(_) => {
@@ -669,19 +675,19 @@ impl Classifier {
             }
             if self.needs_body(dir, &header) {
                 let Some(body) =
-                    rest.get(tls::RECORD_HEADER_LEN..tls::RECORD_HEADER_LEN + body_len)
+                    rest.get(record::RECORD_HEADER_LEN..record::RECORD_HEADER_LEN + body_len)
                 else {
                     return Feed { consumed, skip: 0 };
                 };
-                consumed += tls::RECORD_HEADER_LEN + body_len;
+                consumed += record::RECORD_HEADER_LEN + body_len;
                 self.record(dir, header, Some(body));
             } else {
                 // Encrypted or uninteresting body: skip it by length.
                 let have = rest
                     .len()
-                    .saturating_sub(tls::RECORD_HEADER_LEN)
+                    .saturating_sub(record::RECORD_HEADER_LEN)
                     .min(body_len);
-                consumed += tls::RECORD_HEADER_LEN + have;
+                consumed += record::RECORD_HEADER_LEN + have;
                 self.record(dir, header, None);
                 if have < body_len {
                     return Feed {
@@ -697,9 +703,9 @@ impl Classifier {
     fn resync(&mut self, dir: Direction, rest: &[u8]) -> Option<usize> {
         let found = (0..rest.len()).find(|&i| {
             let b = rest.get(i..).unwrap_or_default();
-            b.first() == Some(&content::HANDSHAKE) && tls::starts_server_hello(b)
+            b.first() == Some(&content::HANDSHAKE) && record::starts_server_hello(b)
                 || b.first() == Some(&content::ALERT)
-                    && matches!(tls::read_header(b), HeaderRead::Record(h) if h.len == 2)
+                    && matches!(record::read_header(b), HeaderRead::Record(h) if h.len == 2)
         })?;
         if let Some(s) = self.sides.get_mut(dir.idx()) {
             s.resync = false;
@@ -800,7 +806,7 @@ impl Classifier {
             if !continues {
                 s.counted_records += 1;
             }
-            s.bytes += (tls::RECORD_HEADER_LEN + usize::from(h.len)) as u64;
+            s.bytes += (record::RECORD_HEADER_LEN + usize::from(h.len)) as u64;
         }
         if self.sealed.is_some() {
             self.seal(dir, &h, body);
@@ -901,13 +907,13 @@ impl Classifier {
     fn handshake_message(&mut self, dir: Direction, m: HandshakeMessage) {
         match (dir, m.msg_type) {
             (Direction::ToServer, handshake::CLIENT_HELLO) => {
-                match tls::parse_client_hello(&m.bytes) {
+                match record::parse_client_hello(&m.bytes) {
                     Some(ch) => self.ch = Some(ch),
                     None => self.malformed("ClientHello does not parse"),
                 }
             }
             (Direction::ToClient, handshake::SERVER_HELLO) => {
-                match tls::parse_server_hello(&m.bytes) {
+                match record::parse_server_hello(&m.bytes) {
                     Some(sh) if sh.hrr => {
                         // HelloRetryRequest (RFC 8446 §4.1.4): a second
                         // ClientHello follows; the real ServerHello comes later.
@@ -922,17 +928,17 @@ impl Classifier {
             }
             (Direction::ToClient, handshake::CERTIFICATE) => {
                 self.server_certificate = true;
-                self.server_leaf = tls::first_certificate(&m).map(<[u8]>::to_vec);
+                self.server_leaf = record::first_certificate(&m).map(<[u8]>::to_vec);
             }
             (Direction::ToClient, handshake::CERTIFICATE_REQUEST) => self.cert_request = true,
             (Direction::ToClient, handshake::NEW_SESSION_TICKET) => {
-                self.issued_ticket = tls::parse_new_session_ticket(&m.bytes);
+                self.issued_ticket = record::parse_new_session_ticket(&m.bytes);
             }
             (Direction::ToClient, handshake::SERVER_HELLO_DONE) => self.server_done = true,
             (Direction::ToServer, handshake::CERTIFICATE) => {
-                match tls::parse_certificate_list(&m) {
+                match record::parse_certificate_list(&m) {
                     Some(list) if list.count > 0 => {
-                        self.client_leaf = tls::first_certificate(&m).map(<[u8]>::to_vec);
+                        self.client_leaf = record::first_certificate(&m).map(<[u8]>::to_vec);
                         self.client_cert = ClientCert::Sent {
                             count: list.count,
                             bytes: list.bytes,
@@ -1360,7 +1366,7 @@ impl Classifier {
         let hash = self
             .sh
             .as_ref()
-            .and_then(|sh| tls::tls13_hash_len(sh.cipher));
+            .and_then(|sh| record::tls13_hash_len(sh.cipher));
         let finished = hash.map(|h| h + TLS13_RECORD_OVERHEAD + 4);
         let empty_alone = 8 + TLS13_RECORD_OVERHEAD;
         if first >= CERTIFICATE_RECORD_MIN {
@@ -1397,7 +1403,7 @@ impl Classifier {
         let finished = self
             .sh
             .as_ref()
-            .and_then(|sh| tls::tls13_hash_len(sh.cipher))
+            .and_then(|sh| record::tls13_hash_len(sh.cipher))
             .map(|h| h + 4 + TLS13_RECORD_OVERHEAD)?;
         self.client_flight
             .iter()
@@ -1481,7 +1487,7 @@ impl Classifier {
             // SSLRequest, CONNECT ...) anywhere in the client's clear text.
             if let Some(at) = (0..data.len()).find(|&i| {
                 data.get(i) == Some(&content::HANDSHAKE)
-                    && tls::starts_client_hello(data.get(i..).unwrap_or_default())
+                    && record::starts_client_hello(data.get(i..).unwrap_or_default())
             }) {
                 let proto = plaintext::upgrade_protocol(opening, *upgrade);
                 self.starttls = Some(proto.to_string());
@@ -1588,7 +1594,7 @@ impl Classifier {
     /// A TLS alert record answering clear text (rustls sends decode_error,
     /// wire-facts §3): the server refused plaintext.
     fn alert_in_reply(&mut self, data: &[u8]) -> bool {
-        let HeaderRead::Record(h) = tls::read_header(data) else {
+        let HeaderRead::Record(h) = record::read_header(data) else {
             return false;
         };
         if h.content_type != content::ALERT || h.len != 2 {
@@ -1888,7 +1894,7 @@ impl Classifier {
     /// handshake with a verdict), or the keys of the session it resumes.
     fn session_link(
         &self,
-        server: crate::segment::Endpoint,
+        server: crate::capture::segment::Endpoint,
         class: Class,
         resumed: bool,
     ) -> SessionLink {
@@ -2197,7 +2203,7 @@ pub enum Proving {
 }
 
 fn cert_seen(der: &[u8]) -> CertSeen {
-    match crate::identity::parse(der) {
+    match crate::tls::identity::parse(der) {
         Ok(id) => CertSeen::Parsed(id),
         Err(_) => CertSeen::Unparsable,
     }
@@ -2256,14 +2262,14 @@ const TLS13_RECORD_OVERHEAD: u16 = 17;
 const TLS13_ALERT_RECORD_LEN: u16 = 2 + TLS13_RECORD_OVERHEAD;
 
 fn is_tls13_version(v: u16) -> bool {
-    v == tls::VERSION_TLS13 || v >> 8 == 0x7f || v >> 8 == 0xfb
+    v == record::VERSION_TLS13 || v >> 8 == 0x7f || v >> 8 == 0xfb
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::segment::{Endpoint, Timestamp};
+    use crate::capture::segment::{Endpoint, Timestamp};
 
     const C: Direction = Direction::ToServer;
     const S: Direction = Direction::ToClient;
@@ -2302,7 +2308,7 @@ mod tests {
     fn server_hello(cipher: u16, psk: bool, hrr: bool) -> Vec<u8> {
         let mut body = vec![3, 3];
         body.extend_from_slice(if hrr {
-            &tls::HELLO_RETRY_REQUEST_RANDOM
+            &record::HELLO_RETRY_REQUEST_RANDOM
         } else {
             &[9; 32]
         });

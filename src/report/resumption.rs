@@ -85,7 +85,7 @@ impl SessionMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::segment::{Endpoint, Timestamp};
+    use crate::capture::segment::{Endpoint, Timestamp};
     use crate::verdict::SessionLink;
 
     fn verdict(class: Class, resumed: bool, offers: Vec<u64>, resumes: Vec<u64>) -> Verdict {

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
-use crate::capture::KernelStats;
+use crate::capture::source::KernelStats;
 use crate::verdict::{Class, Outcome, Verdict};
 
 /// Highest time-to-verdict recorded exactly (one day, in microseconds);
@@ -358,7 +358,7 @@ pub fn merge_entries(into: &mut Vec<(&'static str, u64)>, more: &[(&'static str,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::segment::{Endpoint, Timestamp};
+    use crate::capture::segment::{Endpoint, Timestamp};
     use crate::verdict::Basis;
 
     fn verdict(class: Class, outcome: Outcome, ttv_us: i64) -> Verdict {

@@ -24,10 +24,10 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use crate::decrypt::{self, RecordKey};
-use crate::keylog::FlowSecrets;
-use crate::tls::{self, HandshakeMessage, HandshakeReassembler, content, handshake};
-use crate::verdict::Alert;
+use crate::tls::decrypt::{self, RecordKey};
+use crate::tls::keylog::FlowSecrets;
+use crate::tls::record::Alert;
+use crate::tls::record::{self, HandshakeMessage, HandshakeReassembler, content, handshake};
 
 /// Protected records kept per direction before the verdict.
 const SEALED_RECORDS_MAX: usize = 64;
@@ -193,18 +193,18 @@ pub enum Failure {
 
 fn cert_message(m: &HandshakeMessage, tls13: bool) -> Option<CertMessage> {
     if tls13 {
-        let (list, leaf) = tls::parse_certificate13(m)?;
+        let (list, leaf) = record::parse_certificate13(m)?;
         Some(CertMessage {
             count: list.count,
             bytes: list.bytes,
             leaf: leaf.map(<[u8]>::to_vec),
         })
     } else {
-        let list = tls::parse_certificate_list(m)?;
+        let list = record::parse_certificate_list(m)?;
         Some(CertMessage {
             count: list.count,
             bytes: list.bytes,
-            leaf: tls::first_certificate(m).map(<[u8]>::to_vec),
+            leaf: record::first_certificate(m).map(<[u8]>::to_vec),
         })
     }
 }
@@ -225,7 +225,7 @@ fn server_message(facts: &mut Facts, m: &HandshakeMessage, tls13: bool) {
     match m.msg_type {
         handshake::ENCRYPTED_EXTENSIONS => {
             facts.encrypted_extensions = true;
-            facts.alpn = tls::parse_encrypted_extensions(m).flatten();
+            facts.alpn = record::parse_encrypted_extensions(m).flatten();
         }
         handshake::CERTIFICATE_REQUEST => facts.cert_request = true,
         handshake::CERTIFICATE => facts.server_cert = cert_message(m, tls13),
@@ -422,10 +422,10 @@ pub fn tls12_renegotiation(
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::decrypt::seal;
-    use crate::keylog::{Line, parse_line};
+    use crate::tls::decrypt::seal;
+    use crate::tls::keylog::{Line, parse_line};
 
-    fn secret(label: &str, byte: u8, len: usize) -> crate::keylog::Secret {
+    fn secret(label: &str, byte: u8, len: usize) -> crate::tls::keylog::Secret {
         let line = format!(
             "{label} {} {}",
             "01".repeat(32),

@@ -35,7 +35,7 @@ use etherparse::{
 };
 use tracing::trace;
 
-use crate::segment::{Endpoint, Segment, TcpFlags, Timestamp};
+use crate::capture::segment::{Endpoint, Segment, TcpFlags, Timestamp};
 
 /// A libpcap link-layer header type (DLT number, as in the pcap file header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -22,12 +22,12 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use crate::capture::segment::{Endpoint, FlowKey, Segment, Timestamp};
+use crate::classify::mesh;
 use crate::classify::{Classifier, Close, Direction, End, Proving};
-use crate::keylog::KeyLog;
-use crate::mesh;
-use crate::proof::Failure;
-use crate::reassembly::{InsertStatus, Stream, StreamLimits};
-use crate::segment::{Endpoint, FlowKey, Segment, Timestamp};
+use crate::flow::reassembly::{InsertStatus, Stream, StreamLimits};
+use crate::tls::keylog::KeyLog;
+use crate::tls::proof::Failure;
 use crate::verdict::Outcome;
 use crate::verdict::{
     CertSeen, Class, Decided, Ending, Event, FlowClose, Report, ReportOrder, Verdict,
@@ -72,7 +72,7 @@ pub struct Limits {
 impl Default for Limits {
     /// The limits of the only worker of a run with the default bounds.
     fn default() -> Self {
-        crate::budget::plan(&crate::budget::Bounds::default(), 1, 0).limits
+        crate::pipeline::budget::plan(&crate::pipeline::budget::Bounds::default(), 1, 0).limits
     }
 }
 
@@ -1287,7 +1287,7 @@ fn close_report(
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::segment::TcpFlags;
+    use crate::capture::segment::TcpFlags;
     use crate::verdict::Class;
 
     fn ep(ip: &str, port: u16) -> Endpoint {

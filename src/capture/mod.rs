@@ -1,0 +1,10 @@
+//! Capture stage: where frames come from and what they become. `source`
+//! owns libpcap (file, stdin, interface, filter, kernel statistics),
+//! `decode` turns one frame into an owned `Segment` (link, tunnel, IP and
+//! TCP headers), and `segment` holds the types every later stage shares
+//! (`Segment`, `FlowKey`, `Endpoint`, `Timestamp`). Nothing here keeps
+//! state between frames or looks inside TCP payloads.
+
+pub mod decode;
+pub mod segment;
+pub mod source;
