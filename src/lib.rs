@@ -12,6 +12,9 @@
 //! `shell` (command line, privileges). Only `pipeline` makes the pipeline's
 //! threads; `report::metrics` runs its one HTTP serving thread.
 
+// Functions fit on a screen (clippy.toml sets the threshold to 100 lines).
+#![warn(clippy::too_many_lines)]
+
 pub mod capture;
 pub mod classify;
 pub mod flow;

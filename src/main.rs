@@ -9,6 +9,7 @@
 //! runtime error, 2 usage error, 3 input lost, 4 `--expect` not met). It
 //! must not hold pipeline logic: that is `pipeline::run`. Every error a
 //! user can cause ends as one line on stderr.
+#![warn(clippy::too_many_lines)]
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;

@@ -37,7 +37,7 @@ const ISTIO_SNI_PREFIX: &str = "outbound_.";
 /// The fixed middle of a Linkerd identity SNI.
 const LINKERD_SNI_MARK: &str = ".serviceaccount.identity.";
 /// Istio ambient: ztunnel's HBONE mTLS port and its unencrypted (h2c) twin.
-const HBONE_PORT: u16 = 15008;
+pub const HBONE_PORT: u16 = 15008;
 const HBONE_H2C_PORT: u16 = 15009;
 
 /// Which mesh data plane a connection looks like.

@@ -24,11 +24,11 @@ use crate::capture::source::Source;
 use crate::pipeline::budget::{self, Bounds};
 use crate::pipeline::config::{Config, LogLevel, Mode};
 use crate::report::output::{Buffering, Format};
+// Istio's HBONE port: tunnelled mTLS, always tracked whatever `--ports` says.
+use crate::classify::mesh::HBONE_PORT;
 
 /// libpcap's largest snapshot length (MAXIMUM_SNAPLEN), also tcpdump's default.
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
-/// Istio's HBONE port: tunnelled mTLS, always tracked whatever `--ports` says.
-pub const HBONE_PORT: u16 = 15008;
 /// More workers than this only costs memory.
 pub const MAX_THREADS: usize = 256;
 
