@@ -527,6 +527,16 @@ mod tests {
     use super::*;
     use crate::verdict::assemble::tests::verdict;
 
+    /// The engine boxes this state per flow: moving state into the mode
+    /// variants must not make it larger than the flat struct it replaced
+    /// (1,000 bytes on x86-64).
+    #[test]
+    fn per_flow_state_did_not_grow() {
+        let size = std::mem::size_of::<Classifier>();
+        eprintln!("Classifier: {size} bytes");
+        assert!(size <= 1000, "{size}");
+    }
+
     #[test]
     fn midstream_tls_is_unknown_and_gaps_make_it_incomplete() {
         let mut c = Classifier::new(false, false, 65536);

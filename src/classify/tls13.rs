@@ -404,6 +404,7 @@ impl Tls {
 mod tests {
     use super::super::testing::*;
     use super::super::*;
+    use super::FirstRecord;
     use crate::verdict::assemble::tests::verdict;
 
     #[test]
@@ -443,6 +444,49 @@ mod tests {
                     Some(*bytes),
                     "{records:?}"
                 );
+            }
+        }
+    }
+
+    /// The size rule at its edges (ARCHITECTURE.md, "Why the TLS 1.3 rule
+    /// looks at the first record"): 100 B cannot hold a certificate, 101 B
+    /// is undecided, 299 B still undecided, 300 B only fits a certificate.
+    /// Flipping either comparison (`>` / `>=`) fails here.
+    #[test]
+    fn tls13_size_rule_edges() {
+        assert_eq!((FINISHED_RECORD_MAX, CERTIFICATE_RECORD_MIN), (100, 300));
+        let table = [
+            (100, FirstRecord::FinishedSized, Class::Tls, ClientCert::NotSent),
+            (101, FirstRecord::Ambiguous, Class::Unknown, ClientCert::Unknown),
+            (299, FirstRecord::Ambiguous, Class::Unknown, ClientCert::Unknown),
+            (
+                300,
+                FirstRecord::CertificateSized,
+                Class::Mtls,
+                ClientCert::SentEncrypted { record_len: 300 },
+            ),
+        ];
+        for (first, size, class, cert) in table {
+            assert_eq!(FirstRecord::of(first), size, "{first}");
+            // Decided when the server answers, and (for sizes that do not
+            // wait for more records) while the client keeps streaming.
+            for server_after in [Some(250), None] {
+                let c = drive_then(&tls13(&[first], server_after), |c| {
+                    c.conclude(End::EndOfInput)
+                });
+                let v = verdict(&c);
+                assert_eq!(
+                    (v.class, v.client_cert),
+                    (class, cert),
+                    "{first} B, server {server_after:?}: {}",
+                    v.reason
+                );
+                let basis = if class == Class::Unknown {
+                    Basis::None
+                } else {
+                    Basis::Inferred
+                };
+                assert_eq!(v.basis, basis, "{first} B: {}", v.reason);
             }
         }
     }
