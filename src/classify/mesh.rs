@@ -290,14 +290,29 @@ mod tests {
         );
     }
 
+    /// (sni, alpn, port, expected mesh, expected evidence)
+    type Case<'a> = (Option<&'a str>, &'a [&'a str], u16, Option<Mesh>, &'a str);
+
+    fn check_tls(table: &[Case]) {
+        for (sni, offered, port, mesh, evidence) in table {
+            let got = fingerprint_tls(*sni, &alpn(offered), *port);
+            assert_eq!(
+                got.as_ref().map(|f| f.mesh),
+                *mesh,
+                "{sni:?} {offered:?} {port}"
+            );
+            if mesh.is_some() {
+                assert_eq!(got.unwrap().evidence, *evidence, "{sni:?} {offered:?}");
+            }
+        }
+    }
+
     #[test]
     fn tls_fingerprints() {
         use Mesh::*;
         let istio_sni = "outbound_.9080_._.reviews.default.svc.cluster.local";
         // Linkerd's real form: the control plane's namespace after `identity.`.
         let l5d_sni = "web.emojivoto.serviceaccount.identity.linkerd.cluster.local";
-        // (sni, alpn, port, expected mesh, expected evidence)
-        type Case<'a> = (Option<&'a str>, &'a [&'a str], u16, Option<Mesh>, &'a str);
         let table: &[Case] = &[
             // Istio ALPN tokens, each on its own.
             (None, &["istio"], 8080, Some(IstioSidecar), "ALPN istio"),
@@ -383,6 +398,13 @@ mod tests {
                 Some(Linkerd),
                 "SNI WEB.Emojivoto.ServiceAccount.Identity.emojivoto.cluster.local",
             ),
+        ];
+        check_tls(table);
+    }
+
+    #[test]
+    fn tls_non_fingerprints() {
+        let table: &[Case] = &[
             // Non-matches.
             (Some("outbound.example.com"), &["h2"], 443, None, ""),
             (Some("outbound_example.com"), &[], 443, None, ""),
@@ -412,17 +434,7 @@ mod tests {
             ),
             (None, &[], 443, None, ""),
         ];
-        for (sni, offered, port, mesh, evidence) in table {
-            let got = fingerprint_tls(*sni, &alpn(offered), *port);
-            assert_eq!(
-                got.as_ref().map(|f| f.mesh),
-                *mesh,
-                "{sni:?} {offered:?} {port}"
-            );
-            if mesh.is_some() {
-                assert_eq!(got.unwrap().evidence, *evidence, "{sni:?} {offered:?}");
-            }
-        }
+        check_tls(table);
     }
 
     #[test]

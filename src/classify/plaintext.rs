@@ -471,7 +471,7 @@ fn proxy_v2_len(b: &[u8]) -> Option<usize> {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
