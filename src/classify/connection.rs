@@ -112,7 +112,11 @@ impl Connection {
 
     /// The evidence is not there: class unknown, with the reason.
     pub fn unknown(&mut self, why: impl Into<String>, outcome: Outcome) {
-        self.finish_now((Class::Unknown, Basis::None, why.into()), outcome, String::new());
+        self.finish_now(
+            (Class::Unknown, Basis::None, why.into()),
+            outcome,
+            String::new(),
+        );
     }
 
     /// Class and outcome at once; final.

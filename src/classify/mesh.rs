@@ -247,7 +247,7 @@ fn linkerd_identity(sni: &str) -> Option<&str> {
 }
 
 /// Bytes as printable ASCII (others become '.'), at most [`MAX_TEXT`] chars.
-fn printable(b: &[u8]) -> String {
+pub(super) fn printable(b: &[u8]) -> String {
     b.iter()
         .take(MAX_TEXT)
         .map(|&c| {
@@ -265,7 +265,6 @@ fn printable(b: &[u8]) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use proptest::test_runner::{Config, RngSeed};
 
     fn alpn(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
@@ -507,16 +506,8 @@ mod tests {
         }
     }
 
-    fn deterministic() -> Config {
-        Config {
-            rng_seed: RngSeed::Fixed(0x6d65_7368),
-            failure_persistence: None,
-            ..Config::default()
-        }
-    }
-
     proptest! {
-        #![proptest_config(deterministic())]
+        #![proptest_config(crate::classify::testing::deterministic())]
 
         #[test]
         fn fingerprint_never_panics(

@@ -333,13 +333,15 @@ impl Classifier {
             if let Some(version) = record::sslv2_client_hello(data) {
                 let (cap, limit, sealed) = (self.handshake_cap, self.record_limit, self.sealed_cap);
                 let tls = move || Tls::new(cap, limit, sealed);
-                return Some(match sslv2::client_hello(&mut self.conn, version, data, tls) {
-                    Ok((tls, feed)) => {
-                        self.mode = Mode::Tls(tls);
-                        feed
-                    }
-                    Err(wait) => wait,
-                });
+                return Some(
+                    match sslv2::client_hello(&mut self.conn, version, data, tls) {
+                        Ok((tls, feed)) => {
+                            self.mode = Mode::Tls(tls);
+                            feed
+                        }
+                        Err(wait) => wait,
+                    },
+                );
             }
         }
         if too_short_to_judge(data) {
@@ -352,7 +354,8 @@ impl Classifier {
         if let Opening::Proxy { len, version } = opening {
             // A PROXY header before the application's bytes (ztunnel after
             // HBONE): skip it, keep the identity it names.
-            self.conn.proxy_identity = plaintext::parse_proxy_v2(data).and_then(|p| p.peer_identity);
+            self.conn.proxy_identity =
+                plaintext::parse_proxy_v2(data).and_then(|p| p.peer_identity);
             self.conn.starttls = Some(format!("proxy-v{version}"));
             return Some(Feed::at(len));
         }

@@ -46,7 +46,10 @@ pub(super) enum PlainStep {
     Fed(Feed),
     /// A ClientHello starts `at` bytes into the client's data: TLS follows,
     /// announced by `protocol`.
-    Upgrade { at: usize, protocol: &'static str },
+    Upgrade {
+        at: usize,
+        protocol: &'static str,
+    },
 }
 
 impl Plain {

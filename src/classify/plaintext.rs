@@ -16,7 +16,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::mesh::MAX_TEXT;
+use super::mesh::printable as printable_identity;
 
 /// Longest text taken from the wire into an output field.
 const MAX_FIELD: usize = 96;
@@ -395,7 +395,7 @@ pub fn parse_proxy_v2(b: &[u8]) -> Option<ProxyV2> {
         out.source = src;
         out.destination = dst;
     }
-    out.peer_identity = tlv_value(tlvs, TLV_PEER_IDENTITY).map(identity_text);
+    out.peer_identity = tlv_value(tlvs, TLV_PEER_IDENTITY).map(printable_identity);
     Some(out)
 }
 
@@ -444,21 +444,6 @@ fn tlv_value(mut tlvs: &[u8], wanted: u8) -> Option<&[u8]> {
     found
 }
 
-/// An identity from the wire as printable ASCII (space kept, others
-/// become '.'), at most [`MAX_TEXT`] characters, as mesh strings are.
-fn identity_text(b: &[u8]) -> String {
-    b.iter()
-        .take(MAX_TEXT)
-        .map(|&c| {
-            if (0x20..0x7f).contains(&c) {
-                c as char
-            } else {
-                '.'
-            }
-        })
-        .collect()
-}
-
 /// proxy-protocol.txt §2.2: the length of a v2 header (16 fixed bytes plus
 /// its length field) at the start of `b`, when it has the signature. The
 /// header's bytes need not all be there yet.
@@ -474,6 +459,7 @@ fn proxy_v2_len(b: &[u8]) -> Option<usize> {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use crate::classify::mesh::MAX_TEXT;
 
     #[test]
     fn openings_are_recognised() {
@@ -681,16 +667,8 @@ mod tests {
         assert_eq!(p.peer_identity, None);
     }
 
-    fn deterministic() -> proptest::test_runner::Config {
-        proptest::test_runner::Config {
-            rng_seed: proptest::test_runner::RngSeed::Fixed(0x6d65_7368),
-            failure_persistence: None,
-            ..proptest::test_runner::Config::default()
-        }
-    }
-
     proptest::proptest! {
-        #![proptest_config(deterministic())]
+        #![proptest_config(crate::classify::testing::deterministic())]
 
         #[test]
         fn proxy_v2_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
@@ -715,6 +693,5 @@ mod tests {
                 proptest::prop_assert!(p.header_len >= 16);
             }
         }
-
     }
 }

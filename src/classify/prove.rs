@@ -54,7 +54,8 @@ impl Classifier {
         };
         let tls13 = t.is_tls13();
         let renegotiation = !tls13 && t.v12.renegotiation.is_some();
-        let records = sealed.count(Direction::ToServer.idx()) + sealed.count(Direction::ToClient.idx());
+        let records =
+            sealed.count(Direction::ToServer.idx()) + sealed.count(Direction::ToClient.idx());
         let decryptable = renegotiation || (tls13 && records > 0);
         if !decryptable {
             return Proving::NotApplicable;

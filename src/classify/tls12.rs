@@ -99,7 +99,12 @@ impl Tls12 {
     }
 
     /// A handshake message in clear other than the hellos.
-    pub fn handshake_message(&mut self, conn: &mut Connection, dir: Direction, m: &HandshakeMessage) {
+    pub fn handshake_message(
+        &mut self,
+        conn: &mut Connection,
+        dir: Direction,
+        m: &HandshakeMessage,
+    ) {
         match (dir, m.msg_type) {
             (Direction::ToClient, handshake::CERTIFICATE) => {
                 self.server_leaf = record::first_certificate(m).map(<[u8]>::to_vec);
@@ -422,12 +427,14 @@ impl Tls {
             return keys;
         }
         if resumed {
-            let ticket = (!ch.ticket.is_empty()).then_some((SessionKind::Ticket, ch.ticket.as_slice()));
+            let ticket =
+                (!ch.ticket.is_empty()).then_some((SessionKind::Ticket, ch.ticket.as_slice()));
             let id = (!ch.session_id.is_empty() && ch.session_id == sh.session_id)
                 .then_some((SessionKind::Id, ch.session_id.as_slice()));
             keys.resumes = [ticket, id];
         } else if matches!(class, Class::Tls | Class::Mtls) {
-            let id = (!sh.session_id.is_empty()).then_some((SessionKind::Id, sh.session_id.as_slice()));
+            let id =
+                (!sh.session_id.is_empty()).then_some((SessionKind::Id, sh.session_id.as_slice()));
             let ticket = self
                 .v12
                 .issued_ticket

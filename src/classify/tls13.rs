@@ -342,7 +342,12 @@ impl Tls {
             );
             return;
         }
-        if v13.flight == FlightState::Answered && v13.after_flight.iter().all(|&l| l == TLS13_ALERT_RECORD_LEN) {
+        if v13.flight == FlightState::Answered
+            && v13
+                .after_flight
+                .iter()
+                .all(|&l| l == TLS13_ALERT_RECORD_LEN)
+        {
             let why = if v13.after_flight.is_empty() {
                 "server closed after the client's flight without sending data"
             } else {
@@ -456,9 +461,24 @@ mod tests {
     fn tls13_size_rule_edges() {
         assert_eq!((FINISHED_RECORD_MAX, CERTIFICATE_RECORD_MIN), (100, 300));
         let table = [
-            (100, FirstRecord::FinishedSized, Class::Tls, ClientCert::NotSent),
-            (101, FirstRecord::Ambiguous, Class::Unknown, ClientCert::Unknown),
-            (299, FirstRecord::Ambiguous, Class::Unknown, ClientCert::Unknown),
+            (
+                100,
+                FirstRecord::FinishedSized,
+                Class::Tls,
+                ClientCert::NotSent,
+            ),
+            (
+                101,
+                FirstRecord::Ambiguous,
+                Class::Unknown,
+                ClientCert::Unknown,
+            ),
+            (
+                299,
+                FirstRecord::Ambiguous,
+                Class::Unknown,
+                ClientCert::Unknown,
+            ),
             (
                 300,
                 FirstRecord::CertificateSized,

@@ -16,10 +16,10 @@ pub mod assemble;
 
 use crate::capture::segment::{Endpoint, Timestamp};
 use crate::classify::mesh::{Fingerprint, Hint, Mesh};
-use crate::tls::identity::{CertIdentity, Validity};
 /// The class and outcome words are the classifier's evidence types (they
 /// live in the lower stage so `classify` never imports `verdict`).
 pub use crate::classify::{Basis, Class, ClientCert, Outcome};
+use crate::tls::identity::{CertIdentity, Validity};
 pub use crate::tls::record::Alert;
 
 /// How a TLS <= 1.2 session is found again across flows (RFC 5246 §7.3,
