@@ -148,6 +148,13 @@ impl Walker {
     }
 }
 
+/// One step of the walk: bytes taken (go on), or where to stop.
+enum Step {
+    Took(usize),
+    /// Stop; `consumed` counts from the step's start.
+    Stop(Feed),
+}
+
 impl Tls {
     /// Walk the records of `data` (the contiguous unread bytes of `dir`),
     /// handing each to the TLS rules, until the data runs out, a body is
@@ -159,70 +166,77 @@ impl Tls {
                 return Feed::at(consumed);
             }
             let rest = data.get(consumed..).unwrap_or_default();
-            if self.walker.side(dir).is_some_and(|s| s.resync) {
-                match self.walker.resync(dir, rest) {
-                    Some(n) => {
-                        consumed += n;
-                        continue;
-                    }
-                    // Keep a few bytes: a header may be split here.
-                    None => return Feed::at(consumed + rest.len().saturating_sub(SCAN_OVERLAP)),
-                }
-            }
-            if self.sslv2_server_hello(conn, dir, rest) {
-                return Feed::at(consumed);
-            }
-            let header = match record::read_header(rest) {
-                HeaderRead::NeedMore => {
+            match self.step(conn, dir, rest) {
+                Step::Took(n) => consumed += n,
+                Step::Stop(f) => {
                     return Feed {
-                        needed: record::RECORD_HEADER_LEN.saturating_sub(rest.len()),
-                        ..Feed::at(consumed)
-                    };
-                }
-                HeaderRead::Record(h) => h,
-                HeaderRead::TooLarge(_) => {
-                    conn.malformed("record length over 2^14+2048");
-                    return Feed::at(consumed);
-                }
-                HeaderRead::NotTls => {
-                    self.not_tls(conn, dir);
-                    return Feed::at(consumed);
-                }
-            };
-            let body_len = usize::from(header.len);
-            let read_body = self.needs_body(dir, &header);
-            if read_body
-                && header.len > MAX_PLAINTEXT_RECORD_LEN
-                && header.content_type == content::HANDSHAKE
-            {
-                conn.malformed("handshake record length over 2^14+256 before ChangeCipherSpec");
-                return Feed::at(consumed);
-            }
-            let whole = record::RECORD_HEADER_LEN + body_len;
-            if read_body {
-                let Some(body) = rest.get(record::RECORD_HEADER_LEN..whole) else {
-                    return Feed {
-                        needed: whole - rest.len(),
-                        ..Feed::at(consumed)
-                    };
-                };
-                consumed += whole;
-                self.record(conn, dir, header, Some(body));
-            } else {
-                // Encrypted or uninteresting body: skip it by length.
-                let have = rest
-                    .len()
-                    .saturating_sub(record::RECORD_HEADER_LEN)
-                    .min(body_len);
-                consumed += record::RECORD_HEADER_LEN + have;
-                self.record(conn, dir, header, None);
-                if have < body_len {
-                    return Feed {
-                        skip: (body_len - have) as u64,
-                        ..Feed::at(consumed)
+                        consumed: consumed + f.consumed,
+                        ..f
                     };
                 }
             }
         }
+    }
+
+    /// Frame the record at the start of `rest` and hand it to the rules.
+    fn step(&mut self, conn: &mut Connection, dir: Direction, rest: &[u8]) -> Step {
+        if self.walker.side(dir).is_some_and(|s| s.resync) {
+            return match self.walker.resync(dir, rest) {
+                Some(n) => Step::Took(n),
+                // Keep a few bytes: a header may be split here.
+                None => Step::Stop(Feed::at(rest.len().saturating_sub(SCAN_OVERLAP))),
+            };
+        }
+        if self.sslv2_server_hello(conn, dir, rest) {
+            return Step::Stop(Feed::default());
+        }
+        let header = match record::read_header(rest) {
+            HeaderRead::Record(h) => h,
+            HeaderRead::NeedMore => {
+                return Step::Stop(Feed {
+                    needed: record::RECORD_HEADER_LEN.saturating_sub(rest.len()),
+                    ..Feed::default()
+                });
+            }
+            HeaderRead::TooLarge(_) => {
+                conn.malformed("record length over 2^14+2048");
+                return Step::Stop(Feed::default());
+            }
+            HeaderRead::NotTls => {
+                self.not_tls(conn, dir);
+                return Step::Stop(Feed::default());
+            }
+        };
+        let body_len = usize::from(header.len);
+        let whole = record::RECORD_HEADER_LEN + body_len;
+        if !self.needs_body(dir, &header) {
+            // Encrypted or uninteresting body: skip it by length, never
+            // buffer it.
+            let have = rest
+                .len()
+                .saturating_sub(record::RECORD_HEADER_LEN)
+                .min(body_len);
+            self.record(conn, dir, header, None);
+            let took = record::RECORD_HEADER_LEN + have;
+            if have < body_len {
+                return Step::Stop(Feed {
+                    skip: (body_len - have) as u64,
+                    ..Feed::at(took)
+                });
+            }
+            return Step::Took(took);
+        }
+        if header.len > MAX_PLAINTEXT_RECORD_LEN && header.content_type == content::HANDSHAKE {
+            conn.malformed("handshake record length over 2^14+256 before ChangeCipherSpec");
+            return Step::Stop(Feed::default());
+        }
+        let Some(body) = rest.get(record::RECORD_HEADER_LEN..whole) else {
+            return Step::Stop(Feed {
+                needed: whole - rest.len(),
+                ..Feed::default()
+            });
+        };
+        self.record(conn, dir, header, Some(body));
+        Step::Took(whole)
     }
 }

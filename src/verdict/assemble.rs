@@ -188,8 +188,21 @@ fn tls13_proof(v: &mut Verdict, e: &Evidence<'_>, f: &Facts) {
     v.basis = Basis::Decrypted;
     v.client_cert = client_cert;
     v.inferred = Some(inferred);
+    v.reason = decrypted_reason(v, f, inferred, &why, &outcome_why);
+}
+
+/// The reason of a decrypted TLS 1.3 verdict: what decryption showed, the
+/// 0-RTT records passed over, what the size rule alone said when it
+/// differs (for `--calibrate` readers), then the outcome's reason.
+fn decrypted_reason(
+    v: &Verdict,
+    f: &Facts,
+    inferred: Class,
+    why: &str,
+    outcome_why: &str,
+) -> String {
     let size = match &v.flight {
-        Some(fl) if inferred != class => format!(
+        Some(fl) if inferred != v.class => format!(
             "; the size rule alone says {} (flight {} B, first record {} B)",
             inferred.as_str(),
             fl.bytes,
@@ -205,11 +218,11 @@ fn tls13_proof(v: &mut Verdict, e: &Evidence<'_>, f: &Facts) {
     } else {
         String::new()
     };
-    v.reason = if outcome_why.is_empty() {
+    if outcome_why.is_empty() {
         format!("{why}{early}{size}")
     } else {
         format!("{why}{early}{size}; {outcome_why}")
-    };
+    }
 }
 
 /// The class the decrypted TLS 1.3 client flight shows (RFC 8446 §4.4.2),
