@@ -240,3 +240,38 @@ impl Tls {
         Step::Took(whole)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::*;
+
+    /// The stream contract: a clear handshake record is consumed whole or
+    /// not at all (and says how much is missing); an encrypted body is
+    /// skipped by length, never buffered.
+    #[test]
+    fn records_are_consumed_whole_or_skipped_by_length() {
+        let hello = client_hello(&[]);
+        let mut c = Classifier::new(true, true, 64 * 1024);
+        assert_eq!(
+            c.feed(C, &hello[..3]),
+            Feed::default(),
+            "too short to tell a ClientHello"
+        );
+        let cut = hello.len() - 10;
+        let f = c.feed(C, &hello[..cut]);
+        assert_eq!((f.consumed, f.skip, f.needed), (0, 0, 10));
+        let f = c.feed(C, &hello);
+        // All consumed; the next header is 5 bytes away.
+        assert_eq!((f.consumed, f.skip, f.needed), (hello.len(), 0, 5));
+
+        let mut server = [server_hello(0x1301, false, false), encrypted(2000)].concat();
+        server.truncate(server.len() - 1500);
+        let f = c.feed(S, &server);
+        assert_eq!((f.consumed, f.skip), (server.len(), 1500));
+
+        let f = c.feed(C, &encrypted(900)[..3]);
+        assert_eq!((f.consumed, f.skip, f.needed), (0, 0, 2), "header cut");
+    }
+}
