@@ -413,4 +413,93 @@ pub(crate) mod tests {
         assemble(&mut v, Some(&c.evidence()), None);
         v
     }
+
+    fn blank() -> Verdict {
+        let ep = |port| Endpoint {
+            ip: "10.0.0.1".parse().unwrap(),
+            port,
+        };
+        Verdict::new(ep(40000), ep(15008), Timestamp(0), Timestamp(0))
+    }
+
+    /// wire-facts §5: a mesh fingerprint explains a verdict, never makes it
+    /// mtls (here an Istio ALPN on an HBONE port, with TLS 1.3 evidence
+    /// too small for a certificate).
+    #[test]
+    fn a_mesh_fingerprint_never_changes_the_class() {
+        let hello = crate::tls::record::ClientHello {
+            alpn: vec!["istio".to_string()],
+            versions: vec![0x0304],
+            ..Default::default()
+        };
+        let e = Evidence {
+            class: Class::Tls,
+            basis: Basis::Inferred,
+            why: "first record 53 B".into(),
+            outcome: Outcome::Ok,
+            outcome_why: "",
+            client_hello: Some(&hello),
+            server_hello: None,
+            resumed: false,
+            alert: None,
+            starttls: None,
+            proxy_identity: None,
+            session: SessionKeys::default(),
+            client_leaf: None,
+            server_leaf: None,
+            renegotiation: None,
+            preview: None,
+            app_proto: None,
+            handshake: Handshake::Tls13 {
+                cert_requested: None,
+                client_cert: ClientCert::NotSent,
+                flight: &[53],
+                psk: false,
+            },
+        };
+        let mut v = blank();
+        assemble(&mut v, Some(&e), None);
+        assert!(v.mesh.is_some(), "fingerprinted");
+        assert_eq!((v.class, v.basis), (Class::Tls, Basis::Inferred));
+        assert_eq!(v.reason, "first record 53 B");
+        assert_eq!(v.flight.map(|f| f.bytes), Some(58));
+    }
+
+    #[test]
+    fn only_a_resumed_unknown_verdict_inherits() {
+        let origin = Inheritance {
+            class: Class::Mtls,
+            client_cert: ClientCert::Sent { count: 1, bytes: 9 },
+            when: "t",
+            client: "c",
+            client_id: None,
+        };
+        let mut full = blank();
+        full.class = Class::Tls;
+        full.resumed = true;
+        assert!(!inherit(&mut full, &origin));
+        assert_eq!(full.class, Class::Tls);
+        let mut fresh = blank();
+        assert!(!inherit(&mut fresh, &origin), "not resumed");
+        let mut resumed = blank();
+        resumed.resumed = true;
+        resumed.reason = "resumed".to_string();
+        assert!(inherit(&mut resumed, &origin));
+        assert_eq!(
+            (resumed.class, resumed.basis),
+            (Class::Mtls, Basis::Inherited)
+        );
+        assert_eq!(
+            resumed.reason,
+            "resumed the session of the full handshake at t from c, which was mtls; resumed"
+        );
+    }
+
+    #[test]
+    fn a_flow_without_a_classifier_has_no_payload() {
+        let mut v = blank();
+        assemble(&mut v, None, None);
+        assert_eq!((v.class, v.basis), (Class::Unknown, Basis::None));
+        assert_eq!(v.reason, "no payload: nothing to classify");
+    }
 }
