@@ -529,8 +529,9 @@ fn conclude_start(conn: &mut Connection, ended: &str) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
     use super::testing::*;
     use super::*;
     use crate::verdict::assemble::tests::verdict;

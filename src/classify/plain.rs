@@ -230,8 +230,9 @@ fn find_client_hello(data: &[u8]) -> Option<usize> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
     use super::super::testing::*;
     use super::super::*;
     use crate::verdict::assemble::tests::verdict;

@@ -405,8 +405,9 @@ impl Tls {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
     use super::super::testing::*;
     use super::super::*;
     use super::FirstRecord;
