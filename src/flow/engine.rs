@@ -23,15 +23,13 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::capture::segment::{Endpoint, FlowKey, Segment, Timestamp};
-use crate::classify::mesh;
 use crate::classify::{Classifier, Close, Direction, End, Proving};
 use crate::flow::reassembly::{InsertStatus, Stream, StreamLimits};
 use crate::tls::keylog::KeyLog;
 use crate::tls::proof::Failure;
 use crate::verdict::Outcome;
-use crate::verdict::{
-    CertSeen, Class, Decided, Ending, Event, FlowClose, Report, ReportOrder, Verdict,
-};
+use crate::verdict::assemble::assemble;
+use crate::verdict::{CertSeen, Decided, Ending, Event, FlowClose, Report, ReportOrder, Verdict};
 
 /// Bounds on one engine (one worker shard). `budget::plan` derives them
 /// from the command line's limits and memory budget.
@@ -1127,33 +1125,6 @@ fn pump(flow: &mut Flow, side: Side) {
     }
 }
 
-/// Mesh fingerprints and identity hints from what the ClientHello showed
-/// in clear (wire-facts §5). They explain a verdict; they never change it.
-fn annotate_mesh(v: &mut Verdict) {
-    if v.class == Class::Plaintext {
-        if let Some(id) = &v.proxy_identity {
-            v.mesh = Some(mesh::fingerprint_proxy_identity(id));
-            v.reason = format!(
-                "mesh-internal if ztunnel wrote it: a PROXY v2 header names source {id}, as ztunnel does \
-                 when it hands a connection received over HBONE mTLS to the workload (anyone can \
-                 write such a header: check that this hop is pod-local); {}",
-                v.reason
-            );
-            return;
-        }
-        let h2c = v.app_proto.as_deref().is_some_and(|a| a.starts_with("h2c"));
-        v.mesh = mesh::fingerprint_plaintext(v.server.port, h2c);
-        return;
-    }
-    if v.tls_version.is_none() {
-        return;
-    }
-    v.mesh = mesh::fingerprint_tls(v.sni.as_deref(), &v.alpn_offered, v.server.port);
-    if v.server_certificate.is_none() {
-        v.identity_hint = mesh::identity_hint(v.sni.as_deref());
-    }
-}
-
 /// Emit the flow's verdict (once) and free its buffers.
 fn report(
     flow: &mut Flow,
@@ -1179,11 +1150,13 @@ fn report(
         counters.tls_handshake_too_large += u64::from(n.handshake_too_large);
         counters.flows_ambiguous_overlap += u64::from(n.ambiguous_overlap);
     }
+    let mut proving = Proving::NotApplicable;
     if let (Some(c), Some(keys)) = (classifier.as_mut(), keylog) {
-        match c.prove(keys) {
+        proving = c.prove(keys);
+        match &proving {
             Proving::NotApplicable => {}
-            Proving::Tls13 => counters.decrypted_tls13 += 1,
-            Proving::Renegotiation => counters.decrypted_renegotiations += 1,
+            Proving::Tls13(_) => counters.decrypted_tls13 += 1,
+            Proving::Renegotiation(_) => counters.decrypted_renegotiations += 1,
             Proving::Failed(Failure::NoSecrets) => counters.decrypt_no_secrets += 1,
             Proving::Failed(Failure::KeyMismatch) => counters.decrypt_key_mismatch += 1,
             Proving::Failed(Failure::UnsupportedSuite) => counters.decrypt_unsupported_suite += 1,
@@ -1205,11 +1178,8 @@ fn report(
     v.bytes_to_server = flow.payload_bytes.get(client).copied().unwrap_or(0);
     v.bytes_to_client = flow.payload_bytes.get(1 - client).copied().unwrap_or(0);
     v.packets = flow.packets;
-    match classifier.as_ref() {
-        Some(c) => c.fill(&mut v),
-        None => v.reason = "no payload: nothing to classify".to_string(),
-    }
-    annotate_mesh(&mut v);
+    let evidence = classifier.as_ref().map(Classifier::evidence);
+    assemble(&mut v, evidence.as_ref(), proving.facts());
     flow.decided = Some(Decided {
         class: v.class,
         outcome: v.outcome,

@@ -7,11 +7,13 @@
 //! its class with basis `inherited`; otherwise it stays unknown (resumed).
 //! Flows are sharded across workers, so the link is made here, in the output
 //! stage, which sees every verdict in deterministic order. This file owns
-//! the bounded memory of sessions; it must not look at packets.
+//! the bounded memory of sessions; it must not look at packets, nor write a
+//! verdict's conclusions itself (`verdict::assemble::inherit` does).
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::verdict::{Basis, Class, ClientCert, Verdict};
+use crate::verdict::assemble::{self, Inheritance};
+use crate::verdict::{Class, ClientCert, Verdict};
 
 /// Sessions remembered at once; the oldest is forgotten first (counted).
 pub const MAX_SESSIONS: usize = 65_536;
@@ -38,25 +40,23 @@ pub struct SessionMemory {
 
 impl SessionMemory {
     /// Remember what `v` offers and, if `v` is a resumption of a remembered
-    /// session, give it that session's class.
+    /// session, have the verdict assembler give it that session's class.
     pub fn link(&mut self, v: &mut Verdict) {
         let origin = (v.resumed && v.class == Class::Unknown)
             .then(|| v.session.resumes.iter().find_map(|k| self.by_key.get(k)))
             .flatten()
             .cloned();
         if let Some(o) = origin {
-            v.class = o.class;
-            v.basis = Basis::Inherited;
-            v.client_cert = o.client_cert;
-            let who = o.client_id.map(|id| format!(" ({id})")).unwrap_or_default();
-            v.reason = format!(
-                "resumed the session of the full handshake at {} from {}{who}, which was {}; {}",
-                o.when,
-                o.client,
-                o.class.as_str(),
-                v.reason
-            );
-            self.inherited += 1;
+            let inheritance = Inheritance {
+                class: o.class,
+                client_cert: o.client_cert,
+                when: &o.when,
+                client: &o.client,
+                client_id: o.client_id.as_deref(),
+            };
+            if assemble::inherit(v, &inheritance) {
+                self.inherited += 1;
+            }
         }
         if v.session.offers.is_empty() || !matches!(v.class, Class::Tls | Class::Mtls) {
             return;
@@ -86,7 +86,7 @@ impl SessionMemory {
 mod tests {
     use super::*;
     use crate::capture::segment::{Endpoint, Timestamp};
-    use crate::verdict::SessionLink;
+    use crate::verdict::{Basis, SessionLink};
 
     fn verdict(class: Class, resumed: bool, offers: Vec<u64>, resumes: Vec<u64>) -> Verdict {
         let ep = |p| Endpoint {

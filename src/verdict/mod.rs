@@ -1,6 +1,9 @@
 //! The verdict model: what mtlsniff concluded about one TCP flow, separate
 //! from how it is shown. Text lines, JSON Lines and the summary are views of
-//! a `Report`; nothing here formats for a terminal or decides a verdict.
+//! a `Report`; nothing here formats for a terminal. One place decides what a
+//! verdict says: `assemble` (from the classifier's evidence, decrypted
+//! facts, mesh readings and inherited sessions); everything else here is
+//! the model.
 //!
 //! Invariant: `Class::Mtls` is only ever paired with `Basis::Observed` (a
 //! client Certificate message with a non-empty list was seen in clear),
@@ -9,121 +12,15 @@
 //! to hold a certificate, wire-facts §2). Every `Class::Unknown` carries a
 //! reason.
 
+pub mod assemble;
+
 use crate::capture::segment::{Endpoint, Timestamp};
 use crate::classify::mesh::{Fingerprint, Hint, Mesh};
+/// The class and outcome words are the classifier's evidence types (they
+/// live in the lower stage so `classify` never imports `verdict`).
+pub use crate::classify::{Basis, Class, ClientCert, Outcome};
 use crate::tls::identity::{CertIdentity, Validity};
 pub use crate::tls::record::Alert;
-
-/// What the flow is, as far as the wire shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Class {
-    Plaintext,
-    /// TLS with no client certificate.
-    Tls,
-    /// TLS with a client certificate.
-    Mtls,
-    /// The evidence is not in the capture; `Verdict::reason` says why.
-    Unknown,
-}
-
-impl Class {
-    pub const ALL: [Class; 4] = [Class::Plaintext, Class::Tls, Class::Mtls, Class::Unknown];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Class::Plaintext => "plaintext",
-            Class::Tls => "tls",
-            Class::Mtls => "mtls",
-            Class::Unknown => "unknown",
-        }
-    }
-}
-
-/// Whether the server went on with the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Outcome {
-    /// The handshake finished and/or the server sent application data.
-    Ok,
-    /// The server refused: a fatal alert, or a close with no data.
-    Rejected,
-    /// The capture (or the flow) ended before the handshake did.
-    Incomplete,
-    /// The flow gives no evidence either way (midstream, no payload).
-    Unknown,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 4] = [
-        Outcome::Ok,
-        Outcome::Rejected,
-        Outcome::Incomplete,
-        Outcome::Unknown,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Rejected => "rejected",
-            Outcome::Incomplete => "incomplete",
-            Outcome::Unknown => "unknown",
-        }
-    }
-}
-
-/// How the class was reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Basis {
-    /// Seen in clear: handshake messages (TLS <= 1.2) or plaintext bytes.
-    Observed,
-    /// Deduced from encrypted record sizes (TLS 1.3 client flight).
-    Inferred,
-    /// Read from handshake records opened with a key log (TLS 1.3
-    /// handshake flights, a TLS <= 1.2 renegotiation).
-    Decrypted,
-    /// A resumed session takes the verdict of the full handshake that
-    /// created it, seen earlier in the same capture.
-    Inherited,
-    /// No evidence (class unknown).
-    None,
-}
-
-impl Basis {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Basis::Observed => "observed",
-            Basis::Inferred => "inferred",
-            Basis::Decrypted => "decrypted",
-            Basis::Inherited => "inherited",
-            Basis::None => "none",
-        }
-    }
-}
-
-/// What the client did about a certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientCert {
-    /// A Certificate message with this many certificates (> 0), seen in
-    /// clear.
-    Sent { count: u32, bytes: u32 },
-    /// TLS 1.3: an encrypted record too large to be anything but a
-    /// Certificate; its contents (and count) are not visible.
-    SentEncrypted { record_len: u16 },
-    /// A Certificate message with an empty list: the client declined.
-    Empty,
-    /// No Certificate message.
-    NotSent,
-    /// Not visible (encrypted, or the flight is missing).
-    Unknown,
-}
-
-impl ClientCert {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClientCert::Sent { .. } | ClientCert::SentEncrypted { .. } => "sent",
-            ClientCert::Empty => "empty",
-            ClientCert::NotSent => "none",
-            ClientCert::Unknown => "unknown",
-        }
-    }
-}
 
 /// How a TLS <= 1.2 session is found again across flows (RFC 5246 §7.3,
 /// RFC 5077): hashed (server endpoint, session id or ticket) keys.

@@ -1,0 +1,255 @@
+//! What the classifier concluded about one flow, as evidence for the verdict
+//! assembler (`verdict::assemble`): the class and outcome words (`Class`,
+//! `Outcome`, `Basis`, `ClientCert`, which `verdict` re-exports), the
+//! sentences behind them, and the handshake facts a verdict shows.
+//!
+//! This file owns the types both the classifier and the verdict need; they
+//! live here, in the lower stage, so `classify` never imports `verdict`.
+//! It must not write a `Verdict` (only the assembler does) and must not
+//! allocate: `Evidence` borrows from the classifier, and is built once, when
+//! the flow is reported, never per record.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::borrow::Cow;
+
+use super::{Classifier, Direction, Mode};
+use crate::tls::record::{Alert, ClientHello, ServerHello};
+
+/// What the flow is, as far as the wire shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    Plaintext,
+    /// TLS with no client certificate.
+    Tls,
+    /// TLS with a client certificate.
+    Mtls,
+    /// The evidence is not in the capture; `Verdict::reason` says why.
+    Unknown,
+}
+
+impl Class {
+    pub const ALL: [Class; 4] = [Class::Plaintext, Class::Tls, Class::Mtls, Class::Unknown];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Plaintext => "plaintext",
+            Class::Tls => "tls",
+            Class::Mtls => "mtls",
+            Class::Unknown => "unknown",
+        }
+    }
+}
+
+/// Whether the server went on with the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Outcome {
+    /// The handshake finished and/or the server sent application data.
+    Ok,
+    /// The server refused: a fatal alert, or a close with no data.
+    Rejected,
+    /// The capture (or the flow) ended before the handshake did.
+    Incomplete,
+    /// The flow gives no evidence either way (midstream, no payload).
+    Unknown,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Ok,
+        Outcome::Rejected,
+        Outcome::Incomplete,
+        Outcome::Unknown,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Rejected => "rejected",
+            Outcome::Incomplete => "incomplete",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
+/// How the class was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Basis {
+    /// Seen in clear: handshake messages (TLS <= 1.2) or plaintext bytes.
+    Observed,
+    /// Deduced from encrypted record sizes (TLS 1.3 client flight).
+    Inferred,
+    /// Read from handshake records opened with a key log (TLS 1.3
+    /// handshake flights, a TLS <= 1.2 renegotiation).
+    Decrypted,
+    /// A resumed session takes the verdict of the full handshake that
+    /// created it, seen earlier in the same capture.
+    Inherited,
+    /// No evidence (class unknown).
+    None,
+}
+
+impl Basis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basis::Observed => "observed",
+            Basis::Inferred => "inferred",
+            Basis::Decrypted => "decrypted",
+            Basis::Inherited => "inherited",
+            Basis::None => "none",
+        }
+    }
+}
+
+/// What the client did about a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCert {
+    /// A Certificate message with this many certificates (> 0), seen in
+    /// clear.
+    Sent { count: u32, bytes: u32 },
+    /// TLS 1.3: an encrypted record too large to be anything but a
+    /// Certificate; its contents (and count) are not visible.
+    SentEncrypted { record_len: u16 },
+    /// A Certificate message with an empty list: the client declined.
+    Empty,
+    /// No Certificate message.
+    NotSent,
+    /// Not visible (encrypted, or the flight is missing).
+    Unknown,
+}
+
+impl ClientCert {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientCert::Sent { .. } | ClientCert::SentEncrypted { .. } => "sent",
+            ClientCert::Empty => "empty",
+            ClientCert::NotSent => "none",
+            ClientCert::Unknown => "unknown",
+        }
+    }
+}
+
+/// Nothing known yet, as in a new verdict.
+impl Default for ClientCert {
+    fn default() -> Self {
+        ClientCert::Unknown
+    }
+}
+
+/// A class with how it was reached and why (one sentence).
+pub(super) type Decision = (Class, Basis, String);
+
+/// Which kind of TLS <= 1.2 session key (RFC 5246 §7.3 session id, RFC 5077
+/// ticket); the numbers are part of the hashed key and must not change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    Id = 1,
+    Ticket = 2,
+}
+
+/// TLS <= 1.2 session keys of one flow, in the order they are linked: the
+/// keys of the session a resumption resumes (ticket, then id), or those a
+/// full handshake with a verdict offers (id, then ticket).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionKeys<'a> {
+    pub resumes: [Option<(SessionKind, &'a [u8])>; 2],
+    pub offers: [Option<(SessionKind, &'a [u8])>; 2],
+}
+
+/// What the client's certificate flight showed, by protocol generation.
+#[derive(Debug, Clone, Copy)]
+pub enum Handshake<'a> {
+    /// No hello seen (plaintext, midstream, nothing classified).
+    None,
+    /// TLS <= 1.2 (or a hello without a TLS 1.3 ServerHello): messages in
+    /// clear.
+    Tls12 {
+        cert_requested: Option<bool>,
+        client_cert: ClientCert,
+    },
+    /// TLS 1.3: what the first client record's size says, and the client's
+    /// encrypted handshake flight (record lengths without headers).
+    Tls13 {
+        cert_requested: Option<bool>,
+        client_cert: ClientCert,
+        flight: &'a [u16],
+        /// A pre-shared key was accepted (RFC 8446 §4.2.11): resumed.
+        psk: bool,
+    },
+}
+
+/// Everything the classifier concluded about one flow, for
+/// `verdict::assemble`. Borrowed from the classifier; built once.
+#[derive(Debug, Clone)]
+pub struct Evidence<'a> {
+    pub class: Class,
+    pub basis: Basis,
+    /// Why this class (a sentence without the outcome's).
+    pub why: Cow<'a, str>,
+    pub outcome: Outcome,
+    /// Why this outcome; empty when the class's sentence says it all.
+    pub outcome_why: &'a str,
+    pub client_hello: Option<&'a ClientHello>,
+    pub server_hello: Option<&'a ServerHello>,
+    /// Session resumption (TLS 1.3 PSK, TLS <= 1.2 abbreviated handshake).
+    pub resumed: bool,
+    pub alert: Option<Alert>,
+    pub starttls: Option<&'a str>,
+    pub proxy_identity: Option<&'a str>,
+    pub session: SessionKeys<'a>,
+    /// The leaf certificates sent in clear (TLS <= 1.2), DER.
+    pub client_leaf: Option<&'a [u8]>,
+    pub server_leaf: Option<&'a [u8]>,
+    /// Who started a TLS <= 1.2 renegotiation after the handshake.
+    pub renegotiation: Option<Direction>,
+    /// Plaintext flows with `-A`: the first bytes each way (to the server,
+    /// to the client).
+    pub preview: Option<[&'a [u8]; 2]>,
+    /// Plaintext flows: the protocol and what it says.
+    pub app_proto: Option<&'a str>,
+    pub handshake: Handshake<'a>,
+}
+
+impl Classifier {
+    /// The conclusion so far, as evidence for `verdict::assemble`. Call
+    /// after `is_final()` or `conclude()` (and `prove`, with a key log).
+    pub fn evidence(&self) -> Evidence<'_> {
+        let (class, basis, why) = match &self.conn.class {
+            Some((c, b, w)) => (*c, *b, Cow::Borrowed(w.as_str())),
+            None => (Class::Unknown, Basis::None, Cow::Borrowed("no conclusion")),
+        };
+        let (outcome, outcome_why) = match &self.conn.outcome {
+            Some((o, w)) => (*o, w.as_str()),
+            None => (Outcome::Unknown, ""),
+        };
+        let mut e = Evidence {
+            class,
+            basis,
+            why,
+            outcome,
+            outcome_why,
+            client_hello: None,
+            server_hello: None,
+            resumed: false,
+            alert: self.conn.alert,
+            starttls: self.conn.starttls.as_deref(),
+            proxy_identity: self.conn.proxy_identity.as_deref(),
+            session: SessionKeys::default(),
+            client_leaf: None,
+            server_leaf: None,
+            renegotiation: None,
+            preview: None,
+            app_proto: None,
+            handshake: Handshake::None,
+        };
+        match &self.mode {
+            Mode::Tls(t) => t.evidence(&mut e),
+            Mode::Plain(p) if class == Class::Plaintext => {
+                e.app_proto = Some(p.app_proto.as_str());
+                if self.preview_cap > 0 {
+                    e.preview = Some(p.previews());
+                }
+            }
+            Mode::Plain(_) | Mode::Start => {}
+        }
+        e
+    }
+}

@@ -1,0 +1,615 @@
+//! The TLS 1.3 rule: client authentication is inferred from the size of
+//! the client's first encrypted record after the ServerHello (wire-facts
+//! §2; ARCHITECTURE.md, "Why the TLS 1.3 rule looks at the first record").
+//! RFC 8446 §4.4 puts Certificate first in the client's flight and forbids
+//! application data before Finished, so that record is the Certificate (or
+//! a coalesced Certificate + CertificateVerify + Finished), or the
+//! Finished / empty Certificate when no certificate was sent.
+//!
+//! It owns the TLS 1.3 evidence (`Tls13`: the client's flight, whether the
+//! server answered it, what came after) and the outcome read from the
+//! server's records and closes. It must not look inside a record (only
+//! lengths: the bodies are encrypted) nor use ports or fingerprints.
+//! Invariant: `Class::Mtls` only from a first record of at least
+//! `CERTIFICATE_RECORD_MIN` bytes, never with a PSK (resumed) or early data
+//! that hides where the flight starts.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use super::connection::Connection;
+use super::evidence::{Basis, Class, ClientCert, Decision, Evidence, Handshake};
+use super::tls::Tls;
+use super::{Direction, Outcome};
+use crate::tls::record::{self, RecordHeader};
+
+/// Largest first encrypted client record (length field, without the 5-byte
+/// header) that cannot hold a certificate. Measured no-certificate first
+/// records (wire-facts §2): Finished alone 53 (SHA-256 suites) or 69
+/// (SHA-384); an empty Certificate alone 25; rustls' coalesced empty
+/// Certificate + Finished 61/77; Java pads each record by 16, giving 41 and
+/// 85. The smallest real certificate record measured is several hundred bytes.
+pub const FINISHED_RECORD_MAX: u16 = 100;
+
+/// Smallest first encrypted client record taken as carrying a certificate.
+/// Measured certificate flights (wire-facts §2): rustls P-256 leaf ~680 in
+/// one record, Go P-256 ~713 total (first record ~550), OpenSSL ~1,188,
+/// RSA-2048 leaves 1,100-1,577. A record this large right after the
+/// ServerHello can only be a Certificate (or a coalesced Certificate +
+/// CertificateVerify + Finished). Between the two constants the size alone
+/// does not decide, and the verdict is unknown.
+pub const CERTIFICATE_RECORD_MIN: u16 = 300;
+
+/// Client records after the ServerHello remembered as "the flight".
+const FLIGHT_RECORDS_MAX: usize = 16;
+
+/// A TLS 1.3 record's overhead on the handshake bytes inside: one content
+/// type byte and a 16-byte AEAD tag (RFC 8446 §5.2).
+const TLS13_RECORD_OVERHEAD: u16 = 17;
+/// An encrypted alert: 2 bytes of alert + the overhead.
+pub(super) const TLS13_ALERT_RECORD_LEN: u16 = 2 + TLS13_RECORD_OVERHEAD;
+
+/// What the first client record's size alone says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FirstRecord {
+    /// `<= FINISHED_RECORD_MAX`: a Finished or an empty Certificate.
+    FinishedSized,
+    /// Between the two constants: the size does not decide.
+    Ambiguous,
+    /// `>= CERTIFICATE_RECORD_MIN`: only a Certificate fits.
+    CertificateSized,
+}
+
+impl FirstRecord {
+    pub fn of(len: u16) -> Self {
+        if len >= CERTIFICATE_RECORD_MIN {
+            FirstRecord::CertificateSized
+        } else if len > FINISHED_RECORD_MAX {
+            FirstRecord::Ambiguous
+        } else {
+            FirstRecord::FinishedSized
+        }
+    }
+}
+
+/// Whether the server spoke after the client's flight began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) enum FlightState {
+    /// Client records after the ServerHello are still the flight.
+    #[default]
+    Open,
+    /// The server answered (or the flow ended): the flight is complete.
+    Answered,
+}
+
+/// TLS 1.3 evidence.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Tls13 {
+    /// Client record lengths after the ServerHello, at most
+    /// FLIGHT_RECORDS_MAX.
+    pub client_flight: Vec<u16>,
+    pub flight: FlightState,
+    /// The client closed before the server answered its flight.
+    pub client_closed_first: bool,
+    /// Server record lengths after the client's flight.
+    pub after_flight: Vec<u16>,
+}
+
+impl Tls13 {
+    pub fn heap_bytes(&self) -> usize {
+        (self.client_flight.capacity() + self.after_flight.capacity()) * 2
+    }
+
+    /// The first client record after the ServerHello, if seen.
+    fn first(&self) -> Option<u16> {
+        self.client_flight.first().copied()
+    }
+}
+
+impl Tls {
+    /// A TLS 1.3 record whose body is not read (encrypted).
+    pub(super) fn protected_record_tls13(
+        &mut self,
+        conn: &mut Connection,
+        dir: Direction,
+        h: RecordHeader,
+    ) {
+        let after_sh = self.sh_clock.is_some_and(|c| self.walker.clock > c);
+        match dir {
+            Direction::ToServer if !after_sh => self.early_records += 1,
+            Direction::ToServer => {
+                let v13 = &mut self.v13;
+                if v13.flight == FlightState::Open && v13.client_flight.len() < FLIGHT_RECORDS_MAX {
+                    v13.client_flight.push(h.len);
+                }
+                // The class rests on the first record (and, for small ones,
+                // the next two): decide it now, so a client that streams
+                // data before the server speaks again still gets a verdict.
+                let small = v13
+                    .first()
+                    .is_some_and(|f| FirstRecord::of(f) == FirstRecord::FinishedSized);
+                // With early data in play the Finished record must be seen
+                // first (see tls13_class).
+                let wait = (small || self.early_data()) && self.v13.client_flight.len() < 3;
+                if conn.class.is_none() && !wait {
+                    conn.decide(self.tls13_class());
+                }
+            }
+            Direction::ToClient => {
+                if self.v13.client_flight.is_empty() {
+                    return;
+                }
+                self.close_flight(conn);
+                self.v13.after_flight.push(h.len);
+                self.tls13_outcome_on_server_record(conn);
+            }
+        }
+    }
+
+    /// The server spoke (or the flow ends): the client's flight is complete
+    /// and the class is decided from it.
+    fn close_flight(&mut self, conn: &mut Connection) {
+        if self.v13.flight == FlightState::Open {
+            self.v13.flight = FlightState::Answered;
+            conn.decide(self.tls13_class());
+        }
+    }
+
+    /// The outcome once the server speaks after the client's flight: a
+    /// record that is not alert-sized means the server went on (session
+    /// tickets or data). A lone 19-byte record (an encrypted 2-byte alert:
+    /// 2 + 1 content type + 16 tag) decides only with the close that follows.
+    fn tls13_outcome_on_server_record(&mut self, conn: &mut Connection) {
+        let after = &self.v13.after_flight;
+        if after.iter().any(|&l| l != TLS13_ALERT_RECORD_LEN) || after.len() > 1 {
+            conn.finish_outcome(
+                Outcome::Ok,
+                "server sent encrypted data after the client's flight".into(),
+            );
+        }
+    }
+
+    /// The size rule (wire-facts §2), after the cases where the flight is
+    /// not where the rule looks: a resumption, early data.
+    pub(super) fn tls13_class(&self) -> Decision {
+        if self.sh.as_ref().is_some_and(|s| s.psk) {
+            return (
+                Class::Unknown,
+                Basis::None,
+                "resumed: TLS 1.3 pre-shared key accepted, no certificates on the wire".to_string(),
+            );
+        }
+        if self.early_data() && self.finished_index().is_none_or(|i| i > 2) {
+            // Early data was offered and the server did not resume: client
+            // records sent before the ServerHello reached the client may be
+            // captured after it. Only a flight that ends in a Finished-sized
+            // record within its first three records ([Finished], [empty
+            // Certificate, Finished], [Certificate, CertificateVerify,
+            // Finished]) is known to start where the size rule looks.
+            return (
+                Class::Unknown,
+                Basis::None,
+                "0-RTT early data offered: the client's flight is not recognisable".to_string(),
+            );
+        }
+        let Some(first) = self.v13.first() else {
+            return (
+                Class::Unknown,
+                Basis::None,
+                "TLS 1.3: the client's encrypted flight is not in the capture".to_string(),
+            );
+        };
+        self.size_rule(first)
+    }
+
+    /// The class from the first client record's size.
+    fn size_rule(&self, first: u16) -> Decision {
+        let flight = self.flight_summary();
+        match FirstRecord::of(first) {
+            FirstRecord::CertificateSized => {
+                return (
+                    Class::Mtls,
+                    Basis::Inferred,
+                    format!(
+                        "TLS 1.3 client flight {flight}: first record {first} B holds a certificate \
+                         (>= {CERTIFICATE_RECORD_MIN} B; no-certificate flights are 58-136 B)"
+                    ),
+                );
+            }
+            FirstRecord::Ambiguous => {
+                return (
+                    Class::Unknown,
+                    Basis::None,
+                    format!(
+                        "TLS 1.3 client flight {flight}: first record {first} B is between Finished size \
+                         and certificate size"
+                    ),
+                );
+            }
+            FirstRecord::FinishedSized => {}
+        }
+        let flight13 = &self.v13.client_flight;
+        if flight13.iter().take_while(|&&l| l == first).count() >= 3 {
+            return (
+                Class::Unknown,
+                Basis::None,
+                format!(
+                    "TLS 1.3 client flight {flight}: equal small records, possibly a fragmented certificate"
+                ),
+            );
+        }
+        let ch = self.ch.as_ref();
+        if ch.is_some_and(|c| c.client_cert_type) {
+            return (
+                Class::Unknown,
+                Basis::None,
+                format!(
+                    "TLS 1.3 client flight {flight}: raw public keys offered, a key fits in a small record"
+                ),
+            );
+        }
+        let pha = if ch.is_some_and(|c| c.post_handshake_auth) {
+            "; post_handshake_auth offered: a certificate could still follow, encrypted"
+        } else {
+            ""
+        };
+        (
+            Class::Tls,
+            Basis::Inferred,
+            format!(
+                "TLS 1.3 client flight {flight}: first record {first} B is too small for a certificate{pha}"
+            ),
+        )
+    }
+
+    /// What the first client record's exact size says about the request
+    /// (RFC 8446 §4.4: an empty Certificate is 8 bytes of handshake; a
+    /// record adds a content-type byte and a 16-byte tag).
+    fn tls13_cert_detail(&self) -> (Option<bool>, ClientCert) {
+        let Some(first) = self.v13.first() else {
+            return (None, ClientCert::Unknown);
+        };
+        match FirstRecord::of(first) {
+            FirstRecord::CertificateSized => {
+                return (Some(true), ClientCert::SentEncrypted { record_len: first });
+            }
+            FirstRecord::Ambiguous => return (None, ClientCert::Unknown),
+            FirstRecord::FinishedSized => {}
+        }
+        let empty_alone = 8 + TLS13_RECORD_OVERHEAD;
+        let finished = self.finished_record_len();
+        if first == empty_alone || finished.is_some_and(|f| first == f + 8) {
+            return (Some(true), ClientCert::Empty);
+        }
+        (None, ClientCert::NotSent)
+    }
+
+    /// An unpadded Finished record's length: the cipher suite's hash (RFC
+    /// 8446 §4.4.4), a 4-byte handshake header and the record overhead.
+    fn finished_record_len(&self) -> Option<u16> {
+        self.sh
+            .as_ref()
+            .and_then(|sh| record::tls13_hash_len(sh.cipher))
+            .map(|h| h + 4 + TLS13_RECORD_OVERHEAD)
+    }
+
+    /// The client's encrypted handshake records: from the first record
+    /// after the ServerHello up to the one the size of a Finished message,
+    /// searched in the first four records. Without such a record (rustls
+    /// coalesces the whole flight into one record; Java pads) the flight is
+    /// the first record. Application data sent right after Finished is not
+    /// part of it.
+    fn handshake_flight(&self) -> &[u16] {
+        let flight = &self.v13.client_flight;
+        let end = self.finished_index().map_or(1, |i| i + 1);
+        flight.get(..end.min(flight.len())).unwrap_or_default()
+    }
+
+    /// Index, among the first four client records after the ServerHello,
+    /// of the first one exactly the size of an unpadded Finished record.
+    fn finished_index(&self) -> Option<usize> {
+        let finished = self.finished_record_len()?;
+        self.v13
+            .client_flight
+            .iter()
+            .take(4)
+            .position(|&l| l == finished)
+    }
+
+    fn flight_summary(&self) -> String {
+        let hs = self.handshake_flight();
+        let total: u32 = hs.iter().map(|&l| u32::from(l) + 5).sum();
+        let parts: Vec<String> = hs.iter().map(u16::to_string).collect();
+        format!("{total} B in {} record(s) [{}]", hs.len(), parts.join(","))
+    }
+
+    /// A side closed: the TLS 1.3 outcome a close decides.
+    pub(super) fn on_close_tls13(&mut self, conn: &mut Connection, dir: Direction) {
+        let v13 = &self.v13;
+        let flight_seen = !v13.client_flight.is_empty();
+        if dir == Direction::ToServer {
+            // The client closing before the server answered its flight
+            // means a later silent server close is not a refusal.
+            if flight_seen && v13.flight == FlightState::Open {
+                self.v13.client_closed_first = true;
+            }
+            return;
+        }
+        if v13.client_closed_first && conn.outcome.is_none() {
+            self.close_flight(conn);
+            conn.finish_outcome(
+                Outcome::Unknown,
+                "client closed before the server answered its flight".into(),
+            );
+            return;
+        }
+        if v13.flight == FlightState::Answered
+            && v13
+                .after_flight
+                .iter()
+                .all(|&l| l == TLS13_ALERT_RECORD_LEN)
+        {
+            let why = if v13.after_flight.is_empty() {
+                "server closed after the client's flight without sending data"
+            } else {
+                "server sent one encrypted alert-sized record (19 B) and closed without data"
+            };
+            conn.finish_outcome(Outcome::Rejected, why.to_string());
+        } else if flight_seen && v13.flight == FlightState::Open {
+            self.close_flight(conn);
+            conn.finish_outcome(
+                Outcome::Rejected,
+                "server closed after the client's flight without sending data".into(),
+            );
+        }
+    }
+
+    /// The flow ends before a TLS 1.3 verdict.
+    pub(super) fn conclude_tls13(&mut self, conn: &mut Connection, ended: &str) {
+        if conn.class.is_none() {
+            self.v13.flight = FlightState::Answered;
+            conn.class = Some(self.tls13_class());
+        }
+        if conn.outcome.is_none() {
+            let why = if self.v13.client_flight.is_empty() {
+                format!("{ended} before the client's encrypted flight")
+            } else {
+                format!("{ended} before the server answered the client's flight")
+            };
+            conn.outcome = Some((Outcome::Incomplete, why));
+        }
+    }
+
+    /// TLS 1.3 facts of the evidence: the class's sentence over the whole
+    /// flight as finally seen, the certificate detail, the flight.
+    pub(super) fn tls13_evidence<'a>(&'a self, e: &mut Evidence<'a>, psk: bool) {
+        if !self.v13.client_flight.is_empty() {
+            // The class may have been decided from the first record; the
+            // reason describes the whole flight as finally seen.
+            let (again, _, full) = self.tls13_class();
+            if again == e.class {
+                e.why = full.into();
+            }
+        }
+        let (cert_requested, cert) = self.tls13_cert_detail();
+        e.handshake = Handshake::Tls13 {
+            cert_requested,
+            client_cert: if e.class == Class::Unknown {
+                ClientCert::Unknown
+            } else {
+                cert
+            },
+            flight: self.handshake_flight(),
+            psk,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::super::testing::*;
+    use super::super::*;
+    use super::FirstRecord;
+    use crate::verdict::assemble::tests::verdict;
+
+    #[test]
+    fn tls13_first_client_record_decides_the_class() {
+        // (client records, class, client_cert, flight bytes) — sizes from
+        // wire-facts §2 and the fixtures.
+        let table: &[(&[u16], Class, ClientCert, u32)] = &[
+            (&[53], Class::Tls, ClientCert::NotSent, 58), // Go, not requested
+            (&[69], Class::Tls, ClientCert::NotSent, 74), // OpenSSL, SHA-384 suites
+            (&[25, 53], Class::Tls, ClientCert::Empty, 88), // requested, none sent
+            (&[61], Class::Tls, ClientCert::Empty, 66),   // rustls coalesced
+            (&[53, 180, 400], Class::Tls, ClientCert::NotSent, 58), // app data after Finished
+            (
+                &[963, 96, 53],
+                Class::Mtls,
+                ClientCert::SentEncrypted { record_len: 963 },
+                1127,
+            ),
+            (
+                &[680],
+                Class::Mtls,
+                ClientCert::SentEncrypted { record_len: 680 },
+                685,
+            ), // rustls one record
+            (&[150, 53], Class::Unknown, ClientCert::Unknown, 0), // ambiguous size
+            (&[40, 40, 40, 53], Class::Unknown, ClientCert::Unknown, 0), // fragmented?
+        ];
+        for (records, class, cert, bytes) in table {
+            let v = verdict(&drive(&tls13(records, Some(250))));
+            assert_eq!(v.class, *class, "{records:?}: {}", v.reason);
+            assert_eq!(v.client_cert, *cert, "{records:?}");
+            if *class != Class::Unknown {
+                assert_eq!(v.basis, Basis::Inferred);
+                assert_eq!(v.outcome, Outcome::Ok, "{records:?}: {}", v.reason);
+                assert_eq!(
+                    v.flight.as_ref().map(|f| f.bytes),
+                    Some(*bytes),
+                    "{records:?}"
+                );
+            }
+        }
+    }
+
+    /// The size rule at its edges (ARCHITECTURE.md, "Why the TLS 1.3 rule
+    /// looks at the first record"): 100 B cannot hold a certificate, 101 B
+    /// is undecided, 299 B still undecided, 300 B only fits a certificate.
+    /// Flipping either comparison (`>` / `>=`) fails here.
+    #[test]
+    fn tls13_size_rule_edges() {
+        assert_eq!((FINISHED_RECORD_MAX, CERTIFICATE_RECORD_MIN), (100, 300));
+        let table = [
+            (
+                100,
+                FirstRecord::FinishedSized,
+                Class::Tls,
+                ClientCert::NotSent,
+            ),
+            (
+                101,
+                FirstRecord::Ambiguous,
+                Class::Unknown,
+                ClientCert::Unknown,
+            ),
+            (
+                299,
+                FirstRecord::Ambiguous,
+                Class::Unknown,
+                ClientCert::Unknown,
+            ),
+            (
+                300,
+                FirstRecord::CertificateSized,
+                Class::Mtls,
+                ClientCert::SentEncrypted { record_len: 300 },
+            ),
+        ];
+        for (first, size, class, cert) in table {
+            assert_eq!(FirstRecord::of(first), size, "{first}");
+            // Decided when the server answers, and (for sizes that do not
+            // wait for more records) while the client keeps streaming.
+            for server_after in [Some(250), None] {
+                let c = drive_then(&tls13(&[first], server_after), |c| {
+                    c.conclude(End::EndOfInput)
+                });
+                let v = verdict(&c);
+                assert_eq!(
+                    (v.class, v.client_cert),
+                    (class, cert),
+                    "{first} B, server {server_after:?}: {}",
+                    v.reason
+                );
+                let basis = if class == Class::Unknown {
+                    Basis::None
+                } else {
+                    Basis::Inferred
+                };
+                assert_eq!(v.basis, basis, "{first} B: {}", v.reason);
+            }
+        }
+    }
+
+    #[test]
+    fn tls13_lone_alert_then_close_is_rejected_but_client_close_first_is_not() {
+        let mut c = drive(&tls13(&[25, 53], Some(19)));
+        assert!(!c.is_final(), "a 19-byte record alone does not decide");
+        c.on_close(S, Close::Fin);
+        let v = verdict(&c);
+        assert_eq!(
+            (v.class, v.outcome),
+            (Class::Tls, Outcome::Rejected),
+            "{}",
+            v.reason
+        );
+
+        let mut c = drive(&tls13(&[53], None));
+        c.on_close(C, Close::Fin);
+        c.on_close(S, Close::Fin);
+        let v = verdict(&c);
+        assert_eq!(
+            (v.class, v.outcome),
+            (Class::Tls, Outcome::Unknown),
+            "{}",
+            v.reason
+        );
+    }
+
+    #[test]
+    fn tls13_resumption_and_early_data_are_unknown() {
+        let steps = vec![
+            (C, client_hello(&[])),
+            (S, server_hello(0x1301, true, false)),
+            (C, encrypted(53)),
+            (S, encrypted(200)),
+        ];
+        let v = verdict(&drive(&steps));
+        assert_eq!(v.class, Class::Unknown);
+        assert!(v.resumed && v.reason.starts_with("resumed"), "{}", v.reason);
+
+        let steps = vec![
+            (C, [client_hello(&[ext(42, &[])]), encrypted(900)].concat()),
+            (
+                S,
+                [server_hello(0x1301, false, false), encrypted(2000)].concat(),
+            ),
+            (C, encrypted(900)),
+            (S, encrypted(200)),
+        ];
+        let v = verdict(&drive(&steps));
+        assert_eq!(v.class, Class::Unknown, "{}", v.reason);
+        assert!(v.reason.contains("0-RTT"), "{}", v.reason);
+
+        // Early data offered, not resumed, and the flight is recognisable by
+        // its Finished record (53 B with TLS_AES_128_GCM_SHA256): sized as usual.
+        let steps = vec![
+            (C, [client_hello(&[ext(42, &[])]), encrypted(900)].concat()),
+            (
+                S,
+                [server_hello(0x1301, false, false), encrypted(2000)].concat(),
+            ),
+            (C, [encrypted(900), encrypted(96), encrypted(53)].concat()),
+            (S, encrypted(200)),
+        ];
+        let v = verdict(&drive(&steps));
+        assert_eq!(v.class, Class::Mtls, "{}", v.reason);
+    }
+
+    #[test]
+    fn tls13_after_hello_retry_request_uses_the_real_server_hello() {
+        let steps = vec![
+            (C, client_hello(&[])),
+            (
+                S,
+                [server_hello(0x1302, false, true), CCS.to_vec()].concat(),
+            ),
+            (C, [CCS.to_vec(), client_hello(&[])].concat()),
+            (
+                S,
+                [server_hello(0x1302, false, false), encrypted(3000)].concat(),
+            ),
+            (C, [encrypted(1100), encrypted(96), encrypted(69)].concat()),
+            (S, encrypted(250)),
+        ];
+        let v = verdict(&drive(&steps));
+        assert_eq!(
+            (v.class, v.outcome),
+            (Class::Mtls, Outcome::Ok),
+            "{}",
+            v.reason
+        );
+        assert_eq!(v.flight.unwrap().records, vec![1100, 96, 69]);
+    }
+
+    #[test]
+    fn tls13_class_is_decided_while_the_client_keeps_streaming() {
+        let records: Vec<u16> = std::iter::once(900)
+            .chain(std::iter::repeat_n(1400, 100))
+            .collect();
+        let c = drive(&tls13(&records, None));
+        let v = verdict(&c);
+        assert_eq!(v.class, Class::Mtls, "{}", v.reason);
+    }
+}
