@@ -35,7 +35,11 @@ pub(super) struct Intake<'a> {
 }
 
 impl<'a> Intake<'a> {
-    pub(super) fn new(shards: usize, ports: Option<&'a PortSet>, keylog: Option<&'a KeyLog>) -> Self {
+    pub(super) fn new(
+        shards: usize,
+        ports: Option<&'a PortSet>,
+        keylog: Option<&'a KeyLog>,
+    ) -> Self {
         Intake {
             index: 0,
             clock: TickClock::default(),

@@ -121,7 +121,9 @@ impl<'p> Offline<'p> {
         let workers = plan.workers.max(1);
         Offline {
             intake: Intake::new(workers, plan.ports.as_ref(), plan.limits.keylog.as_deref()),
-            engines: (0..workers).map(|_| Engine::new(plan.limits.clone())).collect(),
+            engines: (0..workers)
+                .map(|_| Engine::new(plan.limits.clone()))
+                .collect(),
             out: vec![Vec::new(); workers],
             stage: OutputStage::new(workers, true, plan.calibrate),
             reports: Vec::new(),
@@ -186,7 +188,8 @@ impl<'p> Offline<'p> {
             flow: 0,
         };
         for (w, out) in self.out.iter_mut().enumerate() {
-            self.stage.receive(w, std::mem::take(out), watermark, &mut self.reports);
+            self.stage
+                .receive(w, std::mem::take(out), watermark, &mut self.reports);
         }
     }
 
@@ -197,11 +200,13 @@ impl<'p> Offline<'p> {
         let mut open: Vec<usize> = (0..self.engines.len()).collect();
         while !open.is_empty() {
             open.retain(|&w| {
-                let (Some(engine), Some(out)) = (self.engines.get_mut(w), self.out.get_mut(w)) else {
+                let (Some(engine), Some(out)) = (self.engines.get_mut(w), self.out.get_mut(w))
+                else {
                     return false;
                 };
                 let watermark = finish_chunk(engine, index, out);
-                self.stage.receive(w, std::mem::take(out), watermark, &mut self.reports);
+                self.stage
+                    .receive(w, std::mem::take(out), watermark, &mut self.reports);
                 watermark != DONE
             });
         }
@@ -227,7 +232,15 @@ impl<'p> Offline<'p> {
             error: None,
         };
         let stage = &self.stage;
-        let summary = summarise(summary, &end, &engine, ProcessingTime::default(), stage, 0, plan);
+        let summary = summarise(
+            summary,
+            &end,
+            &engine,
+            ProcessingTime::default(),
+            stage,
+            0,
+            plan,
+        );
         OfflineRun {
             reports: self.reports,
             summary,

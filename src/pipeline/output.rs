@@ -114,7 +114,10 @@ impl OutputStage {
     /// The output stage's own counters, for the summary.
     pub fn counters(&self) -> [(&'static str, u64); 3] {
         [
-            ("output.late_reports", self.reorder.as_ref().map_or(0, |r| r.late)),
+            (
+                "output.late_reports",
+                self.reorder.as_ref().map_or(0, |r| r.late),
+            ),
             ("sessions.inherited", self.sessions.inherited),
             ("sessions.forgotten", self.sessions.forgotten),
         ]

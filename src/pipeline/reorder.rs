@@ -139,9 +139,9 @@ impl ReorderBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::segment::Endpoint;
     use crate::capture::segment::Timestamp;
     use crate::verdict::Event;
-    use crate::capture::segment::Endpoint;
     use crate::verdict::{Basis, Class, ClientCert, Outcome, Verdict};
 
     fn report(trigger: u64, flow: u64) -> Report {

@@ -80,7 +80,15 @@ pub fn run<W: Write>(
         return Err(RunError::Internal("a worker thread panicked"));
     }
     let forgotten = sink.answers.close_ids_forgotten();
-    let summary = summarise(sink.summary, &end, &threads.engine, threads.processing, &stage, forgotten, plan);
+    let summary = summarise(
+        sink.summary,
+        &end,
+        &threads.engine,
+        threads.processing,
+        &stage,
+        forgotten,
+        plan,
+    );
     // Everything is counted and printed: the gauges are final.
     gauges.finish();
     Ok(RunOutcome {

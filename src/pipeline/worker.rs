@@ -29,7 +29,11 @@ pub(super) const DONE: ReportOrder = ReportOrder {
 /// pending flows never sit in memory as reports all at once. Appends one
 /// chunk to `reports` and returns its watermark (`DONE` after the last).
 /// Shared with `run_offline`.
-pub(super) fn finish_chunk(engine: &mut Engine, index: u64, reports: &mut Vec<Report>) -> ReportOrder {
+pub(super) fn finish_chunk(
+    engine: &mut Engine,
+    index: u64,
+    reports: &mut Vec<Report>,
+) -> ReportOrder {
     match engine.finish_some(index, FINISH_CHUNK, reports) {
         Some(next_flow) => ReportOrder {
             trigger: index,

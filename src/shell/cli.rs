@@ -346,17 +346,7 @@ pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
         return Err(usage("-D takes no filter expression"));
     }
     let ports = ports(&args.ports)?;
-    if args.calibrate && args.keylog.is_none() {
-        return Err(usage(
-            "--calibrate needs --keylog FILE: it compares the size rule with decrypted handshakes",
-        ));
-    }
-    if listing && args.keylog.is_some() {
-        return Err(usage("-D takes no --keylog"));
-    }
-    if args.count == Some(0) {
-        return Err(usage("-c: the count must be at least 1"));
-    }
+    check_keylog_and_count(&args, listing)?;
     let snaplen = snaplen(args.snaplen)?;
     let buffer_bytes = buffer_bytes(args.buffer_kib)?;
     let threads = threads(args.threads, cores)?;
@@ -365,8 +355,10 @@ pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
     }
     let live = matches!(mode, Mode::Sniff(Source::Live(_)));
     let metrics = metrics(&args, live)?;
-    if let Some(g) = &args.graph
-        && g.as_os_str().is_empty()
+    if args
+        .graph
+        .as_ref()
+        .is_some_and(|g| g.as_os_str().is_empty())
     {
         return Err(usage("--graph needs a file name (FILE.dot or FILE.svg)"));
     }
@@ -388,7 +380,11 @@ pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
         mode,
         filter,
         ports,
-        format: if args.json { Format::Json } else { Format::Text },
+        format: if args.json {
+            Format::Json
+        } else {
+            Format::Text
+        },
         buffering: if args.line_buffered {
             Buffering::Line
         } else {
@@ -421,6 +417,22 @@ fn mode(args: &Args) -> Result<Mode, UsageError> {
         )),
         _ => Err(usage("use only one of -r, -i and -D")),
     }
+}
+
+/// `--calibrate` needs a key log, `-D` takes none, `-c` counts from 1.
+fn check_keylog_and_count(args: &Args, listing: bool) -> Result<(), UsageError> {
+    if args.calibrate && args.keylog.is_none() {
+        return Err(usage(
+            "--calibrate needs --keylog FILE: it compares the size rule with decrypted handshakes",
+        ));
+    }
+    if listing && args.keylog.is_some() {
+        return Err(usage("-D takes no --keylog"));
+    }
+    if args.count == Some(0) {
+        return Err(usage("-c: the count must be at least 1"));
+    }
+    Ok(())
 }
 
 /// `--ports`, plus Istio's HBONE port (tunnelled mTLS, always tracked).
@@ -467,9 +479,9 @@ fn threads(threads: Option<usize>, cores: usize) -> Result<usize, UsageError> {
     match threads {
         None => Ok(default_threads(cores)),
         Some(0) => Err(usage("--threads must be at least 1")),
-        Some(n) if n > MAX_THREADS => Err(usage(format!(
-            "--threads: {n} is more than {MAX_THREADS}"
-        ))),
+        Some(n) if n > MAX_THREADS => {
+            Err(usage(format!("--threads: {n} is more than {MAX_THREADS}")))
+        }
         Some(n) => Ok(n),
     }
 }
@@ -654,6 +666,10 @@ mod tests {
     }
 
     #[test]
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one row per case: the table reads best whole"
+    )]
     fn validation_table() {
         // (argv, Ok(check) or Err(substring of the message))
         type Check = fn(&Config) -> bool;

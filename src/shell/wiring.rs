@@ -129,11 +129,21 @@ mod tests {
         let file = config(&["-r", "x"]);
         assert!(shows_progress(&file, false, tty(false, true)));
         assert!(!shows_progress(&file, true, tty(false, true)), "live");
-        assert!(!shows_progress(&file, false, tty(false, false)), "stderr piped");
-        assert!(!shows_progress(&file, false, tty(true, true)), "lines on the terminal");
+        assert!(
+            !shows_progress(&file, false, tty(false, false)),
+            "stderr piped"
+        );
+        assert!(
+            !shows_progress(&file, false, tty(true, true)),
+            "lines on the terminal"
+        );
         let only = config(&["-r", "x", "--summary-only"]);
         assert!(shows_progress(&only, false, tty(true, true)), "no lines");
-        assert!(!shows_progress(&config(&["-r", "x", "-q"]), false, tty(false, true)));
+        assert!(!shows_progress(
+            &config(&["-r", "x", "-q"]),
+            false,
+            tty(false, true)
+        ));
     }
 
     #[test]
@@ -141,9 +151,22 @@ mod tests {
         let tty = Terminals::default();
         assert!(!line_buffered(&config(&["-r", "x"]), tty));
         assert!(line_buffered(&config(&["-r", "x", "-l"]), tty));
-        assert!(line_buffered(&config(&["-r", "x"]), Terminals { stdout: true, stderr: false }));
+        assert!(line_buffered(
+            &config(&["-r", "x"]),
+            Terminals {
+                stdout: true,
+                stderr: false
+            }
+        ));
         assert!(!lingers(&config(&["-r", "x", "--metrics", ":0"])));
-        assert!(lingers(&config(&["-r", "x", "--metrics", ":0", "--metrics-linger", "1s"])));
+        assert!(lingers(&config(&[
+            "-r",
+            "x",
+            "--metrics",
+            ":0",
+            "--metrics-linger",
+            "1s"
+        ])));
         assert!(stderr_says(&config(&["-r", "x", "-q"])));
         assert!(!stderr_says(&config(&["-r", "x", "-qq"])));
     }
