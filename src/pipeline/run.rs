@@ -40,31 +40,12 @@ pub fn run<W: Write>(
     let mut stage = OutputStage::new(workers, !capture.is_live(), plan.calibrate);
     let mut sink = Printing::new(printer, answers, plan, stop);
     let threads = std::thread::scope(|s| {
-        let Some(ends) = start(s, capture, plan, &gauges, stop) else {
+        let Some(running) = start(s, capture, plan, &gauges, stop) else {
             return Threads::default();
         };
         let mut threads = Threads::default();
-        for msg in ends.out_rx.iter() {
-            match msg {
-                FromWorker::Reports {
-                    worker,
-                    reports,
-                    watermark,
-                } => {
-                    stage.receive(worker, reports, watermark, &mut sink);
-                    sink.wake();
-                }
-                FromWorker::Done {
-                    counters,
-                    processing,
-                } => {
-                    threads.engine.merge(&counters);
-                    threads.processing.merge(&processing);
-                }
-            }
-        }
-        stage.drain(&mut sink);
-        threads.join(ends);
+        threads.output(&running.out_rx, &mut stage, &mut sink);
+        threads.join(running);
         threads
     });
     sink.flush();
@@ -118,6 +99,36 @@ struct Threads {
 }
 
 impl Threads {
+    /// The output stage's loop on the calling thread, until every worker
+    /// is done: reports to the stage and the sink, final counters here.
+    fn output<W: Write>(
+        &mut self,
+        out_rx: &Receiver<FromWorker>,
+        stage: &mut OutputStage,
+        sink: &mut Printing<'_, W>,
+    ) {
+        for msg in out_rx.iter() {
+            match msg {
+                FromWorker::Reports {
+                    worker,
+                    reports,
+                    watermark,
+                } => {
+                    stage.receive(worker, reports, watermark, sink);
+                    sink.wake();
+                }
+                FromWorker::Done {
+                    counters,
+                    processing,
+                } => {
+                    self.engine.merge(&counters);
+                    self.processing.merge(&processing);
+                }
+            }
+        }
+        stage.drain(sink);
+    }
+
     fn join(&mut self, running: Running<'_>) {
         for h in running.workers {
             self.panicked |= h.join().is_err();
