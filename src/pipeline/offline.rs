@@ -64,10 +64,7 @@ pub struct OfflineRun {
 impl OfflineRun {
     /// The verdicts, in print order (closes left out).
     pub fn verdicts(&self) -> impl Iterator<Item = &Verdict> {
-        self.reports.iter().filter_map(|r| match &r.event {
-            Event::Verdict(v) => Some(v),
-            Event::Close(_) => None,
-        })
+        verdicts_in(&self.reports)
     }
 
     /// The verdicts, owned, in print order.
@@ -77,6 +74,13 @@ impl OfflineRun {
             .filter_map(Report::into_verdict)
             .collect()
     }
+}
+
+fn verdicts_in(reports: &[Report]) -> impl Iterator<Item = &Verdict> {
+    reports.iter().filter_map(|r| match &r.event {
+        Event::Verdict(v) => Some(v),
+        Event::Close(_) => None,
+    })
 }
 
 /// Run `input` through `plan`'s engines and the output stage, in-process:
@@ -143,6 +147,7 @@ impl<'p> Offline<'p> {
         }
     }
 
+    /// One frame, as the capture thread deals with it, then its reports.
     fn frame(&mut self, frame: &Frame<'_>) {
         self.tick(frame.ts);
         match self.intake.decode(frame) {
@@ -152,6 +157,7 @@ impl<'p> Offline<'p> {
         self.deliver();
     }
 
+    /// A segment decoded already: one frame.
     fn segment(&mut self, seg: &Segment) {
         self.tick(seg.ts);
         self.dispatch(seg.as_view());
@@ -215,13 +221,9 @@ impl<'p> Offline<'p> {
         for e in &self.engines {
             engine.merge(e.counters());
         }
+        // As the binary's sink counts every verdict it prints.
         let mut summary = Summary::default();
-        for v in self.reports.iter().filter_map(|r| match &r.event {
-            Event::Verdict(v) => Some(v),
-            Event::Close(_) => None,
-        }) {
-            summary.record(v);
-        }
+        verdicts_in(&self.reports).for_each(|v| summary.record(v));
         let end = CaptureEnd {
             packets: index,
             decode: self.intake.decode.clone(),

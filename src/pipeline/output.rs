@@ -154,3 +154,59 @@ pub(super) fn summarise(
     }
     summary
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::segment::{Endpoint, Timestamp};
+    use crate::verdict::Verdict;
+
+    fn order(trigger: u64, flow: u64) -> ReportOrder {
+        ReportOrder { trigger, flow }
+    }
+
+    fn report(trigger: u64, flow: u64) -> Report {
+        let ep = |port| Endpoint {
+            ip: "10.0.0.1".parse().unwrap(),
+            port,
+        };
+        Report {
+            order: order(trigger, flow),
+            event: Event::Verdict(Verdict::new(ep(1), ep(2), Timestamp(0), Timestamp(0))),
+        }
+    }
+
+    /// Takes `.0` reports, then refuses.
+    struct Takes(usize, Vec<ReportOrder>);
+
+    impl Sink for Takes {
+        fn take(&mut self, report: Report) -> bool {
+            self.1.push(report.order);
+            self.1.len() < self.0
+        }
+    }
+
+    #[test]
+    fn ordered_stage_waits_for_every_watermark_and_stops_at_a_refusal() {
+        let mut stage = OutputStage::new(2, true, false);
+        let mut sink = Takes(2, Vec::new());
+        stage.receive(0, vec![report(3, 0), report(1, 1)], order(5, 0), &mut sink);
+        assert!(sink.1.is_empty(), "worker 1 may still report trigger 0");
+        stage.receive(1, vec![report(2, 2)], order(4, 0), &mut sink);
+        assert_eq!(sink.1, vec![order(1, 1), order(2, 2)]);
+        stage.drain(&mut sink);
+        assert_eq!(sink.1.len(), 2, "nothing is handed on after a refusal");
+    }
+
+    #[test]
+    fn live_stage_hands_on_in_arrival_order_and_tallies() {
+        let mut stage = OutputStage::new(2, false, true);
+        let mut sink: Vec<Report> = Vec::new();
+        stage.receive(1, vec![report(9, 9)], order(0, 0), &mut sink);
+        stage.receive(0, vec![report(1, 1)], order(0, 0), &mut sink);
+        let got: Vec<ReportOrder> = sink.iter().map(|r| r.order).collect();
+        assert_eq!(got, vec![order(9, 9), order(1, 1)]);
+        assert!(stage.calibration().is_some_and(|c| c.flows() <= 2));
+        assert_eq!(stage.counters()[0], ("output.late_reports", 0));
+    }
+}
