@@ -11,8 +11,9 @@
 //! channels; `offline.rs` drives the same `Intake`, engines and
 //! `OutputStage` in-process. `clock.rs` decides ticks, `reorder.rs` the
 //! print order, `printing.rs` is the binary's sink (printer, answers, `-c`,
-//! broken pipe), `budget.rs` divides the memory budget, `config.rs` holds
-//! the validated configuration the shell hands over.
+//! broken pipe), `plan.rs` turns the validated configuration
+//! (`config.rs`, what the shell hands over) into the run's numbers, with
+//! `budget.rs` dividing the memory budget.
 //!
 //! Invariants, on which file-mode output identical for any `--threads`
 //! rests: ticks depend only on the input (every `TICK_FRAMES` frames and
