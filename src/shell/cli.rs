@@ -283,6 +283,16 @@ pub enum ExpectArg {
     Encrypted,
 }
 
+impl From<ExpectArg> for Expectation {
+    fn from(e: ExpectArg) -> Expectation {
+        match e {
+            ExpectArg::Mtls => Expectation::Mtls,
+            ExpectArg::Tls => Expectation::Tls,
+            ExpectArg::Encrypted => Expectation::Encrypted,
+        }
+    }
+}
+
 /// `ADDR:PORT`, or `:PORT` for every IPv4 address (as Prometheus writes it).
 fn parse_listen(s: &str) -> Result<SocketAddr, UsageError> {
     let full = if s.starts_with(':') {
@@ -355,11 +365,7 @@ pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
     }
     let live = matches!(mode, Mode::Sniff(Source::Live(_)));
     let metrics = metrics(&args, live)?;
-    if args
-        .graph
-        .as_ref()
-        .is_some_and(|g| g.as_os_str().is_empty())
-    {
+    if args.graph.as_deref() == Some(std::path::Path::new("")) {
         return Err(usage("--graph needs a file name (FILE.dot or FILE.svg)"));
     }
     Ok(Config {
@@ -367,11 +373,7 @@ pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
         close_lines: args.close,
         edges_summary: edges_summary(&args),
         summary_interval: args.summary_interval,
-        expect: args.expect.map(|e| match e {
-            ExpectArg::Mtls => Expectation::Mtls,
-            ExpectArg::Tls => Expectation::Tls,
-            ExpectArg::Encrypted => Expectation::Encrypted,
-        }),
+        expect: args.expect.map(Expectation::from),
         strict: args.strict,
         metrics,
         metrics_linger: args.metrics_linger.unwrap_or(Duration::ZERO),
