@@ -7,8 +7,10 @@
 //! wiring the answers (edges, verify mode, metrics server, progress bar),
 //! the end-of-run output, and the exit status (0 success or `| head`, 1
 //! runtime error, 2 usage error, 3 input lost, 4 `--expect` not met). It
-//! must not hold pipeline logic: that is `pipeline::run`. Every error a
-//! user can cause ends as one line on stderr.
+//! must not hold logic a test could want: the pipeline is `pipeline::run`,
+//! what the configuration asks for is `shell::wiring`, the end of the run
+//! and the exit status are `shell::ending`. Every error a user can cause
+//! ends as one line on stderr.
 #![warn(clippy::too_many_lines)]
 
 use std::io::{IsTerminal, Write};
@@ -18,21 +20,16 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use mtlsniff::capture::source::Source;
-use mtlsniff::capture::source::{self, Capture, Options};
+use mtlsniff::capture::source::{self, Capture, Source};
 use mtlsniff::pipeline::config::{Config, LogLevel, Mode};
 use mtlsniff::pipeline::{self, Plan};
-use mtlsniff::report::answers::{Answers, SummaryFormat};
-use mtlsniff::report::edges::EdgeTable;
-use mtlsniff::report::expect::Tally;
 use mtlsniff::report::gauges::Gauges;
-use mtlsniff::report::graph::{self, GraphFormat};
 use mtlsniff::report::metrics::{Metrics, MetricsServer};
-use mtlsniff::report::output::Buffering;
 use mtlsniff::report::output::Printer;
-use mtlsniff::report::progress::Progress;
-use mtlsniff::shell::cli::Args;
+use mtlsniff::shell::cli::{self, Args};
+use mtlsniff::shell::ending::{self, EXIT_RUNTIME, EXIT_USAGE, Ending};
 use mtlsniff::shell::privilege;
+use mtlsniff::shell::wiring::{self, Terminals};
 use mtlsniff::tls::keylog::{self, KeyLog};
 use tracing_subscriber::filter::LevelFilter;
 
@@ -40,11 +37,6 @@ use tracing_subscriber::filter::LevelFilter;
 fn stderr_line(msg: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{msg}");
 }
-
-/// Exit status when `--expect` is not met (1, 2 and 3 are taken by runtime errors,
-/// usage errors and lost input, so a script can tell "not mTLS" from "could
-/// not check").
-const EXIT_EXPECT_FAILED: u8 = 4;
 
 fn init_logging(level: LogLevel) {
     let filter = match level {
@@ -79,19 +71,11 @@ fn run(config: &Config, keylog: Option<KeyLog>) -> Result<ExitCode, String> {
         Mode::ListInterfaces => return list_interfaces(),
         Mode::Sniff(source) => source,
     };
-    let stdout = std::io::stdout();
-    let line_buffered = config.buffering == Buffering::Line || stdout.is_terminal();
-    let options = Options {
-        snaplen: config.snaplen,
-        buffer_bytes: config.buffer_bytes,
-        // Immediate mode stays off even with -l: line buffering is about
-        // stdout, while immediate mode makes libpcap size each ring slot
-        // for a 64 KiB offloaded frame, leaving a few dozen slots in the
-        // buffer (drops from 10k pps, scripts/bench-live.sh). The 250 ms
-        // read timeout already bounds how late a verdict can be.
-        immediate: false,
-        filter: config.filter.clone(),
+    let tty = Terminals {
+        stdout: std::io::stdout().is_terminal(),
+        stderr: std::io::stderr().is_terminal(),
     };
+    let options = wiring::capture_options(config);
     let capture = Capture::open(source, &options).map_err(|e| e.to_string())?;
     // The socket is open and filtered: nothing from here on needs a
     // privilege. This must come before the first thread (the signal
@@ -103,158 +87,84 @@ fn run(config: &Config, keylog: Option<KeyLog>) -> Result<ExitCode, String> {
         "privileges dropped: no capabilities, no-new-privileges set"
     );
     let live = capture.is_live();
-    // -qq: nothing at all on stderr.
-    let stderr_says = config.log_level != LogLevel::Off;
-
-    if let Some(path) = &config.graph
-        && GraphFormat::of(path) == GraphFormat::Svg
-        && !graph::dot_available()
-    {
-        return Err(format!(
-            "--graph {}: SVG needs Graphviz's dot (install graphviz), or write a .dot file",
-            path.display()
-        ));
-    }
-
+    wiring::check_graph(config)?;
     let gauges = Arc::new(Gauges::default());
-    let mut answers = Answers::new(Arc::clone(&gauges));
-    if config.edges_summary.is_some() || config.graph.is_some() {
-        answers = answers.with_edges(
-            EdgeTable::default(),
-            config.edges_summary.unwrap_or(SummaryFormat::Table),
-        );
-    }
-    if let Some(e) = config.expect {
-        answers = answers.with_tally(
-            Tally::new(e, config.strict, config.ports.clone()),
-            stderr_says,
-        );
-    }
-    if config.close_lines {
-        answers = answers.with_close_ids();
-    }
-    let _metrics_server = match config.metrics {
-        Some(addr) => {
-            let (metrics, registry) = Metrics::new(Arc::clone(&gauges));
-            let server = MetricsServer::start(addr, registry)?;
-            if stderr_says {
-                stderr_line(&format!(
-                    "mtlsniff: metrics on http://{}/metrics",
-                    server.addr()
-                ));
-            }
-            answers = answers.with_metrics(metrics);
-            Some(server)
-        }
-        None => None,
-    };
-    // The bar shares the terminal only with stderr: when flow lines also
-    // stream to it, they are the progress (and would tear the bar).
-    let lines_on_terminal = stdout.is_terminal() && (config.flow_lines || config.close_lines);
-    if !live
-        && config.log_level >= LogLevel::Warn
-        && std::io::stderr().is_terminal()
-        && !lines_on_terminal
-        && let Some(probe) = capture.input_probe()
-    {
-        answers = answers.with_progress(Progress::new(probe, Arc::clone(&gauges)));
-    }
+    let (metrics, _metrics_server) = serve_metrics(config, &gauges)?.unzip();
+    let probe = wiring::shows_progress(config, live, tty).then(|| capture.input_probe());
+    let mut answers = wiring::answers(config, &gauges, metrics, probe.flatten());
     if live && config.edges_summary.is_some() {
         let usr1 = Arc::new(AtomicBool::new(false));
         signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&usr1))
             .map_err(|e| format!("cannot install the SIGUSR1 handler: {e}"))?;
         answers = answers.with_live_summary(config.summary_interval, Some(usr1));
     }
-
     let stop = Arc::new(AtomicBool::new(false));
-    let lingers = config.metrics.is_some() && !config.metrics_linger.is_zero();
-    if live || lingers {
-        let flag = Arc::clone(&stop);
-        let first = OnceLock::new();
-        ctrlc::set_handler(move || {
-            // First signal: stop reading, drain, summarise. Another one a
-            // second later: leave now. (Repeats within the second are the
-            // same request: `timeout` and process-group kills send two.)
-            let at = *first.get_or_init(Instant::now);
-            if flag.swap(true, Ordering::SeqCst) && at.elapsed() >= Duration::from_secs(1) {
-                std::process::exit(130);
-            }
-        })
-        .map_err(|e| format!("cannot install the SIGINT handler: {e}"))?;
+    if live || wiring::lingers(config) {
+        stop_on_signals(&stop)?;
     }
-
+    let stdout = std::io::stdout();
+    let line_buffered = wiring::line_buffered(config, tty);
     let mut printer = Printer::new(stdout.lock(), config.format, line_buffered);
-    let mut plan = Plan::from_config(config);
-    plan.limits.keylog = keylog.map(Arc::new);
+    let plan = Plan::from_config(config, keylog);
     let outcome = pipeline::run(capture, &plan, &mut printer, &mut answers, &stop)
         .map_err(|e| e.to_string())?;
     answers.finish_progress();
-    let expect_failed = answers.tally().is_some_and(|t| !t.passed());
-    let status = if expect_failed {
-        ExitCode::from(EXIT_EXPECT_FAILED)
-    } else {
-        ExitCode::SUCCESS
-    };
-    if outcome.stdout_closed {
-        return Ok(status);
-    }
-    if config.edges_summary.is_some()
-        && let Some(text) = answers.summary_text()
-    {
-        // Aligned tables read better apart from the flow lines; TSV and
-        // JSON stay line-oriented.
-        let gap = config.edges_summary == Some(SummaryFormat::Table)
-            && (config.flow_lines || config.close_lines)
-            && outcome.summary.printed() > 0;
-        let block = if gap { format!("\n{text}") } else { text };
-        if printer.print_block(&block).is_err() {
-            return Ok(status); // stdout went away: as `| head`
+    let mut stderr = std::io::stderr();
+    match ending::finish(config, &outcome, &mut printer, &answers, &mut stderr) {
+        Ending::Exit(code) => Ok(ExitCode::from(code)),
+        Ending::Fail(msg) => Err(msg),
+        Ending::Linger(code) => {
+            if wiring::lingers(config) && !live {
+                linger(config.metrics_linger, &stop);
+            }
+            Ok(ExitCode::from(code))
         }
     }
-    if let (Some(path), Some(edges)) = (&config.graph, answers.edges()) {
-        graph::write(edges, path)?;
-    }
-    if config.summary {
-        let _ = std::io::stderr()
-            .lock()
-            .write_all(outcome.summary.render().as_bytes());
-    }
-    if stderr_says && let Some(t) = answers.tally() {
-        stderr_line(&format!("mtlsniff: {}", t.conclusion()));
-    }
-    // Asked for explicitly: printed even with -q, on stderr so stdout
-    // stays one verdict per line (JSON Lines stays parseable).
-    if let Some(c) = &outcome.calibration {
-        let _ = std::io::stderr().lock().write_all(c.render().as_bytes());
-    }
-    if let Some(e) = outcome.read_error {
-        if expect_failed {
-            // A flow fell short of --expect in what was read: that finding
-            // outranks the damaged file, and both are said.
-            stderr_line(&format!("mtlsniff: {e}"));
-            return Ok(status);
-        }
-        return Err(e.to_string());
-    }
-    if lingers && !live {
-        // File done: serve the final values for --metrics-linger, or
-        // until SIGINT/SIGTERM.
-        let until = Instant::now() + config.metrics_linger;
-        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    if !expect_failed && outcome.summary.lost() {
-        // Every verdict was printed, but packets or evidence were lost on
-        // the way (the summary says which): a script must not read that as
-        // a clean run.
-        return Ok(ExitCode::from(EXIT_INPUT_LOST));
-    }
-    Ok(status)
 }
 
-/// Exit status of a run that finished but lost input (`Summary::lost`).
-const EXIT_INPUT_LOST: u8 = 3;
+/// `--metrics`: start the server (its own thread, outliving the pipeline);
+/// the answers count into the `Metrics`.
+fn serve_metrics(
+    config: &Config,
+    gauges: &Arc<Gauges>,
+) -> Result<Option<(Metrics, MetricsServer)>, String> {
+    let Some(addr) = config.metrics else {
+        return Ok(None);
+    };
+    let (metrics, registry) = Metrics::new(Arc::clone(gauges));
+    let server = MetricsServer::start(addr, registry)?;
+    if wiring::stderr_says(config) {
+        stderr_line(&format!(
+            "mtlsniff: metrics on http://{}/metrics",
+            server.addr()
+        ));
+    }
+    Ok(Some((metrics, server)))
+}
+
+/// SIGINT/SIGTERM: the first signal stops reading, drains and summarises;
+/// another one a second later leaves now. (Repeats within the second are
+/// the same request: `timeout` and process-group kills send two.)
+fn stop_on_signals(stop: &Arc<AtomicBool>) -> Result<(), String> {
+    let flag = Arc::clone(stop);
+    let first = OnceLock::new();
+    ctrlc::set_handler(move || {
+        let at = *first.get_or_init(Instant::now);
+        if flag.swap(true, Ordering::SeqCst) && at.elapsed() >= Duration::from_secs(1) {
+            std::process::exit(130);
+        }
+    })
+    .map_err(|e| format!("cannot install the SIGINT handler: {e}"))
+}
+
+/// File done: serve the final values for `--metrics-linger`, or until
+/// SIGINT/SIGTERM.
+fn linger(how_long: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + how_long;
+    while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
 
 /// mimalloc: a segment is a small allocation made on the capture thread
 /// and freed on a worker; the system allocator spends ~17% of the time
@@ -289,11 +199,11 @@ fn main() -> ExitCode {
     }
     let args = Args::parse();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let config = match Config::from_args(args, cores) {
+    let config = match cli::config(args, cores) {
         Ok(c) => c,
         Err(e) => {
             stderr_line(&format!("mtlsniff: error: {e} (see --help)"));
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     init_logging(config.log_level);
@@ -308,14 +218,14 @@ fn main() -> ExitCode {
         Ok(k) => k,
         Err(e) => {
             stderr_line(&format!("mtlsniff: error: {e}"));
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     match run(&config, keylog) {
         Ok(code) => code,
         Err(msg) => {
             stderr_line(&format!("mtlsniff: {msg}"));
-            ExitCode::from(1)
+            ExitCode::from(EXIT_RUNTIME)
         }
     }
 }

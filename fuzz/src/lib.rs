@@ -24,6 +24,7 @@ use mtlsniff::capture::decode::{self, DecodeCounters, Frame, LinkType};
 use mtlsniff::capture::segment::{Endpoint, FlowKey, Segment, TcpFlags, Timestamp};
 use mtlsniff::classify::{CERTIFICATE_RECORD_MIN, Classifier, Close, Direction, End};
 use mtlsniff::flow::engine::{Engine, Limits};
+use mtlsniff::pipeline::{Input, Plan, run_offline};
 use mtlsniff::report::output::Format;
 use mtlsniff::report::output::{Printer, text_line};
 use mtlsniff::tls::identity::{self, MAX_SANS, MAX_STRING_CHARS};
@@ -338,8 +339,28 @@ impl EngineInputWriter {
 /// end of input, which reports in first-seen order between its watermarks;
 /// packets and bytes in the verdicts add up to at most what was fed; and
 /// every verdict passes `check_verdict` and prints as one escaped line.
+/// Then the same segments go through `run_offline` (`check_offline`).
 pub fn run_engine(data: &[u8]) {
     engine_reports(data);
+}
+
+/// The engine limits of a profile: tight ones make every limit bite.
+fn limits_for(profile: EngineProfile) -> Limits {
+    if profile.tight {
+        Limits {
+            max_flows: 2,
+            stream_buffer: 4096,
+            stream_segments: 4,
+            handshake_buffer: 1024,
+            preview_bytes: 64,
+            ..Limits::default()
+        }
+    } else {
+        Limits {
+            preview_bytes: 256,
+            ..Limits::default()
+        }
+    }
 }
 
 /// `run_engine`, returning the reports (for tests of the seed format).
@@ -354,21 +375,7 @@ pub fn engine_reports(data: &[u8]) -> Vec<Report> {
         u32::from_be_bytes([c0, c1, c2, c3]),
         u32::from_be_bytes([s0, s1, s2, s3]),
     ];
-    let limits = if profile.tight {
-        Limits {
-            max_flows: 2,
-            stream_buffer: 4096,
-            stream_segments: 4,
-            handshake_buffer: 1024,
-            preview_bytes: 64,
-            ..Limits::default()
-        }
-    } else {
-        Limits {
-            preview_bytes: 256,
-            ..Limits::default()
-        }
-    };
+    let limits = limits_for(profile);
     let (client_ip, server_ip) = if profile.ipv6 {
         (
             IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1)),
@@ -391,6 +398,7 @@ pub fn engine_reports(data: &[u8]) -> Vec<Report> {
     let mut index: u64 = 0;
     let mut fed_packets: u64 = 0;
     let mut fed_bytes: u64 = 0;
+    let mut fed: Vec<Segment> = Vec::new();
     while let Some((h, tail)) = rest.split_first_chunk::<SEGMENT_HEADER_LEN>() {
         let [ctl, flags, o0, o1, l0, l1, missing] = *h;
         let len = usize::from(u16::from_be_bytes([l0, l1])).min(tail.len());
@@ -422,6 +430,7 @@ pub fn engine_reports(data: &[u8]) -> Vec<Report> {
             payload,
             missing: u32::from(missing),
         };
+        fed.push(seg.clone().map_payload(<[u8]>::to_vec));
         engine.on_segment(seg, index, &mut out);
         fed_packets += 1;
         fed_bytes += payload.len() as u64;
@@ -505,7 +514,45 @@ pub fn engine_reports(data: &[u8]) -> Vec<Report> {
         bytes <= fed_bytes,
         "verdicts count more bytes than were fed"
     );
+    check_offline(&fed, limits_for(profile), profile.tight);
     out
+}
+
+/// The same segments through `pipeline::run_offline`, the binary's file
+/// mode in-process: no report arrives below its worker's watermark (the
+/// engines' contract the output order rests on), reports leave in
+/// `ReportOrder`, and, while no limit bites (not the tight profile),
+/// two workers print exactly what one prints.
+fn check_offline(segments: &[Segment], limits: Limits, tight: bool) {
+    let run = |workers: usize| {
+        let plan = Plan {
+            workers,
+            ..Plan::with_limits(limits.clone())
+        };
+        run_offline(Input::Segments(segments), &plan).expect("segments in memory")
+    };
+    let one = run(1);
+    let late = one
+        .summary
+        .counters
+        .iter()
+        .find(|(n, _)| *n == "output.late_reports");
+    assert_eq!(
+        late.map_or(0, |(_, v)| *v),
+        0,
+        "a report below its watermark"
+    );
+    assert!(
+        one.reports.windows(2).all(|w| w[0].order <= w[1].order),
+        "offline reports out of order"
+    );
+    if !tight {
+        assert_eq!(
+            run(2).reports,
+            one.reports,
+            "output depends on the worker count"
+        );
+    }
 }
 
 /// What every verdict must satisfy, however it was reached (README, the

@@ -2,7 +2,7 @@
 //! `Config` (what the run uses), in ripgrep's two stages.
 //!
 //! This file owns flag names, defaults, help text and every usage check. It
-//! must not do I/O: `Config::from_args` is a pure function of the parsed
+//! must not do I/O: `config` is a pure function of the parsed
 //! arguments and the core count the caller measured, so the validation table
 //! below tests it without a terminal, a file or a network device. Invariant:
 //! a `Config` that exists is runnable as far as the command line can tell
@@ -75,7 +75,7 @@ capture file: what was read is reported first), 2 usage error, 3 input lost
 summary), 4 --expect not met (a flow fell short, or with --strict an unknown
 flow); 4 wins over 1 and 3.";
 
-/// What the user typed, as clap parsed it. Validate with `Config::from_args`.
+/// What the user typed, as clap parsed it. Validate with `config`.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "mtlsniff",
@@ -283,6 +283,16 @@ pub enum ExpectArg {
     Encrypted,
 }
 
+impl From<ExpectArg> for Expectation {
+    fn from(e: ExpectArg) -> Expectation {
+        match e {
+            ExpectArg::Mtls => Expectation::Mtls,
+            ExpectArg::Tls => Expectation::Tls,
+            ExpectArg::Encrypted => Expectation::Encrypted,
+        }
+    }
+}
+
 /// `ADDR:PORT`, or `:PORT` for every IPv4 address (as Prometheus writes it).
 fn parse_listen(s: &str) -> Result<SocketAddr, UsageError> {
     let full = if s.starts_with(':') {
@@ -327,182 +337,199 @@ pub fn default_threads(cores: usize) -> usize {
     cores.saturating_sub(1).clamp(1, MAX_THREADS)
 }
 
-impl Config {
-    /// Validate parsed arguments. `cores` is what the caller measured
-    /// (`std::thread::available_parallelism`), passed in to keep this pure.
-    pub fn from_args(args: Args, cores: usize) -> Result<Config, UsageError> {
-        // The budget is checked for the worker count asked for (a bad
-        // --threads is reported below).
-        let workers = args
-            .threads
-            .filter(|n| (1..=MAX_THREADS).contains(n))
-            .unwrap_or_else(|| default_threads(cores));
-        let bounds = bounds(&args, workers)?;
-        let filter_words = args.filter.join(" ");
-        let filter = Some(filter_words.trim().to_string()).filter(|f| !f.is_empty());
-
-        let mode = match (args.list_interfaces, args.read, args.interface) {
-            (true, None, None) => Mode::ListInterfaces,
-            (false, Some(path), None) => Mode::Sniff(Source::File(path)),
-            (false, None, Some(iface)) if iface.trim().is_empty() => {
-                return Err(usage("-i needs an interface name (list them with -D)"));
-            }
-            (false, None, Some(iface)) => Mode::Sniff(Source::Live(iface)),
-            (false, None, None) => {
-                return Err(usage(
-                    "nothing to read: give -r FILE (or -r - for stdin) or -i IFACE (list interfaces with -D)",
-                ));
-            }
-            _ => return Err(usage("use only one of -r, -i and -D")),
-        };
-        if mode == Mode::ListInterfaces && filter.is_some() {
-            return Err(usage("-D takes no filter expression"));
-        }
-
-        let ports = if args.ports.is_empty() {
-            None
-        } else {
-            if args.ports.contains(&0) {
-                return Err(usage("--ports: 0 is not a TCP port (use 1-65535)"));
-            }
-            Some(PortSet::new(
-                args.ports
-                    .iter()
-                    .copied()
-                    .chain(std::iter::once(HBONE_PORT)),
-            ))
-        };
-
-        if args.calibrate && args.keylog.is_none() {
-            return Err(usage(
-                "--calibrate needs --keylog FILE: it compares the size rule with decrypted handshakes",
-            ));
-        }
-        if mode == Mode::ListInterfaces && args.keylog.is_some() {
-            return Err(usage("-D takes no --keylog"));
-        }
-
-        if args.count == Some(0) {
-            return Err(usage("-c: the count must be at least 1"));
-        }
-
-        // tcpdump: 0 means the default; libpcap clamps anything larger.
-        let snaplen = match args.snaplen {
-            0 => DEFAULT_SNAPLEN,
-            s if s > DEFAULT_SNAPLEN => {
-                return Err(usage(format!(
-                    "-s: snaplen {s} is larger than the maximum {DEFAULT_SNAPLEN}"
-                )));
-            }
-            s => s,
-        };
-
-        let buffer_bytes = match args.buffer_kib {
-            None => Some(DEFAULT_BUFFER_KIB * 1024),
-            Some(0) => return Err(usage("-B: the buffer size must be at least 1 KiB")),
-            Some(kib) => match kib.checked_mul(1024).filter(|&b| i32::try_from(b).is_ok()) {
-                Some(b) => Some(b),
-                None => {
-                    return Err(usage(format!(
-                        "-B: {kib} KiB is too large (at most {} KiB)",
-                        i32::MAX / 1024
-                    )));
-                }
-            },
-        };
-
-        let threads = match args.threads {
-            None => default_threads(cores),
-            Some(0) => return Err(usage("--threads must be at least 1")),
-            Some(n) if n > MAX_THREADS => {
-                return Err(usage(format!("--threads: {n} is more than {MAX_THREADS}")));
-            }
-            Some(n) => n,
-        };
-
-        if args.user.as_deref().is_some_and(|u| u.trim().is_empty()) {
-            return Err(usage("-Z needs a user name"));
-        }
-
-        let level = 2i16 + i16::from(args.verbose) - i16::from(args.quiet);
-        let log_level = match level {
-            i16::MIN..=0 => LogLevel::Off,
-            1 => LogLevel::Error,
-            2 => LogLevel::Warn,
-            3 => LogLevel::Info,
-            4 => LogLevel::Debug,
-            _ => LogLevel::Trace,
-        };
-
-        let live = matches!(mode, Mode::Sniff(Source::Live(_)));
-        if args.summary_interval.is_some() && !live {
-            return Err(usage(
-                "--summary-interval is for live capture (-i); a file's summary is printed at its end",
-            ));
-        }
-        if args.summary_interval == Some(Duration::ZERO) {
-            return Err(usage("--summary-interval must be longer than 0"));
-        }
-        if args.metrics_linger.is_some() && live {
-            return Err(usage(
-                "--metrics-linger is for files (-r): live capture serves metrics until it stops",
-            ));
-        }
-        let metrics = args.metrics.as_deref().map(parse_listen).transpose()?;
-        if let Some(g) = &args.graph
-            && g.as_os_str().is_empty()
-        {
-            return Err(usage("--graph needs a file name (FILE.dot or FILE.svg)"));
-        }
-        let edges_summary = (args.summary || args.summary_only || args.summary_interval.is_some())
-            .then_some(match args.summary_format {
-                Some(SummaryFormatArg::Table) => SummaryFormat::Table,
-                Some(SummaryFormatArg::Tsv) => SummaryFormat::Tsv,
-                Some(SummaryFormatArg::Json) => SummaryFormat::Json,
-                None if args.json => SummaryFormat::Json,
-                None => SummaryFormat::Table,
-            });
-
-        Ok(Config {
-            flow_lines: !args.summary_only,
-            close_lines: args.close,
-            edges_summary,
-            summary_interval: args.summary_interval,
-            expect: args.expect.map(|e| match e {
-                ExpectArg::Mtls => Expectation::Mtls,
-                ExpectArg::Tls => Expectation::Tls,
-                ExpectArg::Encrypted => Expectation::Encrypted,
-            }),
-            strict: args.strict,
-            metrics,
-            metrics_linger: args.metrics_linger.unwrap_or(Duration::ZERO),
-            graph: args.graph,
-            preview_bytes: if args.ascii { PREVIEW_BYTES } else { 0 },
-            mode,
-            filter,
-            ports,
-            format: if args.json {
-                Format::Json
-            } else {
-                Format::Text
-            },
-            buffering: if args.line_buffered {
-                Buffering::Line
-            } else {
-                Buffering::Auto
-            },
-            count: args.count,
-            snaplen,
-            buffer_bytes,
-            threads,
-            log_level,
-            summary: args.quiet == 0,
-            keylog: args.keylog,
-            calibrate: args.calibrate,
-            bounds,
-            user: args.user,
-        })
+/// Validate parsed arguments into the run's configuration. `cores` is
+/// what the caller measured (`std::thread::available_parallelism`), passed
+/// in to keep this pure. Checks run in a fixed order: the first problem is
+/// the one reported.
+pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
+    // The budget is checked for the worker count asked for (a bad
+    // --threads is reported below).
+    let workers = args
+        .threads
+        .filter(|n| (1..=MAX_THREADS).contains(n))
+        .unwrap_or_else(|| default_threads(cores));
+    let bounds = bounds(&args, workers)?;
+    let filter = Some(args.filter.join(" ").trim().to_string()).filter(|f| !f.is_empty());
+    let mode = mode(&args)?;
+    let listing = mode == Mode::ListInterfaces;
+    if listing && filter.is_some() {
+        return Err(usage("-D takes no filter expression"));
     }
+    let ports = ports(&args.ports)?;
+    check_keylog_and_count(&args, listing)?;
+    let snaplen = snaplen(args.snaplen)?;
+    let buffer_bytes = buffer_bytes(args.buffer_kib)?;
+    let threads = threads(args.threads, cores)?;
+    if args.user.as_deref().is_some_and(|u| u.trim().is_empty()) {
+        return Err(usage("-Z needs a user name"));
+    }
+    let live = matches!(mode, Mode::Sniff(Source::Live(_)));
+    let metrics = metrics(&args, live)?;
+    if args.graph.as_deref() == Some(std::path::Path::new("")) {
+        return Err(usage("--graph needs a file name (FILE.dot or FILE.svg)"));
+    }
+    Ok(Config {
+        flow_lines: !args.summary_only,
+        close_lines: args.close,
+        edges_summary: edges_summary(&args),
+        summary_interval: args.summary_interval,
+        expect: args.expect.map(Expectation::from),
+        strict: args.strict,
+        metrics,
+        metrics_linger: args.metrics_linger.unwrap_or(Duration::ZERO),
+        graph: args.graph,
+        preview_bytes: if args.ascii { PREVIEW_BYTES } else { 0 },
+        mode,
+        filter,
+        ports,
+        format: if args.json {
+            Format::Json
+        } else {
+            Format::Text
+        },
+        buffering: if args.line_buffered {
+            Buffering::Line
+        } else {
+            Buffering::Auto
+        },
+        count: args.count,
+        snaplen,
+        buffer_bytes,
+        threads,
+        log_level: log_level(args.verbose, args.quiet),
+        summary: args.quiet == 0,
+        keylog: args.keylog,
+        calibrate: args.calibrate,
+        bounds,
+        user: args.user,
+    })
+}
+
+/// Exactly one of -r, -i and -D.
+fn mode(args: &Args) -> Result<Mode, UsageError> {
+    match (args.list_interfaces, &args.read, &args.interface) {
+        (true, None, None) => Ok(Mode::ListInterfaces),
+        (false, Some(path), None) => Ok(Mode::Sniff(Source::File(path.clone()))),
+        (false, None, Some(iface)) if iface.trim().is_empty() => {
+            Err(usage("-i needs an interface name (list them with -D)"))
+        }
+        (false, None, Some(iface)) => Ok(Mode::Sniff(Source::Live(iface.clone()))),
+        (false, None, None) => Err(usage(
+            "nothing to read: give -r FILE (or -r - for stdin) or -i IFACE (list interfaces with -D)",
+        )),
+        _ => Err(usage("use only one of -r, -i and -D")),
+    }
+}
+
+/// `--calibrate` needs a key log, `-D` takes none, `-c` counts from 1.
+fn check_keylog_and_count(args: &Args, listing: bool) -> Result<(), UsageError> {
+    if args.calibrate && args.keylog.is_none() {
+        return Err(usage(
+            "--calibrate needs --keylog FILE: it compares the size rule with decrypted handshakes",
+        ));
+    }
+    if listing && args.keylog.is_some() {
+        return Err(usage("-D takes no --keylog"));
+    }
+    if args.count == Some(0) {
+        return Err(usage("-c: the count must be at least 1"));
+    }
+    Ok(())
+}
+
+/// `--ports`, plus Istio's HBONE port (tunnelled mTLS, always tracked).
+fn ports(ports: &[u16]) -> Result<Option<PortSet>, UsageError> {
+    if ports.is_empty() {
+        return Ok(None);
+    }
+    if ports.contains(&0) {
+        return Err(usage("--ports: 0 is not a TCP port (use 1-65535)"));
+    }
+    Ok(Some(PortSet::new(
+        ports.iter().copied().chain(std::iter::once(HBONE_PORT)),
+    )))
+}
+
+/// `-s`: tcpdump's rule, 0 means the default; libpcap clamps anything
+/// larger than its maximum, so say so instead.
+fn snaplen(s: u32) -> Result<u32, UsageError> {
+    match s {
+        0 => Ok(DEFAULT_SNAPLEN),
+        s if s > DEFAULT_SNAPLEN => Err(usage(format!(
+            "-s: snaplen {s} is larger than the maximum {DEFAULT_SNAPLEN}"
+        ))),
+        s => Ok(s),
+    }
+}
+
+/// `-B` in bytes; it must fit libpcap's `int`.
+fn buffer_bytes(kib: Option<u32>) -> Result<Option<u32>, UsageError> {
+    match kib {
+        None => Ok(Some(DEFAULT_BUFFER_KIB * 1024)),
+        Some(0) => Err(usage("-B: the buffer size must be at least 1 KiB")),
+        Some(kib) => match kib.checked_mul(1024).filter(|&b| i32::try_from(b).is_ok()) {
+            Some(b) => Ok(Some(b)),
+            None => Err(usage(format!(
+                "-B: {kib} KiB is too large (at most {} KiB)",
+                i32::MAX / 1024
+            ))),
+        },
+    }
+}
+
+fn threads(threads: Option<usize>, cores: usize) -> Result<usize, UsageError> {
+    match threads {
+        None => Ok(default_threads(cores)),
+        Some(0) => Err(usage("--threads must be at least 1")),
+        Some(n) if n > MAX_THREADS => {
+            Err(usage(format!("--threads: {n} is more than {MAX_THREADS}")))
+        }
+        Some(n) => Ok(n),
+    }
+}
+
+/// `-v` and `-q` from the default, warnings.
+fn log_level(verbose: u8, quiet: u8) -> LogLevel {
+    match 2i16 + i16::from(verbose) - i16::from(quiet) {
+        i16::MIN..=0 => LogLevel::Off,
+        1 => LogLevel::Error,
+        2 => LogLevel::Warn,
+        3 => LogLevel::Info,
+        4 => LogLevel::Debug,
+        _ => LogLevel::Trace,
+    }
+}
+
+/// `--summary-interval` and `--metrics-linger` each belong to one kind of
+/// source; then the `--metrics` address.
+fn metrics(args: &Args, live: bool) -> Result<Option<SocketAddr>, UsageError> {
+    if args.summary_interval.is_some() && !live {
+        return Err(usage(
+            "--summary-interval is for live capture (-i); a file's summary is printed at its end",
+        ));
+    }
+    if args.summary_interval == Some(Duration::ZERO) {
+        return Err(usage("--summary-interval must be longer than 0"));
+    }
+    if args.metrics_linger.is_some() && live {
+        return Err(usage(
+            "--metrics-linger is for files (-r): live capture serves metrics until it stops",
+        ));
+    }
+    args.metrics.as_deref().map(parse_listen).transpose()
+}
+
+/// The edges summary's form, when one is asked for.
+fn edges_summary(args: &Args) -> Option<SummaryFormat> {
+    (args.summary || args.summary_only || args.summary_interval.is_some()).then_some(
+        match args.summary_format {
+            Some(SummaryFormatArg::Table) => SummaryFormat::Table,
+            Some(SummaryFormatArg::Tsv) => SummaryFormat::Tsv,
+            Some(SummaryFormatArg::Json) => SummaryFormat::Json,
+            None if args.json => SummaryFormat::Json,
+            None => SummaryFormat::Table,
+        },
+    )
 }
 
 /// `value` or `default`, checked against `min..=max`, in the flag's unit.
@@ -612,7 +639,7 @@ mod tests {
 
     fn config(argv: &[&str]) -> Result<Config, String> {
         let args = parse(argv).map_err(|e| format!("clap: {}", e.kind()))?;
-        Config::from_args(args, 8).map_err(|e| e.0)
+        super::config(args, 8).map_err(|e| e.0)
     }
 
     #[test]
@@ -641,6 +668,10 @@ mod tests {
     }
 
     #[test]
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one row per case: the table reads best whole"
+    )]
     fn validation_table() {
         // (argv, Ok(check) or Err(substring of the message))
         type Check = fn(&Config) -> bool;

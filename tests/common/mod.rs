@@ -1,13 +1,14 @@
-//! Shared by the integration tests: run a capture through decode and one
-//! engine in-process, the same path the binary's workers take.
+//! Shared by the integration tests: captures and segments through
+//! `pipeline::run_offline`, the in-process run of the binary's file mode
+//! (numbering, ticks, engines, order, session links), and fixture tables.
 
 #![allow(dead_code)]
 
 use std::path::Path;
 
 use mtlsniff::capture::segment::Segment;
-use mtlsniff::flow::engine::{Engine, EngineCounters, Limits};
-use mtlsniff::report::resumption::SessionMemory;
+use mtlsniff::flow::engine::{EngineCounters, Limits};
+use mtlsniff::pipeline::{Input, OfflineRun, Plan, run_offline};
 use mtlsniff::verdict::Verdict;
 
 /// Every TCP segment of a capture, in file order. Reading stops at the end
@@ -19,38 +20,27 @@ pub fn segments(path: &Path) -> Vec<Segment> {
     }
 }
 
-/// Verdicts for a list of segments, in report order.
+/// One offline run (one engine with `limits`) over `input`.
+pub fn offline(input: Input<'_>, limits: Limits) -> OfflineRun {
+    run_offline(input, &Plan::with_limits(limits)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Verdicts for a list of segments, in print order.
 pub fn verdicts_of(segs: &[Segment], limits: Limits) -> Vec<Verdict> {
-    run_engine(segs, limits).0
+    offline(Input::Segments(segs), limits).into_verdicts()
 }
 
-/// One engine over a list of segments: verdicts in report order, and the
-/// engine's counters.
+/// Verdicts for a list of segments in print order, and the engine's
+/// counters.
 pub fn run_engine(segs: &[Segment], limits: Limits) -> (Vec<Verdict>, EngineCounters) {
-    let mut engine = Engine::new(limits);
-    let mut out = Vec::new();
-    for (i, s) in segs.iter().enumerate() {
-        engine.on_segment(s.clone(), i as u64, &mut out);
-    }
-    engine.finish(segs.len() as u64, &mut out);
-    out.sort_by_key(|r| r.order);
-    // As the binary's output stage does: resumptions inherit the verdict of
-    // the full handshake that created their session.
-    let mut sessions = SessionMemory::default();
-    let verdicts = out
-        .into_iter()
-        .filter_map(|r| r.into_verdict())
-        .map(|mut v| {
-            sessions.link(&mut v);
-            v
-        })
-        .collect();
-    (verdicts, engine.counters().clone())
+    let run = offline(Input::Segments(segs), limits);
+    let engine = run.engine.clone();
+    (run.into_verdicts(), engine)
 }
 
-/// Verdicts for a capture with default limits.
+/// Verdicts for a capture with default limits, as `mtlsniff -r` prints them.
 pub fn verdicts(path: &Path) -> Vec<Verdict> {
-    verdicts_of(&segments(path), Limits::default())
+    offline(Input::File(path), Limits::default()).into_verdicts()
 }
 
 /// Rows of a tab-separated file with a header, as column-name maps.

@@ -3,7 +3,7 @@
 //! connection that keeps its own sequence numbers, TLS records and
 //! handshake messages, a TLS 1.2 handshake with or without a client
 //! certificate, a minimal pcap writer, and the in-process run of frames
-//! through decode and one engine (the path a worker takes).
+//! or segments through `pipeline::run_offline` (the binary's file mode).
 //!
 //! Nothing here decides what a test expects: it only builds input.
 
@@ -12,8 +12,8 @@
 use etherparse::PacketBuilder;
 use mtlsniff::capture::decode::{self, DecodeCounters, Frame, LinkType};
 use mtlsniff::capture::segment::{Segment, TcpFlags, Timestamp};
-use mtlsniff::flow::engine::{Engine, EngineCounters, Limits};
-use mtlsniff::report::resumption::SessionMemory;
+use mtlsniff::flow::engine::{EngineCounters, Limits};
+use mtlsniff::pipeline::{Input, Plan, run_offline};
 use mtlsniff::verdict::Verdict;
 
 pub const SYN: u8 = TcpFlags::SYN;
@@ -348,50 +348,46 @@ pub fn run_frames(frames: &[Vec<u8>], limits: Limits) -> Run {
     run_link(LinkType::EN10MB, frames, limits)
 }
 
+/// Frames of `link` (packet times 1 ms apart, as `pcap` writes them)
+/// through `run_offline`, as `mtlsniff -r` would read them from a file.
 pub fn run_link(link: LinkType, frames: &[Vec<u8>], limits: Limits) -> Run {
-    let mut decode_counters = DecodeCounters::default();
-    let mut segments = Vec::new();
-    for (i, data) in frames.iter().enumerate() {
-        let frame = Frame {
+    let frames: Vec<Frame<'_>> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, data)| Frame {
             ts: Timestamp(1_700_000_000_000_000 + i as i64 * 1000),
             link,
             data,
             orig_len: data.len() as u32,
-        };
-        segments.extend(decode::decode(&frame, &mut decode_counters));
-    }
-    let mut run = run_segments(&segments, limits);
-    run.decode = decode_counters;
+        })
+        .collect();
+    // The decoded segments too, for tests that look at them.
+    let mut scratch = DecodeCounters::default();
+    let segments = frames
+        .iter()
+        .filter_map(|f| decode::decode(f, &mut scratch))
+        .collect();
+    let mut run = run_input(Input::Frames(&frames), limits);
+    run.segments = segments;
     run
 }
 
-/// Feed segments to one engine, then end the input; verdicts in report
+/// Feed segments to one engine, then end the input; verdicts in print
 /// order, resumptions linked as the output stage links them.
 pub fn run_segments(segments: &[Segment], limits: Limits) -> Run {
-    let mut engine = Engine::new(limits);
-    let mut out = Vec::new();
-    let mut peak = 0;
-    for (i, s) in segments.iter().enumerate() {
-        engine.on_segment(s.clone(), i as u64, &mut out);
-        peak = peak.max(engine.buffered_bytes());
-    }
-    engine.finish(segments.len() as u64, &mut out);
-    out.sort_by_key(|r| r.order);
-    let mut sessions = SessionMemory::default();
-    let verdicts = out
-        .into_iter()
-        .filter_map(|r| r.into_verdict())
-        .map(|mut v| {
-            sessions.link(&mut v);
-            v
-        })
-        .collect();
+    let mut run = run_input(Input::Segments(segments), limits);
+    run.segments = segments.to_vec();
+    run
+}
+
+fn run_input(input: Input<'_>, limits: Limits) -> Run {
+    let run = run_offline(input, &Plan::with_limits(limits)).expect("in-memory input");
     Run {
-        verdicts,
-        decode: DecodeCounters::default(),
-        engine: engine.counters().clone(),
-        peak_buffered: peak,
-        segments: segments.to_vec(),
+        decode: run.decode.clone(),
+        engine: run.engine.clone(),
+        peak_buffered: run.peak_buffered,
+        verdicts: run.into_verdicts(),
+        segments: Vec::new(),
     }
 }
 

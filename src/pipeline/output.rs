@@ -1,0 +1,212 @@
+//! The output stage without threads: what happens to every report between
+//! the workers and whoever shows it, shared by the threaded `run` and by
+//! `run_offline` so the two cannot drift apart.
+//!
+//! In order: reports wait in the `ReorderBuffer` until no worker can still
+//! produce one that sorts first (file mode; live shows them as they come);
+//! a TLS <= 1.2 resumption inherits the verdict of the full handshake that
+//! created its session (`SessionMemory`: it must see every verdict, in
+//! order, whatever the shard); `--calibrate` tallies the verdict; then a
+//! `Sink` takes the report (the binary's printer and answers, or a list).
+//! Once the sink refuses one, nothing more is linked, tallied or handed
+//! on. Also here: the summary's assembly from every stage's counters.
+//! Nothing here prints, makes threads or looks at packets.
+
+use crate::flow::engine::EngineCounters;
+use crate::report::calibration::Calibration;
+use crate::report::resumption::SessionMemory;
+use crate::report::stats::{ProcessingTime, Summary, merge_entries};
+use crate::verdict::{Event, Report, ReportOrder};
+
+use super::Plan;
+use super::capture::CaptureEnd;
+use super::reorder::ReorderBuffer;
+
+/// Where the output stage hands each report, in print order.
+pub trait Sink {
+    /// One report, its verdict linked. False: take no more (`-c` reached,
+    /// stdout gone, a write failed).
+    fn take(&mut self, report: Report) -> bool;
+}
+
+/// In-process users: every report, in order.
+impl Sink for Vec<Report> {
+    fn take(&mut self, report: Report) -> bool {
+        self.push(report);
+        true
+    }
+}
+
+/// Ordering, session links and calibration, in front of a `Sink`.
+#[derive(Debug)]
+pub struct OutputStage {
+    /// None: live, reports go out as they arrive.
+    reorder: Option<ReorderBuffer>,
+    /// TLS <= 1.2 sessions, so resumptions inherit their verdicts.
+    sessions: SessionMemory,
+    calibration: Option<Calibration>,
+    /// The sink refused a report: hand on nothing more.
+    closed: bool,
+}
+
+impl OutputStage {
+    /// `ordered`: wait for watermarks (file mode); otherwise arrival order.
+    pub fn new(workers: usize, ordered: bool, calibrate: bool) -> Self {
+        OutputStage {
+            reorder: ordered.then(|| ReorderBuffer::new(workers)),
+            sessions: SessionMemory::default(),
+            calibration: calibrate.then(Calibration::default),
+            closed: false,
+        }
+    }
+
+    /// `worker`'s reports, after which it will report nothing that sorts
+    /// below `watermark`; whatever became ready goes to `sink`.
+    pub fn receive(
+        &mut self,
+        worker: usize,
+        reports: Vec<Report>,
+        watermark: ReportOrder,
+        sink: &mut impl Sink,
+    ) {
+        let Some(reorder) = self.reorder.as_mut() else {
+            for r in reports {
+                self.emit(r, sink);
+            }
+            return;
+        };
+        for r in reports {
+            reorder.push(worker, r);
+        }
+        reorder.advance_to(worker, watermark);
+        while let Some(r) = self.reorder.as_mut().and_then(ReorderBuffer::pop_ready) {
+            self.emit(r, sink);
+        }
+    }
+
+    /// End of run: everything still waiting, in order, ready or not.
+    pub fn drain(&mut self, sink: &mut impl Sink) {
+        while let Some(r) = self.reorder.as_mut().and_then(ReorderBuffer::pop_any) {
+            self.emit(r, sink);
+        }
+    }
+
+    fn emit(&mut self, mut report: Report, sink: &mut impl Sink) {
+        if self.closed {
+            return;
+        }
+        if let Event::Verdict(verdict) = &mut report.event {
+            self.sessions.link(verdict);
+            // Tallied before the sink shows it: if showing fails, the run
+            // ends without printing the tally.
+            if let Some(c) = self.calibration.as_mut() {
+                c.record(verdict);
+            }
+        }
+        self.closed = !sink.take(report);
+    }
+
+    /// `--calibrate`: the tally over every verdict handed on.
+    pub fn calibration(&mut self) -> Option<Calibration> {
+        self.calibration.take()
+    }
+
+    /// The output stage's own counters, for the summary.
+    pub fn counters(&self) -> [(&'static str, u64); 3] {
+        [
+            (
+                "output.late_reports",
+                self.reorder.as_ref().map_or(0, |r| r.late),
+            ),
+            ("sessions.inherited", self.sessions.inherited),
+            ("sessions.forgotten", self.sessions.forgotten),
+        ]
+    }
+}
+
+/// The summary of a run: what the sink counted (`summary`), then every
+/// stage's numbers, counters in the order the summary lists them.
+pub(super) fn summarise(
+    mut summary: Summary,
+    end: &CaptureEnd,
+    engine: &EngineCounters,
+    processing: ProcessingTime,
+    stage: &OutputStage,
+    close_ids_forgotten: u64,
+    plan: &Plan,
+) -> Summary {
+    summary.packets = end.packets;
+    summary.limits = Some(plan.limits_line.clone()).filter(|l| !l.is_empty());
+    summary.kernel = end.kernel;
+    summary.dropped_segments = end.dropped_segments;
+    summary.dropped_ticks = end.dropped_ticks;
+    summary.ports_skipped = end.ports_skipped;
+    summary.processing = processing;
+    merge_entries(&mut summary.counters, &end.decode.entries());
+    merge_entries(&mut summary.counters, &engine.entries());
+    merge_entries(&mut summary.counters, &stage.counters());
+    merge_entries(
+        &mut summary.counters,
+        &[("close.identities_forgotten", close_ids_forgotten)],
+    );
+    if let Some(k) = &plan.limits.keylog {
+        merge_entries(&mut summary.counters, &k.counters().entries());
+    }
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::segment::{Endpoint, Timestamp};
+    use crate::verdict::Verdict;
+
+    fn order(trigger: u64, flow: u64) -> ReportOrder {
+        ReportOrder { trigger, flow }
+    }
+
+    fn report(trigger: u64, flow: u64) -> Report {
+        let ep = |port| Endpoint {
+            ip: "10.0.0.1".parse().unwrap(),
+            port,
+        };
+        Report {
+            order: order(trigger, flow),
+            event: Event::Verdict(Verdict::new(ep(1), ep(2), Timestamp(0), Timestamp(0))),
+        }
+    }
+
+    /// Takes `.0` reports, then refuses.
+    struct Takes(usize, Vec<ReportOrder>);
+
+    impl Sink for Takes {
+        fn take(&mut self, report: Report) -> bool {
+            self.1.push(report.order);
+            self.1.len() < self.0
+        }
+    }
+
+    #[test]
+    fn ordered_stage_waits_for_every_watermark_and_stops_at_a_refusal() {
+        let mut stage = OutputStage::new(2, true, false);
+        let mut sink = Takes(2, Vec::new());
+        stage.receive(0, vec![report(3, 0), report(1, 1)], order(5, 0), &mut sink);
+        assert!(sink.1.is_empty(), "worker 1 may still report trigger 0");
+        stage.receive(1, vec![report(2, 2)], order(4, 0), &mut sink);
+        assert_eq!(sink.1, vec![order(1, 1), order(2, 2)]);
+        stage.drain(&mut sink);
+        assert_eq!(sink.1.len(), 2, "nothing is handed on after a refusal");
+    }
+
+    #[test]
+    fn live_stage_hands_on_in_arrival_order_and_tallies() {
+        let mut stage = OutputStage::new(2, false, true);
+        let mut sink: Vec<Report> = Vec::new();
+        stage.receive(1, vec![report(9, 9)], order(0, 0), &mut sink);
+        stage.receive(0, vec![report(1, 1)], order(0, 0), &mut sink);
+        let got: Vec<ReportOrder> = sink.iter().map(|r| r.order).collect();
+        assert_eq!(got, vec![order(9, 9), order(1, 1)]);
+        assert!(stage.calibration().is_some_and(|c| c.flows() <= 2));
+        assert_eq!(stage.counters()[0], ("output.late_reports", 0));
+    }
+}

@@ -1,0 +1,259 @@
+//! The output stage's ordering, without threads: reports wait in a heap
+//! until no worker can still produce one that sorts before them.
+//!
+//! Invariant: a report leaves only when its `ReportOrder` is below every
+//! worker's watermark (the lowest order that worker can still report), and
+//! equal orders (one flow, one call) leave in arrival order. This is what
+//! makes file-mode output identical for any `--threads`. A report below
+//! its own worker's watermark breaks the engine's contract: it is counted
+//! (`late`), never dropped. Nothing here prints or makes threads.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::verdict::{Report, ReportOrder};
+
+/// Reports waiting for every worker's watermark to pass them.
+#[derive(Debug)]
+pub struct ReorderBuffer {
+    heap: BinaryHeap<Reverse<Queued>>,
+    /// Per worker: the lowest order it can still report.
+    watermarks: Vec<ReportOrder>,
+    /// Arrival number: keeps equal orders (one flow, one call) in the
+    /// order their worker sent them.
+    seq: u64,
+    /// Reports that arrived below their worker's watermark.
+    pub late: u64,
+}
+
+#[derive(Debug)]
+struct Queued {
+    order: ReportOrder,
+    seq: u64,
+    report: Report,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.order, self.seq) == (other.order, other.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.order, self.seq).cmp(&(other.order, other.seq))
+    }
+}
+
+impl ReorderBuffer {
+    pub fn new(workers: usize) -> Self {
+        ReorderBuffer {
+            heap: BinaryHeap::new(),
+            watermarks: vec![
+                ReportOrder {
+                    trigger: 0,
+                    flow: 0
+                };
+                workers.max(1)
+            ],
+            seq: 0,
+            late: 0,
+        }
+    }
+
+    /// Queue a report from `worker`. A report below that worker's own
+    /// watermark breaks the engine's contract (it may print out of order):
+    /// it is counted in `late`, never dropped.
+    pub fn push(&mut self, worker: usize, report: Report) {
+        if self
+            .watermarks
+            .get(worker)
+            .is_some_and(|&w| report.order < w)
+        {
+            self.late += 1;
+        }
+        self.seq += 1;
+        self.heap.push(Reverse(Queued {
+            order: report.order,
+            seq: self.seq,
+            report,
+        }));
+    }
+
+    /// Worker `worker` will report nothing with a trigger below `watermark`.
+    pub fn advance(&mut self, worker: usize, watermark: u64) {
+        self.advance_to(
+            worker,
+            ReportOrder {
+                trigger: watermark,
+                flow: 0,
+            },
+        );
+    }
+
+    /// Worker `worker` will report nothing that sorts below `watermark`
+    /// (end of input: the same trigger for every flow, flows in order).
+    pub fn advance_to(&mut self, worker: usize, watermark: ReportOrder) {
+        if let Some(w) = self.watermarks.get_mut(worker) {
+            *w = (*w).max(watermark);
+        }
+    }
+
+    /// The next report that is safe to print, if any.
+    pub fn pop_ready(&mut self) -> Option<Report> {
+        let low = self
+            .watermarks
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(ReportOrder {
+                trigger: u64::MAX,
+                flow: u64::MAX,
+            });
+        if self.heap.peek().is_some_and(|Reverse(q)| q.order < low) {
+            self.heap.pop().map(|Reverse(q)| q.report)
+        } else {
+            None
+        }
+    }
+
+    /// End of run: the next report in order, ready or not.
+    pub fn pop_any(&mut self) -> Option<Report> {
+        self.heap.pop().map(|Reverse(q)| q.report)
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::segment::Endpoint;
+    use crate::capture::segment::Timestamp;
+    use crate::verdict::Event;
+    use crate::verdict::{Basis, Class, ClientCert, Outcome, Verdict};
+
+    fn report(trigger: u64, flow: u64) -> Report {
+        let ep = |p| Endpoint {
+            ip: "10.0.0.1".parse().unwrap(),
+            port: p,
+        };
+        Report {
+            order: ReportOrder { trigger, flow },
+            event: Event::Verdict(Verdict {
+                class: Class::Tls,
+                outcome: Outcome::Ok,
+                basis: Basis::Observed,
+                client_cert: ClientCert::NotSent,
+                reason: format!("{trigger}/{flow}"),
+                ..Verdict::new(ep(1), ep(2), Timestamp(0), Timestamp(0))
+            }),
+        }
+    }
+
+    fn reason_mut(r: &mut Report) -> &mut String {
+        match &mut r.event {
+            Event::Verdict(v) => &mut v.reason,
+            Event::Close(_) => unreachable!("test reports are verdicts"),
+        }
+    }
+
+    fn drain_ready(b: &mut ReorderBuffer) -> Vec<(u64, u64)> {
+        std::iter::from_fn(|| b.pop_ready())
+            .map(|r| (r.order.trigger, r.order.flow))
+            .collect()
+    }
+
+    #[test]
+    fn reorder_waits_for_the_slowest_worker() {
+        let mut b = ReorderBuffer::new(2);
+        b.push(0, report(5, 1));
+        b.push(0, report(3, 0));
+        b.advance(0, 10);
+        // Worker 1 may still report trigger 0..: nothing is safe.
+        assert!(drain_ready(&mut b).is_empty());
+        b.advance(1, 4);
+        assert_eq!(drain_ready(&mut b), vec![(3, 0)]);
+        // A late report below the other worker's watermark but not below
+        // the minimum still sorts first.
+        b.push(1, report(4, 7));
+        b.push(1, report(4, 2));
+        b.advance(1, 6);
+        assert_eq!(drain_ready(&mut b), vec![(4, 2), (4, 7), (5, 1)]);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn reorder_is_strict_at_the_watermark_and_stable_on_ties() {
+        let mut b = ReorderBuffer::new(1);
+        b.push(0, report(8, 1));
+        b.advance(0, 8);
+        assert!(
+            drain_ready(&mut b).is_empty(),
+            "trigger 8 may still gain a lower flow"
+        );
+        let mut first = report(9, 3);
+        *reason_mut(&mut first) = "first".into();
+        b.push(0, first);
+        let mut second = report(9, 3);
+        *reason_mut(&mut second) = "second".into();
+        b.push(0, second);
+        b.advance(0, u64::MAX);
+        let got: Vec<String> = std::iter::from_fn(|| b.pop_ready())
+            .map(|r| r.into_verdict().unwrap().reason)
+            .collect();
+        assert_eq!(got, vec!["8/1", "first", "second"]);
+        b.advance(0, 3); // watermarks never go back
+        b.push(0, report(1, 1));
+        assert_eq!(drain_ready(&mut b), vec![(1, 1)]);
+        assert_eq!(
+            b.late, 1,
+            "a report below its worker's watermark is counted"
+        );
+    }
+
+    #[test]
+    fn reorder_output_is_independent_of_arrival_interleaving() {
+        // Two workers' report streams, each in trigger order, interleaved
+        // two different ways: the printed order must be the same.
+        let w0 = [(1, 1), (4, 0), (9, 9)];
+        let w1 = [(2, 2), (4, 3), (7, 2)];
+        let run = |schedule: &[usize]| {
+            let mut b = ReorderBuffer::new(2);
+            let (mut i0, mut i1) = (0, 0);
+            let mut out = Vec::new();
+            for &w in schedule {
+                let (list, i) = if w == 0 {
+                    (&w0, &mut i0)
+                } else {
+                    (&w1, &mut i1)
+                };
+                if let Some(&(t, f)) = list.get(*i) {
+                    b.push(w, report(t, f));
+                    *i += 1;
+                    b.advance(w, t + 1);
+                } else {
+                    b.advance(w, u64::MAX);
+                }
+                out.extend(drain_ready(&mut b));
+            }
+            out.extend(std::iter::from_fn(|| b.pop_any()).map(|r| (r.order.trigger, r.order.flow)));
+            out
+        };
+        let a = run(&[0, 0, 0, 0, 1, 1, 1, 1]);
+        let c = run(&[1, 0, 1, 0, 1, 0, 1, 0]);
+        assert_eq!(a, c);
+        assert_eq!(a, vec![(1, 1), (2, 2), (4, 0), (4, 3), (7, 2), (9, 9)]);
+    }
+}

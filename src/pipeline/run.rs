@@ -1,0 +1,178 @@
+//! The threaded run: the only place that makes the pipeline's threads and
+//! channels (crossbeam). One capture thread (`capture::capture_loop`), N
+//! workers (`worker::worker_loop`), and the output stage on the calling
+//! thread (it owns the `Printer`). Everything each thread does is in those
+//! modules and in `output`; this file only wires them and collects what
+//! they hand back.
+
+use std::io::Write;
+use std::sync::atomic::AtomicBool;
+use std::thread::{Scope, ScopedJoinHandle};
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::capture::source::Capture;
+use crate::flow::engine::EngineCounters;
+use crate::report::answers::Answers;
+use crate::report::gauges::Gauges;
+use crate::report::output::Printer;
+use crate::report::stats::ProcessingTime;
+
+use super::batch::{Batch, FromWorker, RECYCLED_PER_WORKER, ToWorker};
+use super::capture::{CaptureEnd, Dispatcher, Intake, capture_loop};
+use super::output::{OutputStage, summarise};
+use super::printing::Printing;
+use super::worker::worker_loop;
+use super::{Plan, RunError, RunOutcome};
+
+/// Run the pipeline over an opened capture until the input ends, `stop`
+/// is set (signal), `-c` is reached or stdout closes. `answers` sees every
+/// report in print order and publishes through its `Gauges`.
+pub fn run<W: Write>(
+    capture: Capture,
+    plan: &Plan,
+    printer: &mut Printer<W>,
+    answers: &mut Answers,
+    stop: &AtomicBool,
+) -> Result<RunOutcome, RunError> {
+    let gauges = answers.gauges();
+    let workers = plan.workers.max(1);
+    let mut stage = OutputStage::new(workers, !capture.is_live(), plan.calibrate);
+    let mut sink = Printing::new(printer, answers, plan, stop);
+    let threads = std::thread::scope(|s| {
+        let Some(running) = start(s, capture, plan, &gauges, stop) else {
+            return Threads::default();
+        };
+        let mut threads = Threads::default();
+        threads.output(&running.out_rx, &mut stage, &mut sink);
+        threads.join(running);
+        threads
+    });
+    sink.flush();
+    if let Some(e) = sink.error {
+        return Err(RunError::Output(e));
+    }
+    let Some(end) = threads.end else {
+        return Err(RunError::Internal(
+            "a pipeline thread could not start or panicked",
+        ));
+    };
+    if threads.panicked {
+        return Err(RunError::Internal("a worker thread panicked"));
+    }
+    let forgotten = sink.answers.close_ids_forgotten();
+    let summary = summarise(
+        sink.summary,
+        &end,
+        &threads.engine,
+        threads.processing,
+        &stage,
+        forgotten,
+        plan,
+    );
+    // Everything is counted and printed: the gauges are final.
+    gauges.finish();
+    Ok(RunOutcome {
+        summary,
+        stdout_closed: sink.stdout_closed,
+        read_error: end.error,
+        calibration: stage.calibration(),
+    })
+}
+
+/// The running threads, as the output stage sees them.
+struct Running<'scope> {
+    out_rx: Receiver<FromWorker>,
+    workers: Vec<ScopedJoinHandle<'scope, ()>>,
+    capture: std::io::Result<ScopedJoinHandle<'scope, CaptureEnd>>,
+}
+
+/// What the threads handed back.
+#[derive(Default)]
+struct Threads {
+    /// None: the capture thread did not start, panicked, or a worker could
+    /// not start.
+    end: Option<CaptureEnd>,
+    panicked: bool,
+    engine: EngineCounters,
+    processing: ProcessingTime,
+}
+
+impl Threads {
+    /// The output stage's loop on the calling thread, until every worker
+    /// is done: reports to the stage and the sink, final counters here.
+    fn output<W: Write>(
+        &mut self,
+        out_rx: &Receiver<FromWorker>,
+        stage: &mut OutputStage,
+        sink: &mut Printing<'_, W>,
+    ) {
+        for msg in out_rx.iter() {
+            match msg {
+                FromWorker::Reports {
+                    worker,
+                    reports,
+                    watermark,
+                } => {
+                    stage.receive(worker, reports, watermark, sink);
+                    sink.wake();
+                }
+                FromWorker::Done {
+                    counters,
+                    processing,
+                } => {
+                    self.engine.merge(&counters);
+                    self.processing.merge(&processing);
+                }
+            }
+        }
+        stage.drain(sink);
+    }
+
+    fn join(&mut self, running: Running<'_>) {
+        for h in running.workers {
+            self.panicked |= h.join().is_err();
+        }
+        self.end = running.capture.ok().and_then(|h| h.join().ok());
+        self.panicked |= self.end.is_none();
+    }
+}
+
+/// Start the workers and the capture thread. None when a worker could not
+/// start (too few threads): the run fails as internal.
+fn start<'scope>(
+    s: &'scope Scope<'scope, '_>,
+    capture: Capture,
+    plan: &'scope Plan,
+    gauges: &'scope Gauges,
+    stop: &'scope AtomicBool,
+) -> Option<Running<'scope>> {
+    let workers = plan.workers.max(1);
+    let (out_tx, out_rx) = bounded::<FromWorker>(workers * 4 + 16);
+    // Emptied batches return to the capture thread through this; a few per
+    // worker are enough to stop allocating in steady state.
+    let (recycle_tx, recycle_rx) = bounded::<Batch>(workers * RECYCLED_PER_WORKER);
+    let mut to_workers: Vec<Sender<ToWorker>> = Vec::with_capacity(workers);
+    let mut handles = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let (tx, rx) = bounded::<ToWorker>(plan.queue_batches.max(1));
+        to_workers.push(tx);
+        let (tx, limits, recycle) = (out_tx.clone(), plan.limits.clone(), recycle_tx.clone());
+        let h = std::thread::Builder::new()
+            .name(format!("mtlsniff-worker-{i}"))
+            .spawn_scoped(s, move || worker_loop(i, limits, rx, tx, recycle, gauges));
+        // Too few threads: dropping the senders ends the workers started.
+        handles.push(h.ok()?);
+    }
+    let disp = Dispatcher::new(to_workers, recycle_rx, capture.is_live());
+    let keylog = plan.limits.keylog.as_deref();
+    let intake = Intake::new(workers, plan.ports.as_ref(), keylog);
+    let capture = std::thread::Builder::new()
+        .name("mtlsniff-capture".into())
+        .spawn_scoped(s, move || capture_loop(capture, disp, intake, stop, gauges));
+    Some(Running {
+        out_rx,
+        workers: handles,
+        capture,
+    })
+}
