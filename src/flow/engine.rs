@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use crate::capture::counters::counters;
 use crate::capture::segment::{Endpoint, FlowKey, Segment, Timestamp};
 use crate::classify::mesh;
 use crate::classify::{Classifier, Close, Direction, End, Proving};
@@ -76,92 +77,73 @@ impl Default for Limits {
     }
 }
 
-/// Declares the counters once so the struct, `merge` and `entries` cannot
-/// drift apart.
-macro_rules! engine_counters {
-    ($($(#[doc = $doc:literal])* $field:ident => $name:literal,)*) => {
-        /// Counters of one engine; summed across workers for the summary.
-        #[derive(Debug, Clone, Default, PartialEq, Eq)]
-        pub struct EngineCounters {
-            $($(#[doc = $doc])* pub $field: u64,)*
-        }
-
-        impl EngineCounters {
-            pub fn merge(&mut self, o: &EngineCounters) {
-                $(self.$field = self.$field.saturating_add(o.$field);)*
-            }
-            /// `(name, value)` pairs for the summary, in a fixed order.
-            pub fn entries(&self) -> Vec<(&'static str, u64)> {
-                vec![$(($name, self.$field),)*]
-            }
-        }
-    };
-}
-
-engine_counters! {
-    flows_created => "flows.created",
-    flows_reported => "flows.reported",
-    flows_expired => "flows.expired",
-    /// Segments of flows that could not be created: table full of flows
-    /// still waiting for their verdict.
-    flows_table_full => "flows.table_full",
-    /// Segments with neither SYN nor payload for an unknown flow (late ACKs,
-    /// FINs, RSTs): no flow is created for them (M18 storms).
-    segments_no_flow => "tcp.segments_without_flow",
-    /// A new SYN reused the 4-tuple of a closed flow.
-    flows_port_reuse => "flows.port_reuse",
-    /// Flows whose client was guessed from port numbers.
-    roles_guessed => "flows.client_guessed",
-    bytes_duplicate => "stream.bytes_duplicate",
-    /// Overlapping bytes that differed from the first copy (first wins, M13).
-    bytes_overlap_conflict => "stream.bytes_overlap_conflict",
-    /// Flows whose verdict was made unknown by such a conflict (M13).
-    flows_ambiguous_overlap => "stream.ambiguous_flows",
-    segments_old => "stream.segments_old",
-    /// Inserts refused by a per-direction limit (bytes or out-of-order
-    /// segments, M14).
-    stream_limit_hits => "stream.limit_hits",
-    gaps => "stream.gaps",
-    gap_bytes => "stream.gap_bytes",
-    /// Payload after a RST (M18).
-    data_after_close => "tcp.data_after_close",
-    /// RST segments that carried payload: the payload is ignored (M18).
-    rst_payload => "tcp.rst_payload",
-    /// Flows with more SYN or SYN-ACK sequence numbers than are kept as
-    /// candidates: reported unknown (M12).
-    syn_ambiguous => "tcp.syn_ambiguous",
-    /// Certificates seen in clear that did not parse as X.509 (M25).
-    cert_parse_errors => "identity.parse_errors",
-    /// SYN-only flows dropped to make room in a full table (M11).
-    flows_evicted_embryonic => "flows.evicted_embryonic",
-    /// Flows whose verdict was out, dropped to make room in a full table.
-    flows_evicted_decided => "flows.evicted_decided",
-    /// Flows given up because the worker's buffer budget was full: reported
-    /// unknown, buffers freed.
-    flows_given_up => "mem.flows_given_up",
-    /// Highest buffer-budget use seen, in bytes (summed over workers: an
-    /// upper bound of the process's peak).
-    buffer_peak => "mem.buffer_peak_bytes",
-    /// Handshake messages that spanned several records (M22).
-    tls_fragmented => "tls.record_fragmented",
-    /// Flows whose TLS broke the record or handshake layer (M19-M21, M23).
-    tls_malformed => "tls.malformed",
-    /// Flows whose verdict was forced by the record limit (M23).
-    tls_too_many_records => "tls.too_many_records",
-    /// Flows whose hello declared more than the handshake buffer (M21).
-    tls_handshake_too_large => "tls.handshake_too_large",
-    /// TLS 1.3 handshakes opened with a key log.
-    decrypted_tls13 => "decrypt.tls13_handshakes",
-    /// TLS <= 1.2 renegotiations opened with a key log.
-    decrypted_renegotiations => "decrypt.tls12_renegotiations",
-    /// Flows to decrypt whose client random is not in the key log.
-    decrypt_no_secrets => "decrypt.no_secrets",
-    /// Flows whose secrets did not open their records (wrong key log).
-    decrypt_key_mismatch => "decrypt.key_mismatch",
-    /// Flows in a cipher suite that is not decrypted (CBC, CCM).
-    decrypt_unsupported_suite => "decrypt.unsupported_suite",
-    /// Flows whose records were not all kept (cap) or captured.
-    decrypt_incomplete => "decrypt.incomplete",
+counters! {
+    /// Counters of one engine; summed across workers for the summary.
+    pub struct EngineCounters {
+        flows_created => "flows.created",
+        flows_reported => "flows.reported",
+        flows_expired => "flows.expired",
+        /// Segments of flows that could not be created: table full of flows
+        /// still waiting for their verdict.
+        flows_table_full => "flows.table_full",
+        /// Segments with neither SYN nor payload for an unknown flow (late ACKs,
+        /// FINs, RSTs): no flow is created for them (M18 storms).
+        segments_no_flow => "tcp.segments_without_flow",
+        /// A new SYN reused the 4-tuple of a closed flow.
+        flows_port_reuse => "flows.port_reuse",
+        /// Flows whose client was guessed from port numbers.
+        roles_guessed => "flows.client_guessed",
+        bytes_duplicate => "stream.bytes_duplicate",
+        /// Overlapping bytes that differed from the first copy (first wins, M13).
+        bytes_overlap_conflict => "stream.bytes_overlap_conflict",
+        /// Flows whose verdict was made unknown by such a conflict (M13).
+        flows_ambiguous_overlap => "stream.ambiguous_flows",
+        segments_old => "stream.segments_old",
+        /// Inserts refused by a per-direction limit (bytes or out-of-order
+        /// segments, M14).
+        stream_limit_hits => "stream.limit_hits",
+        gaps => "stream.gaps",
+        gap_bytes => "stream.gap_bytes",
+        /// Payload after a RST (M18).
+        data_after_close => "tcp.data_after_close",
+        /// RST segments that carried payload: the payload is ignored (M18).
+        rst_payload => "tcp.rst_payload",
+        /// Flows with more SYN or SYN-ACK sequence numbers than are kept as
+        /// candidates: reported unknown (M12).
+        syn_ambiguous => "tcp.syn_ambiguous",
+        /// Certificates seen in clear that did not parse as X.509 (M25).
+        cert_parse_errors => "identity.parse_errors",
+        /// SYN-only flows dropped to make room in a full table (M11).
+        flows_evicted_embryonic => "flows.evicted_embryonic",
+        /// Flows whose verdict was out, dropped to make room in a full table.
+        flows_evicted_decided => "flows.evicted_decided",
+        /// Flows given up because the worker's buffer budget was full: reported
+        /// unknown, buffers freed.
+        flows_given_up => "mem.flows_given_up",
+        /// Highest buffer-budget use seen, in bytes (summed over workers: an
+        /// upper bound of the process's peak).
+        buffer_peak => "mem.buffer_peak_bytes",
+        /// Handshake messages that spanned several records (M22).
+        tls_fragmented => "tls.record_fragmented",
+        /// Flows whose TLS broke the record or handshake layer (M19-M21, M23).
+        tls_malformed => "tls.malformed",
+        /// Flows whose verdict was forced by the record limit (M23).
+        tls_too_many_records => "tls.too_many_records",
+        /// Flows whose hello declared more than the handshake buffer (M21).
+        tls_handshake_too_large => "tls.handshake_too_large",
+        /// TLS 1.3 handshakes opened with a key log.
+        decrypted_tls13 => "decrypt.tls13_handshakes",
+        /// TLS <= 1.2 renegotiations opened with a key log.
+        decrypted_renegotiations => "decrypt.tls12_renegotiations",
+        /// Flows to decrypt whose client random is not in the key log.
+        decrypt_no_secrets => "decrypt.no_secrets",
+        /// Flows whose secrets did not open their records (wrong key log).
+        decrypt_key_mismatch => "decrypt.key_mismatch",
+        /// Flows in a cipher suite that is not decrypted (CBC, CCM).
+        decrypt_unsupported_suite => "decrypt.unsupported_suite",
+        /// Flows whose records were not all kept (cap) or captured.
+        decrypt_incomplete => "decrypt.incomplete",
+    }
 }
 
 /// Canonical side of a flow: 0 = `key.lo`, 1 = `key.hi`.
@@ -999,7 +981,7 @@ fn insert(
         InsertStatus::Old => counters.segments_old += 1,
         InsertStatus::LimitExceeded => counters.stream_limit_hits += 1,
         InsertStatus::OverBudget => give_up_budget(flow, limits, counters),
-        InsertStatus::Ok | InsertStatus::Stopped => {}
+        InsertStatus::Ok => {}
     }
 }
 
