@@ -375,10 +375,9 @@ impl Flow {
 const EXPIRY_SCAN_INTERVAL: Timestamp = Timestamp(1_000_000);
 
 pub struct Engine {
-    limits: Limits,
-    /// Bytes held by the pre-verdict parts of this engine's flows (see
-    /// `Limits::buffer_budget`); each part's `Charge` keeps it exact.
-    meter: Rc<Cell<usize>>,
+    /// Everything the per-flow work needs besides the flow itself, apart
+    /// from the table so a flow borrowed from it can be worked on.
+    tracker: Tracker,
     /// Packet time of the last expiry scan.
     last_scan: Option<Timestamp>,
     /// End of input: open flows still to report, next one last.
@@ -386,27 +385,39 @@ pub struct Engine {
     /// FxHash: fast, and its iteration order is never used for output
     /// (reports are ordered by packet index).
     flows: FxHashMap<FlowKey, Flow>,
+}
+
+/// The engine without its flow table: bounds, counters and the buffer
+/// meter that every flow's segment work reads or updates. Its methods are
+/// the steps of that work on one `&mut Flow`.
+struct Tracker {
+    limits: Limits,
+    /// Bytes held by the pre-verdict parts of this engine's flows (see
+    /// `Limits::buffer_budget`); each part's `Charge` keeps it exact.
+    meter: Rc<Cell<usize>>,
     counters: EngineCounters,
 }
 
 impl Engine {
     pub fn new(limits: Limits) -> Self {
         Engine {
-            limits,
-            meter: Rc::new(Cell::new(0)),
+            tracker: Tracker {
+                limits,
+                meter: Rc::new(Cell::new(0)),
+                counters: EngineCounters::default(),
+            },
             last_scan: None,
             finishing: None,
             flows: FxHashMap::default(),
-            counters: EngineCounters::default(),
         }
     }
 
     pub fn limits(&self) -> &Limits {
-        &self.limits
+        &self.tracker.limits
     }
 
     pub fn counters(&self) -> &EngineCounters {
-        &self.counters
+        &self.tracker.counters
     }
 
     /// Flows currently tracked.
@@ -416,7 +427,7 @@ impl Engine {
 
     /// Bytes charged to the buffer budget now.
     pub fn buffered_bytes(&self) -> usize {
-        self.meter.get()
+        self.tracker.meter.get()
     }
 
     /// Feed one segment. `index` is the packet's position in the input
@@ -446,44 +457,28 @@ impl Engine {
         }
         // One table lookup for a known flow: the common case, every packet.
         if let Some(flow) = self.flows.get_mut(&key) {
-            flow_segment(
-                flow,
-                side,
-                &seg,
-                index,
-                &self.limits,
-                &mut self.counters,
-                &self.meter,
-                out,
-            );
+            self.tracker.segment(flow, side, &seg, index, out);
             return;
         }
+        let counters = &mut self.tracker.counters;
         if !seg.flags.syn() && seg.payload.is_empty() && seg.missing == 0 {
-            self.counters.segments_no_flow += 1;
+            counters.segments_no_flow += 1;
             return;
         }
-        if self.flows.len() >= self.limits.max_flows {
+        let max_flows = self.tracker.limits.max_flows;
+        if self.flows.len() >= max_flows {
             self.make_room(index, out);
-            if self.flows.len() >= self.limits.max_flows {
-                self.counters.flows_table_full += 1;
+            if self.flows.len() >= max_flows {
+                self.tracker.counters.flows_table_full += 1;
                 return;
             }
         }
-        self.counters.flows_created += 1;
+        self.tracker.counters.flows_created += 1;
         let flow = self
             .flows
             .entry(key)
             .or_insert_with(|| Flow::new(key, index, seg.ts));
-        flow_segment(
-            flow,
-            side,
-            &seg,
-            index,
-            &self.limits,
-            &mut self.counters,
-            &self.meter,
-            out,
-        );
+        self.tracker.segment(flow, side, &seg, index, out);
     }
 
     /// A new SYN on the 4-tuple of a closed or reported flow starts a new
@@ -507,9 +502,10 @@ impl Engine {
             // Its verdict is out, or it carried nothing: replace it quietly.
             if let Some(mut old) = self.flows.remove(key) {
                 let ts = old.last_seen;
-                close_report(&mut old, Some(Ending::Reused), ts, index, &self.limits, out);
+                self.tracker
+                    .close_report(&mut old, Some(Ending::Reused), ts, index, out);
             }
-            self.counters.flows_port_reuse += 1;
+            self.tracker.counters.flows_port_reuse += 1;
         }
     }
 
@@ -534,12 +530,13 @@ impl Engine {
                 Some((rank, f.last_seen, f.key))
             })
             .collect();
+        let max_flows = self.tracker.limits.max_flows;
         // Evict a sixteenth of the table per scan, so a flood pays for one
         // linear scan per max_flows/16 new flows; pick the victims in
         // linear time (select, not sort).
         let excess = (self.flows.len() + 1)
-            .saturating_sub(self.limits.max_flows)
-            .max(self.limits.max_flows / 16)
+            .saturating_sub(max_flows)
+            .max(max_flows / 16)
             .min(victims.len());
         if excess < victims.len() {
             victims.select_nth_unstable(excess);
@@ -548,40 +545,34 @@ impl Engine {
         // Closes of evicted flows go out in first-seen order (victims are
         // in selection order, which depends on the table's history).
         let mut evicted = Vec::new();
+        let counters = &mut self.tracker.counters;
         for (rank, _, key) in victims {
             if let Some(flow) = self.flows.remove(&key) {
                 if rank == 0 {
-                    self.counters.flows_evicted_embryonic += 1;
+                    counters.flows_evicted_embryonic += 1;
                 } else {
-                    self.counters.flows_evicted_decided += 1;
+                    counters.flows_evicted_decided += 1;
                 }
-                if self.limits.closes && flow.decided.is_some() && !flow.close_sent {
+                if self.tracker.limits.closes && flow.decided.is_some() && !flow.close_sent {
                     evicted.push(flow);
                 }
             }
         }
-        if self.flows.capacity() < self.limits.max_flows {
+        if self.flows.capacity() < max_flows {
             // Removal leaves tombstones, and hashbrown clears them by
             // doubling a table that is over half full: evict-and-insert
             // cycles would grow it to twice the limit. Rebuilding it once
             // the tombstones eat into the limit keeps it one table for
             // `max_flows` (two for this moment).
             let old = std::mem::take(&mut self.flows);
-            self.flows =
-                FxHashMap::with_capacity_and_hasher(self.limits.max_flows, Default::default());
+            self.flows = FxHashMap::with_capacity_and_hasher(max_flows, Default::default());
             self.flows.extend(old);
         }
         evicted.sort_by_key(|f| f.first_index);
         for mut flow in evicted {
             let ts = flow.last_seen;
-            close_report(
-                &mut flow,
-                Some(Ending::Evicted),
-                ts,
-                index,
-                &self.limits,
-                out,
-            );
+            self.tracker
+                .close_report(&mut flow, Some(Ending::Evicted), ts, index, out);
         }
     }
 
@@ -598,7 +589,7 @@ impl Engine {
             return;
         }
         self.last_scan = Some(now);
-        let limits = &self.limits;
+        let limits = &self.tracker.limits;
         let mut expired: Vec<(u64, FlowKey)> = self
             .flows
             .values()
@@ -621,19 +612,12 @@ impl Engine {
                 continue;
             };
             if !flow.reported {
-                self.counters.flows_expired += 1;
-                conclude_and_report(
-                    &mut flow,
-                    End::Idle,
-                    now,
-                    index,
-                    &self.limits,
-                    &mut self.counters,
-                    out,
-                );
+                self.tracker.counters.flows_expired += 1;
+                self.tracker.conclude(&mut flow, End::Idle, now, index, out);
             }
             let ts = flow.last_seen;
-            close_report(&mut flow, Some(Ending::Idle), ts, index, &self.limits, out);
+            self.tracker
+                .close_report(&mut flow, Some(Ending::Idle), ts, index, out);
         }
     }
 
@@ -647,7 +631,7 @@ impl Engine {
     /// of the next flow still to report, or None when all are done (the
     /// flow table is then empty).
     pub fn finish_some(&mut self, index: u64, max: usize, out: &mut Vec<Report>) -> Option<u64> {
-        let closes = self.limits.closes;
+        let closes = self.tracker.limits.closes;
         let pending = self.finishing.get_or_insert_with(|| {
             let mut open: Vec<(u64, FlowKey)> = self
                 .flows
@@ -667,24 +651,11 @@ impl Engine {
             };
             let ts = flow.last_seen;
             if !flow.reported {
-                conclude_and_report(
-                    &mut flow,
-                    End::EndOfInput,
-                    ts,
-                    index,
-                    &self.limits,
-                    &mut self.counters,
-                    out,
-                );
+                self.tracker
+                    .conclude(&mut flow, End::EndOfInput, ts, index, out);
             }
-            close_report(
-                &mut flow,
-                Some(Ending::EndOfInput),
-                ts,
-                index,
-                &self.limits,
-                out,
-            );
+            self.tracker
+                .close_report(&mut flow, Some(Ending::EndOfInput), ts, index, out);
             done += 1;
         }
         match self.finishing.as_ref().and_then(|p| p.last()) {
@@ -698,23 +669,416 @@ impl Engine {
     }
 }
 
-/// Conclude a flow that ends without a final verdict and report it, unless
-/// it never carried payload nor a SYN (nothing to say).
-fn conclude_and_report(
-    flow: &mut Flow,
-    end: End,
-    ts: Timestamp,
-    index: u64,
-    limits: &Limits,
-    counters: &mut EngineCounters,
-    out: &mut Vec<Report>,
-) {
-    ensure_classifier(flow, None, limits, counters);
-    close_out(flow, counters);
-    if let Some(c) = flow.classifier_mut() {
-        c.conclude(end);
+impl Tracker {
+    /// One segment of a flow already in the table (or just made for it):
+    /// counts, closes after the verdict, tracking and classifying before it,
+    /// and the reports that follow.
+    fn segment(
+        &mut self,
+        flow: &mut Flow,
+        side: Side,
+        seg: &Segment<&[u8]>,
+        index: u64,
+        out: &mut Vec<Report>,
+    ) {
+        flow.last_seen = flow.last_seen.max(seg.ts);
+        flow.packets += 1;
+        flow.payload_bytes[side] += seg.payload.len() as u64;
+        if flow.reported {
+            // Only the close matters now: it lets the record go after the
+            // short linger instead of the idle timeout.
+            let closed = &mut flow.closed[side];
+            if seg.flags.rst() {
+                *closed = Some(Close::Rst);
+            } else if seg.flags.fin() {
+                closed.get_or_insert(Close::Fin);
+            }
+            if flow.both_closed() {
+                self.close_report(flow, None, seg.ts, index, out);
+            }
+            return;
+        }
+        self.track_within_budget(flow, side, seg);
+        self.report_if_due(flow, seg.ts, index, out);
     }
-    report(flow, ts, index, limits.keylog.as_deref(), counters, out);
+
+    /// Track a segment of a flow whose verdict is pending, within the
+    /// engine's buffer budget: a flow that does not fit is given up.
+    fn track_within_budget(&mut self, flow: &mut Flow, side: Side, seg: &Segment<&[u8]>) {
+        let budget = self.limits.buffer_budget;
+        let carries =
+            !seg.payload.is_empty() || seg.missing > 0 || seg.flags.fin() || seg.flags.rst();
+        if flow.active.is_none()
+            && carries
+            && self.meter.get().saturating_add(active_bytes()) > budget
+        {
+            // No room for this flow's pre-verdict state: give it up now,
+            // before its buffers exist (the part made here to write the
+            // verdict is freed by the report).
+            self.give_up_budget(flow);
+            return;
+        }
+        self.track(flow, side, seg);
+        let used = recharge(flow, &self.meter);
+        // The peak is taken before a give-up frees anything: it shows
+        // the budget's overshoot, if any, honestly.
+        self.counters.buffer_peak = self.counters.buffer_peak.max(used as u64);
+        if used > budget && flow.classifier().is_some_and(|c| !c.is_final()) {
+            // The classifier grew past the budget while reading what
+            // the stream held (at most one handshake message): give
+            // this flow up, which frees it.
+            self.give_up_budget(flow);
+        }
+    }
+
+    /// Report the flow if its verdict is final or its connection closed,
+    /// then its close once both sides closed.
+    fn report_if_due(&mut self, flow: &mut Flow, ts: Timestamp, index: u64, out: &mut Vec<Report>) {
+        let keylog = self.limits.keylog.as_deref();
+        let counters = &mut self.counters;
+        if flow.classifier().is_some_and(|c| c.is_final()) {
+            report(flow, ts, index, keylog, counters, out);
+        } else if flow.both_closed() && flow.classifier().is_some() && flow.has_payload() {
+            // A connection closed without payload (refused, or a SYN then a
+            // reset) is reported at expiry or end of input instead: a retried
+            // SYN on the same 4-tuple replaces it first.
+            close_out(flow, counters);
+            if let Some(c) = flow.classifier_mut() {
+                c.conclude(End::Closed);
+            }
+            report(flow, ts, index, keylog, counters, out);
+        }
+        if flow.reported && flow.both_closed() {
+            self.close_report(flow, None, ts, index, out);
+        }
+    }
+
+    /// Segment bookkeeping for a flow whose verdict is not out yet.
+    fn track(&mut self, flow: &mut Flow, side: Side, seg: &Segment<&[u8]>) {
+        if flow.closed.iter().any(|c| *c == Some(Close::Rst)) {
+            if !seg.payload.is_empty() {
+                self.counters.data_after_close += 1;
+            }
+            return;
+        }
+        // A reset carries no stream data (RFC 9293 §3.5.3 allows diagnostic
+        // text; no TLS or HTTP stack sends any): bytes on a RST are ignored, so
+        // an injected RST cannot write into the handshake as it ends it (M18).
+        let mut seg = seg.clone();
+        if seg.flags.rst() && (!seg.payload.is_empty() || seg.missing > 0) {
+            self.counters.rst_payload += 1;
+            seg.payload = &[];
+            seg.missing = 0;
+        }
+        let seg = &seg;
+        if seg.flags.syn() && !self.on_syn(flow, side, seg) {
+            return;
+        }
+        if seg.flags.ack() {
+            pick_isn_by_ack(flow, side.other(), seg.ack);
+        }
+        let data_seq = if seg.flags.syn() {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
+        };
+        if !seg.payload.is_empty() || seg.missing > 0 {
+            self.on_payload(flow, side, seg, data_seq);
+        }
+        if seg.flags.fin() {
+            let fin = data_seq.wrapping_add(seg.payload.len() as u32);
+            flow.active().fin_seq[side].get_or_insert(fin);
+        }
+        if seg.flags.rst() {
+            self.on_rst(flow, side);
+        } else {
+            self.close_if_fin_reached(flow, side);
+        }
+    }
+
+    /// A SYN or SYN-ACK: its ISN starts the side's stream, and the first one
+    /// names the client. A SYN with another ISN is a candidate the other
+    /// side's ACK settles (M12); more than a few give the flow up. Returns
+    /// false when it was given up.
+    fn on_syn(&mut self, flow: &mut Flow, side: Side, seg: &Segment<&[u8]>) -> bool {
+        match flow.isn[side] {
+            None => flow.isn[side] = Some(seg.seq),
+            Some(first) if first != seg.seq && !flow.reported => {
+                let max = if seg.flags.ack() {
+                    SYN_ACK_CANDIDATES
+                } else {
+                    SYN_CANDIDATES
+                };
+                if !add_isn_candidate(flow, side, first, seg.seq, max) {
+                    self.counters.syn_ambiguous += 1;
+                    self.ensure_classifier(flow, None);
+                    if let Some(c) = flow.classifier_mut() {
+                        c.give_up(
+                            format!(
+                                "ambiguous: more than {max} SYN{} with different sequence numbers \
+                                 on one connection (someone may be desynchronising the stream)",
+                                if max == SYN_CANDIDATES { "s" } else { "-ACKs" }
+                            ),
+                            Outcome::Unknown,
+                        );
+                    }
+                    return false;
+                }
+            }
+            Some(_) => {}
+        }
+        if flow.client.is_none() {
+            flow.client = Some(if seg.flags.ack() { side.other() } else { side });
+        }
+        true
+    }
+
+    /// Payload, or bytes the capture promised but cut (snaplen): settle the
+    /// roles, hold the bytes in the side's stream, and offer both
+    /// directions' in-order bytes to the classifier.
+    fn on_payload(&mut self, flow: &mut Flow, side: Side, seg: &Segment<&[u8]>, data_seq: u32) {
+        // The TLS client is the side that sends the ClientHello (a TCP
+        // server can be the TLS client: FTP active data, reverse tunnels).
+        // Before any byte was classified, follow the ClientHello.
+        if flow.direction(side) == Direction::ToClient
+            && flow.classifier().is_none_or(|c| !c.saw_payload())
+            && flow.payload_bytes[side.other()] == 0
+            && Classifier::starts_tls_client_hello(seg.payload)
+        {
+            flow.client = Some(side);
+            flow.active().classifier = None;
+        }
+        self.ensure_classifier(flow, Some((side, seg.payload)));
+        flow.active().missing[side] += u64::from(seg.missing);
+        let start = flow.isn[side].map_or(data_seq, |isn| isn.wrapping_add(1));
+        let stream_limits = StreamLimits {
+            max_buffered: self.limits.stream_buffer,
+            max_segments: self.limits.stream_segments,
+        };
+        flow.active().streams[side].get_or_insert_with(|| Stream::new(start, stream_limits));
+        self.insert(flow, side, data_seq, seg.payload);
+        pump(flow, side);
+        pump(flow, side.other());
+    }
+
+    /// A reset ends the connection at once: what is in order is delivered,
+    /// then the classifier hears of the reset.
+    fn on_rst(&mut self, flow: &mut Flow, side: Side) {
+        flow.closed[side] = Some(Close::Rst);
+        self.ensure_classifier(flow, None);
+        pump(flow, side);
+        let dir = flow.direction(side);
+        if let Some(c) = flow.classifier_mut() {
+            c.on_close(dir, Close::Rst);
+        }
+    }
+
+    /// A FIN takes effect once everything before it has been delivered.
+    fn close_if_fin_reached(&mut self, flow: &mut Flow, side: Side) {
+        let fin_reached = flow.fin_seq(side).is_some_and(|fin| {
+            flow.stream(side).is_none_or(|s| {
+                let pending =
+                    fin.wrapping_sub(s.next_seq().wrapping_add(s.contiguous().len() as u32));
+                pending == 0 || pending > u32::MAX / 2
+            })
+        });
+        if fin_reached && flow.closed[side].is_none() {
+            flow.closed[side] = Some(Close::Fin);
+            self.ensure_classifier(flow, None);
+            let dir = flow.direction(side);
+            if let Some(c) = flow.classifier_mut() {
+                c.on_close(dir, Close::Fin);
+            }
+        }
+    }
+
+    /// Conclude a flow that ends without a final verdict and report it, unless
+    /// it never carried payload nor a SYN (nothing to say).
+    fn conclude(
+        &mut self,
+        flow: &mut Flow,
+        end: End,
+        ts: Timestamp,
+        index: u64,
+        out: &mut Vec<Report>,
+    ) {
+        self.ensure_classifier(flow, None);
+        close_out(flow, &mut self.counters);
+        if let Some(c) = flow.classifier_mut() {
+            c.conclude(end);
+        }
+        report(
+            flow,
+            ts,
+            index,
+            self.limits.keylog.as_deref(),
+            &mut self.counters,
+            out,
+        );
+    }
+
+    /// Insert into side `side`'s stream, within the engine's buffer budget.
+    /// When the stream is full because of a hole, the hole is given up (a
+    /// counted gap the classifier is told about) rather than the newest data.
+    /// Bytes that differ from the copy already held make the verdict unknown
+    /// (M13); bytes over the budget give the flow up.
+    fn insert(&mut self, flow: &mut Flow, side: Side, seq: u32, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        // Charge the flow's state as it is now (it may have just been made),
+        // so the room left is exact.
+        let room = self
+            .limits
+            .buffer_budget
+            .saturating_sub(recharge(flow, &self.meter));
+        let Some(stream) = flow.stream_mut(side) else {
+            return;
+        };
+        let cap = stream.allocated().saturating_add(room);
+        let mut result = stream.insert_within(seq, data, cap);
+        let counters = &mut self.counters;
+        if result.status == InsertStatus::LimitExceeded && stream.has_hole() {
+            counters.stream_limit_hits += 1;
+            skip_hole(flow, side, counters);
+            pump(flow, side);
+            let Some(stream) = flow.stream_mut(side) else {
+                return;
+            };
+            result = stream.insert_within(seq, data, cap);
+        }
+        counters.bytes_duplicate += result.duplicate as u64;
+        counters.bytes_overlap_conflict += result.conflict as u64;
+        if result.conflict > 0 {
+            let dir = flow.direction(side);
+            if let Some(c) = flow.classifier_mut() {
+                c.on_conflict(dir, result.conflict);
+            }
+        }
+        match result.status {
+            InsertStatus::Old => counters.segments_old += 1,
+            InsertStatus::LimitExceeded => counters.stream_limit_hits += 1,
+            InsertStatus::OverBudget => self.give_up_budget(flow),
+            InsertStatus::Ok => {}
+        }
+    }
+
+    /// The worker's buffer budget cannot hold this flow: its verdict is
+    /// unknown, and reporting it frees what it holds.
+    fn give_up_budget(&mut self, flow: &mut Flow) {
+        self.ensure_classifier(flow, None);
+        let limits = &self.limits;
+        if let Some(c) = flow.classifier_mut() {
+            if c.is_final() {
+                return;
+            }
+            c.give_up(
+                format!(
+                    "memory budget: this worker's {} KiB for pending flows is full, so this flow's bytes \
+                     were not kept (raise --memory, or see mem.flows_given_up)",
+                    limits.buffer_budget / 1024
+                ),
+                Outcome::Incomplete,
+            );
+            self.counters.flows_given_up += 1;
+        }
+    }
+
+    /// Create the classifier once the client is known. Without a SYN the first
+    /// payload decides (a ClientHello or request is the client's), else the
+    /// higher port is taken as the client's ephemeral port (counted).
+    fn ensure_classifier(&mut self, flow: &mut Flow, first_payload: Option<(Side, &[u8])>) {
+        if flow.classifier().is_some() {
+            return;
+        }
+        if flow.client.is_none() {
+            let hinted = first_payload.and_then(|(side, bytes)| {
+                Classifier::role_hint(bytes).map(|d| {
+                    if d == Direction::ToServer {
+                        side
+                    } else {
+                        side.other()
+                    }
+                })
+            });
+            flow.client = Some(hinted.unwrap_or_else(|| {
+                self.counters.roles_guessed += 1;
+                if flow.key.lo.port > flow.key.hi.port {
+                    Side::Lo
+                } else {
+                    Side::Hi
+                }
+            }));
+        }
+        let client = flow.client.unwrap_or(Side::Lo);
+        let client_start = flow.isn[client].is_some();
+        let server_start = flow.isn[client.other()].is_some();
+        let limits = &self.limits;
+        // Without the server's SYN-ACK its stream still starts at its first
+        // byte if the client's SYN was seen: the server cannot have spoken
+        // before the handshake.
+        let mut classifier = Classifier::new(
+            client_start,
+            server_start || client_start,
+            limits.handshake_buffer,
+        );
+        classifier.keep_preview(limits.preview_bytes);
+        if limits.keylog.is_some() {
+            classifier.keep_sealed(limits.handshake_buffer);
+        }
+        classifier.set_record_limit(limits.records_before_verdict);
+        flow.active().classifier = Some(classifier);
+    }
+
+    /// Emit the flow's close (once, only for a flow whose verdict went out, and
+    /// only when `Limits::closes`). A flow that both sides closed says how
+    /// (`fin`/`rst`) whatever removes it later; otherwise `ending`, or nothing
+    /// when `ending` is None (the flow is still open). Costs no memory: the
+    /// counts are the flow record's own.
+    fn close_report(
+        &self,
+        flow: &mut Flow,
+        ending: Option<Ending>,
+        ts: Timestamp,
+        index: u64,
+        out: &mut Vec<Report>,
+    ) {
+        if !self.limits.closes || flow.close_sent {
+            return;
+        }
+        let Some(decided) = flow.decided else {
+            return;
+        };
+        let ending = if flow.closed.iter().any(|c| *c == Some(Close::Rst)) {
+            Ending::Rst
+        } else if flow.both_closed() {
+            Ending::Fin
+        } else {
+            match ending {
+                Some(e) => e,
+                None => return,
+            }
+        };
+        flow.close_sent = true;
+        let client = flow.client.unwrap_or(Side::Lo);
+        out.push(Report {
+            order: ReportOrder {
+                trigger: index,
+                flow: flow.first_index,
+            },
+            event: Event::Close(FlowClose {
+                ts,
+                first_seen: flow.first_seen,
+                client: flow.endpoint(client),
+                server: flow.endpoint(client.other()),
+                ending,
+                decided,
+                bytes_to_server: flow.payload_bytes[client],
+                bytes_to_client: flow.payload_bytes[client.other()],
+                packets: flow.packets,
+            }),
+        });
+    }
 }
 
 /// Settle what is left in the streams before a conclusion: deliver data
@@ -752,196 +1116,6 @@ fn skip_hole(flow: &mut Flow, side: Side, counters: &mut EngineCounters) {
     }
 }
 
-/// One segment of a flow already in the table (or just made for it):
-/// counts, closes after the verdict, tracking and classifying before it,
-/// and the reports that follow.
-#[allow(clippy::too_many_arguments)]
-fn flow_segment(
-    flow: &mut Flow,
-    side: Side,
-    seg: &Segment<&[u8]>,
-    index: u64,
-    limits: &Limits,
-    counters: &mut EngineCounters,
-    meter: &Rc<Cell<usize>>,
-    out: &mut Vec<Report>,
-) {
-    flow.last_seen = flow.last_seen.max(seg.ts);
-    flow.packets += 1;
-    flow.payload_bytes[side] += seg.payload.len() as u64;
-    if flow.reported {
-        // Only the close matters now: it lets the record go after the
-        // short linger instead of the idle timeout.
-        let c = &mut flow.closed[side];
-        if seg.flags.rst() {
-            *c = Some(Close::Rst);
-        } else if seg.flags.fin() {
-            c.get_or_insert(Close::Fin);
-        }
-        if flow.both_closed() {
-            close_report(flow, None, seg.ts, index, limits, out);
-        }
-        return;
-    }
-    let budget = limits.buffer_budget;
-    let carries = !seg.payload.is_empty() || seg.missing > 0 || seg.flags.fin() || seg.flags.rst();
-    if flow.active.is_none() && carries && meter.get().saturating_add(active_bytes()) > budget {
-        // No room for this flow's pre-verdict state: give it up now,
-        // before its buffers exist (the part made here to write the
-        // verdict is freed by the report).
-        give_up_budget(flow, limits, counters);
-    } else {
-        track_segment(flow, side, seg, limits, counters, meter);
-        let used = recharge(flow, meter);
-        // The peak is taken before a give-up frees anything: it shows
-        // the budget's overshoot, if any, honestly.
-        counters.buffer_peak = counters.buffer_peak.max(used as u64);
-        if used > budget && flow.classifier().is_some_and(|c| !c.is_final()) {
-            // The classifier grew past the budget while reading what
-            // the stream held (at most one handshake message): give
-            // this flow up, which frees it.
-            give_up_budget(flow, limits, counters);
-        }
-    }
-    if flow.classifier().is_some_and(|c| c.is_final()) {
-        report(flow, seg.ts, index, limits.keylog.as_deref(), counters, out);
-    } else if flow.both_closed() && flow.classifier().is_some() && flow.has_payload() {
-        // A connection closed without payload (refused, or a SYN then a
-        // reset) is reported at expiry or end of input instead: a retried
-        // SYN on the same 4-tuple replaces it first.
-        close_out(flow, counters);
-        if let Some(c) = flow.classifier_mut() {
-            c.conclude(End::Closed);
-        }
-        report(flow, seg.ts, index, limits.keylog.as_deref(), counters, out);
-    }
-    if flow.reported && flow.both_closed() {
-        close_report(flow, None, seg.ts, index, limits, out);
-    }
-}
-
-/// Segment bookkeeping for a flow whose verdict is not out yet.
-fn track_segment(
-    flow: &mut Flow,
-    side: Side,
-    seg: &Segment<&[u8]>,
-    limits: &Limits,
-    counters: &mut EngineCounters,
-    meter: &Rc<Cell<usize>>,
-) {
-    let other = side.other();
-    if flow.closed[side] == Some(Close::Rst) || flow.closed[other] == Some(Close::Rst) {
-        if !seg.payload.is_empty() {
-            counters.data_after_close += 1;
-        }
-        return;
-    }
-    // A reset carries no stream data (RFC 9293 §3.5.3 allows diagnostic
-    // text; no TLS or HTTP stack sends any): bytes on a RST are ignored, so
-    // an injected RST cannot write into the handshake as it ends it (M18).
-    let mut seg = seg.clone();
-    if seg.flags.rst() && (!seg.payload.is_empty() || seg.missing > 0) {
-        counters.rst_payload += 1;
-        seg.payload = &[];
-        seg.missing = 0;
-    }
-    let seg = &seg;
-    if seg.flags.syn() {
-        {
-            let isn = &mut flow.isn[side];
-            match *isn {
-                None => *isn = Some(seg.seq),
-                Some(first) if first != seg.seq && !flow.reported => {
-                    let max = if seg.flags.ack() {
-                        SYN_ACK_CANDIDATES
-                    } else {
-                        SYN_CANDIDATES
-                    };
-                    if !add_isn_candidate(flow, side, first, seg.seq, max) {
-                        counters.syn_ambiguous += 1;
-                        ensure_classifier(flow, None, limits, counters);
-                        if let Some(c) = flow.classifier_mut() {
-                            c.give_up(
-                                format!(
-                                    "ambiguous: more than {max} SYN{} with different sequence numbers \
-                                     on one connection (someone may be desynchronising the stream)",
-                                    if max == SYN_CANDIDATES { "s" } else { "-ACKs" }
-                                ),
-                                Outcome::Unknown,
-                            );
-                        }
-                        return;
-                    }
-                }
-                Some(_) => {}
-            }
-        }
-        if flow.client.is_none() {
-            flow.client = Some(if seg.flags.ack() { other } else { side });
-        }
-    }
-    if seg.flags.ack() {
-        pick_isn_by_ack(flow, other, seg.ack);
-    }
-    let data_seq = if seg.flags.syn() {
-        seg.seq.wrapping_add(1)
-    } else {
-        seg.seq
-    };
-    if !seg.payload.is_empty() || seg.missing > 0 {
-        // The TLS client is the side that sends the ClientHello (a TCP
-        // server can be the TLS client: FTP active data, reverse tunnels).
-        // Before any byte was classified, follow the ClientHello.
-        if flow.direction(side) == Direction::ToClient
-            && flow.classifier().is_none_or(|c| !c.saw_payload())
-            && flow.payload_bytes[other] == 0
-            && Classifier::starts_tls_client_hello(seg.payload)
-        {
-            flow.client = Some(side);
-            flow.active().classifier = None;
-        }
-        ensure_classifier(flow, Some((side, seg.payload)), limits, counters);
-        flow.active().missing[side] += u64::from(seg.missing);
-        let start = flow.isn[side].map_or(data_seq, |isn| isn.wrapping_add(1));
-        let stream_limits = StreamLimits {
-            max_buffered: limits.stream_buffer,
-            max_segments: limits.stream_segments,
-        };
-        flow.active().streams[side].get_or_insert_with(|| Stream::new(start, stream_limits));
-        insert(flow, side, data_seq, seg.payload, limits, counters, meter);
-        pump(flow, side);
-        pump(flow, other);
-    }
-    if seg.flags.fin() {
-        flow.active().fin_seq[side].get_or_insert(data_seq.wrapping_add(seg.payload.len() as u32));
-    }
-    if seg.flags.rst() {
-        flow.closed[side] = Some(Close::Rst);
-        ensure_classifier(flow, None, limits, counters);
-        pump(flow, side);
-        let dir = flow.direction(side);
-        if let Some(c) = flow.classifier_mut() {
-            c.on_close(dir, Close::Rst);
-        }
-        return;
-    }
-    // A FIN takes effect once everything before it has been delivered.
-    let fin_reached = flow.fin_seq(side).is_some_and(|fin| {
-        flow.stream(side).is_none_or(|s| {
-            let pending = fin.wrapping_sub(s.next_seq().wrapping_add(s.contiguous().len() as u32));
-            pending == 0 || pending > u32::MAX / 2
-        })
-    });
-    if fin_reached && flow.closed[side].is_none() {
-        flow.closed[side] = Some(Close::Fin);
-        ensure_classifier(flow, None, limits, counters);
-        let dir = flow.direction(side);
-        if let Some(c) = flow.classifier_mut() {
-            c.on_close(dir, Close::Fin);
-        }
-    }
-}
-
 /// Record a different SYN sequence number of side `side` (M12). Returns
 /// false when there are more than `max` candidates.
 fn add_isn_candidate(flow: &mut Flow, side: Side, first: u32, seq: u32, max: usize) -> bool {
@@ -973,76 +1147,6 @@ fn pick_isn_by_ack(flow: &mut Flow, side: Side, ack: u32) {
     }
 }
 
-/// Insert into side `side`'s stream, within the engine's buffer budget.
-/// When the stream is full because of a hole, the hole is given up (a
-/// counted gap the classifier is told about) rather than the newest data.
-/// Bytes that differ from the copy already held make the verdict unknown
-/// (M13); bytes over the budget give the flow up.
-fn insert(
-    flow: &mut Flow,
-    side: Side,
-    seq: u32,
-    data: &[u8],
-    limits: &Limits,
-    counters: &mut EngineCounters,
-    meter: &Rc<Cell<usize>>,
-) {
-    if data.is_empty() {
-        return;
-    }
-    // Charge the flow's state as it is now (it may have just been made),
-    // so the room left is exact.
-    let room = limits.buffer_budget.saturating_sub(recharge(flow, meter));
-    let Some(stream) = flow.stream_mut(side) else {
-        return;
-    };
-    let cap = stream.allocated().saturating_add(room);
-    let mut result = stream.insert_within(seq, data, cap);
-    if result.status == InsertStatus::LimitExceeded && stream.has_hole() {
-        counters.stream_limit_hits += 1;
-        skip_hole(flow, side, counters);
-        pump(flow, side);
-        let Some(stream) = flow.stream_mut(side) else {
-            return;
-        };
-        result = stream.insert_within(seq, data, cap);
-    }
-    counters.bytes_duplicate += result.duplicate as u64;
-    counters.bytes_overlap_conflict += result.conflict as u64;
-    if result.conflict > 0 {
-        let dir = flow.direction(side);
-        if let Some(c) = flow.classifier_mut() {
-            c.on_conflict(dir, result.conflict);
-        }
-    }
-    match result.status {
-        InsertStatus::Old => counters.segments_old += 1,
-        InsertStatus::LimitExceeded => counters.stream_limit_hits += 1,
-        InsertStatus::OverBudget => give_up_budget(flow, limits, counters),
-        InsertStatus::Ok => {}
-    }
-}
-
-/// The worker's buffer budget cannot hold this flow: its verdict is
-/// unknown, and reporting it frees what it holds.
-fn give_up_budget(flow: &mut Flow, limits: &Limits, counters: &mut EngineCounters) {
-    ensure_classifier(flow, None, limits, counters);
-    if let Some(c) = flow.classifier_mut() {
-        if c.is_final() {
-            return;
-        }
-        c.give_up(
-            format!(
-                "memory budget: this worker's {} KiB for pending flows is full, so this flow's bytes \
-                 were not kept (raise --memory, or see mem.flows_given_up)",
-                limits.buffer_budget / 1024
-            ),
-            Outcome::Incomplete,
-        );
-        counters.flows_given_up += 1;
-    }
-}
-
 /// Charge the flow's pre-verdict part at its current size; returns the
 /// engine's total afterwards.
 fn recharge(flow: &mut Flow, meter: &Rc<Cell<usize>>) -> usize {
@@ -1064,56 +1168,6 @@ fn recharge(flow: &mut Flow, meter: &Rc<Cell<usize>>) -> usize {
     meter.set(total);
     charge.bytes = bytes;
     total
-}
-
-/// Create the classifier once the client is known. Without a SYN the first
-/// payload decides (a ClientHello or request is the client's), else the
-/// higher port is taken as the client's ephemeral port (counted).
-fn ensure_classifier(
-    flow: &mut Flow,
-    first_payload: Option<(Side, &[u8])>,
-    limits: &Limits,
-    counters: &mut EngineCounters,
-) {
-    if flow.classifier().is_some() {
-        return;
-    }
-    if flow.client.is_none() {
-        let hinted = first_payload.and_then(|(side, bytes)| {
-            Classifier::role_hint(bytes).map(|d| {
-                if d == Direction::ToServer {
-                    side
-                } else {
-                    side.other()
-                }
-            })
-        });
-        flow.client = Some(hinted.unwrap_or_else(|| {
-            counters.roles_guessed += 1;
-            if flow.key.lo.port > flow.key.hi.port {
-                Side::Lo
-            } else {
-                Side::Hi
-            }
-        }));
-    }
-    let client = flow.client.unwrap_or(Side::Lo);
-    let client_start = flow.isn[client].is_some();
-    let server_start = flow.isn[client.other()].is_some();
-    // Without the server's SYN-ACK its stream still starts at its first
-    // byte if the client's SYN was seen: the server cannot have spoken
-    // before the handshake.
-    let mut classifier = Classifier::new(
-        client_start,
-        server_start || client_start,
-        limits.handshake_buffer,
-    );
-    classifier.keep_preview(limits.preview_bytes);
-    if limits.keylog.is_some() {
-        classifier.keep_sealed(limits.handshake_buffer);
-    }
-    classifier.set_record_limit(limits.records_before_verdict);
-    flow.active().classifier = Some(classifier);
 }
 
 /// Offer side `side`'s in-order bytes to the classifier until it stops
@@ -1250,56 +1304,6 @@ fn report(
             flow: flow.first_index,
         },
         event: Event::Verdict(v),
-    });
-}
-
-/// Emit the flow's close (once, only for a flow whose verdict went out, and
-/// only when `Limits::closes`). A flow that both sides closed says how
-/// (`fin`/`rst`) whatever removes it later; otherwise `ending`, or nothing
-/// when `ending` is None (the flow is still open). Costs no memory: the
-/// counts are the flow record's own.
-fn close_report(
-    flow: &mut Flow,
-    ending: Option<Ending>,
-    ts: Timestamp,
-    index: u64,
-    limits: &Limits,
-    out: &mut Vec<Report>,
-) {
-    if !limits.closes || flow.close_sent {
-        return;
-    }
-    let Some(decided) = flow.decided else {
-        return;
-    };
-    let ending = if flow.closed.iter().any(|c| *c == Some(Close::Rst)) {
-        Ending::Rst
-    } else if flow.both_closed() {
-        Ending::Fin
-    } else {
-        match ending {
-            Some(e) => e,
-            None => return,
-        }
-    };
-    flow.close_sent = true;
-    let client = flow.client.unwrap_or(Side::Lo);
-    out.push(Report {
-        order: ReportOrder {
-            trigger: index,
-            flow: flow.first_index,
-        },
-        event: Event::Close(FlowClose {
-            ts,
-            first_seen: flow.first_seen,
-            client: flow.endpoint(client),
-            server: flow.endpoint(client.other()),
-            ending,
-            decided,
-            bytes_to_server: flow.payload_bytes[client],
-            bytes_to_client: flow.payload_bytes[client.other()],
-            packets: flow.packets,
-        }),
     });
 }
 
