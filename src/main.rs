@@ -185,7 +185,7 @@ fn run(config: &Config, keylog: Option<KeyLog>) -> Result<ExitCode, String> {
 
     let mut printer = Printer::new(stdout.lock(), config.format, line_buffered);
     let mut plan = Plan::from_config(config);
-    plan.limits.keylog = keylog.map(Arc::new);
+    plan.options.keylog = keylog.map(Arc::new);
     let outcome = pipeline::run(capture, &plan, &mut printer, &mut answers, &stop)
         .map_err(|e| e.to_string())?;
     answers.finish_progress();

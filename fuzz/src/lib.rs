@@ -23,7 +23,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use mtlsniff::capture::decode::{self, DecodeCounters, Frame, LinkType};
 use mtlsniff::capture::segment::{Endpoint, FlowKey, Segment, TcpFlags, Timestamp};
 use mtlsniff::classify::{CERTIFICATE_RECORD_MIN, Classifier, Close, Direction, End};
-use mtlsniff::flow::engine::{Engine, Limits};
+use mtlsniff::flow::engine::{Engine, Limits, Options};
 use mtlsniff::report::output::Format;
 use mtlsniff::report::output::{Printer, text_line};
 use mtlsniff::tls::identity::{self, MAX_SANS, MAX_STRING_CHARS};
@@ -360,15 +360,12 @@ pub fn engine_reports(data: &[u8]) -> Vec<Report> {
             stream_buffer: 4096,
             stream_segments: 4,
             handshake_buffer: 1024,
-            preview_bytes: 64,
             ..Limits::default()
         }
     } else {
-        Limits {
-            preview_bytes: 256,
-            ..Limits::default()
-        }
+        Limits::default()
     };
+    let preview_bytes = if profile.tight { 64 } else { 256 };
     let (client_ip, server_ip) = if profile.ipv6 {
         (
             IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1)),
@@ -384,7 +381,11 @@ pub fn engine_reports(data: &[u8]) -> Vec<Report> {
         ip: server_ip,
         port: server_port,
     };
-    let mut engine = Engine::new(limits);
+    let options = Options {
+        preview_bytes,
+        ..Options::default()
+    };
+    let mut engine = Engine::new(limits, options);
     let mut track = SeqTrack::new(isn);
     let mut out: Vec<Report> = Vec::new();
     let mut now = BASE_TIME;
@@ -473,7 +474,7 @@ pub fn engine_reports(data: &[u8]) -> Vec<Report> {
     let mut seen = HashSet::new();
     let (mut packets, mut bytes) = (0u64, 0u64);
     for r in &out {
-        // Close events are off in the limits used here: every report is a
+        // Close events are off in the options used here: every report is a
         // verdict.
         let v = r.verdict().expect("closes are not asked for");
         assert!(

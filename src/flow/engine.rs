@@ -35,9 +35,10 @@ use crate::verdict::{
     CertSeen, Class, Decided, Ending, Event, FlowClose, Report, ReportOrder, Verdict,
 };
 
-/// Bounds on one engine (one worker shard). `budget::plan` derives them
-/// from the command line's limits and memory budget.
-#[derive(Debug, Clone)]
+/// Bounds on one engine (one worker shard): numbers only. The pipeline
+/// derives them from the command line's limits and memory budget
+/// (`pipeline::budget`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Flows tracked at once by this engine.
     pub max_flows: usize,
@@ -61,6 +62,14 @@ pub struct Limits {
     /// How long a flow whose verdict is out, and which has closed, is kept
     /// to absorb retransmissions.
     pub closed_linger: Timestamp,
+}
+
+/// What a run asks of every engine besides its bounds: what to keep and
+/// what to report. Built once (the pipeline's plan, from the command line
+/// and the key log) and given to `Engine::new`; the default keeps and
+/// reports nothing extra.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
     /// Plaintext bytes kept per direction for `-A`; 0 keeps none.
     pub preview_bytes: usize,
     /// Key log secrets (`--keylog`, pcapng DSBs): flows keep their
@@ -72,9 +81,26 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// The limits of the only worker of a run with the default bounds.
+    /// The limits of the only worker of a run with the default bounds:
+    /// `--memory 256` divided by `pipeline::budget::plan` (which lowers the
+    /// flow limit from 262,144 to what the table's share holds and leaves
+    /// the rest for pending flows), the default per-direction bounds and
+    /// timeouts. Plain numbers, since the engine sits below the pipeline; a
+    /// test in `budget.rs` keeps them equal to the plan.
     fn default() -> Self {
-        crate::pipeline::budget::plan(&crate::pipeline::budget::Bounds::default(), 1, 0).limits
+        const KIB: usize = 1024;
+        const SEC: i64 = 1_000_000;
+        Limits {
+            max_flows: 216_000,
+            stream_buffer: 256 * KIB,
+            stream_segments: 256,
+            handshake_buffer: 64 * KIB,
+            records_before_verdict: crate::classify::RECORDS_BEFORE_VERDICT,
+            buffer_budget: 114_261_504,
+            idle_timeout: Timestamp(300 * SEC),
+            embryonic_timeout: Timestamp(30 * SEC),
+            closed_linger: Timestamp(10 * SEC),
+        }
     }
 }
 
@@ -215,7 +241,7 @@ struct Flow {
     /// decided one stays small (issue 4: bytes per tracked flow).
     active: Option<Box<Active>>,
     reported: bool,
-    /// A close event went out (`Limits::closes`): at most one per flow.
+    /// A close event went out (`Options::closes`): at most one per flow.
     close_sent: bool,
     /// The verdict's class, outcome, basis and mesh, kept for the close
     /// line; None until a verdict was actually emitted.
@@ -387,11 +413,12 @@ pub struct Engine {
     flows: FxHashMap<FlowKey, Flow>,
 }
 
-/// The engine without its flow table: bounds, counters and the buffer
-/// meter that every flow's segment work reads or updates. Its methods are
-/// the steps of that work on one `&mut Flow`.
+/// The engine without its flow table: bounds, options, counters and the
+/// buffer meter that every flow's segment work reads or updates. Its
+/// methods are the steps of that work on one `&mut Flow`.
 struct Tracker {
     limits: Limits,
+    options: Options,
     /// Bytes held by the pre-verdict parts of this engine's flows (see
     /// `Limits::buffer_budget`); each part's `Charge` keeps it exact.
     meter: Rc<Cell<usize>>,
@@ -399,10 +426,11 @@ struct Tracker {
 }
 
 impl Engine {
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(limits: Limits, options: Options) -> Self {
         Engine {
             tracker: Tracker {
                 limits,
+                options,
                 meter: Rc::new(Cell::new(0)),
                 counters: EngineCounters::default(),
             },
@@ -414,6 +442,10 @@ impl Engine {
 
     pub fn limits(&self) -> &Limits {
         &self.tracker.limits
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.tracker.options
     }
 
     pub fn counters(&self) -> &EngineCounters {
@@ -553,7 +585,7 @@ impl Engine {
                 } else {
                     counters.flows_evicted_decided += 1;
                 }
-                if self.tracker.limits.closes && flow.decided.is_some() && !flow.close_sent {
+                if self.tracker.options.closes && flow.decided.is_some() && !flow.close_sent {
                     evicted.push(flow);
                 }
             }
@@ -631,7 +663,7 @@ impl Engine {
     /// of the next flow still to report, or None when all are done (the
     /// flow table is then empty).
     pub fn finish_some(&mut self, index: u64, max: usize, out: &mut Vec<Report>) -> Option<u64> {
-        let closes = self.tracker.limits.closes;
+        let closes = self.tracker.options.closes;
         let pending = self.finishing.get_or_insert_with(|| {
             let mut open: Vec<(u64, FlowKey)> = self
                 .flows
@@ -734,7 +766,7 @@ impl Tracker {
     /// Report the flow if its verdict is final or its connection closed,
     /// then its close once both sides closed.
     fn report_if_due(&mut self, flow: &mut Flow, ts: Timestamp, index: u64, out: &mut Vec<Report>) {
-        let keylog = self.limits.keylog.as_deref();
+        let keylog = self.options.keylog.as_deref();
         let counters = &mut self.counters;
         if flow.classifier().is_some_and(|c| c.is_final()) {
             report(flow, ts, index, keylog, counters, out);
@@ -911,7 +943,7 @@ impl Tracker {
             flow,
             ts,
             index,
-            self.limits.keylog.as_deref(),
+            self.options.keylog.as_deref(),
             &mut self.counters,
             out,
         );
@@ -1013,7 +1045,7 @@ impl Tracker {
         let client = flow.client.unwrap_or(Side::Lo);
         let client_start = flow.isn[client].is_some();
         let server_start = flow.isn[client.other()].is_some();
-        let limits = &self.limits;
+        let (limits, options) = (&self.limits, &self.options);
         // Without the server's SYN-ACK its stream still starts at its first
         // byte if the client's SYN was seen: the server cannot have spoken
         // before the handshake.
@@ -1022,8 +1054,8 @@ impl Tracker {
             server_start || client_start,
             limits.handshake_buffer,
         );
-        classifier.keep_preview(limits.preview_bytes);
-        if limits.keylog.is_some() {
+        classifier.keep_preview(options.preview_bytes);
+        if options.keylog.is_some() {
             classifier.keep_sealed(limits.handshake_buffer);
         }
         classifier.set_record_limit(limits.records_before_verdict);
@@ -1031,7 +1063,7 @@ impl Tracker {
     }
 
     /// Emit the flow's close (once, only for a flow whose verdict went out, and
-    /// only when `Limits::closes`). A flow that both sides closed says how
+    /// only when `Options::closes`). A flow that both sides closed says how
     /// (`fin`/`rst`) whatever removes it later; otherwise `ending`, or nothing
     /// when `ending` is None (the flow is still open). Costs no memory: the
     /// counts are the flow record's own.
@@ -1043,7 +1075,7 @@ impl Tracker {
         index: u64,
         out: &mut Vec<Report>,
     ) {
-        if !self.limits.closes || flow.close_sent {
+        if !self.options.closes || flow.close_sent {
             return;
         }
         let Some(decided) = flow.decided else {
@@ -1398,10 +1430,10 @@ mod tests {
             .collect()
     }
 
-    fn with_closes() -> Limits {
-        Limits {
+    fn with_closes() -> Options {
+        Options {
             closes: true,
-            ..Limits::default()
+            ..Options::default()
         }
     }
 
@@ -1411,7 +1443,7 @@ mod tests {
     fn a_close_counts_the_whole_flow_and_follows_its_verdict() {
         let client = ep("10.0.0.1", 40000);
         let server = ep("10.0.0.2", 80);
-        let mut engine = Engine::new(with_closes());
+        let mut engine = Engine::new(Limits::default(), with_closes());
         let mut out = Vec::new();
         http_flow(&mut engine, client, 1000, &mut out);
         assert!(matches!(out[0].event, Event::Verdict(_)));
@@ -1436,7 +1468,7 @@ mod tests {
 
     #[test]
     fn no_close_unless_asked() {
-        let mut engine = Engine::new(Limits::default());
+        let mut engine = Engine::new(Limits::default(), Options::default());
         let mut out = Vec::new();
         http_flow(&mut engine, ep("10.0.0.1", 40000), 10, &mut out);
         engine.on_segment(
@@ -1460,7 +1492,7 @@ mod tests {
     fn closes_say_how_the_flow_ended() {
         let server = ep("10.0.0.2", 80);
         // RST.
-        let mut engine = Engine::new(with_closes());
+        let mut engine = Engine::new(Limits::default(), with_closes());
         let mut out = Vec::new();
         let client = ep("10.0.0.1", 40000);
         http_flow(&mut engine, client, 0, &mut out);
@@ -1480,16 +1512,17 @@ mod tests {
         engine.finish(7, &mut out);
         assert_eq!(closes(&out)[0].0, Ending::EndOfInput);
         // A new SYN (new ISN) on the 4-tuple of an open decided flow.
-        let mut engine = Engine::new(with_closes());
+        let mut engine = Engine::new(Limits::default(), with_closes());
         let mut out = Vec::new();
         http_flow(&mut engine, client, 0, &mut out);
         engine.on_segment(seg(client, server, 9000, TcpFlags::SYN, &[]), 5, &mut out);
         assert_eq!(closes(&out)[0].0, Ending::Reused);
         // Evicted: decided open flows make room for a SYN flood.
-        let mut engine = Engine::new(Limits {
+        let limits = Limits {
             max_flows: 16,
-            ..with_closes()
-        });
+            ..Limits::default()
+        };
+        let mut engine = Engine::new(limits, with_closes());
         let mut out = Vec::new();
         for i in 0..16u8 {
             http_flow(&mut engine, ep(&format!("10.1.0.{i}"), 40000), 0, &mut out);
@@ -1528,7 +1561,7 @@ mod tests {
             max_flows: 64,
             ..Limits::default()
         };
-        let mut engine = Engine::new(limits);
+        let mut engine = Engine::new(limits, Options::default());
         let mut out = Vec::new();
         let server = ep("10.0.0.2", 443);
         // One flow mid-handshake (ClientHello sent, no answer yet).
@@ -1570,7 +1603,7 @@ mod tests {
             ..Limits::default()
         };
         let budget = limits.buffer_budget;
-        let mut engine = Engine::new(limits);
+        let mut engine = Engine::new(limits, Options::default());
         let mut out = Vec::new();
         let server = ep("10.0.0.2", 443);
         // Each flow: a SYN, then 8 KiB behind a 1-byte hole (held, never read).
@@ -1623,7 +1656,7 @@ mod tests {
         let mut client_flight = record(11, &[0, 0, 8, 0, 0, 5, 0x30, 3, 1, 2, 3]);
         client_flight.extend(record(16, &[0, 1, 9]));
         client_flight.extend_from_slice(&[20, 3, 3, 0, 1, 1]);
-        let mut engine = Engine::new(Limits::default());
+        let mut engine = Engine::new(Limits::default(), Options::default());
         let mut out = Vec::new();
         let ch = client_hello();
         let steps = [

@@ -33,7 +33,7 @@ use crate::capture::decode::{self, DecodeCounters};
 use crate::capture::segment::PortSet;
 use crate::capture::segment::{Segment, Timestamp};
 use crate::capture::source::{Capture, CaptureError, KernelStats, Read};
-use crate::flow::engine::{Engine, EngineCounters, Limits};
+use crate::flow::engine::{self, Engine, EngineCounters, Limits, Options};
 use crate::pipeline::config::Config;
 use crate::report::answers::Answers;
 use crate::report::calibration::Calibration;
@@ -68,6 +68,33 @@ pub fn batch_footprint() -> usize {
     BATCH_BYTES + BATCH * std::mem::size_of::<(u64, Segment<(u32, u32)>)>()
 }
 
+/// What `budget` divides the memory by: a batch's and a flow table's cost.
+pub fn sizes() -> budget::Sizes {
+    budget::Sizes {
+        batch_bytes: batch_footprint(),
+        loose_batches: RECYCLED_PER_WORKER + 1,
+        table_bytes: engine::table_bytes,
+    }
+}
+
+/// Each engine's limits: the bounds asked for, with the flow limit and
+/// buffer budget the memory plan gives one worker.
+pub fn engine_limits(plan: &budget::Plan) -> Limits {
+    let b = &plan.bounds;
+    let secs = |s: u32| Timestamp(i64::from(s) * 1_000_000);
+    Limits {
+        max_flows: plan.max_flows,
+        stream_buffer: b.stream_buffer,
+        stream_segments: b.ooo_segments,
+        handshake_buffer: b.handshake_buffer,
+        records_before_verdict: b.records,
+        buffer_budget: plan.buffer_budget,
+        idle_timeout: secs(b.idle_secs),
+        embryonic_timeout: secs(b.syn_secs),
+        closed_linger: secs(b.closed_secs),
+    }
+}
+
 /// What the pipeline needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -76,6 +103,8 @@ pub struct Plan {
     pub count: Option<u64>,
     /// Each worker's engine limits (`budget::plan`).
     pub limits: Limits,
+    /// What every engine keeps and reports besides its verdicts.
+    pub options: Options,
     /// `--calibrate`: tally the size rule against decrypted handshakes.
     pub calibrate: bool,
     /// Batches queued per worker before the capture thread waits (file) or
@@ -94,17 +123,19 @@ impl Plan {
         // The memory budget and the flow limit are for the whole process:
         // each of N workers gets 1/N (its shard's share of the flows).
         let workers = config.threads.max(1);
-        let budget = crate::pipeline::budget::plan(&config.bounds, workers, config.preview_bytes);
+        let budget = budget::plan(&config.bounds, workers, &sizes());
         Plan {
             workers,
             ports: config.ports.clone(),
             count: config.count,
             calibrate: config.calibrate,
-            limits: Limits {
+            limits: engine_limits(&budget),
+            options: Options {
+                preview_bytes: config.preview_bytes,
                 // Closes feed close lines and the metrics' closed flows and
                 // bytes; without either, none are made.
                 closes: config.close_lines || config.metrics.is_some(),
-                ..budget.limits.clone()
+                keylog: None,
             },
             queue_batches: budget.queue_batches,
             limits_line: budget.describe(),
@@ -572,13 +603,13 @@ fn publish(gauges: &Gauges, packets: u64, disp: &Dispatcher, capture: &mut Captu
 
 fn worker_loop(
     worker: usize,
-    limits: Limits,
+    plan: &Plan,
     rx: Receiver<ToWorker>,
     tx: Sender<FromWorker>,
     recycle: Sender<Batch>,
     gauges: &Gauges,
 ) {
-    let mut engine = Engine::new(limits);
+    let mut engine = Engine::new(plan.limits.clone(), plan.options.clone());
     let mut processing = ProcessingTime::default();
     let mut reports = Vec::new();
     for msg in rx {
@@ -798,11 +829,10 @@ pub fn run<W: Write>(
         let mut handles = Vec::with_capacity(workers);
         for (i, rx) in worker_rxs.into_iter().enumerate() {
             let tx = out_tx.clone();
-            let limits = plan.limits.clone();
             let recycle = recycle_tx.clone();
             let h = std::thread::Builder::new()
                 .name(format!("mtlsniff-worker-{i}"))
-                .spawn_scoped(s, move || worker_loop(i, limits, rx, tx, recycle, gauges));
+                .spawn_scoped(s, move || worker_loop(i, plan, rx, tx, recycle, gauges));
             match h {
                 Ok(h) => handles.push(h),
                 Err(_) => {
@@ -816,7 +846,7 @@ pub fn run<W: Write>(
         drop(recycle_tx);
         let disp = Dispatcher::new(to_workers, recycle_rx, live);
         let ports = plan.ports.as_ref();
-        let keylog = plan.limits.keylog.as_deref();
+        let keylog = plan.options.keylog.as_deref();
         let capture_handle = std::thread::Builder::new()
             .name("mtlsniff-capture".into())
             .spawn_scoped(s, move || {
@@ -907,7 +937,7 @@ pub fn run<W: Write>(
             ),
         ],
     );
-    if let Some(k) = &plan.limits.keylog {
+    if let Some(k) = &plan.options.keylog {
         merge_entries(&mut summary.counters, &k.counters().entries());
     }
     // Everything is counted and printed: the gauges are final.

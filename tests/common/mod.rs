@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use mtlsniff::capture::segment::Segment;
-use mtlsniff::flow::engine::{Engine, EngineCounters, Limits};
+use mtlsniff::flow::engine::{Engine, EngineCounters, Limits, Options};
 use mtlsniff::report::resumption::SessionMemory;
 use mtlsniff::verdict::Verdict;
 
@@ -27,7 +27,16 @@ pub fn verdicts_of(segs: &[Segment], limits: Limits) -> Vec<Verdict> {
 /// One engine over a list of segments: verdicts in report order, and the
 /// engine's counters.
 pub fn run_engine(segs: &[Segment], limits: Limits) -> (Vec<Verdict>, EngineCounters) {
-    let mut engine = Engine::new(limits);
+    run_engine_with(segs, limits, Options::default())
+}
+
+/// `run_engine` with run options (a key log, closes, previews).
+pub fn run_engine_with(
+    segs: &[Segment],
+    limits: Limits,
+    options: Options,
+) -> (Vec<Verdict>, EngineCounters) {
+    let mut engine = Engine::new(limits, options);
     let mut out = Vec::new();
     for (i, s) in segs.iter().enumerate() {
         engine.on_segment(s.clone(), i as u64, &mut out);

@@ -12,7 +12,7 @@
 use etherparse::PacketBuilder;
 use mtlsniff::capture::decode::{self, DecodeCounters, Frame, LinkType};
 use mtlsniff::capture::segment::{Segment, TcpFlags, Timestamp};
-use mtlsniff::flow::engine::{Engine, EngineCounters, Limits};
+use mtlsniff::flow::engine::{Engine, EngineCounters, Limits, Options};
 use mtlsniff::report::resumption::SessionMemory;
 use mtlsniff::verdict::Verdict;
 
@@ -368,7 +368,7 @@ pub fn run_link(link: LinkType, frames: &[Vec<u8>], limits: Limits) -> Run {
 /// Feed segments to one engine, then end the input; verdicts in report
 /// order, resumptions linked as the output stage links them.
 pub fn run_segments(segments: &[Segment], limits: Limits) -> Run {
-    let mut engine = Engine::new(limits);
+    let mut engine = Engine::new(limits, Options::default());
     let mut out = Vec::new();
     let mut peak = 0;
     for (i, s) in segments.iter().enumerate() {
