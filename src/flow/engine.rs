@@ -91,11 +91,14 @@ impl Default for Limits {
         const KIB: usize = 1024;
         const SEC: i64 = 1_000_000;
         Limits {
+            // 262,144 lowered by sixteenths until two tables' worth fit in
+            // the table's share of one worker's 256 MiB.
             max_flows: 216_000,
             stream_buffer: 256 * KIB,
             stream_segments: 256,
             handshake_buffer: 64 * KIB,
             records_before_verdict: crate::classify::RECORDS_BEFORE_VERDICT,
+            // The rest of the worker's share: 109.0 MiB.
             buffer_budget: 114_261_504,
             idle_timeout: Timestamp(300 * SEC),
             embryonic_timeout: Timestamp(30 * SEC),
@@ -444,10 +447,6 @@ impl Engine {
         &self.tracker.limits
     }
 
-    pub fn options(&self) -> &Options {
-        &self.tracker.options
-    }
-
     pub fn counters(&self) -> &EngineCounters {
         &self.tracker.counters
     }
@@ -492,9 +491,8 @@ impl Engine {
             self.tracker.segment(flow, side, &seg, index, out);
             return;
         }
-        let counters = &mut self.tracker.counters;
         if !seg.flags.syn() && seg.payload.is_empty() && seg.missing == 0 {
-            counters.segments_no_flow += 1;
+            self.tracker.counters.segments_no_flow += 1;
             return;
         }
         let max_flows = self.tracker.limits.max_flows;
