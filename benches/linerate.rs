@@ -27,7 +27,7 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 use mtlsniff::capture::decode::{self, DecodeCounters, Frame, LinkType};
 use mtlsniff::capture::segment::{Endpoint, Segment, Timestamp};
-use mtlsniff::flow::engine::{Engine, Limits};
+use mtlsniff::flow::engine::{Engine, Limits, Options};
 use mtlsniff::pipeline::TickClock;
 
 const MTLSNIFF: &str = env!("CARGO_BIN_EXE_mtlsniff");
@@ -200,7 +200,7 @@ fn vm_rss_kib() -> i64 {
 fn child_mem(fixture: &str, state: &str, n: usize) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let segs = synth::read_segments(&dir.join(fixture));
-    let mut scratch = Engine::new(Limits::default());
+    let mut scratch = Engine::new(Limits::default(), Options::default());
     let mut out = Vec::new();
     let mut at = None;
     for (i, s) in segs.iter().enumerate() {
@@ -219,7 +219,7 @@ fn child_mem(fixture: &str, state: &str, n: usize) {
     let prefix: Vec<Segment> = segs[..cut].to_vec();
     drop(scratch);
     let client = segs[0].src;
-    let mut engine = Engine::new(Limits::default());
+    let mut engine = Engine::new(Limits::default(), Options::default());
     let mut out = Vec::with_capacity(16);
     let before = vm_rss_kib();
     let mut idx = 0u64;
@@ -491,7 +491,7 @@ fn percentiles(path: &Path) -> Percentiles {
     let mut cap = pcap::Capture::from_file(path).expect("open");
     let link = LinkType(cap.get_datalink().0);
     let mut counters = DecodeCounters::default();
-    let mut engine = Engine::new(Limits::default());
+    let mut engine = Engine::new(Limits::default(), Options::default());
     let mut clock = TickClock::default();
     let mut out = Vec::new();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 100_000_000_000, 3).expect("hist");

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use mtlsniff::flow::engine::Limits;
+use mtlsniff::flow::engine::{Limits, Options};
 use mtlsniff::report::calibration::Calibration;
 use mtlsniff::tls::keylog::{self, KeyLog};
 use mtlsniff::verdict::{Basis, CertSeen, Class, ClientCert, Verdict};
@@ -43,11 +43,12 @@ fn store(capture: &Path) -> Option<KeyLog> {
 
 /// Verdicts with the key log, and the engine's counters.
 fn run(capture: &Path, keys: Option<KeyLog>) -> (Vec<Verdict>, Vec<(&'static str, u64)>) {
-    let limits = Limits {
+    let options = Options {
         keylog: keys.map(Arc::new),
-        ..Limits::default()
+        ..Options::default()
     };
-    let (verdicts, counters) = common::run_engine(&common::segments(capture), limits);
+    let segments = common::segments(capture);
+    let (verdicts, counters) = common::run_engine_with(&segments, Limits::default(), options);
     (verdicts, counters.entries())
 }
 

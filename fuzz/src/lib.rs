@@ -23,7 +23,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use mtlsniff::capture::decode::{self, DecodeCounters, Frame, LinkType};
 use mtlsniff::capture::segment::{Endpoint, FlowKey, Segment, TcpFlags, Timestamp};
 use mtlsniff::classify::{CERTIFICATE_RECORD_MIN, Classifier, Close, Direction, End};
-use mtlsniff::flow::engine::{Engine, Limits};
+use mtlsniff::flow::engine::{Engine, Limits, Options};
 use mtlsniff::pipeline::{Input, Plan, run_offline};
 use mtlsniff::report::output::Format;
 use mtlsniff::report::output::{Printer, text_line};
@@ -352,14 +352,18 @@ fn limits_for(profile: EngineProfile) -> Limits {
             stream_buffer: 4096,
             stream_segments: 4,
             handshake_buffer: 1024,
-            preview_bytes: 64,
             ..Limits::default()
         }
     } else {
-        Limits {
-            preview_bytes: 256,
-            ..Limits::default()
-        }
+        Limits::default()
+    }
+}
+
+/// The run options of an engine profile: `-A` previews, smaller when tight.
+fn options_for(profile: EngineProfile) -> Options {
+    Options {
+        preview_bytes: if profile.tight { 64 } else { 256 },
+        ..Options::default()
     }
 }
 
@@ -391,7 +395,7 @@ pub fn engine_reports(data: &[u8]) -> Vec<Report> {
         ip: server_ip,
         port: server_port,
     };
-    let mut engine = Engine::new(limits);
+    let mut engine = Engine::new(limits, options_for(profile));
     let mut track = SeqTrack::new(isn);
     let mut out: Vec<Report> = Vec::new();
     let mut now = BASE_TIME;
@@ -482,7 +486,7 @@ pub fn engine_reports(data: &[u8]) -> Vec<Report> {
     let mut seen = HashSet::new();
     let (mut packets, mut bytes) = (0u64, 0u64);
     for r in &out {
-        // Close events are off in the limits used here: every report is a
+        // Close events are off in the options used here: every report is a
         // verdict.
         let v = r.verdict().expect("closes are not asked for");
         assert!(
@@ -514,7 +518,12 @@ pub fn engine_reports(data: &[u8]) -> Vec<Report> {
         bytes <= fed_bytes,
         "verdicts count more bytes than were fed"
     );
-    check_offline(&fed, limits_for(profile), profile.tight);
+    check_offline(
+        &fed,
+        limits_for(profile),
+        options_for(profile),
+        profile.tight,
+    );
     out
 }
 
@@ -523,11 +532,11 @@ pub fn engine_reports(data: &[u8]) -> Vec<Report> {
 /// engines' contract the output order rests on), reports leave in
 /// `ReportOrder`, and, while no limit bites (not the tight profile),
 /// two workers print exactly what one prints.
-fn check_offline(segments: &[Segment], limits: Limits, tight: bool) {
+fn check_offline(segments: &[Segment], limits: Limits, options: Options, tight: bool) {
     let run = |workers: usize| {
         let plan = Plan {
             workers,
-            ..Plan::with_limits(limits.clone())
+            ..Plan::with_limits(limits.clone(), options.clone())
         };
         run_offline(Input::Segments(segments), &plan).expect("segments in memory")
     };

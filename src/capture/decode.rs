@@ -35,6 +35,7 @@ use etherparse::{
 };
 use tracing::trace;
 
+use crate::capture::counters::counters;
 use crate::capture::segment::{Endpoint, Segment, TcpFlags, Timestamp};
 
 /// A libpcap link-layer header type (DLT number, as in the pcap file header).
@@ -107,64 +108,45 @@ pub struct Frame<'a> {
     pub orig_len: u32,
 }
 
-/// Declares the counters once so the struct, `merge` and `entries` cannot
-/// drift apart.
-macro_rules! decode_counters {
-    ($($(#[doc = $doc:literal])* $field:ident => $name:literal,)*) => {
-        /// Why frames were skipped, by reason. Every frame is counted in
-        /// `frames`; every frame that yields no segment is counted in exactly
-        /// one drop counter.
-        #[derive(Debug, Clone, Default, PartialEq, Eq)]
-        pub struct DecodeCounters {
-            $($(#[doc = $doc])* pub $field: u64,)*
-        }
-
-        impl DecodeCounters {
-            pub fn merge(&mut self, other: &DecodeCounters) {
-                $(self.$field = self.$field.saturating_add(other.$field);)*
-            }
-            /// `(name, value)` pairs for the summary, in a fixed order.
-            pub fn entries(&self) -> Vec<(&'static str, u64)> {
-                vec![$(($name, self.$field),)*]
-            }
-        }
-    };
-}
-
-decode_counters! {
-    /// Frames handed to `decode`.
-    frames => "decode.frames",
-    /// Segments `decode` returned.
-    tcp_segments => "decode.tcp_segments",
-    /// Frame shorter than its link header (M1).
-    link_short => "decode.link_short",
-    /// Unknown link type, ethertype, address family or encapsulation, or
-    /// more than 3 VLAN tags (M2).
-    unsupported_l2 => "decode.unsupported_l2",
-    /// IPv4/IPv6 header unusable: IHL < 5, version mismatch, total length
-    /// shorter than the header, header cut off (M3).
-    ip_invalid => "decode.ip_invalid",
-    /// IPv6 extension chain truncated, out of order, repeated, unknown or
-    /// longer than 8 headers (M6).
-    ipv6_ext_invalid => "decode.ipv6_ext_invalid",
-    /// Note, not a drop: IP length 0 (TSO/GRO), length taken from the
-    /// captured bytes (M4).
-    ip_len_from_caplen => "decode.ip_len_from_caplen",
-    /// Note, not a drop: the IP length promised more than was captured; the
-    /// segment carries `missing` (M5).
-    truncated => "decode.truncated",
-    /// Not TCP (UDP that is no tunnel, ICMP, ARP, ...). Normal traffic.
-    not_tcp => "decode.not_tcp",
-    /// TCP data offset < 5 or beyond the captured bytes (M8).
-    tcp_invalid => "decode.tcp_invalid",
-    /// A VXLAN/Geneve/GTP-U/GRE header that is cut off or malformed.
-    tunnel_invalid => "decode.tunnel_invalid",
-    /// More than `MAX_TUNNELS` nested decapsulations.
-    tunnel_too_deep => "decode.tunnel_too_deep",
-    /// IPv4 or IPv6 fragment (M7); v1 does not reassemble IP.
-    frag_seen => "ip.frag_seen",
-    /// SYN+FIN, SYN+RST, no flags, or FIN+PSH+URG (M10).
-    flags_invalid => "tcp.flags_invalid",
+counters! {
+    /// Why frames were skipped, by reason. Every frame is counted in
+    /// `frames`; every frame that yields no segment is counted in exactly
+    /// one drop counter.
+    pub struct DecodeCounters {
+        /// Frames handed to `decode`.
+        frames => "decode.frames",
+        /// Segments `decode` returned.
+        tcp_segments => "decode.tcp_segments",
+        /// Frame shorter than its link header (M1).
+        link_short => "decode.link_short",
+        /// Unknown link type, ethertype, address family or encapsulation, or
+        /// more than 3 VLAN tags (M2).
+        unsupported_l2 => "decode.unsupported_l2",
+        /// IPv4/IPv6 header unusable: IHL < 5, version mismatch, total length
+        /// shorter than the header, header cut off (M3).
+        ip_invalid => "decode.ip_invalid",
+        /// IPv6 extension chain truncated, out of order, repeated, unknown or
+        /// longer than 8 headers (M6).
+        ipv6_ext_invalid => "decode.ipv6_ext_invalid",
+        /// Note, not a drop: IP length 0 (TSO/GRO), length taken from the
+        /// captured bytes (M4).
+        ip_len_from_caplen => "decode.ip_len_from_caplen",
+        /// Note, not a drop: the IP length promised more than was captured; the
+        /// segment carries `missing` (M5).
+        truncated => "decode.truncated",
+        /// Not TCP (UDP that is no tunnel, ICMP, ARP, ...). Normal traffic.
+        not_tcp => "decode.not_tcp",
+        /// TCP data offset < 5 or beyond the captured bytes (M8).
+        tcp_invalid => "decode.tcp_invalid",
+        /// A VXLAN/Geneve/GTP-U/GRE header that is cut off or malformed.
+        tunnel_invalid => "decode.tunnel_invalid",
+        /// More than `MAX_TUNNELS` nested decapsulations.
+        tunnel_too_deep => "decode.tunnel_too_deep",
+        /// IPv4 or IPv6 fragment (M7); v1 does not reassemble IP.
+        frag_seen => "ip.frag_seen",
+        /// SYN+FIN, SYN+RST, no flags, or FIN+PSH+URG (M10).
+        flags_invalid => "tcp.flags_invalid",
+    }
 }
 
 /// Nested decapsulations (VXLAN, Geneve, GTP-U, GRE, IP-in-IP, Ethernet

@@ -2,9 +2,12 @@
 //! owns libpcap (file, stdin, interface, filter, kernel statistics),
 //! `decode` turns one frame into an owned `Segment` (link, tunnel, IP and
 //! TCP headers), and `segment` holds the types every later stage shares
-//! (`Segment`, `FlowKey`, `Endpoint`, `Timestamp`). Nothing here keeps
-//! state between frames or looks inside TCP payloads.
+//! (`Segment`, `FlowKey`, `Endpoint`, `Timestamp`), and `counters` the
+//! macro that declares counter structs (decode's here, the engine's in
+//! flow). Nothing here keeps state between frames or looks inside TCP
+//! payloads.
 
+pub mod counters;
 pub mod decode;
 pub mod segment;
 pub mod source;

@@ -17,11 +17,13 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::cell::Cell;
+use std::ops::{Index, IndexMut};
 use std::rc::Rc;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use crate::capture::counters::counters;
 use crate::capture::segment::{Endpoint, FlowKey, Segment, Timestamp};
 use crate::classify::{Classifier, Close, Direction, End, Proving};
 use crate::flow::reassembly::{InsertStatus, Stream, StreamLimits};
@@ -31,9 +33,10 @@ use crate::verdict::Outcome;
 use crate::verdict::assemble::assemble;
 use crate::verdict::{CertSeen, Decided, Ending, Event, FlowClose, Report, ReportOrder, Verdict};
 
-/// Bounds on one engine (one worker shard). `budget::plan` derives them
-/// from the command line's limits and memory budget.
-#[derive(Debug, Clone)]
+/// Bounds on one engine (one worker shard): numbers only. The pipeline
+/// derives them from the command line's limits and memory budget
+/// (`pipeline::budget`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Flows tracked at once by this engine.
     pub max_flows: usize,
@@ -57,6 +60,14 @@ pub struct Limits {
     /// How long a flow whose verdict is out, and which has closed, is kept
     /// to absorb retransmissions.
     pub closed_linger: Timestamp,
+}
+
+/// What a run asks of every engine besides its bounds: what to keep and
+/// what to report. Built once (the pipeline's plan, from the command line
+/// and the key log) and given to `Engine::new`; the default keeps and
+/// reports nothing extra.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
     /// Plaintext bytes kept per direction for `-A`; 0 keeps none.
     pub preview_bytes: usize,
     /// Key log secrets (`--keylog`, pcapng DSBs): flows keep their
@@ -68,35 +79,35 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// The limits of the only worker of a run with the default bounds.
+    /// The limits of the only worker of a run with the default bounds:
+    /// `--memory 256` divided by `pipeline::budget::plan` (which lowers the
+    /// flow limit from 262,144 to what the table's share holds and leaves
+    /// the rest for pending flows), the default per-direction bounds and
+    /// timeouts. Plain numbers, since the engine sits below the pipeline; a
+    /// test in `budget.rs` keeps them equal to the plan.
     fn default() -> Self {
-        crate::pipeline::budget::plan(&crate::pipeline::budget::Bounds::default(), 1, 0).limits
+        const KIB: usize = 1024;
+        const SEC: i64 = 1_000_000;
+        Limits {
+            // 262,144 lowered by sixteenths until two tables' worth fit in
+            // the table's share of one worker's 256 MiB.
+            max_flows: 216_000,
+            stream_buffer: 256 * KIB,
+            stream_segments: 256,
+            handshake_buffer: 64 * KIB,
+            records_before_verdict: crate::classify::RECORDS_BEFORE_VERDICT,
+            // The rest of the worker's share: 109.0 MiB.
+            buffer_budget: 114_261_504,
+            idle_timeout: Timestamp(300 * SEC),
+            embryonic_timeout: Timestamp(30 * SEC),
+            closed_linger: Timestamp(10 * SEC),
+        }
     }
 }
 
-/// Declares the counters once so the struct, `merge` and `entries` cannot
-/// drift apart.
-macro_rules! engine_counters {
-    ($($(#[doc = $doc:literal])* $field:ident => $name:literal,)*) => {
+counters! {
         /// Counters of one engine; summed across workers for the summary.
-        #[derive(Debug, Clone, Default, PartialEq, Eq)]
         pub struct EngineCounters {
-            $($(#[doc = $doc])* pub $field: u64,)*
-        }
-
-        impl EngineCounters {
-            pub fn merge(&mut self, o: &EngineCounters) {
-                $(self.$field = self.$field.saturating_add(o.$field);)*
-            }
-            /// `(name, value)` pairs for the summary, in a fixed order.
-            pub fn entries(&self) -> Vec<(&'static str, u64)> {
-                vec![$(($name, self.$field),)*]
-            }
-        }
-    };
-}
-
-engine_counters! {
     flows_created => "flows.created",
     flows_reported => "flows.reported",
     flows_expired => "flows.expired",
@@ -160,10 +171,60 @@ engine_counters! {
     decrypt_unsupported_suite => "decrypt.unsupported_suite",
     /// Flows whose records were not all kept (cap) or captured.
     decrypt_incomplete => "decrypt.incomplete",
+    }
 }
 
-/// Canonical side of a flow: 0 = `key.lo`, 1 = `key.hi`.
-type Side = usize;
+/// Canonical side of a flow: the endpoint that sent a segment, `Lo` for
+/// `key.lo` and `Hi` for `key.hi` (client and server are decided later, and
+/// may change once: see `Flow::client`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Lo,
+    Hi,
+}
+
+impl Side {
+    const BOTH: [Side; 2] = [Side::Lo, Side::Hi];
+
+    fn other(self) -> Side {
+        match self {
+            Side::Lo => Side::Hi,
+            Side::Hi => Side::Lo,
+        }
+    }
+}
+
+/// One value per side of a flow, indexed by `Side`: the index cannot be
+/// out of range, so per-side state needs no fallible `get`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Sides<T>([T; 2]);
+
+impl<T> Sides<T> {
+    fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.0.iter()
+    }
+}
+
+impl<T> Index<Side> for Sides<T> {
+    type Output = T;
+    fn index(&self, side: Side) -> &T {
+        let [lo, hi] = &self.0;
+        match side {
+            Side::Lo => lo,
+            Side::Hi => hi,
+        }
+    }
+}
+
+impl<T> IndexMut<Side> for Sides<T> {
+    fn index_mut(&mut self, side: Side) -> &mut T {
+        let [lo, hi] = &mut self.0;
+        match side {
+            Side::Lo => lo,
+            Side::Hi => hi,
+        }
+    }
+}
 
 struct Flow {
     key: FlowKey,
@@ -173,37 +234,44 @@ struct Flow {
     /// Which canonical side is the client, once known.
     client: Option<Side>,
     /// ISN of the SYN each side sent.
-    isn: [Option<u32>; 2],
+    isn: Sides<Option<u32>>,
     /// How each side closed.
-    closed: [Option<Close>; 2],
+    closed: Sides<Option<Close>>,
     /// Everything needed only until the verdict: boxed, created at the first
     /// payload or FIN and freed with the verdict, so a SYN-only flow or a
     /// decided one stays small (issue 4: bytes per tracked flow).
     active: Option<Box<Active>>,
     reported: bool,
-    /// A close event went out (`Limits::closes`): at most one per flow.
+    /// A close event went out (`Options::closes`): at most one per flow.
     close_sent: bool,
     /// The verdict's class, outcome, basis and mesh, kept for the close
     /// line; None until a verdict was actually emitted.
     decided: Option<Decided>,
-    payload_bytes: [u64; 2],
+    payload_bytes: Sides<u64>,
     packets: u64,
+    /// Unused: keeps the record at 136 bytes. `client` was an
+    /// `Option<usize>` (16 bytes) until `Side` became an enum (1 byte);
+    /// the record's size sets the flow table's cost (`table_bytes`), hence
+    /// `budget::plan`'s flows per worker and buffer budgets, which the
+    /// refactor of issue 11 must not change. Removing it is a separate,
+    /// visible change (about 6% more flows per MiB of table).
+    _spare: [u8; 8],
 }
 
 /// The part of a flow that lives only until its verdict is out.
 #[derive(Default)]
 struct Active {
     /// Data sent by each side.
-    streams: [Option<Stream>; 2],
+    streams: Sides<Option<Stream>>,
     /// Sequence number just past each side's FIN.
-    fin_seq: [Option<u32>; 2],
+    fin_seq: Sides<Option<u32>>,
     /// Bytes the capture promised but did not hold (snaplen).
-    missing: [u64; 2],
+    missing: Sides<u64>,
     classifier: Option<Classifier>,
     /// Each side's SYN sequence numbers when it sent SYNs with different
     /// ones (hostile-inputs M12, CVE-2025-59147): the other side's ACK
     /// picks the real one. Empty in every normal connection.
-    isn_candidates: [Vec<u32>; 2],
+    isn_candidates: Sides<Vec<u32>>,
     /// What this part holds, charged to the engine's buffer budget.
     charge: Charge,
 }
@@ -271,22 +339,19 @@ impl Flow {
     }
 
     fn stream(&self, side: Side) -> Option<&Stream> {
-        self.active.as_ref()?.streams.get(side)?.as_ref()
+        self.active.as_ref()?.streams[side].as_ref()
     }
 
     fn stream_mut(&mut self, side: Side) -> Option<&mut Stream> {
-        self.active.as_mut()?.streams.get_mut(side)?.as_mut()
+        self.active.as_mut()?.streams[side].as_mut()
     }
 
     fn missing(&self, side: Side) -> u64 {
-        self.active
-            .as_ref()
-            .and_then(|a| a.missing.get(side).copied())
-            .unwrap_or(0)
+        self.active.as_ref().map_or(0, |a| a.missing[side])
     }
 
     fn fin_seq(&self, side: Side) -> Option<u32> {
-        self.active.as_ref()?.fin_seq.get(side).copied().flatten()
+        self.active.as_ref()?.fin_seq[side]
     }
 
     fn new(key: FlowKey, index: u64, ts: Timestamp) -> Self {
@@ -296,19 +361,23 @@ impl Flow {
             first_seen: ts,
             last_seen: ts,
             client: None,
-            isn: [None, None],
-            closed: [None, None],
+            isn: Sides::default(),
+            closed: Sides::default(),
             active: None,
             reported: false,
             close_sent: false,
             decided: None,
-            payload_bytes: [0, 0],
+            payload_bytes: Sides::default(),
             packets: 0,
+            _spare: [0; 8],
         }
     }
 
     fn endpoint(&self, side: Side) -> Endpoint {
-        if side == 0 { self.key.lo } else { self.key.hi }
+        match side {
+            Side::Lo => self.key.lo,
+            Side::Hi => self.key.hi,
+        }
     }
 
     fn direction(&self, side: Side) -> Direction {
@@ -320,11 +389,12 @@ impl Flow {
     }
 
     fn both_closed(&self) -> bool {
-        self.closed.contains(&Some(Close::Rst)) || self.closed.iter().all(Option::is_some)
+        self.closed.iter().any(|c| *c == Some(Close::Rst))
+            || self.closed.iter().all(Option::is_some)
     }
 
     fn has_payload(&self) -> bool {
-        self.payload_bytes.iter().any(|&b| b > 0) || (0..2).any(|side| self.missing(side) > 0)
+        self.payload_bytes.iter().any(|&b| b > 0) || Side::BOTH.iter().any(|&s| self.missing(s) > 0)
     }
 }
 
@@ -332,10 +402,9 @@ impl Flow {
 const EXPIRY_SCAN_INTERVAL: Timestamp = Timestamp(1_000_000);
 
 pub struct Engine {
-    limits: Limits,
-    /// Bytes held by the pre-verdict parts of this engine's flows (see
-    /// `Limits::buffer_budget`); each part's `Charge` keeps it exact.
-    meter: Rc<Cell<usize>>,
+    /// Everything the per-flow work needs besides the flow itself, apart
+    /// from the table so a flow borrowed from it can be worked on.
+    tracker: Tracker,
     /// Packet time of the last expiry scan.
     last_scan: Option<Timestamp>,
     /// End of input: open flows still to report, next one last.
@@ -343,27 +412,41 @@ pub struct Engine {
     /// FxHash: fast, and its iteration order is never used for output
     /// (reports are ordered by packet index).
     flows: FxHashMap<FlowKey, Flow>,
+}
+
+/// The engine without its flow table: bounds, options, counters and the
+/// buffer meter that every flow's segment work reads or updates. Its
+/// methods are the steps of that work on one `&mut Flow`.
+struct Tracker {
+    limits: Limits,
+    options: Options,
+    /// Bytes held by the pre-verdict parts of this engine's flows (see
+    /// `Limits::buffer_budget`); each part's `Charge` keeps it exact.
+    meter: Rc<Cell<usize>>,
     counters: EngineCounters,
 }
 
 impl Engine {
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(limits: Limits, options: Options) -> Self {
         Engine {
-            limits,
-            meter: Rc::new(Cell::new(0)),
+            tracker: Tracker {
+                limits,
+                options,
+                meter: Rc::new(Cell::new(0)),
+                counters: EngineCounters::default(),
+            },
             last_scan: None,
             finishing: None,
             flows: FxHashMap::default(),
-            counters: EngineCounters::default(),
         }
     }
 
     pub fn limits(&self) -> &Limits {
-        &self.limits
+        &self.tracker.limits
     }
 
     pub fn counters(&self) -> &EngineCounters {
-        &self.counters
+        &self.tracker.counters
     }
 
     /// Flows currently tracked.
@@ -373,7 +456,7 @@ impl Engine {
 
     /// Bytes charged to the buffer budget now.
     pub fn buffered_bytes(&self) -> usize {
-        self.meter.get()
+        self.tracker.meter.get()
     }
 
     /// Feed one segment. `index` is the packet's position in the input
@@ -392,51 +475,38 @@ impl Engine {
     /// arena in the pipeline).
     fn on_view(&mut self, seg: Segment<&[u8]>, index: u64, out: &mut Vec<Report>) {
         let key = seg.key();
-        let side: Side = if seg.src == key.lo { 0 } else { 1 };
+        let side = if seg.src == key.lo {
+            Side::Lo
+        } else {
+            Side::Hi
+        };
         let pure_syn = seg.flags.syn() && !seg.flags.ack();
         if pure_syn {
             self.replace_if_reused(&key, side, seg.seq, index, out);
         }
         // One table lookup for a known flow: the common case, every packet.
         if let Some(flow) = self.flows.get_mut(&key) {
-            flow_segment(
-                flow,
-                side,
-                &seg,
-                index,
-                &self.limits,
-                &mut self.counters,
-                &self.meter,
-                out,
-            );
+            self.tracker.segment(flow, side, &seg, index, out);
             return;
         }
         if !seg.flags.syn() && seg.payload.is_empty() && seg.missing == 0 {
-            self.counters.segments_no_flow += 1;
+            self.tracker.counters.segments_no_flow += 1;
             return;
         }
-        if self.flows.len() >= self.limits.max_flows {
+        let max_flows = self.tracker.limits.max_flows;
+        if self.flows.len() >= max_flows {
             self.make_room(index, out);
-            if self.flows.len() >= self.limits.max_flows {
-                self.counters.flows_table_full += 1;
+            if self.flows.len() >= max_flows {
+                self.tracker.counters.flows_table_full += 1;
                 return;
             }
         }
-        self.counters.flows_created += 1;
+        self.tracker.counters.flows_created += 1;
         let flow = self
             .flows
             .entry(key)
             .or_insert_with(|| Flow::new(key, index, seg.ts));
-        flow_segment(
-            flow,
-            side,
-            &seg,
-            index,
-            &self.limits,
-            &mut self.counters,
-            &self.meter,
-            out,
-        );
+        self.tracker.segment(flow, side, &seg, index, out);
     }
 
     /// A new SYN on the 4-tuple of a closed or reported flow starts a new
@@ -450,7 +520,7 @@ impl Engine {
         out: &mut Vec<Report>,
     ) {
         let reuse = self.flows.get(key).is_some_and(|f| {
-            let same_isn = f.isn.get(side).copied().flatten() == Some(seq);
+            let same_isn = f.isn[side] == Some(seq);
             let ended = f.both_closed() || f.reported;
             // A retried SYN after a reset with no payload is a new attempt
             // even with the same ISN; otherwise only a new ISN is.
@@ -460,9 +530,10 @@ impl Engine {
             // Its verdict is out, or it carried nothing: replace it quietly.
             if let Some(mut old) = self.flows.remove(key) {
                 let ts = old.last_seen;
-                close_report(&mut old, Some(Ending::Reused), ts, index, &self.limits, out);
+                self.tracker
+                    .close_report(&mut old, Some(Ending::Reused), ts, index, out);
             }
-            self.counters.flows_port_reuse += 1;
+            self.tracker.counters.flows_port_reuse += 1;
         }
     }
 
@@ -487,12 +558,13 @@ impl Engine {
                 Some((rank, f.last_seen, f.key))
             })
             .collect();
+        let max_flows = self.tracker.limits.max_flows;
         // Evict a sixteenth of the table per scan, so a flood pays for one
         // linear scan per max_flows/16 new flows; pick the victims in
         // linear time (select, not sort).
         let excess = (self.flows.len() + 1)
-            .saturating_sub(self.limits.max_flows)
-            .max(self.limits.max_flows / 16)
+            .saturating_sub(max_flows)
+            .max(max_flows / 16)
             .min(victims.len());
         if excess < victims.len() {
             victims.select_nth_unstable(excess);
@@ -501,40 +573,34 @@ impl Engine {
         // Closes of evicted flows go out in first-seen order (victims are
         // in selection order, which depends on the table's history).
         let mut evicted = Vec::new();
+        let counters = &mut self.tracker.counters;
         for (rank, _, key) in victims {
             if let Some(flow) = self.flows.remove(&key) {
                 if rank == 0 {
-                    self.counters.flows_evicted_embryonic += 1;
+                    counters.flows_evicted_embryonic += 1;
                 } else {
-                    self.counters.flows_evicted_decided += 1;
+                    counters.flows_evicted_decided += 1;
                 }
-                if self.limits.closes && flow.decided.is_some() && !flow.close_sent {
+                if self.tracker.options.closes && flow.decided.is_some() && !flow.close_sent {
                     evicted.push(flow);
                 }
             }
         }
-        if self.flows.capacity() < self.limits.max_flows {
+        if self.flows.capacity() < max_flows {
             // Removal leaves tombstones, and hashbrown clears them by
             // doubling a table that is over half full: evict-and-insert
             // cycles would grow it to twice the limit. Rebuilding it once
             // the tombstones eat into the limit keeps it one table for
             // `max_flows` (two for this moment).
             let old = std::mem::take(&mut self.flows);
-            self.flows =
-                FxHashMap::with_capacity_and_hasher(self.limits.max_flows, Default::default());
+            self.flows = FxHashMap::with_capacity_and_hasher(max_flows, Default::default());
             self.flows.extend(old);
         }
         evicted.sort_by_key(|f| f.first_index);
         for mut flow in evicted {
             let ts = flow.last_seen;
-            close_report(
-                &mut flow,
-                Some(Ending::Evicted),
-                ts,
-                index,
-                &self.limits,
-                out,
-            );
+            self.tracker
+                .close_report(&mut flow, Some(Ending::Evicted), ts, index, out);
         }
     }
 
@@ -551,7 +617,7 @@ impl Engine {
             return;
         }
         self.last_scan = Some(now);
-        let limits = &self.limits;
+        let limits = &self.tracker.limits;
         let mut expired: Vec<(u64, FlowKey)> = self
             .flows
             .values()
@@ -574,19 +640,12 @@ impl Engine {
                 continue;
             };
             if !flow.reported {
-                self.counters.flows_expired += 1;
-                conclude_and_report(
-                    &mut flow,
-                    End::Idle,
-                    now,
-                    index,
-                    &self.limits,
-                    &mut self.counters,
-                    out,
-                );
+                self.tracker.counters.flows_expired += 1;
+                self.tracker.conclude(&mut flow, End::Idle, now, index, out);
             }
             let ts = flow.last_seen;
-            close_report(&mut flow, Some(Ending::Idle), ts, index, &self.limits, out);
+            self.tracker
+                .close_report(&mut flow, Some(Ending::Idle), ts, index, out);
         }
     }
 
@@ -600,7 +659,7 @@ impl Engine {
     /// of the next flow still to report, or None when all are done (the
     /// flow table is then empty).
     pub fn finish_some(&mut self, index: u64, max: usize, out: &mut Vec<Report>) -> Option<u64> {
-        let closes = self.limits.closes;
+        let closes = self.tracker.options.closes;
         let pending = self.finishing.get_or_insert_with(|| {
             let mut open: Vec<(u64, FlowKey)> = self
                 .flows
@@ -620,24 +679,11 @@ impl Engine {
             };
             let ts = flow.last_seen;
             if !flow.reported {
-                conclude_and_report(
-                    &mut flow,
-                    End::EndOfInput,
-                    ts,
-                    index,
-                    &self.limits,
-                    &mut self.counters,
-                    out,
-                );
+                self.tracker
+                    .conclude(&mut flow, End::EndOfInput, ts, index, out);
             }
-            close_report(
-                &mut flow,
-                Some(Ending::EndOfInput),
-                ts,
-                index,
-                &self.limits,
-                out,
-            );
+            self.tracker
+                .close_report(&mut flow, Some(Ending::EndOfInput), ts, index, out);
             done += 1;
         }
         match self.finishing.as_ref().and_then(|p| p.last()) {
@@ -651,29 +697,422 @@ impl Engine {
     }
 }
 
-/// Conclude a flow that ends without a final verdict and report it, unless
-/// it never carried payload nor a SYN (nothing to say).
-fn conclude_and_report(
-    flow: &mut Flow,
-    end: End,
-    ts: Timestamp,
-    index: u64,
-    limits: &Limits,
-    counters: &mut EngineCounters,
-    out: &mut Vec<Report>,
-) {
-    ensure_classifier(flow, None, limits, counters);
-    close_out(flow, counters);
-    if let Some(c) = flow.classifier_mut() {
-        c.conclude(end);
+impl Tracker {
+    /// One segment of a flow already in the table (or just made for it):
+    /// counts, closes after the verdict, tracking and classifying before it,
+    /// and the reports that follow.
+    fn segment(
+        &mut self,
+        flow: &mut Flow,
+        side: Side,
+        seg: &Segment<&[u8]>,
+        index: u64,
+        out: &mut Vec<Report>,
+    ) {
+        flow.last_seen = flow.last_seen.max(seg.ts);
+        flow.packets += 1;
+        flow.payload_bytes[side] += seg.payload.len() as u64;
+        if flow.reported {
+            // Only the close matters now: it lets the record go after the
+            // short linger instead of the idle timeout.
+            let closed = &mut flow.closed[side];
+            if seg.flags.rst() {
+                *closed = Some(Close::Rst);
+            } else if seg.flags.fin() {
+                closed.get_or_insert(Close::Fin);
+            }
+            if flow.both_closed() {
+                self.close_report(flow, None, seg.ts, index, out);
+            }
+            return;
+        }
+        self.track_within_budget(flow, side, seg);
+        self.report_if_due(flow, seg.ts, index, out);
     }
-    report(flow, ts, index, limits.keylog.as_deref(), counters, out);
+
+    /// Track a segment of a flow whose verdict is pending, within the
+    /// engine's buffer budget: a flow that does not fit is given up.
+    fn track_within_budget(&mut self, flow: &mut Flow, side: Side, seg: &Segment<&[u8]>) {
+        let budget = self.limits.buffer_budget;
+        let carries =
+            !seg.payload.is_empty() || seg.missing > 0 || seg.flags.fin() || seg.flags.rst();
+        if flow.active.is_none()
+            && carries
+            && self.meter.get().saturating_add(active_bytes()) > budget
+        {
+            // No room for this flow's pre-verdict state: give it up now,
+            // before its buffers exist (the part made here to write the
+            // verdict is freed by the report).
+            self.give_up_budget(flow);
+            return;
+        }
+        self.track(flow, side, seg);
+        let used = recharge(flow, &self.meter);
+        // The peak is taken before a give-up frees anything: it shows
+        // the budget's overshoot, if any, honestly.
+        self.counters.buffer_peak = self.counters.buffer_peak.max(used as u64);
+        if used > budget && flow.classifier().is_some_and(|c| !c.is_final()) {
+            // The classifier grew past the budget while reading what
+            // the stream held (at most one handshake message): give
+            // this flow up, which frees it.
+            self.give_up_budget(flow);
+        }
+    }
+
+    /// Report the flow if its verdict is final or its connection closed,
+    /// then its close once both sides closed.
+    fn report_if_due(&mut self, flow: &mut Flow, ts: Timestamp, index: u64, out: &mut Vec<Report>) {
+        let keylog = self.options.keylog.as_deref();
+        let counters = &mut self.counters;
+        if flow.classifier().is_some_and(|c| c.is_final()) {
+            report(flow, ts, index, keylog, counters, out);
+        } else if flow.both_closed() && flow.classifier().is_some() && flow.has_payload() {
+            // A connection closed without payload (refused, or a SYN then a
+            // reset) is reported at expiry or end of input instead: a retried
+            // SYN on the same 4-tuple replaces it first.
+            close_out(flow, counters);
+            if let Some(c) = flow.classifier_mut() {
+                c.conclude(End::Closed);
+            }
+            report(flow, ts, index, keylog, counters, out);
+        }
+        if flow.reported && flow.both_closed() {
+            self.close_report(flow, None, ts, index, out);
+        }
+    }
+
+    /// Segment bookkeeping for a flow whose verdict is not out yet.
+    fn track(&mut self, flow: &mut Flow, side: Side, seg: &Segment<&[u8]>) {
+        if flow.closed.iter().any(|c| *c == Some(Close::Rst)) {
+            if !seg.payload.is_empty() {
+                self.counters.data_after_close += 1;
+            }
+            return;
+        }
+        // A reset carries no stream data (RFC 9293 §3.5.3 allows diagnostic
+        // text; no TLS or HTTP stack sends any): bytes on a RST are ignored, so
+        // an injected RST cannot write into the handshake as it ends it (M18).
+        let mut seg = seg.clone();
+        if seg.flags.rst() && (!seg.payload.is_empty() || seg.missing > 0) {
+            self.counters.rst_payload += 1;
+            seg.payload = &[];
+            seg.missing = 0;
+        }
+        let seg = &seg;
+        if seg.flags.syn() && !self.on_syn(flow, side, seg) {
+            return;
+        }
+        if seg.flags.ack() {
+            pick_isn_by_ack(flow, side.other(), seg.ack);
+        }
+        let data_seq = if seg.flags.syn() {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
+        };
+        if !seg.payload.is_empty() || seg.missing > 0 {
+            self.on_payload(flow, side, seg, data_seq);
+        }
+        if seg.flags.fin() {
+            let fin = data_seq.wrapping_add(seg.payload.len() as u32);
+            flow.active().fin_seq[side].get_or_insert(fin);
+        }
+        if seg.flags.rst() {
+            self.on_rst(flow, side);
+        } else {
+            self.close_if_fin_reached(flow, side);
+        }
+    }
+
+    /// A SYN or SYN-ACK: its ISN starts the side's stream, and the first one
+    /// names the client. A SYN with another ISN is a candidate the other
+    /// side's ACK settles (M12); more than a few give the flow up. Returns
+    /// false when it was given up.
+    fn on_syn(&mut self, flow: &mut Flow, side: Side, seg: &Segment<&[u8]>) -> bool {
+        match flow.isn[side] {
+            None => flow.isn[side] = Some(seg.seq),
+            Some(first) if first != seg.seq && !flow.reported => {
+                let max = if seg.flags.ack() {
+                    SYN_ACK_CANDIDATES
+                } else {
+                    SYN_CANDIDATES
+                };
+                if !add_isn_candidate(flow, side, first, seg.seq, max) {
+                    self.counters.syn_ambiguous += 1;
+                    self.ensure_classifier(flow, None);
+                    if let Some(c) = flow.classifier_mut() {
+                        c.give_up(
+                            format!(
+                                "ambiguous: more than {max} SYN{} with different sequence numbers \
+                                 on one connection (someone may be desynchronising the stream)",
+                                if max == SYN_CANDIDATES { "s" } else { "-ACKs" }
+                            ),
+                            Outcome::Unknown,
+                        );
+                    }
+                    return false;
+                }
+            }
+            Some(_) => {}
+        }
+        if flow.client.is_none() {
+            flow.client = Some(if seg.flags.ack() { side.other() } else { side });
+        }
+        true
+    }
+
+    /// Payload, or bytes the capture promised but cut (snaplen): settle the
+    /// roles, hold the bytes in the side's stream, and offer both
+    /// directions' in-order bytes to the classifier.
+    fn on_payload(&mut self, flow: &mut Flow, side: Side, seg: &Segment<&[u8]>, data_seq: u32) {
+        // The TLS client is the side that sends the ClientHello (a TCP
+        // server can be the TLS client: FTP active data, reverse tunnels).
+        // Before any byte was classified, follow the ClientHello.
+        if flow.direction(side) == Direction::ToClient
+            && flow.classifier().is_none_or(|c| !c.saw_payload())
+            && flow.payload_bytes[side.other()] == 0
+            && Classifier::starts_tls_client_hello(seg.payload)
+        {
+            flow.client = Some(side);
+            flow.active().classifier = None;
+        }
+        self.ensure_classifier(flow, Some((side, seg.payload)));
+        flow.active().missing[side] += u64::from(seg.missing);
+        let start = flow.isn[side].map_or(data_seq, |isn| isn.wrapping_add(1));
+        let stream_limits = StreamLimits {
+            max_buffered: self.limits.stream_buffer,
+            max_segments: self.limits.stream_segments,
+        };
+        flow.active().streams[side].get_or_insert_with(|| Stream::new(start, stream_limits));
+        self.insert(flow, side, data_seq, seg.payload);
+        pump(flow, side);
+        pump(flow, side.other());
+    }
+
+    /// A reset ends the connection at once: what is in order is delivered,
+    /// then the classifier hears of the reset.
+    fn on_rst(&mut self, flow: &mut Flow, side: Side) {
+        flow.closed[side] = Some(Close::Rst);
+        self.ensure_classifier(flow, None);
+        pump(flow, side);
+        let dir = flow.direction(side);
+        if let Some(c) = flow.classifier_mut() {
+            c.on_close(dir, Close::Rst);
+        }
+    }
+
+    /// A FIN takes effect once everything before it has been delivered.
+    fn close_if_fin_reached(&mut self, flow: &mut Flow, side: Side) {
+        let fin_reached = flow.fin_seq(side).is_some_and(|fin| {
+            flow.stream(side).is_none_or(|s| {
+                let pending =
+                    fin.wrapping_sub(s.next_seq().wrapping_add(s.contiguous().len() as u32));
+                pending == 0 || pending > u32::MAX / 2
+            })
+        });
+        if fin_reached && flow.closed[side].is_none() {
+            flow.closed[side] = Some(Close::Fin);
+            self.ensure_classifier(flow, None);
+            let dir = flow.direction(side);
+            if let Some(c) = flow.classifier_mut() {
+                c.on_close(dir, Close::Fin);
+            }
+        }
+    }
+
+    /// Conclude a flow that ends without a final verdict and report it, unless
+    /// it never carried payload nor a SYN (nothing to say).
+    fn conclude(
+        &mut self,
+        flow: &mut Flow,
+        end: End,
+        ts: Timestamp,
+        index: u64,
+        out: &mut Vec<Report>,
+    ) {
+        self.ensure_classifier(flow, None);
+        close_out(flow, &mut self.counters);
+        if let Some(c) = flow.classifier_mut() {
+            c.conclude(end);
+        }
+        report(
+            flow,
+            ts,
+            index,
+            self.options.keylog.as_deref(),
+            &mut self.counters,
+            out,
+        );
+    }
+
+    /// Insert into side `side`'s stream, within the engine's buffer budget.
+    /// When the stream is full because of a hole, the hole is given up (a
+    /// counted gap the classifier is told about) rather than the newest data.
+    /// Bytes that differ from the copy already held make the verdict unknown
+    /// (M13); bytes over the budget give the flow up.
+    fn insert(&mut self, flow: &mut Flow, side: Side, seq: u32, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        // Charge the flow's state as it is now (it may have just been made),
+        // so the room left is exact.
+        let room = self
+            .limits
+            .buffer_budget
+            .saturating_sub(recharge(flow, &self.meter));
+        let Some(stream) = flow.stream_mut(side) else {
+            return;
+        };
+        let cap = stream.allocated().saturating_add(room);
+        let mut result = stream.insert_within(seq, data, cap);
+        let counters = &mut self.counters;
+        if result.status == InsertStatus::LimitExceeded && stream.has_hole() {
+            counters.stream_limit_hits += 1;
+            skip_hole(flow, side, counters);
+            pump(flow, side);
+            let Some(stream) = flow.stream_mut(side) else {
+                return;
+            };
+            result = stream.insert_within(seq, data, cap);
+        }
+        counters.bytes_duplicate += result.duplicate as u64;
+        counters.bytes_overlap_conflict += result.conflict as u64;
+        if result.conflict > 0 {
+            let dir = flow.direction(side);
+            if let Some(c) = flow.classifier_mut() {
+                c.on_conflict(dir, result.conflict);
+            }
+        }
+        match result.status {
+            InsertStatus::Old => counters.segments_old += 1,
+            InsertStatus::LimitExceeded => counters.stream_limit_hits += 1,
+            InsertStatus::OverBudget => self.give_up_budget(flow),
+            InsertStatus::Ok => {}
+        }
+    }
+
+    /// The worker's buffer budget cannot hold this flow: its verdict is
+    /// unknown, and reporting it frees what it holds.
+    fn give_up_budget(&mut self, flow: &mut Flow) {
+        self.ensure_classifier(flow, None);
+        let limits = &self.limits;
+        if let Some(c) = flow.classifier_mut() {
+            if c.is_final() {
+                return;
+            }
+            c.give_up(
+                format!(
+                    "memory budget: this worker's {} KiB for pending flows is full, so this flow's bytes \
+                     were not kept (raise --memory, or see mem.flows_given_up)",
+                    limits.buffer_budget / 1024
+                ),
+                Outcome::Incomplete,
+            );
+            self.counters.flows_given_up += 1;
+        }
+    }
+
+    /// Create the classifier once the client is known. Without a SYN the first
+    /// payload decides (a ClientHello or request is the client's), else the
+    /// higher port is taken as the client's ephemeral port (counted).
+    fn ensure_classifier(&mut self, flow: &mut Flow, first_payload: Option<(Side, &[u8])>) {
+        if flow.classifier().is_some() {
+            return;
+        }
+        if flow.client.is_none() {
+            let hinted = first_payload.and_then(|(side, bytes)| {
+                Classifier::role_hint(bytes).map(|d| {
+                    if d == Direction::ToServer {
+                        side
+                    } else {
+                        side.other()
+                    }
+                })
+            });
+            flow.client = Some(hinted.unwrap_or_else(|| {
+                self.counters.roles_guessed += 1;
+                if flow.key.lo.port > flow.key.hi.port {
+                    Side::Lo
+                } else {
+                    Side::Hi
+                }
+            }));
+        }
+        let client = flow.client.unwrap_or(Side::Lo);
+        let client_start = flow.isn[client].is_some();
+        let server_start = flow.isn[client.other()].is_some();
+        let (limits, options) = (&self.limits, &self.options);
+        // Without the server's SYN-ACK its stream still starts at its first
+        // byte if the client's SYN was seen: the server cannot have spoken
+        // before the handshake.
+        let mut classifier = Classifier::new(
+            client_start,
+            server_start || client_start,
+            limits.handshake_buffer,
+        );
+        classifier.keep_preview(options.preview_bytes);
+        if options.keylog.is_some() {
+            classifier.keep_sealed(limits.handshake_buffer);
+        }
+        classifier.set_record_limit(limits.records_before_verdict);
+        flow.active().classifier = Some(classifier);
+    }
+
+    /// Emit the flow's close (once, only for a flow whose verdict went out, and
+    /// only when `Options::closes`). A flow that both sides closed says how
+    /// (`fin`/`rst`) whatever removes it later; otherwise `ending`, or nothing
+    /// when `ending` is None (the flow is still open). Costs no memory: the
+    /// counts are the flow record's own.
+    fn close_report(
+        &self,
+        flow: &mut Flow,
+        ending: Option<Ending>,
+        ts: Timestamp,
+        index: u64,
+        out: &mut Vec<Report>,
+    ) {
+        if !self.options.closes || flow.close_sent {
+            return;
+        }
+        let Some(decided) = flow.decided else {
+            return;
+        };
+        let ending = if flow.closed.iter().any(|c| *c == Some(Close::Rst)) {
+            Ending::Rst
+        } else if flow.both_closed() {
+            Ending::Fin
+        } else {
+            match ending {
+                Some(e) => e,
+                None => return,
+            }
+        };
+        flow.close_sent = true;
+        let client = flow.client.unwrap_or(Side::Lo);
+        out.push(Report {
+            order: ReportOrder {
+                trigger: index,
+                flow: flow.first_index,
+            },
+            event: Event::Close(FlowClose {
+                ts,
+                first_seen: flow.first_seen,
+                client: flow.endpoint(client),
+                server: flow.endpoint(client.other()),
+                ending,
+                decided,
+                bytes_to_server: flow.payload_bytes[client],
+                bytes_to_client: flow.payload_bytes[client.other()],
+                packets: flow.packets,
+            }),
+        });
+    }
 }
 
 /// Settle what is left in the streams before a conclusion: deliver data
 /// behind holes (counting the gaps), and report missing (snaplen) bytes.
 fn close_out(flow: &mut Flow, counters: &mut EngineCounters) {
-    for side in 0..2 {
+    for side in Side::BOTH {
         let mut guard = 0;
         while flow.stream(side).is_some_and(|s| s.has_hole()) && guard < 64 {
             guard += 1;
@@ -705,221 +1144,10 @@ fn skip_hole(flow: &mut Flow, side: Side, counters: &mut EngineCounters) {
     }
 }
 
-/// One segment of a flow already in the table (or just made for it):
-/// counts, closes after the verdict, tracking and classifying before it,
-/// and the reports that follow.
-#[allow(clippy::too_many_arguments)]
-fn flow_segment(
-    flow: &mut Flow,
-    side: Side,
-    seg: &Segment<&[u8]>,
-    index: u64,
-    limits: &Limits,
-    counters: &mut EngineCounters,
-    meter: &Rc<Cell<usize>>,
-    out: &mut Vec<Report>,
-) {
-    flow.last_seen = flow.last_seen.max(seg.ts);
-    flow.packets += 1;
-    if let Some(b) = flow.payload_bytes.get_mut(side) {
-        *b += seg.payload.len() as u64;
-    }
-    if flow.reported {
-        // Only the close matters now: it lets the record go after the
-        // short linger instead of the idle timeout.
-        if let Some(c) = flow.closed.get_mut(side) {
-            if seg.flags.rst() {
-                *c = Some(Close::Rst);
-            } else if seg.flags.fin() {
-                c.get_or_insert(Close::Fin);
-            }
-        }
-        if flow.both_closed() {
-            close_report(flow, None, seg.ts, index, limits, out);
-        }
-        return;
-    }
-    let budget = limits.buffer_budget;
-    let carries = !seg.payload.is_empty() || seg.missing > 0 || seg.flags.fin() || seg.flags.rst();
-    if flow.active.is_none() && carries && meter.get().saturating_add(active_bytes()) > budget {
-        // No room for this flow's pre-verdict state: give it up now,
-        // before its buffers exist (the part made here to write the
-        // verdict is freed by the report).
-        give_up_budget(flow, limits, counters);
-    } else {
-        track_segment(flow, side, seg, limits, counters, meter);
-        let used = recharge(flow, meter);
-        // The peak is taken before a give-up frees anything: it shows
-        // the budget's overshoot, if any, honestly.
-        counters.buffer_peak = counters.buffer_peak.max(used as u64);
-        if used > budget && flow.classifier().is_some_and(|c| !c.is_final()) {
-            // The classifier grew past the budget while reading what
-            // the stream held (at most one handshake message): give
-            // this flow up, which frees it.
-            give_up_budget(flow, limits, counters);
-        }
-    }
-    if flow.classifier().is_some_and(|c| c.is_final()) {
-        report(flow, seg.ts, index, limits.keylog.as_deref(), counters, out);
-    } else if flow.both_closed() && flow.classifier().is_some() && flow.has_payload() {
-        // A connection closed without payload (refused, or a SYN then a
-        // reset) is reported at expiry or end of input instead: a retried
-        // SYN on the same 4-tuple replaces it first.
-        close_out(flow, counters);
-        if let Some(c) = flow.classifier_mut() {
-            c.conclude(End::Closed);
-        }
-        report(flow, seg.ts, index, limits.keylog.as_deref(), counters, out);
-    }
-    if flow.reported && flow.both_closed() {
-        close_report(flow, None, seg.ts, index, limits, out);
-    }
-}
-
-/// Segment bookkeeping for a flow whose verdict is not out yet.
-fn track_segment(
-    flow: &mut Flow,
-    side: Side,
-    seg: &Segment<&[u8]>,
-    limits: &Limits,
-    counters: &mut EngineCounters,
-    meter: &Rc<Cell<usize>>,
-) {
-    let other = 1 - side;
-    if flow.closed.get(side).copied().flatten() == Some(Close::Rst)
-        || flow.closed.get(other).copied().flatten() == Some(Close::Rst)
-    {
-        if !seg.payload.is_empty() {
-            counters.data_after_close += 1;
-        }
-        return;
-    }
-    // A reset carries no stream data (RFC 9293 §3.5.3 allows diagnostic
-    // text; no TLS or HTTP stack sends any): bytes on a RST are ignored, so
-    // an injected RST cannot write into the handshake as it ends it (M18).
-    let mut seg = seg.clone();
-    if seg.flags.rst() && (!seg.payload.is_empty() || seg.missing > 0) {
-        counters.rst_payload += 1;
-        seg.payload = &[];
-        seg.missing = 0;
-    }
-    let seg = &seg;
-    if seg.flags.syn() {
-        if let Some(isn) = flow.isn.get_mut(side) {
-            match *isn {
-                None => *isn = Some(seg.seq),
-                Some(first) if first != seg.seq && !flow.reported => {
-                    let max = if seg.flags.ack() {
-                        SYN_ACK_CANDIDATES
-                    } else {
-                        SYN_CANDIDATES
-                    };
-                    if !add_isn_candidate(flow, side, first, seg.seq, max) {
-                        counters.syn_ambiguous += 1;
-                        ensure_classifier(flow, None, limits, counters);
-                        if let Some(c) = flow.classifier_mut() {
-                            c.give_up(
-                                format!(
-                                    "ambiguous: more than {max} SYN{} with different sequence numbers \
-                                     on one connection (someone may be desynchronising the stream)",
-                                    if max == SYN_CANDIDATES { "s" } else { "-ACKs" }
-                                ),
-                                Outcome::Unknown,
-                            );
-                        }
-                        return;
-                    }
-                }
-                Some(_) => {}
-            }
-        }
-        if flow.client.is_none() {
-            flow.client = Some(if seg.flags.ack() { other } else { side });
-        }
-    }
-    if seg.flags.ack() {
-        pick_isn_by_ack(flow, other, seg.ack);
-    }
-    let data_seq = if seg.flags.syn() {
-        seg.seq.wrapping_add(1)
-    } else {
-        seg.seq
-    };
-    if !seg.payload.is_empty() || seg.missing > 0 {
-        // The TLS client is the side that sends the ClientHello (a TCP
-        // server can be the TLS client: FTP active data, reverse tunnels).
-        // Before any byte was classified, follow the ClientHello.
-        if flow.direction(side) == Direction::ToClient
-            && flow.classifier().is_none_or(|c| !c.saw_payload())
-            && flow.payload_bytes.get(1 - side).is_some_and(|&b| b == 0)
-            && Classifier::starts_tls_client_hello(seg.payload)
-        {
-            flow.client = Some(side);
-            flow.active().classifier = None;
-        }
-        ensure_classifier(flow, Some((side, seg.payload)), limits, counters);
-        if let Some(m) = flow.active().missing.get_mut(side) {
-            *m += u64::from(seg.missing);
-        }
-        let start = flow
-            .isn
-            .get(side)
-            .copied()
-            .flatten()
-            .map_or(data_seq, |isn| isn.wrapping_add(1));
-        let stream_limits = StreamLimits {
-            max_buffered: limits.stream_buffer,
-            max_segments: limits.stream_segments,
-        };
-        if let Some(slot) = flow.active().streams.get_mut(side) {
-            slot.get_or_insert_with(|| Stream::new(start, stream_limits));
-        }
-        insert(flow, side, data_seq, seg.payload, limits, counters, meter);
-        pump(flow, side);
-        pump(flow, other);
-    }
-    if seg.flags.fin()
-        && let Some(f) = flow.active().fin_seq.get_mut(side)
-    {
-        f.get_or_insert(data_seq.wrapping_add(seg.payload.len() as u32));
-    }
-    if seg.flags.rst() {
-        if let Some(c) = flow.closed.get_mut(side) {
-            *c = Some(Close::Rst);
-        }
-        ensure_classifier(flow, None, limits, counters);
-        pump(flow, side);
-        let dir = flow.direction(side);
-        if let Some(c) = flow.classifier_mut() {
-            c.on_close(dir, Close::Rst);
-        }
-        return;
-    }
-    // A FIN takes effect once everything before it has been delivered.
-    let fin_reached = flow.fin_seq(side).is_some_and(|fin| {
-        flow.stream(side).is_none_or(|s| {
-            let pending = fin.wrapping_sub(s.next_seq().wrapping_add(s.contiguous().len() as u32));
-            pending == 0 || pending > u32::MAX / 2
-        })
-    });
-    if fin_reached && flow.closed.get(side).copied().flatten().is_none() {
-        if let Some(c) = flow.closed.get_mut(side) {
-            *c = Some(Close::Fin);
-        }
-        ensure_classifier(flow, None, limits, counters);
-        let dir = flow.direction(side);
-        if let Some(c) = flow.classifier_mut() {
-            c.on_close(dir, Close::Fin);
-        }
-    }
-}
-
 /// Record a different SYN sequence number of side `side` (M12). Returns
 /// false when there are more than `max` candidates.
 fn add_isn_candidate(flow: &mut Flow, side: Side, first: u32, seq: u32, max: usize) -> bool {
-    let Some(c) = flow.active().isn_candidates.get_mut(side) else {
-        return true;
-    };
+    let c = &mut flow.active().isn_candidates[side];
     if c.is_empty() {
         c.push(first);
     }
@@ -936,88 +1164,14 @@ fn pick_isn_by_ack(flow: &mut Flow, side: Side, ack: u32) {
     let Some(active) = flow.active.as_mut() else {
         return;
     };
-    let Some(c) = active.isn_candidates.get_mut(side) else {
-        return;
-    };
+    let c = &mut active.isn_candidates[side];
     let isn = ack.wrapping_sub(1);
     if c.is_empty() || !c.contains(&isn) {
         return;
     }
     c.clear();
-    if active.streams.get(side).is_some_and(Option::is_none)
-        && let Some(slot) = flow.isn.get_mut(side)
-    {
-        *slot = Some(isn);
-    }
-}
-
-/// Insert into side `side`'s stream, within the engine's buffer budget.
-/// When the stream is full because of a hole, the hole is given up (a
-/// counted gap the classifier is told about) rather than the newest data.
-/// Bytes that differ from the copy already held make the verdict unknown
-/// (M13); bytes over the budget give the flow up.
-fn insert(
-    flow: &mut Flow,
-    side: Side,
-    seq: u32,
-    data: &[u8],
-    limits: &Limits,
-    counters: &mut EngineCounters,
-    meter: &Rc<Cell<usize>>,
-) {
-    if data.is_empty() {
-        return;
-    }
-    // Charge the flow's state as it is now (it may have just been made),
-    // so the room left is exact.
-    let room = limits.buffer_budget.saturating_sub(recharge(flow, meter));
-    let Some(stream) = flow.stream_mut(side) else {
-        return;
-    };
-    let cap = stream.allocated().saturating_add(room);
-    let mut result = stream.insert_within(seq, data, cap);
-    if result.status == InsertStatus::LimitExceeded && stream.has_hole() {
-        counters.stream_limit_hits += 1;
-        skip_hole(flow, side, counters);
-        pump(flow, side);
-        let Some(stream) = flow.stream_mut(side) else {
-            return;
-        };
-        result = stream.insert_within(seq, data, cap);
-    }
-    counters.bytes_duplicate += result.duplicate as u64;
-    counters.bytes_overlap_conflict += result.conflict as u64;
-    if result.conflict > 0 {
-        let dir = flow.direction(side);
-        if let Some(c) = flow.classifier_mut() {
-            c.on_conflict(dir, result.conflict);
-        }
-    }
-    match result.status {
-        InsertStatus::Old => counters.segments_old += 1,
-        InsertStatus::LimitExceeded => counters.stream_limit_hits += 1,
-        InsertStatus::OverBudget => give_up_budget(flow, limits, counters),
-        InsertStatus::Ok | InsertStatus::Stopped => {}
-    }
-}
-
-/// The worker's buffer budget cannot hold this flow: its verdict is
-/// unknown, and reporting it frees what it holds.
-fn give_up_budget(flow: &mut Flow, limits: &Limits, counters: &mut EngineCounters) {
-    ensure_classifier(flow, None, limits, counters);
-    if let Some(c) = flow.classifier_mut() {
-        if c.is_final() {
-            return;
-        }
-        c.give_up(
-            format!(
-                "memory budget: this worker's {} KiB for pending flows is full, so this flow's bytes \
-                 were not kept (raise --memory, or see mem.flows_given_up)",
-                limits.buffer_budget / 1024
-            ),
-            Outcome::Incomplete,
-        );
-        counters.flows_given_up += 1;
+    if active.streams[side].is_none() {
+        flow.isn[side] = Some(isn);
     }
 }
 
@@ -1044,56 +1198,6 @@ fn recharge(flow: &mut Flow, meter: &Rc<Cell<usize>>) -> usize {
     total
 }
 
-/// Create the classifier once the client is known. Without a SYN the first
-/// payload decides (a ClientHello or request is the client's), else the
-/// higher port is taken as the client's ephemeral port (counted).
-fn ensure_classifier(
-    flow: &mut Flow,
-    first_payload: Option<(Side, &[u8])>,
-    limits: &Limits,
-    counters: &mut EngineCounters,
-) {
-    if flow.classifier().is_some() {
-        return;
-    }
-    if flow.client.is_none() {
-        let hinted = first_payload.and_then(|(side, bytes)| {
-            Classifier::role_hint(bytes).map(|d| {
-                if d == Direction::ToServer {
-                    side
-                } else {
-                    1 - side
-                }
-            })
-        });
-        flow.client = Some(hinted.unwrap_or_else(|| {
-            counters.roles_guessed += 1;
-            if flow.key.lo.port > flow.key.hi.port {
-                0
-            } else {
-                1
-            }
-        }));
-    }
-    let client = flow.client.unwrap_or(0);
-    let client_start = flow.isn.get(client).copied().flatten().is_some();
-    let server_start = flow.isn.get(1 - client).copied().flatten().is_some();
-    // Without the server's SYN-ACK its stream still starts at its first
-    // byte if the client's SYN was seen: the server cannot have spoken
-    // before the handshake.
-    let mut classifier = Classifier::new(
-        client_start,
-        server_start || client_start,
-        limits.handshake_buffer,
-    );
-    classifier.keep_preview(limits.preview_bytes);
-    if limits.keylog.is_some() {
-        classifier.keep_sealed(limits.handshake_buffer);
-    }
-    classifier.set_record_limit(limits.records_before_verdict);
-    flow.active().classifier = Some(classifier);
-}
-
 /// Offer side `side`'s in-order bytes to the classifier until it stops
 /// taking them.
 fn pump(flow: &mut Flow, side: Side) {
@@ -1101,8 +1205,8 @@ fn pump(flow: &mut Flow, side: Side) {
     let Some(active) = flow.active.as_mut() else {
         return;
     };
-    let (Some(Some(stream)), Some(classifier)) =
-        (active.streams.get_mut(side), active.classifier.as_mut())
+    let (Some(stream), Some(classifier)) =
+        (active.streams[side].as_mut(), active.classifier.as_mut())
     else {
         return;
     };
@@ -1168,15 +1272,15 @@ fn report(
         return;
     }
     counters.flows_reported += 1;
-    let client = flow.client.unwrap_or(0);
+    let client = flow.client.unwrap_or(Side::Lo);
     let mut v = Verdict::new(
         flow.endpoint(client),
-        flow.endpoint(1 - client),
+        flow.endpoint(client.other()),
         flow.first_seen,
         ts,
     );
-    v.bytes_to_server = flow.payload_bytes.get(client).copied().unwrap_or(0);
-    v.bytes_to_client = flow.payload_bytes.get(1 - client).copied().unwrap_or(0);
+    v.bytes_to_server = flow.payload_bytes[client];
+    v.bytes_to_client = flow.payload_bytes[client.other()];
     v.packets = flow.packets;
     let evidence = classifier.as_ref().map(Classifier::evidence);
     assemble(&mut v, evidence.as_ref(), proving.facts());
@@ -1200,56 +1304,6 @@ fn report(
             flow: flow.first_index,
         },
         event: Event::Verdict(v),
-    });
-}
-
-/// Emit the flow's close (once, only for a flow whose verdict went out, and
-/// only when `Limits::closes`). A flow that both sides closed says how
-/// (`fin`/`rst`) whatever removes it later; otherwise `ending`, or nothing
-/// when `ending` is None (the flow is still open). Costs no memory: the
-/// counts are the flow record's own.
-fn close_report(
-    flow: &mut Flow,
-    ending: Option<Ending>,
-    ts: Timestamp,
-    index: u64,
-    limits: &Limits,
-    out: &mut Vec<Report>,
-) {
-    if !limits.closes || flow.close_sent {
-        return;
-    }
-    let Some(decided) = flow.decided else {
-        return;
-    };
-    let ending = if flow.closed.contains(&Some(Close::Rst)) {
-        Ending::Rst
-    } else if flow.both_closed() {
-        Ending::Fin
-    } else {
-        match ending {
-            Some(e) => e,
-            None => return,
-        }
-    };
-    flow.close_sent = true;
-    let client = flow.client.unwrap_or(0);
-    out.push(Report {
-        order: ReportOrder {
-            trigger: index,
-            flow: flow.first_index,
-        },
-        event: Event::Close(FlowClose {
-            ts,
-            first_seen: flow.first_seen,
-            client: flow.endpoint(client),
-            server: flow.endpoint(1 - client),
-            ending,
-            decided,
-            bytes_to_server: flow.payload_bytes.get(client).copied().unwrap_or(0),
-            bytes_to_client: flow.payload_bytes.get(1 - client).copied().unwrap_or(0),
-            packets: flow.packets,
-        }),
     });
 }
 
@@ -1344,10 +1398,10 @@ mod tests {
             .collect()
     }
 
-    fn with_closes() -> Limits {
-        Limits {
+    fn with_closes() -> Options {
+        Options {
             closes: true,
-            ..Limits::default()
+            ..Options::default()
         }
     }
 
@@ -1357,7 +1411,7 @@ mod tests {
     fn a_close_counts_the_whole_flow_and_follows_its_verdict() {
         let client = ep("10.0.0.1", 40000);
         let server = ep("10.0.0.2", 80);
-        let mut engine = Engine::new(with_closes());
+        let mut engine = Engine::new(Limits::default(), with_closes());
         let mut out = Vec::new();
         http_flow(&mut engine, client, 1000, &mut out);
         assert!(matches!(out[0].event, Event::Verdict(_)));
@@ -1382,7 +1436,7 @@ mod tests {
 
     #[test]
     fn no_close_unless_asked() {
-        let mut engine = Engine::new(Limits::default());
+        let mut engine = Engine::new(Limits::default(), Options::default());
         let mut out = Vec::new();
         http_flow(&mut engine, ep("10.0.0.1", 40000), 10, &mut out);
         engine.on_segment(
@@ -1406,7 +1460,7 @@ mod tests {
     fn closes_say_how_the_flow_ended() {
         let server = ep("10.0.0.2", 80);
         // RST.
-        let mut engine = Engine::new(with_closes());
+        let mut engine = Engine::new(Limits::default(), with_closes());
         let mut out = Vec::new();
         let client = ep("10.0.0.1", 40000);
         http_flow(&mut engine, client, 0, &mut out);
@@ -1426,16 +1480,17 @@ mod tests {
         engine.finish(7, &mut out);
         assert_eq!(closes(&out)[0].0, Ending::EndOfInput);
         // A new SYN (new ISN) on the 4-tuple of an open decided flow.
-        let mut engine = Engine::new(with_closes());
+        let mut engine = Engine::new(Limits::default(), with_closes());
         let mut out = Vec::new();
         http_flow(&mut engine, client, 0, &mut out);
         engine.on_segment(seg(client, server, 9000, TcpFlags::SYN, &[]), 5, &mut out);
         assert_eq!(closes(&out)[0].0, Ending::Reused);
         // Evicted: decided open flows make room for a SYN flood.
-        let mut engine = Engine::new(Limits {
+        let limits = Limits {
             max_flows: 16,
-            ..with_closes()
-        });
+            ..Limits::default()
+        };
+        let mut engine = Engine::new(limits, with_closes());
         let mut out = Vec::new();
         for i in 0..16u8 {
             http_flow(&mut engine, ep(&format!("10.1.0.{i}"), 40000), 0, &mut out);
@@ -1474,7 +1529,7 @@ mod tests {
             max_flows: 64,
             ..Limits::default()
         };
-        let mut engine = Engine::new(limits);
+        let mut engine = Engine::new(limits, Options::default());
         let mut out = Vec::new();
         let server = ep("10.0.0.2", 443);
         // One flow mid-handshake (ClientHello sent, no answer yet).
@@ -1516,7 +1571,7 @@ mod tests {
             ..Limits::default()
         };
         let budget = limits.buffer_budget;
-        let mut engine = Engine::new(limits);
+        let mut engine = Engine::new(limits, Options::default());
         let mut out = Vec::new();
         let server = ep("10.0.0.2", 443);
         // Each flow: a SYN, then 8 KiB behind a 1-byte hole (held, never read).
@@ -1569,7 +1624,7 @@ mod tests {
         let mut client_flight = record(11, &[0, 0, 8, 0, 0, 5, 0x30, 3, 1, 2, 3]);
         client_flight.extend(record(16, &[0, 1, 9]));
         client_flight.extend_from_slice(&[20, 3, 3, 0, 1, 1]);
-        let mut engine = Engine::new(Limits::default());
+        let mut engine = Engine::new(Limits::default(), Options::default());
         let mut out = Vec::new();
         let ch = client_hello();
         let steps = [

@@ -6,8 +6,10 @@
 //! overlap accounting (duplicates, first-write-wins conflicts, bytes dropped
 //! by `skip`), and the hard limits on what is held. The reader (the engine's
 //! TLS parser) follows Suricata's contract: it looks at `contiguous()`,
-//! `consume`s what it parsed, `skip`s record bodies it does not need (even
-//! before they arrive) and `stop`s the stream once the verdict is final.
+//! `consume`s what it parsed and `skip`s record bodies it does not need
+//! (even before they arrive). Once the verdict is final the engine drops the
+//! whole stream (it lives in the flow's pre-verdict part), so a stream never
+//! outlives the parse it feeds.
 //!
 //! Must not: panic on any sequence number or payload (a sniffer sees
 //! arbitrary numbers, unlike a TCP endpoint), allocate by a length read from
@@ -29,7 +31,6 @@
 //!   per-piece headers, bounded by `max_segments`, are not counted).
 //! - Every held byte's offset is below `u64::MAX`, so offset sums cannot
 //!   overflow.
-//! - Once stopped, nothing is held and nothing is allocated.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -65,7 +66,7 @@ pub struct InsertOutcome {
 }
 
 /// Overall result of an insert. Counts in `InsertOutcome` are all zero for
-/// `LimitExceeded` and `Stopped`.
+/// `LimitExceeded` and `OverBudget`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum InsertStatus {
     /// Accepted (possibly with nothing new in it).
@@ -77,8 +78,6 @@ pub enum InsertStatus {
     /// Storing the new bytes would pass `max_buffered` or `max_segments`:
     /// nothing stored, state unchanged.
     LimitExceeded,
-    /// `stop()` was called; nothing is stored any more.
-    Stopped,
     /// Within the stream's own limits, but storing the new bytes would
     /// allocate past the cap given to `insert_within` (the engine's memory
     /// budget): nothing stored, state unchanged.
@@ -162,7 +161,6 @@ pub struct Stream {
     /// The most recent `skip` range that ran past arrived data; later
     /// arrivals inside it are counted as `skipped`, not `duplicate`.
     skip_range: Range<u64>,
-    stopped: bool,
     /// Allocation cap of the insert in progress (`insert_within`), else
     /// `usize::MAX`; never below what was allocated when it was set.
     alloc_cap: usize,
@@ -182,7 +180,6 @@ impl Stream {
             ooo: Vec::new(),
             ooo_bytes: 0,
             skip_range: 0..0,
-            stopped: false,
             alloc_cap: usize::MAX,
         }
     }
@@ -208,9 +205,6 @@ impl Stream {
     /// stored. All or nothing: if the new bytes would pass a limit, nothing
     /// is stored.
     pub fn insert(&mut self, seq: u32, data: &[u8]) -> InsertOutcome {
-        if self.stopped {
-            return InsertOutcome::bare(InsertStatus::Stopped);
-        }
         if data.is_empty() {
             return InsertOutcome::bare(InsertStatus::Ok);
         }
@@ -368,21 +362,6 @@ impl Stream {
         self.contiguous().len().saturating_add(self.ooo_bytes)
     }
 
-    /// The verdict is final: frees all buffers; later inserts return
-    /// `Stopped` and store nothing.
-    pub fn stop(&mut self) {
-        self.stopped = true;
-        self.buf = Vec::new();
-        self.head = 0;
-        self.ooo = Vec::new();
-        self.ooo_bytes = 0;
-    }
-
-    /// Added: whether `stop()` was called.
-    pub fn is_stopped(&self) -> bool {
-        self.stopped
-    }
-
     /// Added: out-of-order pieces held (compare with `max_segments`).
     pub fn segments(&self) -> usize {
         self.ooo.len()
@@ -392,11 +371,6 @@ impl Stream {
     /// pieces); never more than `max_buffered`.
     pub fn allocated(&self) -> usize {
         self.buf.capacity().saturating_add(self.ooo_bytes)
-    }
-
-    /// Added: the limits this stream was created with.
-    pub fn limits(&self) -> StreamLimits {
-        self.limits
     }
 
     /// Offset one past the in-order run.
@@ -685,9 +659,6 @@ impl Stream {
             "allocated {} > max",
             self.allocated()
         );
-        if self.stopped {
-            assert_eq!(self.allocated(), 0);
-        }
     }
 }
 
@@ -916,24 +887,6 @@ mod tests {
         // Late arrivals of lost bytes are old duplicates.
         let o = s.insert(5, &bytes(5..10));
         assert_eq!((o.status, o.duplicate), (InsertStatus::Old, 5));
-        s.check_invariants();
-    }
-
-    #[test]
-    fn stop_frees_everything_and_refuses_inserts() {
-        let mut s = Stream::new(0, BIG);
-        s.insert(0, &bytes(0..10));
-        s.insert(20, &bytes(20..30));
-        s.stop();
-        assert!(s.is_stopped());
-        assert_eq!(s.buffered(), 0);
-        assert_eq!(s.allocated(), 0);
-        assert_eq!(s.contiguous(), b"");
-        assert_eq!(
-            s.insert(10, &bytes(10..20)),
-            InsertOutcome::bare(InsertStatus::Stopped)
-        );
-        assert_eq!(s.buffered(), 0);
         s.check_invariants();
     }
 

@@ -2,21 +2,20 @@
 //! limits of each worker, before anything is allocated.
 //!
 //! This file owns the arithmetic only: a pure function from `Bounds` (what
-//! the command line asked for) and the worker count to a `Plan` (what each
-//! engine and each worker queue may hold). It must not allocate, measure or
-//! make threads; the engine enforces the limits, the pipeline sizes its
-//! queues from them. Invariant: for any budget at least `MIN_MEMORY`, the
+//! the command line asked for), the worker count and `Sizes` (what a batch
+//! and a flow table cost, measured by the pipeline and the engine that own
+//! them) to a `Plan` (how many flows, buffer bytes and queued batches each
+//! worker gets). It must not allocate, measure or make threads, and it
+//! imports neither the engine nor the pipeline: they pass their sizes in,
+//! the pipeline turns the plan into each engine's `Limits`, the engine
+//! enforces them. Invariant: for any budget at least `MIN_MEMORY`, the
 //! plan's parts add up to no more than the budget: a process reserve, the
 //! worker queues, and per worker a flow table and a buffer budget.
 //!
 //! The split, per worker after the reserve: at most an eighth for its queue
 //! of batches, then at most half of the rest for its flow table (the flow
 //! limit is lowered until the table fits), and everything else for the
-//! pending flows' state and buffers (`Limits::buffer_budget`).
-
-use crate::capture::segment::Timestamp;
-use crate::flow::engine::{self, Limits};
-use crate::pipeline;
+//! pending flows' state and buffers (the engine's `Limits::buffer_budget`).
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
@@ -81,13 +80,26 @@ impl Default for Bounds {
     }
 }
 
+/// What the plan divides memory by, measured by the stages that own each
+/// cost (`pipeline::sizes` fills it in).
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    /// Heap bytes one batch of segments may hold (`pipeline::batch_footprint`).
+    pub batch_bytes: usize,
+    /// Batches per worker outside its queue: the one being filled and the
+    /// recycled ones (`pipeline::RECYCLED_PER_WORKER` + 1).
+    pub loose_batches: usize,
+    /// Worst-case heap bytes of a flow table limited to this many flows
+    /// (`flow::engine::table_bytes`).
+    pub table_bytes: fn(usize) -> usize,
+}
+
 /// The smallest budget that gives each of `workers` workers its minimum
 /// queue, a table of `MIN_FLOWS_PER_WORKER` flows and `MIN_BUFFER_BUDGET`.
-pub fn min_memory(workers: usize) -> usize {
-    let batches = pipeline::RECYCLED_PER_WORKER + 1 + MIN_QUEUE_BATCHES;
-    let per_worker = batches * pipeline::batch_footprint()
-        + engine::table_bytes(MIN_FLOWS_PER_WORKER)
-        + MIN_BUFFER_BUDGET;
+pub fn min_memory(workers: usize, sizes: &Sizes) -> usize {
+    let batches = sizes.loose_batches + MIN_QUEUE_BATCHES;
+    let per_worker =
+        batches * sizes.batch_bytes + (sizes.table_bytes)(MIN_FLOWS_PER_WORKER) + MIN_BUFFER_BUDGET;
     // Rounded up to whole MiB, as the flag counts.
     let bytes = PROCESS_RESERVE + workers.max(1) * per_worker;
     MIN_MEMORY.max(bytes.div_ceil(MIB) * MIB)
@@ -95,34 +107,36 @@ pub fn min_memory(workers: usize) -> usize {
 
 /// The budget when `--memory` is not given: the default, or the minimum
 /// for this many workers when that is more.
-pub fn default_memory(workers: usize) -> usize {
-    DEFAULT_MEMORY.max(min_memory(workers))
+pub fn default_memory(workers: usize, sizes: &Sizes) -> usize {
+    DEFAULT_MEMORY.max(min_memory(workers, sizes))
 }
 
-/// The limits every worker runs with.
+/// What every worker gets: the bounds as asked, except the flow limit,
+/// which the budget may lower, plus the buffer budget and queue length
+/// the budget leaves. The pipeline makes each engine's `Limits` from it.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub workers: usize,
     /// Total budget, bytes.
     pub memory: usize,
-    /// Each engine's limits.
-    pub limits: Limits,
+    /// The command line's bounds (per direction, per flow, timeouts).
+    pub bounds: Bounds,
+    /// Flows each worker's table holds (`Limits::max_flows`).
+    pub max_flows: usize,
+    /// Bytes each worker may hold for pending flows (`Limits::buffer_budget`).
+    pub buffer_budget: usize,
     /// Batches each worker's queue holds.
     pub queue_batches: usize,
 }
 
-fn secs(s: u32) -> Timestamp {
-    Timestamp(i64::from(s) * 1_000_000)
-}
-
 /// Divide `bounds.memory` among `workers` (see the module docs).
-pub fn plan(bounds: &Bounds, workers: usize, preview_bytes: usize) -> Plan {
+pub fn plan(bounds: &Bounds, workers: usize, sizes: &Sizes) -> Plan {
     let workers = workers.max(1);
-    let batch = pipeline::batch_footprint();
+    let batch = sizes.batch_bytes;
     // Batches outside the queues: each worker's batch being filled and the
-    // recycled ones (`pipeline::RECYCLED_PER_WORKER`).
+    // recycled ones.
     let loose = workers
-        .saturating_mul(pipeline::RECYCLED_PER_WORKER + 1)
+        .saturating_mul(sizes.loose_batches)
         .saturating_mul(batch);
     let share = bounds
         .memory
@@ -137,35 +151,24 @@ pub fn plan(bounds: &Bounds, workers: usize, preview_bytes: usize) -> Plan {
     let floor = asked.min(MIN_FLOWS_PER_WORKER);
     let mut flows = asked;
     let table_share = (rest / 2).min(rest.saturating_sub(MIN_BUFFER_BUDGET));
-    while flows > floor && engine::table_bytes(flows) > table_share {
+    while flows > floor && (sizes.table_bytes)(flows) > table_share {
         flows = (flows - flows / 16).max(floor);
     }
-    let buffer_budget = rest.saturating_sub(engine::table_bytes(flows));
+    let buffer_budget = rest.saturating_sub((sizes.table_bytes)(flows));
     Plan {
         workers,
         memory: bounds.memory,
+        bounds: bounds.clone(),
+        max_flows: flows,
+        buffer_budget,
         queue_batches,
-        limits: Limits {
-            max_flows: flows,
-            stream_buffer: bounds.stream_buffer,
-            stream_segments: bounds.ooo_segments,
-            handshake_buffer: bounds.handshake_buffer,
-            records_before_verdict: bounds.records,
-            buffer_budget,
-            idle_timeout: secs(bounds.idle_secs),
-            embryonic_timeout: secs(bounds.syn_secs),
-            closed_linger: secs(bounds.closed_secs),
-            preview_bytes,
-            keylog: None,
-            closes: false,
-        },
     }
 }
 
 impl Plan {
     /// One line for the summary: every bound in force.
     pub fn describe(&self) -> String {
-        let l = &self.limits;
+        let b = &self.bounds;
         let mib = |b: usize| b as f64 / MIB as f64;
         format!(
             "limits: memory {:.0} MiB; per worker (x{}): {} flows, {:.1} MiB for pending flows, {} queued batches; \
@@ -173,16 +176,16 @@ impl Plan {
              idle timeouts: {}s, {}s SYN-only, {}s after close",
             mib(self.memory),
             self.workers,
-            l.max_flows,
-            mib(l.buffer_budget),
+            self.max_flows,
+            mib(self.buffer_budget),
             self.queue_batches,
-            l.stream_buffer / KIB,
-            l.stream_segments,
-            l.handshake_buffer / KIB,
-            l.records_before_verdict,
-            l.idle_timeout.0 / 1_000_000,
-            l.embryonic_timeout.0 / 1_000_000,
-            l.closed_linger.0 / 1_000_000,
+            b.stream_buffer / KIB,
+            b.ooo_segments,
+            b.handshake_buffer / KIB,
+            b.records,
+            b.idle_secs,
+            b.syn_secs,
+            b.closed_secs,
         )
     }
 }
@@ -190,10 +193,16 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::engine::{self, Limits};
+    use crate::pipeline;
+
+    fn sizes() -> Sizes {
+        pipeline::sizes()
+    }
 
     fn total(p: &Plan) -> usize {
-        let per_worker = engine::table_bytes(p.limits.max_flows)
-            + p.limits.buffer_budget
+        let per_worker = engine::table_bytes(p.max_flows)
+            + p.buffer_budget
             + p.queue_batches * pipeline::batch_footprint();
         let loose = p.workers * (pipeline::RECYCLED_PER_WORKER + 1) * pipeline::batch_footprint();
         PROCESS_RESERVE + loose + p.workers * per_worker
@@ -203,23 +212,22 @@ mod tests {
     fn the_parts_never_exceed_the_budget() {
         for memory in [MIN_MEMORY, 64 * MIB, DEFAULT_MEMORY, 4096 * MIB] {
             for workers in [1, 2, 3, 7, 16, 64] {
-                let memory = memory.max(min_memory(workers));
+                let memory = memory.max(min_memory(workers, &sizes()));
                 let b = Bounds {
                     memory,
                     ..Bounds::default()
                 };
-                let p = plan(&b, workers, 0);
+                let p = plan(&b, workers, &sizes());
                 assert!(
                     total(&p) <= memory,
                     "{memory} / {workers}: {} > {memory}",
                     total(&p)
                 );
-                assert!(p.limits.max_flows >= MIN_FLOWS_PER_WORKER);
-                assert!(p.limits.buffer_budget >= MIN_BUFFER_BUDGET, "{p:?}");
+                assert!(p.max_flows >= MIN_FLOWS_PER_WORKER);
+                assert!(p.buffer_budget >= MIN_BUFFER_BUDGET, "{p:?}");
                 assert!(p.queue_batches >= MIN_QUEUE_BATCHES);
                 assert!(
-                    p.limits.max_flows * workers
-                        <= DEFAULT_MAX_FLOWS + workers * MIN_FLOWS_PER_WORKER
+                    p.max_flows * workers <= DEFAULT_MAX_FLOWS + workers * MIN_FLOWS_PER_WORKER
                 );
             }
         }
@@ -227,20 +235,20 @@ mod tests {
 
     #[test]
     fn the_default_budget_holds_most_of_the_default_flow_limit() {
-        let p = plan(&Bounds::default(), 1, 0);
+        let p = plan(&Bounds::default(), 1, &sizes());
         // 256 MiB hold 216,000 flows in one worker's table (two tables'
         // worth while a full one is rebuilt, see engine::table_bytes);
         // 512 MiB all of them.
-        assert!(p.limits.max_flows > DEFAULT_MAX_FLOWS * 3 / 4, "{p:?}");
+        assert!(p.max_flows > DEFAULT_MAX_FLOWS * 3 / 4, "{p:?}");
         let big = plan(
             &Bounds {
                 memory: 512 * MIB,
                 ..Bounds::default()
             },
             1,
-            0,
+            &sizes(),
         );
-        assert_eq!(big.limits.max_flows, DEFAULT_MAX_FLOWS);
+        assert_eq!(big.max_flows, DEFAULT_MAX_FLOWS);
         // A smaller budget lowers the flow limit instead of overrunning.
         let small = plan(
             &Bounds {
@@ -248,15 +256,24 @@ mod tests {
                 ..Bounds::default()
             },
             1,
-            0,
+            &sizes(),
         );
-        assert!(small.limits.max_flows < DEFAULT_MAX_FLOWS, "{small:?}");
-        assert!(small.limits.buffer_budget < p.limits.buffer_budget);
+        assert!(small.max_flows < DEFAULT_MAX_FLOWS, "{small:?}");
+        assert!(small.buffer_budget < p.buffer_budget);
         let line = p.describe();
         assert!(
-            line.contains("memory 256 MiB")
-                && line.contains(&format!("{} flows", p.limits.max_flows)),
+            line.contains("memory 256 MiB") && line.contains(&format!("{} flows", p.max_flows)),
             "{line}"
         );
+    }
+
+    /// `engine::Limits::default()` is plain numbers (the engine is below
+    /// the pipeline and cannot ask this file): they must stay what the
+    /// plan gives the only worker of a run with the default bounds, which
+    /// is what the pipeline would build (`pipeline::engine_limits`).
+    #[test]
+    fn the_engine_default_limits_are_the_default_plan() {
+        let p = plan(&Bounds::default(), 1, &sizes());
+        assert_eq!(Limits::default(), pipeline::engine_limits(&p));
     }
 }

@@ -124,9 +124,9 @@ impl<'p> Offline<'p> {
     fn new(plan: &'p Plan) -> Self {
         let workers = plan.workers.max(1);
         Offline {
-            intake: Intake::new(workers, plan.ports.as_ref(), plan.limits.keylog.as_deref()),
+            intake: Intake::new(workers, plan.ports.as_ref(), plan.options.keylog.as_deref()),
             engines: (0..workers)
-                .map(|_| Engine::new(plan.limits.clone()))
+                .map(|_| Engine::new(plan.limits.clone(), plan.options.clone()))
                 .collect(),
             out: vec![Vec::new(); workers],
             stage: OutputStage::new(workers, true, plan.calibrate),

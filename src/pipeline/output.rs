@@ -149,7 +149,7 @@ pub(super) fn summarise(
         &mut summary.counters,
         &[("close.identities_forgotten", close_ids_forgotten)],
     );
-    if let Some(k) = &plan.limits.keylog {
+    if let Some(k) = &plan.options.keylog {
         merge_entries(&mut summary.counters, &k.counters().entries());
     }
     summary

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use crate::capture::segment::PortSet;
-use crate::flow::engine::Limits;
+use crate::capture::segment::Timestamp;
+use crate::flow::engine::{self, Limits, Options};
+use crate::pipeline::batch::{RECYCLED_PER_WORKER, batch_footprint};
 use crate::pipeline::budget;
 use crate::pipeline::config::Config;
 use crate::tls::keylog::KeyLog;
@@ -19,6 +21,8 @@ pub struct Plan {
     pub count: Option<u64>,
     /// Each worker's engine limits (`budget::plan`).
     pub limits: Limits,
+    /// What every engine keeps and reports besides its verdicts.
+    pub options: Options,
     /// `--calibrate`: tally the size rule against decrypted handshakes.
     pub calibrate: bool,
     /// Batches queued per worker before the capture thread waits (file) or
@@ -39,18 +43,19 @@ impl Plan {
         // The memory budget and the flow limit are for the whole process:
         // each of N workers gets 1/N (its shard's share of the flows).
         let workers = config.threads.max(1);
-        let budget = budget::plan(&config.bounds, workers, config.preview_bytes);
+        let budget = budget::plan(&config.bounds, workers, &sizes());
         Plan {
             workers,
             ports: config.ports.clone(),
             count: config.count,
             calibrate: config.calibrate,
-            limits: Limits {
+            limits: engine_limits(&budget),
+            options: Options {
+                preview_bytes: config.preview_bytes,
                 // Closes feed close lines and the metrics' closed flows and
                 // bytes; without either, none are made.
                 closes: config.close_lines || config.metrics.is_some(),
                 keylog: keylog.map(Arc::new),
-                ..budget.limits.clone()
             },
             queue_batches: budget.queue_batches,
             limits_line: budget.describe(),
@@ -59,19 +64,47 @@ impl Plan {
         }
     }
 
-    /// One worker with these engine limits, every port, every line: what
-    /// tests and fuzz targets hand `run_offline`.
-    pub fn with_limits(limits: Limits) -> Plan {
+    /// One worker with these engine limits and options, every port, every
+    /// line: what tests and fuzz targets hand `run_offline`.
+    pub fn with_limits(limits: Limits, options: Options) -> Plan {
         Plan {
             workers: 1,
             ports: None,
             count: None,
             limits,
+            options,
             calibrate: false,
             queue_batches: 1,
             limits_line: String::new(),
             flow_lines: true,
             close_lines: false,
         }
+    }
+}
+
+/// What `budget` divides the memory by: a batch's and a flow table's cost.
+pub fn sizes() -> budget::Sizes {
+    budget::Sizes {
+        batch_bytes: batch_footprint(),
+        loose_batches: RECYCLED_PER_WORKER + 1,
+        table_bytes: engine::table_bytes,
+    }
+}
+
+/// Each engine's limits: the bounds asked for, with the flow limit and
+/// buffer budget the memory plan gives one worker.
+pub fn engine_limits(plan: &budget::Plan) -> Limits {
+    let b = &plan.bounds;
+    let secs = |s: u32| Timestamp(i64::from(s) * 1_000_000);
+    Limits {
+        max_flows: plan.max_flows,
+        stream_buffer: b.stream_buffer,
+        stream_segments: b.ooo_segments,
+        handshake_buffer: b.handshake_buffer,
+        records_before_verdict: b.records,
+        buffer_budget: plan.buffer_budget,
+        idle_timeout: secs(b.idle_secs),
+        embryonic_timeout: secs(b.syn_secs),
+        closed_linger: secs(b.closed_secs),
     }
 }

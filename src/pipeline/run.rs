@@ -157,15 +157,15 @@ fn start<'scope>(
     for i in 0..workers {
         let (tx, rx) = bounded::<ToWorker>(plan.queue_batches.max(1));
         to_workers.push(tx);
-        let (tx, limits, recycle) = (out_tx.clone(), plan.limits.clone(), recycle_tx.clone());
+        let (tx, recycle) = (out_tx.clone(), recycle_tx.clone());
         let h = std::thread::Builder::new()
             .name(format!("mtlsniff-worker-{i}"))
-            .spawn_scoped(s, move || worker_loop(i, limits, rx, tx, recycle, gauges));
+            .spawn_scoped(s, move || worker_loop(i, plan, rx, tx, recycle, gauges));
         // Too few threads: dropping the senders ends the workers started.
         handles.push(h.ok()?);
     }
     let disp = Dispatcher::new(to_workers, recycle_rx, capture.is_live());
-    let keylog = plan.limits.keylog.as_deref();
+    let keylog = plan.options.keylog.as_deref();
     let intake = Intake::new(workers, plan.ports.as_ref(), keylog);
     let capture = std::thread::Builder::new()
         .name("mtlsniff-capture".into())

@@ -9,12 +9,13 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::flow::engine::{Engine, Limits};
+use crate::flow::engine::Engine;
 use crate::report::gauges::Gauges;
 use crate::report::stats::ProcessingTime;
 use crate::verdict::{Report, ReportOrder};
 
 use super::batch::{BATCH_BYTES, Batch, FromWorker, ToWorker};
+use super::plan::Plan;
 
 /// Reports per message at end of input.
 pub(super) const FINISH_CHUNK: usize = 512;
@@ -47,13 +48,13 @@ pub(super) fn finish_chunk(
 /// is gone.
 pub(super) fn worker_loop(
     worker: usize,
-    limits: Limits,
+    plan: &Plan,
     rx: Receiver<ToWorker>,
     tx: Sender<FromWorker>,
     recycle: Sender<Batch>,
     gauges: &Gauges,
 ) {
-    let mut engine = Engine::new(limits);
+    let mut engine = Engine::new(plan.limits.clone(), plan.options.clone());
     let mut processing = ProcessingTime::default();
     let mut reports = Vec::new();
     for msg in rx {

@@ -560,8 +560,8 @@ fn bounds(args: &Args, workers: usize) -> Result<Bounds, UsageError> {
     let memory = bounded(
         "--memory",
         args.memory_mib,
-        budget::default_memory(workers) / MIB,
-        budget::min_memory(workers) / MIB,
+        budget::default_memory(workers, &crate::pipeline::sizes()) / MIB,
+        budget::min_memory(workers, &crate::pipeline::sizes()) / MIB,
         1 << 20,
         " MiB",
     )

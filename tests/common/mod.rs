@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use mtlsniff::capture::segment::Segment;
-use mtlsniff::flow::engine::{EngineCounters, Limits};
+use mtlsniff::flow::engine::{EngineCounters, Limits, Options};
 use mtlsniff::pipeline::{Input, OfflineRun, Plan, run_offline};
 use mtlsniff::verdict::Verdict;
 
@@ -22,7 +22,12 @@ pub fn segments(path: &Path) -> Vec<Segment> {
 
 /// One offline run (one engine with `limits`) over `input`.
 pub fn offline(input: Input<'_>, limits: Limits) -> OfflineRun {
-    run_offline(input, &Plan::with_limits(limits)).unwrap_or_else(|e| panic!("{e}"))
+    offline_with(input, limits, Options::default())
+}
+
+/// One offline run (one engine with `limits` and `options`) over `input`.
+pub fn offline_with(input: Input<'_>, limits: Limits, options: Options) -> OfflineRun {
+    run_offline(input, &Plan::with_limits(limits, options)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Verdicts for a list of segments, in print order.
@@ -33,7 +38,16 @@ pub fn verdicts_of(segs: &[Segment], limits: Limits) -> Vec<Verdict> {
 /// Verdicts for a list of segments in print order, and the engine's
 /// counters.
 pub fn run_engine(segs: &[Segment], limits: Limits) -> (Vec<Verdict>, EngineCounters) {
-    let run = offline(Input::Segments(segs), limits);
+    run_engine_with(segs, limits, Options::default())
+}
+
+/// `run_engine` with run options (a key log, closes, previews).
+pub fn run_engine_with(
+    segs: &[Segment],
+    limits: Limits,
+    options: Options,
+) -> (Vec<Verdict>, EngineCounters) {
+    let run = offline_with(Input::Segments(segs), limits, options);
     let engine = run.engine.clone();
     (run.into_verdicts(), engine)
 }

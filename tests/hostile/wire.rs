@@ -12,7 +12,7 @@
 use etherparse::PacketBuilder;
 use mtlsniff::capture::decode::{self, DecodeCounters, Frame, LinkType};
 use mtlsniff::capture::segment::{Segment, TcpFlags, Timestamp};
-use mtlsniff::flow::engine::{EngineCounters, Limits};
+use mtlsniff::flow::engine::{EngineCounters, Limits, Options};
 use mtlsniff::pipeline::{Input, Plan, run_offline};
 use mtlsniff::verdict::Verdict;
 
@@ -381,7 +381,8 @@ pub fn run_segments(segments: &[Segment], limits: Limits) -> Run {
 }
 
 fn run_input(input: Input<'_>, limits: Limits) -> Run {
-    let run = run_offline(input, &Plan::with_limits(limits)).expect("in-memory input");
+    let run = run_offline(input, &Plan::with_limits(limits, Options::default()))
+        .expect("in-memory input");
     Run {
         decode: run.decode.clone(),
         engine: run.engine.clone(),
