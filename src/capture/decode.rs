@@ -949,6 +949,13 @@ fn ipv6_ext_chain_ok(exts: &etherparse::Ipv6ExtensionsSlice<'_>) -> bool {
     routing <= 1 && frag <= 1 && auth <= 1 && dest <= 2
 }
 
+/// The test support every crate of the project shares (frame builders,
+/// where ../shared is), declared here because a `#[path]` inside the
+/// inline `tests` module would resolve under a `decode/` directory.
+#[cfg(test)]
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
@@ -2059,11 +2066,9 @@ mod tests {
 
     #[test]
     fn public_pcaps_decode_and_cover_truth() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps/public");
-        if !dir.is_dir() {
-            println!("skipping: {} not found", dir.display());
+        let Some(dir) = support::shared::public("decode over the public captures") else {
             return;
-        }
+        };
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().path())
