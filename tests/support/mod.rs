@@ -8,4 +8,5 @@
 
 #![allow(dead_code)]
 
+pub mod frames;
 pub mod shared;
