@@ -398,7 +398,9 @@ fn tshark_agrees_on_client_certificates() {
         "zeek__tls-1.2-stream-keylog.pcap",
     ] {
         // Under CI a missing public capture fails (tests/support/shared.rs).
-        if let Some(p) = shared::public_capture(public_file, "tshark agreement") {
+        if let Some(p) =
+            shared::public_capture(public_file, "tshark agreement on this public capture")
+        {
             captures.push(p);
         }
     }

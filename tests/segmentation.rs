@@ -44,7 +44,9 @@ fn captures() -> Vec<PathBuf> {
         "zeek__certificate-request-failed.pcap",
     ] {
         // Under CI a missing public capture fails (tests/support/shared.rs).
-        if let Some(p) = shared::public_capture(name, "segmentation property") {
+        if let Some(p) =
+            shared::public_capture(name, "the segmentation property on this public capture")
+        {
             out.push(p);
         }
     }
