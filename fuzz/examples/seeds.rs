@@ -203,11 +203,11 @@ impl Connection {
                 return if s.flags.ack() { 1 - side } else { side };
             }
         }
-        for s in self.segments.iter().filter(|s| !s.payload.is_empty()) {
+        if let Some(s) = self.segments.iter().find(|s| !s.payload.is_empty()) {
             match Classifier::role_hint(&s.payload) {
                 Some(Direction::ToServer) => return self.side(s),
                 Some(Direction::ToClient) => return 1 - self.side(s),
-                None => break,
+                None => {}
             }
         }
         usize::from(self.key.lo.port <= self.key.hi.port)
