@@ -3,8 +3,13 @@
 //!
 //! These run the built binary as a user would; they must not depend on
 //! what the engine concludes (its verdicts are tested beside it), only on
-//! what the shell promises. Tests that need the shared pcaps skip, saying
-//! so, when `../shared` is absent.
+//! what the shell promises. Tests that need the shared pcaps fail under CI
+//! when `../shared` is absent and skip, saying so, elsewhere
+//! (tests/support/shared.rs).
+
+#[path = "support/mod.rs"]
+mod support;
+use support::shared;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -26,15 +31,10 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// The public fixture pcaps, or None (and a note) when shared/ is absent.
+/// The public pcaps; None (and a SKIP line) when ../shared is absent
+/// outside CI, a failure under CI.
 fn public_pcaps() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps/public");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: {} is absent", dir.display());
-        None
-    }
+    shared::public("a cli test over the public captures")
 }
 
 fn pcap_files(dir: &Path) -> Vec<PathBuf> {

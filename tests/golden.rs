@@ -1,20 +1,21 @@
-//! Golden files: `mtlsniff -r F` on every fixture capture must print exactly
-//! `fixtures/expected/<F>.txt` (text view) and `<F>.json` (JSON Lines view).
-//! Run with `MTLSNIFF_BLESS=1 cargo test --test golden` to rewrite them after
-//! an intended output change, then review the diff.
+//! Golden files: `mtlsniff -r F -q` on every fixture capture must print
+//! exactly `fixtures/expected/<F>.txt` (text view) and `<F>.json` (JSON
+//! Lines view). One `#[test]` per capture, so a failure names its capture
+//! and `cargo test --test golden tls13_openssl` runs a few; the list below
+//! is checked against `fixtures/` both ways (a new capture without a test,
+//! a test without its capture, a golden file without a capture all fail).
+//!
+//! Run with `MTLSNIFF_BLESS=1 cargo test --test golden [NAME]` to rewrite
+//! the golden files of the captures that run, after an intended output
+//! change, then review the diff. This file owns only the comparison; what
+//! the output should be is decided by the engine and the printer.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn fixture_captures(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("fixtures/")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
-        .collect();
-    v.sort();
-    v
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
 fn run(capture: &Path, json: bool) -> String {
@@ -34,46 +35,175 @@ fn run(capture: &Path, json: bool) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
-#[test]
-fn every_fixture_prints_its_golden_output() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    let expected_dir = root.join("expected");
+/// Compare (or, with `MTLSNIFF_BLESS` set, rewrite) both golden files of
+/// one capture. Both views are compared before failing, so one run shows
+/// every difference of the capture.
+fn check_golden(file: &str) {
+    let capture = fixtures().join(file);
+    assert!(capture.is_file(), "{} is missing", capture.display());
+    let expected_dir = fixtures().join("expected");
     let bless = std::env::var_os("MTLSNIFF_BLESS").is_some();
     let mut mismatches = Vec::new();
-    let captures = fixture_captures(&root);
-    assert!(!captures.is_empty(), "no fixture captures found");
-    for capture in captures {
-        let name = capture
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
-        for (json, ext) in [(false, "txt"), (true, "json")] {
-            let got = run(&capture, json);
-            let path = expected_dir.join(format!("{name}.{ext}"));
-            if bless {
-                std::fs::create_dir_all(&expected_dir).expect("create fixtures/expected");
-                std::fs::write(&path, &got).expect("write golden file");
-                continue;
-            }
-            let want = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-                panic!(
-                    "missing {}: run MTLSNIFF_BLESS=1 cargo test --test golden",
-                    path.display()
-                )
-            });
-            if got != want {
-                mismatches.push(format!(
-                    "== {}\n-- expected:\n{want}-- got:\n{got}",
-                    path.display()
-                ));
-            }
+    for (json, ext) in [(false, "txt"), (true, "json")] {
+        let got = run(&capture, json);
+        let path = expected_dir.join(format!("{file}.{ext}"));
+        if bless {
+            std::fs::create_dir_all(&expected_dir).expect("create fixtures/expected");
+            std::fs::write(&path, &got).expect("write golden file");
+            continue;
+        }
+        let want = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+            panic!(
+                "missing {}: run MTLSNIFF_BLESS=1 cargo test --test golden",
+                path.display()
+            )
+        });
+        if got != want {
+            mismatches.push(format!(
+                "== {}\n-- expected:\n{want}-- got:\n{got}",
+                path.display()
+            ));
         }
     }
     assert!(
         mismatches.is_empty(),
-        "{} golden files differ (MTLSNIFF_BLESS=1 to rewrite):\n{}",
+        "{file}: {} golden file(s) differ (MTLSNIFF_BLESS=1 to rewrite):\n{}",
         mismatches.len(),
         mismatches.join("\n")
+    );
+}
+
+/// One `#[test]` per fixture capture, and `GOLDEN`, the list of them.
+macro_rules! golden {
+    ($($test:ident = $file:literal,)*) => {
+        const GOLDEN: &[&str] = &[$($file),*];
+        $(
+            #[test]
+            fn $test() {
+                check_golden($file);
+            }
+        )*
+    };
+}
+
+golden! {
+    demo = "demo.pcap",
+    midstream_tls12_mtls_cut_after_server_flight = "midstream-tls12-mtls-cut-after-server-flight.pcap",
+    midstream_tls12_mtls_nohandshake = "midstream-tls12-mtls-nohandshake.pcap",
+    plaintext_h2c_15009 = "plaintext-h2c-15009.pcap",
+    plaintext_http_curl = "plaintext-http-curl.pcap",
+    plaintext_http_to_tls_port = "plaintext-http-to-tls-port.pcap",
+    plaintext_proxyv2_tlv_d0 = "plaintext-proxyv2-tlv-d0.pcap",
+    tls12_curl_mtls_p256 = "tls12-curl-mtls-p256.pcap",
+    tls12_curl_required_nocert = "tls12-curl-required-nocert.pcap",
+    tls12_gnutls_mtls_p256_pyserver = "tls12-gnutls-mtls-p256-pyserver.pcap",
+    tls12_openssl_istio_sidecar = "tls12-openssl-istio-sidecar.pcap",
+    tls12_openssl_mtls_expired_certs = "tls12-openssl-mtls-expired-certs.pcap",
+    tls12_openssl_mtls_expired_rejected = "tls12-openssl-mtls-expired-rejected.pcap",
+    tls12_openssl_mtls_p256_dup = "tls12-openssl-mtls-p256-dup.pcap",
+    tls12_openssl_mtls_p256_vlan100 = "tls12-openssl-mtls-p256-vlan100.pcap",
+    tls12_openssl_mtls_p256 = "tls12-openssl-mtls-p256.pcap",
+    tls12_openssl_mtls_rsa2048 = "tls12-openssl-mtls-rsa2048.pcap",
+    tls12_openssl_noauth = "tls12-openssl-noauth.pcap",
+    tls12_openssl_renegotiation_client_cert = "tls12-openssl-renegotiation-client-cert.pcap",
+    tls12_openssl_resume_sessionid = "tls12-openssl-resume-sessionid.pcap",
+    tls12_openssl_resume_ticket = "tls12-openssl-resume-ticket.pcap",
+    tls12_openssl_untrusted_ca = "tls12-openssl-untrusted-ca.pcap",
+    tls12_python_mtls_rsa2048_ipv6 = "tls12-python-mtls-rsa2048-ipv6.pcap",
+    tls12_python_optional_nocert = "tls12-python-optional-nocert.pcap",
+    tls12_python_required_nocert_pyserver = "tls12-python-required-nocert-pyserver.pcap",
+    tls13_curl_mtls_p256 = "tls13-curl-mtls-p256.pcap",
+    tls13_curl_mtls_rsa2048 = "tls13-curl-mtls-rsa2048.pcap",
+    tls13_curl_mtls_spiffe_pyserver = "tls13-curl-mtls-spiffe-pyserver.pcap",
+    tls13_curl_noauth = "tls13-curl-noauth.pcap",
+    tls13_curl_optional_nocert_pyserver = "tls13-curl-optional-nocert-pyserver.pcap",
+    tls13_curl_required_nocert = "tls13-curl-required-nocert.pcap",
+    tls13_curl_untrusted_ca_pyserver = "tls13-curl-untrusted-ca-pyserver.pcap",
+    tls13_gnutls_mtls_p256 = "tls13-gnutls-mtls-p256.pcap",
+    tls13_gnutls_noauth = "tls13-gnutls-noauth.pcap",
+    tls13_gnutls_optional_nocert = "tls13-gnutls-optional-nocert.pcap",
+    tls13_gnutls_required_nocert = "tls13-gnutls-required-nocert.pcap",
+    tls13_openssl_0rtt_early_data = "tls13-openssl-0rtt-early-data.pcap",
+    tls13_openssl_0rtt_rejected_full_handshake = "tls13-openssl-0rtt-rejected-full-handshake.pcap",
+    tls13_openssl_hbone_15008 = "tls13-openssl-hbone-15008.pcap",
+    tls13_openssl_istio_sidecar = "tls13-openssl-istio-sidecar.pcap",
+    tls13_openssl_linkerd_opaque = "tls13-openssl-linkerd-opaque.pcap",
+    tls13_openssl_linkerd = "tls13-openssl-linkerd.pcap",
+    tls13_openssl_mtls_aes128gcm = "tls13-openssl-mtls-aes128gcm.pcap",
+    tls13_openssl_mtls_chacha20 = "tls13-openssl-mtls-chacha20.pcap",
+    tls13_openssl_mtls_chain = "tls13-openssl-mtls-chain.pcap",
+    tls13_openssl_mtls_dsb = "tls13-openssl-mtls-dsb.pcapng",
+    tls13_openssl_mtls_hrr_aes128gcm = "tls13-openssl-mtls-hrr-aes128gcm.pcap",
+    tls13_openssl_mtls_p256_hrr = "tls13-openssl-mtls-p256-hrr.pcap",
+    tls13_openssl_mtls_p256_ipv6 = "tls13-openssl-mtls-p256-ipv6.pcap",
+    tls13_openssl_mtls_p256_nosyn = "tls13-openssl-mtls-p256-nosyn.pcap",
+    tls13_openssl_mtls_p256 = "tls13-openssl-mtls-p256.pcap",
+    tls13_openssl_mtls_rsa2048 = "tls13-openssl-mtls-rsa2048.pcap",
+    tls13_openssl_noauth = "tls13-openssl-noauth.pcap",
+    tls13_openssl_optional_nocert = "tls13-openssl-optional-nocert.pcap",
+    tls13_openssl_pha_offered = "tls13-openssl-pha-offered.pcap",
+    tls13_openssl_pha_requested = "tls13-openssl-pha-requested.pcap",
+    tls13_openssl_required_nocert_chacha20 = "tls13-openssl-required-nocert-chacha20.pcap",
+    tls13_openssl_required_nocert = "tls13-openssl-required-nocert.pcap",
+    tls13_openssl_resume_psk = "tls13-openssl-resume-psk.pcap",
+    tls13_openssl_untrusted_ca = "tls13-openssl-untrusted-ca.pcap",
+    tls13_python_mtls_p256_pyserver = "tls13-python-mtls-p256-pyserver.pcap",
+    tls13_python_mtls_rsa2048_pyserver = "tls13-python-mtls-rsa2048-pyserver.pcap",
+    tls13_python_noauth_pyserver = "tls13-python-noauth-pyserver.pcap",
+    tls13_python_optional_nocert = "tls13-python-optional-nocert.pcap",
+    tls13_python_required_nocert_pyserver = "tls13-python-required-nocert-pyserver.pcap",
+    tls13_python_untrusted_ca = "tls13-python-untrusted-ca.pcap",
+}
+
+/// The captures in `fixtures/` (pcap and pcapng), by file name.
+fn captures_on_disk() -> BTreeSet<String> {
+    std::fs::read_dir(fixtures())
+        .expect("read fixtures/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn the_golden_list_names_every_fixture_capture() {
+    let listed: BTreeSet<String> = GOLDEN.iter().map(|f| f.to_string()).collect();
+    assert_eq!(listed.len(), GOLDEN.len(), "a capture is listed twice");
+    let on_disk = captures_on_disk();
+    let unlisted: Vec<_> = on_disk.difference(&listed).collect();
+    let gone: Vec<_> = listed.difference(&on_disk).collect();
+    assert!(
+        unlisted.is_empty() && gone.is_empty(),
+        "tests/golden.rs and fixtures/ disagree.\n\
+         captures without a golden test (add a line to `golden!`): {unlisted:?}\n\
+         golden tests without a capture (remove their line): {gone:?}"
+    );
+}
+
+#[test]
+fn every_golden_file_belongs_to_a_fixture_capture() {
+    let on_disk = captures_on_disk();
+    let mut orphans = Vec::new();
+    for entry in std::fs::read_dir(fixtures().join("expected"))
+        .expect("read fixtures/expected")
+        .flatten()
+    {
+        let path = entry.path();
+        if !path.is_file() {
+            continue; // expected/answers/: tests/answers.rs owns it
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let owner = name
+            .strip_suffix(".txt")
+            .or_else(|| name.strip_suffix(".json"));
+        if !owner.is_some_and(|c| on_disk.contains(c)) {
+            orphans.push(name);
+        }
+    }
+    assert!(
+        orphans.is_empty(),
+        "golden files with no capture in fixtures/: {orphans:?}"
     );
 }

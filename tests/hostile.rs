@@ -97,13 +97,6 @@ fn m01_frames_shorter_than_their_link_header() {
     }
 }
 
-fn eth(ethertype: u16, rest: &[u8]) -> Vec<u8> {
-    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(rest);
-    f
-}
-
 /// The IPv4 packet inside an Ethernet frame from `tcp4`.
 fn ip_of(frame: &[u8]) -> Vec<u8> {
     frame[14..].to_vec()

@@ -7,9 +7,13 @@
 //! captures with key logs; a wrong key log is counted, never fatal; the size
 //! rule never names the wrong class on the fixtures (calibration); where
 //! tshark is installed, it agrees with mtlsniff on which flows carry a
-//! client Certificate.
+//! client Certificate. Without ../shared the public parts fail under CI
+//! and skip elsewhere, saying so (tests/support/shared.rs).
 
 mod common;
+#[path = "support/mod.rs"]
+mod support;
+use support::shared;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -23,10 +27,6 @@ use mtlsniff::verdict::{Basis, CertSeen, Class, ClientCert, Verdict};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-fn public() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps/public")
 }
 
 /// The key log of a capture: `F.keylog` beside it, if any.
@@ -275,13 +275,10 @@ fn the_size_rule_never_names_the_wrong_class_on_the_fixtures() {
 
 #[test]
 fn public_captures_with_key_logs_are_decrypted() {
-    let dir = public();
-    let truth = dir.join("truth.tsv");
-    if !truth.exists() {
-        println!("skipped: {} is absent", truth.display());
+    let Some(dir) = shared::public("decryption of the public captures with key logs") else {
         return;
-    }
-    let rows = common::tsv(&truth);
+    };
+    let rows = common::tsv(&dir.join("truth.tsv"));
     let mut by_file: HashMap<String, Vec<&HashMap<String, String>>> = HashMap::new();
     for row in &rows {
         if row.get("keylog").is_some_and(|k| k.starts_with("yes"))
@@ -401,8 +398,10 @@ fn tshark_agrees_on_client_certificates() {
         "illtls13__capture.pcap",
         "zeek__tls-1.2-stream-keylog.pcap",
     ] {
-        let p = public().join(public_file);
-        if p.exists() {
+        // Under CI a missing public capture fails (tests/support/shared.rs).
+        if let Some(p) =
+            shared::public_capture(public_file, "tshark agreement on this public capture")
+        {
             captures.push(p);
         }
     }

@@ -2,19 +2,18 @@
 //! per-connection truth (truth.tsv, derived with tshark). Every TCP row whose
 //! truth class is plaintext, tls or mtls must be matched, except the listed
 //! exceptions, each with its reason; no flow may be called mtls unless its
-//! truth is mtls. Skips with a message when ../shared is absent.
+//! truth is mtls. Without ../shared it fails under CI and skips, saying
+//! so, elsewhere (tests/support/shared.rs).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 mod common;
+#[path = "support/mod.rs"]
+mod support;
 use common::verdicts;
 use mtlsniff::verdict::{Class, Verdict};
-
-fn public_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps/public");
-    dir.join("truth.tsv").exists().then_some(dir)
-}
+use support::shared;
 
 struct Row {
     file: String,
@@ -98,8 +97,7 @@ const TRUTH_CORRECTIONS: &[(&str, &str, &str, &str)] = &[(
 
 #[test]
 fn public_truth_is_matched_and_no_false_mtls() {
-    let Some(dir) = public_dir() else {
-        eprintln!("SKIP: ../shared/pcaps/public is absent; the public-truth test did not run");
+    let Some(dir) = shared::public("public truth") else {
         return;
     };
     let mut rows = truth(&dir);

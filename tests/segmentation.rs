@@ -4,17 +4,22 @@
 //! into a fresh engine: as 1-byte segments (every byte boundary at once),
 //! and under proptest-generated splits, shuffles and duplicates with a
 //! deterministic RNG. Order across directions is kept: a TLS peer cannot
-//! answer bytes it has not received.
+//! answer bytes it has not received. Runs over every fixture capture and
+//! eight public ones from ../shared (fails under CI without them, skips
+//! them elsewhere, saying so: tests/support/shared.rs).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 mod common;
+#[path = "support/mod.rs"]
+mod support;
 use common::segments;
 use mtlsniff::capture::segment::{Segment, TcpFlags};
 use mtlsniff::flow::engine::Limits;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use support::shared;
 
 fn captures() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -28,7 +33,6 @@ fn captures() -> Vec<PathBuf> {
         v.sort();
         out.extend(v);
     }
-    let public = root.join("../shared/pcaps/public");
     for name in [
         "zeek__client-certificate.pcap",
         "suricata__tls-client-auth.pcap",
@@ -39,8 +43,10 @@ fn captures() -> Vec<PathBuf> {
         "zeek__http-get.pcap",
         "zeek__certificate-request-failed.pcap",
     ] {
-        let p = public.join(name);
-        if p.exists() {
+        // Under CI a missing public capture fails (tests/support/shared.rs).
+        if let Some(p) =
+            shared::public_capture(name, "the segmentation property on this public capture")
+        {
             out.push(p);
         }
     }

@@ -21,8 +21,11 @@ use std::io::{BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use etherparse::PacketBuilder;
 use mtlsniff::capture::segment::{Endpoint, Segment, TcpFlags};
+
+/// The project's one set of frame builders.
+#[path = "../../tests/support/frames.rs"]
+mod frames;
 
 /// Bump when the output of any generator changes: cached files are rebuilt.
 pub const GEN_VERSION: u32 = 3;
@@ -567,45 +570,16 @@ impl Writer {
             } => fill_bulk(&mut self.payload, tls, off, len, total, seed),
         }
         let mac = |ip: [u8; 4]| [0x02, 0x00, ip[0], ip[1], ip[2], ip[3]];
-        let mut b = PacketBuilder::ethernet2(mac(src.0), mac(dst.0))
-            .ipv4(src.0, dst.0, 64)
-            .tcp(src.1, dst.1, p.seq, p.window);
-        if p.flags & TcpFlags::SYN != 0 {
-            b = b.syn();
-        }
-        if p.flags & TcpFlags::FIN != 0 {
-            b = b.fin();
-        }
-        if p.flags & TcpFlags::RST != 0 {
-            b = b.rst();
-        }
-        if p.flags & TcpFlags::PSH != 0 {
-            b = b.psh();
-        }
-        if p.flags & TcpFlags::ACK != 0 {
-            b = b.ack(p.ack);
-        }
-        self.frame.clear();
-        b.write(&mut self.frame, &self.payload)
-            .expect("build frame");
         // IPv4 identification: vary it like a real stack would.
         self.ip_id = self.ip_id.wrapping_add(1);
-        let id = self.ip_id.to_be_bytes();
-        self.frame[18] = id[0];
-        self.frame[19] = id[1];
-        // Fix the IPv4 header checksum after changing the id.
-        self.frame[24] = 0;
-        self.frame[25] = 0;
-        let mut sum = 0u32;
-        for c in self.frame[14..34].chunks(2) {
-            sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-        }
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        let ck = (!(sum as u16)).to_be_bytes();
-        self.frame[24] = ck[0];
-        self.frame[25] = ck[1];
+        self.frame.clear();
+        frames::Tcp::new(src.0, src.1, dst.0, dst.1)
+            .seq(p.seq)
+            .ack(p.ack)
+            .flags(p.flags)
+            .window(p.window)
+            .ip_id(self.ip_id)
+            .write_ethernet(mac(src.0), mac(dst.0), &self.payload, &mut self.frame);
         let header = pcap::PacketHeader {
             ts: libc::timeval {
                 tv_sec: (p.ts / 1_000_000) as libc::time_t,

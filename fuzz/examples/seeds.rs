@@ -2,18 +2,30 @@
 //! fuzz targets, in the input formats `mtlsniff_fuzz` defines (so a seed is
 //! a valid input that reaches deep code from the first run).
 //!
-//! `cargo run --example seeds -- OUT_DIR CAPTURE...` writes, per capture:
-//! - `OUT_DIR/decode/`: frames with their link type (at most
-//!   `FRAMES_PER_CAPTURE`), and once per run a frame built here for every
-//!   link type and encapsulation decode.rs reads (captures rarely hold
-//!   Geneve, GTP-U, GRE, PPPoE, MPLS or NFLOG);
-//! - `OUT_DIR/engine/`: each TCP connection's segments as the engine input
+//! Two modes:
+//! - `cargo run --example seeds -- --committed` rewrites the committed seed
+//!   set, `fuzz/seeds/<target>/`, from this repository's own bytes only:
+//!   `fixtures/*.pcap` and `*.pcapng`, and the frames `synthetic_frames`
+//!   builds. It takes no capture argument, clears the old seeds first, and
+//!   keeps the set small (`Budget::COMMITTED`). The public captures in
+//!   `../shared` must never be committed, whole or cut into seeds.
+//! - `cargo run --example seeds -- OUT_DIR CAPTURE...` writes a local
+//!   corpus (scripts/fuzz.sh: `fuzz/corpus/`, not committed) from any
+//!   captures, `../shared/pcaps/public` included. It refuses to write into
+//!   `fuzz/seeds`, so public bytes cannot reach the committed set this way.
+//!
+//! Per capture it writes:
+//! - `decode/`: frames with their link type (at most `frames_per_capture`),
+//!   and once per run a frame for every link type and encapsulation
+//!   decode.rs reads (tests/support/frames.rs's catalogues; captures rarely
+//!   hold Geneve, GTP-U, GRE, PPPoE, MPLS or NFLOG);
+//! - `engine/`: each TCP connection's segments as the engine input
 //!   (both directions, flags, sequence offsets, timing), plus one input that
 //!   interleaves the capture's first four connections;
-//! - `OUT_DIR/tls/`: each connection's two byte streams, reassembled by the
+//! - `tls/`: each connection's two byte streams, reassembled by the
 //!   library's own `Stream`, in capture order, with FIN/RST;
-//! - `OUT_DIR/identity/`: every DER certificate of a Certificate message
-//!   sent in clear.
+//! - `identity/`: every DER certificate of a Certificate message sent in
+//!   clear.
 //!
 //! File names are a hash of the contents, so running it again adds nothing
 //! twice. Captures the library cannot open are reported and skipped.
@@ -22,49 +34,151 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
+use mtlsniff::capture::decode::{self, DecodeCounters, LinkType};
+use mtlsniff::capture::segment::{FlowKey, Segment, TcpFlags};
+use mtlsniff::capture::source::Source;
 use mtlsniff::capture::source::{Capture, Options, Read};
 use mtlsniff::classify::{Classifier, Direction};
-use mtlsniff::capture::source::Source;
-use mtlsniff::capture::decode::{self, DecodeCounters, LinkType};
 use mtlsniff::flow::reassembly::{Stream, StreamLimits};
-use mtlsniff::capture::segment::{FlowKey, Segment, TcpFlags};
 use mtlsniff::tls::record::{self, HandshakeReassembler, HeaderRead, content, handshake};
 use mtlsniff_fuzz::{
     ENGINE_FLOWS, EngineInputWriter, EngineProfile, SegmentRecord, TlsEvent, TlsInputWriter,
     TlsProfile, decode_input,
 };
 
-/// Frames kept per capture for `decode` (the link layers repeat).
-const FRAMES_PER_CAPTURE: usize = 300;
-/// Connections kept per capture for `engine` and `tls`.
-const FLOWS_PER_CAPTURE: usize = 64;
-/// Largest seed written; the scripts run libFuzzer with this `-max_len`.
-const MAX_SEED: usize = 32 * 1024;
+/// The project's one set of frame builders.
+#[path = "../../tests/support/frames.rs"]
+mod frames;
+
+/// The fuzz targets, each a directory of seeds.
+const TARGETS: [&str; 4] = ["decode", "engine", "tls", "identity"];
+
+/// How much one capture may add.
+#[derive(Clone, Copy)]
+struct Budget {
+    /// Frames kept per capture for `decode` (the link layers repeat).
+    frames_per_capture: usize,
+    /// Connections kept per capture for `engine` and `tls`.
+    flows_per_capture: usize,
+    /// Largest seed written.
+    max_seed: usize,
+}
+
+impl Budget {
+    /// A local corpus: the scripts run libFuzzer with `-max_len` 32 KiB.
+    const CORPUS: Budget = Budget {
+        frames_per_capture: 300,
+        flows_per_capture: 64,
+        max_seed: 32 * 1024,
+    };
+    /// The committed set: a few frames per fixture (they are all Ethernet;
+    /// the catalogue covers the other link types), each connection's first
+    /// 6 KiB (the handshake, client certificate included), a few hundred
+    /// KB in all.
+    const COMMITTED: Budget = Budget {
+        frames_per_capture: 3,
+        flows_per_capture: 4,
+        max_seed: 6 * 1024,
+    };
+}
 
 fn main() {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-    let Some((out, captures)) = args.split_first() else {
-        eprintln!("usage: seeds OUT_DIR CAPTURE...");
-        std::process::exit(2);
+    let result = match args.split_first() {
+        Some((flag, rest)) if flag.as_os_str() == "--committed" && rest.is_empty() => committed(),
+        Some((out, captures)) if out.as_os_str() != "--committed" => corpus(out, captures),
+        _ => Err("usage: seeds --committed | seeds OUT_DIR CAPTURE...".to_string()),
     };
-    let mut seeds = Seeds::new(out);
-    for (link, frame) in synthetic_frames() {
-        if let Some(input) = decode_input(link, &frame, frame.len() as u32) {
-            seeds.write("decode", &input);
-        }
+    if let Err(e) = result {
+        eprintln!("seeds: {e}");
+        std::process::exit(2);
     }
+}
+
+/// The repository root (the fuzz crate's parent).
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn canonical(path: &Path) -> Result<PathBuf, String> {
+    path.canonicalize()
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The committed seed directory, `fuzz/seeds`.
+fn committed_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds")
+}
+
+/// A local corpus from any captures, never into `fuzz/seeds`.
+fn corpus(out: &Path, captures: &[PathBuf]) -> Result<(), String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    if canonical(out)? == canonical(&committed_dir())? {
+        return Err(format!(
+            "{} is the committed seed set: write it with `seeds --committed` (fixtures only), \
+             never from other captures",
+            out.display()
+        ));
+    }
+    let mut seeds = Seeds::new(out, Budget::CORPUS);
+    seeds.synthetic();
     for capture in captures {
         if let Err(e) = seeds.capture(capture) {
             eprintln!("seeds: skipping {}: {e}", capture.display());
         }
     }
-    for (target, n) in &seeds.written {
-        println!("seeds: {target}: {n} new");
+    seeds.report();
+    Ok(())
+}
+
+/// `fuzz/seeds/` from the fixtures and the built frames only.
+fn committed() -> Result<(), String> {
+    let fixtures = canonical(&repo_root().join("fixtures"))?;
+    let shared = repo_root().join("../shared").canonicalize().ok();
+    let mut captures: Vec<PathBuf> = std::fs::read_dir(&fixtures)
+        .map_err(|e| format!("{}: {e}", fixtures.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .collect();
+    captures.sort();
+    for c in &captures {
+        // A symlink out of fixtures/ (into ../shared, say) is refused too.
+        let real = canonical(c)?;
+        if !real.starts_with(&fixtures) || shared.as_ref().is_some_and(|s| real.starts_with(s)) {
+            return Err(format!(
+                "{} is not this repository's own capture ({}): committed seeds come from fixtures/ only",
+                c.display(),
+                real.display()
+            ));
+        }
     }
+    let out = committed_dir();
+    for target in TARGETS {
+        let dir = out.join(target);
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                if e.path().is_file() && e.file_name() != "README.md" {
+                    std::fs::remove_file(e.path())
+                        .map_err(|err| format!("{}: {err}", e.path().display()))?;
+                }
+            }
+        }
+    }
+    let mut seeds = Seeds::new(&out, Budget::COMMITTED);
+    seeds.synthetic();
+    for capture in &captures {
+        seeds.capture(capture)?;
+    }
+    // TLS 1.3 sends certificates encrypted: the fixtures' own PKI (the
+    // certificates the fixture handshakes used) seeds `identity` too.
+    seeds.pem_certificates(&repo_root().join("fixtures/pki"))?;
+    seeds.report();
+    Ok(())
 }
 
 struct Seeds {
     out: PathBuf,
+    budget: Budget,
     written: Vec<(&'static str, usize)>,
 }
 
@@ -89,11 +203,11 @@ impl Connection {
                 return if s.flags.ack() { 1 - side } else { side };
             }
         }
-        for s in self.segments.iter().filter(|s| !s.payload.is_empty()) {
+        if let Some(s) = self.segments.iter().find(|s| !s.payload.is_empty()) {
             match Classifier::role_hint(&s.payload) {
                 Some(Direction::ToServer) => return self.side(s),
                 Some(Direction::ToClient) => return 1 - self.side(s),
-                None => break,
+                None => {}
             }
         }
         usize::from(self.key.lo.port <= self.key.hi.port)
@@ -116,15 +230,61 @@ impl Connection {
 }
 
 impl Seeds {
-    fn new(out: &Path) -> Self {
+    fn new(out: &Path, budget: Budget) -> Self {
         Seeds {
             out: out.to_path_buf(),
+            budget,
             written: Vec::new(),
         }
     }
 
+    /// One `decode` seed per catalogue frame.
+    fn synthetic(&mut self) {
+        for (link, frame) in synthetic_frames() {
+            if let Some(input) = decode_input(link, &frame, frame.len() as u32) {
+                self.write("decode", &input);
+            }
+        }
+    }
+
+    /// Every `CERTIFICATE` block of the `*.pem` files in `dir` (never a
+    /// key), as DER, to `identity`.
+    fn pem_certificates(&mut self, dir: &Path) -> Result<(), String> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "pem"))
+            .collect();
+        files.sort();
+        for file in files {
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let mut block: Option<String> = None;
+            for line in text.lines() {
+                match (line.trim(), block.as_mut()) {
+                    ("-----BEGIN CERTIFICATE-----", _) => block = Some(String::new()),
+                    ("-----END CERTIFICATE-----", Some(b64)) => {
+                        if let Some(der) = base64(b64) {
+                            self.write("identity", &der);
+                        }
+                        block = None;
+                    }
+                    (l, Some(b64)) => b64.push_str(l),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn report(&self) {
+        for (target, n) in &self.written {
+            println!("seeds: {target}: {n} new");
+        }
+    }
+
     fn write(&mut self, target: &'static str, bytes: &[u8]) {
-        if bytes.is_empty() || bytes.len() > MAX_SEED {
+        if bytes.is_empty() || bytes.len() > self.budget.max_seed {
             return;
         }
         let mut h = DefaultHasher::new();
@@ -163,7 +323,7 @@ impl Seeds {
                 Ok(Read::Drained | Read::Timeout) => continue,
                 Ok(Read::End) | Err(_) => break,
             };
-            if frames < FRAMES_PER_CAPTURE
+            if frames < self.budget.frames_per_capture
                 && let Some(input) = decode_input(frame.link, frame.data, frame.orig_len)
             {
                 frames += 1;
@@ -176,7 +336,7 @@ impl Seeds {
             let n = connections.len();
             let i = *by_key.entry(key).or_insert(n);
             if i == n {
-                if n >= FLOWS_PER_CAPTURE {
+                if n >= self.budget.flows_per_capture {
                     continue;
                 }
                 connections.push(Connection {
@@ -189,7 +349,7 @@ impl Seeds {
             }
         }
         for c in &connections {
-            let input = engine_input(std::slice::from_ref(c));
+            let input = engine_input(std::slice::from_ref(c), self.budget.max_seed);
             self.write("engine", &input);
             for stream_seed in tls_input(c, self) {
                 self.write("tls", &stream_seed);
@@ -204,7 +364,7 @@ impl Seeds {
                     segments: c.segments.clone(),
                 })
                 .collect();
-            self.write("engine", &engine_input(&owned));
+            self.write("engine", &engine_input(&owned, self.budget.max_seed));
         }
         Ok(())
     }
@@ -213,7 +373,7 @@ impl Seeds {
 /// The engine input for up to four connections, interleaved in capture
 /// time. Each connection's sequence numbers are renumbered from the shared
 /// ISNs of the input header; its server port is the first connection's.
-fn engine_input(connections: &[Connection]) -> Vec<u8> {
+fn engine_input(connections: &[Connection], max_seed: usize) -> Vec<u8> {
     let isn = [0x0100_0000u32, 0x8000_0000u32];
     let Some(first) = connections.first() else {
         return Vec::new();
@@ -264,7 +424,7 @@ fn engine_input(connections: &[Connection]) -> Vec<u8> {
             missing: s.missing,
         };
         last = s.ts.0;
-        if w.len() + 7 + s.payload.len() > MAX_SEED {
+        if w.len() + 7 + s.payload.len() > max_seed {
             break;
         }
         w.push(&record);
@@ -315,7 +475,7 @@ fn tls_input(c: &Connection, seeds: &mut Seeds) -> Vec<Vec<u8>> {
             stream.consume(bytes.len());
             if !bytes.is_empty() {
                 walks[side].push(&bytes, seeds);
-                if w.len() + 3 + bytes.len() <= MAX_SEED {
+                if w.len() + 3 + bytes.len() <= seeds.budget.max_seed {
                     w.push(TlsEvent::Data(dir, &bytes));
                 }
             }
@@ -388,7 +548,9 @@ impl CertWalk {
 /// header, 3-byte list length, then 3-byte length + DER each.
 fn certificates(msg: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
-    let mut rest = msg.get(record::HANDSHAKE_HEADER_LEN + 3..).unwrap_or_default();
+    let mut rest = msg
+        .get(record::HANDSHAKE_HEADER_LEN + 3..)
+        .unwrap_or_default();
     while let Some(&[a, b, c]) = rest.get(..3) {
         let len = u32::from_be_bytes([0, a, b, c]) as usize;
         let Some(der) = rest.get(3..3 + len) else {
@@ -400,156 +562,54 @@ fn certificates(msg: &[u8]) -> Vec<&[u8]> {
     out
 }
 
-/// One TCP segment to 443 opening a ClientHello record, inside every link
-/// header and encapsulation decode.rs supports. Checksums are zero: decode
-/// does not verify them.
+/// One TCP segment to 443 opening a ClientHello record, in IPv4 and in
+/// IPv6, inside every link header and encapsulation decode.rs supports
+/// (tests/support/frames.rs's catalogues, which decode.rs's unit tests
+/// prove decode).
 fn synthetic_frames() -> Vec<(LinkType, Vec<u8>)> {
-    let tcp = {
-        let mut t = vec![
-            0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff,
-        ];
-        t.extend_from_slice(&[0, 0, 0, 0]);
-        t.extend_from_slice(&[0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00]);
-        t
+    let hello = [0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00];
+    let tcp = |src: std::net::IpAddr, dst: std::net::IpAddr| {
+        frames::Tcp::new(src, 40000, dst, 443)
+            .seq(1)
+            .ack(1)
+            .flags(frames::ACK | frames::PSH)
+            .window(0xffff)
+            .ip(&hello)
     };
-    let ipv4 = |proto: u8, body: &[u8]| {
-        let len = (20 + body.len()) as u16;
-        let mut p = vec![0x45, 0];
-        p.extend_from_slice(&len.to_be_bytes());
-        p.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
-        p.extend_from_slice(body);
-        p
+    let ip4 = tcp([10, 0, 0, 1].into(), [10, 0, 0, 2].into());
+    let v6 = |last: u8| {
+        let mut a = [0u8; 16];
+        a[0] = 0xfd;
+        a[15] = last;
+        std::net::IpAddr::from(a)
     };
-    let ipv6 = |next: u8, body: &[u8]| {
-        let mut p = vec![0x60, 0, 0, 0];
-        p.extend_from_slice(&(body.len() as u16).to_be_bytes());
-        p.extend_from_slice(&[next, 64]);
-        p.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-        p.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-        p.extend_from_slice(body);
-        p
-    };
-    let udp = |port: u16, body: &[u8]| {
-        let mut u = vec![0x30, 0x39];
-        u.extend_from_slice(&port.to_be_bytes());
-        u.extend_from_slice(&((8 + body.len()) as u16).to_be_bytes());
-        u.extend_from_slice(&[0, 0]);
-        u.extend_from_slice(body);
-        u
-    };
-    let eth = |ethertype: u16, body: &[u8]| {
-        let mut e = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
-        e.extend_from_slice(&ethertype.to_be_bytes());
-        e.extend_from_slice(body);
-        e
-    };
-    let cat = |parts: &[&[u8]]| parts.concat();
-    let ip4 = ipv4(6, &tcp);
-    let ip6 = ipv6(6, &tcp);
-    // Hop-by-hop options (RFC 8200 §4.3): next header, length 0, PadN.
-    let ip6_ext = ipv6(0, &cat(&[&[6, 0, 1, 4, 0, 0, 0, 0], &tcp]));
-    let wifi = cat(&[
-        &[0x08, 0x02, 0, 0],
-        &[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 3, 0, 0],
-        &[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00],
-        &ip4,
-    ]);
-    let nflog = {
-        let mut n = vec![2, 0, 0, 0];
-        n.extend_from_slice(&((4 + ip4.len()) as u16).to_le_bytes());
-        n.extend_from_slice(&9u16.to_le_bytes());
-        n.extend_from_slice(&ip4);
-        n.resize(n.len().next_multiple_of(4), 0);
-        n
-    };
-    let mut sll = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0];
-    sll.extend_from_slice(&[0x08, 0x00]);
-    let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6];
-    sll2.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0, 0]);
-    let mpls = cat(&[&[0, 0x01, 0x01, 64], &ip4]); // label 16, bottom of stack
-    vec![
-        (LinkType::EN10MB, eth(0x0800, &ip4)),
-        (LinkType::EN10MB, eth(0x86dd, &ip6)),
-        (LinkType::EN10MB, eth(0x86dd, &ip6_ext)),
-        (
-            LinkType::EN10MB,
-            eth(0x8100, &cat(&[&[0, 100, 0x08, 0x00], &ip4])),
-        ),
-        (
-            LinkType::EN10MB,
-            eth(
-                0x88a8,
-                &cat(&[&[0, 10, 0x81, 0x00, 0, 100, 0x08, 0x00], &ip4]),
-            ),
-        ),
-        (LinkType::EN10MB, {
-            let mut pppoe = vec![0x11, 0, 0, 1];
-            pppoe.extend_from_slice(&((2 + ip4.len()) as u16).to_be_bytes());
-            pppoe.extend_from_slice(&[0x00, 0x21]);
-            eth(0x8864, &cat(&[&pppoe, &ip4]))
-        }),
-        (LinkType::EN10MB, eth(0x8847, &mpls)),
-        (
-            LinkType::EN10MB,
-            eth(0x0800, &ipv4(47, &cat(&[&[0, 0, 0x08, 0x00], &ip4]))),
-        ),
-        (
-            LinkType::EN10MB,
-            eth(
-                0x0800,
-                &ipv4(
-                    47,
-                    &cat(&[&[0x20, 0, 0x65, 0x58, 0, 0, 0, 7], &eth(0x0800, &ip4)]),
-                ),
-            ),
-        ),
-        (LinkType::EN10MB, eth(0x0800, &ipv4(4, &ip4))),
-        (LinkType::EN10MB, eth(0x0800, &ipv4(41, &ip6))),
-        (
-            LinkType::EN10MB,
-            eth(
-                0x0800,
-                &ipv4(
-                    17,
-                    &udp(4789, &cat(&[&[8, 0, 0, 0, 0, 0, 1, 0], &eth(0x0800, &ip4)])),
-                ),
-            ),
-        ),
-        (
-            LinkType::EN10MB,
-            eth(
-                0x0800,
-                &ipv4(
-                    17,
-                    &udp(
-                        6081,
-                        &cat(&[&[0, 0, 0x65, 0x58, 0, 0, 1, 0], &eth(0x0800, &ip4)]),
-                    ),
-                ),
-            ),
-        ),
-        (LinkType::EN10MB, {
-            let mut gtp = vec![0x30, 0xff];
-            gtp.extend_from_slice(&(ip4.len() as u16).to_be_bytes());
-            gtp.extend_from_slice(&[0, 0, 0, 1]);
-            eth(0x0800, &ipv4(17, &udp(2152, &cat(&[&gtp, &ip4]))))
-        }),
-        (LinkType::NULL, cat(&[&[2, 0, 0, 0], &ip4])),
-        (LinkType::NULL, cat(&[&[30, 0, 0, 0], &ip6])),
-        (LinkType::LOOP, cat(&[&[0, 0, 0, 2], &ip4])),
-        (LinkType::RAW, ip4.clone()),
-        (LinkType::RAW_DLT12, ip6.clone()),
-        (LinkType::RAW_DLT14, ip4.clone()),
-        (LinkType::IPV4, ip4.clone()),
-        (LinkType::IPV6, ip6.clone()),
-        (LinkType::C_HDLC, cat(&[&[0x0f, 0, 0x08, 0x00], &ip4])),
-        (LinkType::IEEE802_11, wifi.clone()),
-        (
-            LinkType::IEEE802_11_RADIOTAP,
-            cat(&[&[0, 0, 8, 0, 0, 0, 0, 0], &wifi]),
-        ),
-        (LinkType::LINUX_SLL, cat(&[&sll, &ip4])),
-        (LinkType::LINUX_SLL2, cat(&[&sll2, &ip4])),
-        (LinkType::NFLOG, nflog),
-    ]
+    let ip6 = tcp(v6(1), v6(2));
+    frames::link_headers(&ip4, &ip6)
+        .into_iter()
+        .chain(frames::encapsulations(&ip4, &ip6))
+        .map(|f| (LinkType(f.link), f.frame))
+        .collect()
+}
+
+/// Standard base64 (RFC 4648 §4) without line breaks; None on a bad byte.
+fn base64(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in text.bytes().filter(|&c| c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
 }

@@ -1,5 +1,6 @@
 //! Hand-made wire bytes for the hostile-input tests: Ethernet/IPv4/TCP
-//! frames (etherparse's builder, then bent where a test needs a lie), a
+//! frames (from tests/support/frames.rs, the project's one set of frame
+//! builders; bent afterwards where a test needs a lie), a
 //! connection that keeps its own sequence numbers, TLS records and
 //! handshake messages, a TLS 1.2 handshake with or without a client
 //! certificate, a minimal pcap writer, and the in-process run of frames
@@ -9,7 +10,10 @@
 
 #![allow(dead_code)]
 
-use etherparse::PacketBuilder;
+/// The project's one set of frame builders.
+#[path = "../support/frames.rs"]
+mod frames;
+
 use mtlsniff::capture::decode::{self, DecodeCounters, Frame, LinkType};
 use mtlsniff::capture::segment::{Segment, TcpFlags, Timestamp};
 use mtlsniff::flow::engine::{EngineCounters, Limits, Options};
@@ -23,6 +27,12 @@ pub const RST: u8 = TcpFlags::RST;
 pub const PSH: u8 = TcpFlags::PSH;
 
 pub type Addr = ([u8; 4], u16);
+
+/// An Ethernet II header (the MACs `tcp4` uses) with `ethertype` before
+/// `rest`.
+pub fn eth(ethertype: u16, rest: &[u8]) -> Vec<u8> {
+    frames::ethernet(ethertype, rest)
+}
 
 /// An Ethernet + IPv4 + TCP frame.
 pub fn tcp4(src: Addr, dst: Addr, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
@@ -39,42 +49,12 @@ pub fn tcp4_with_options(
     options: &[u8],
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv4(src.0, dst.0, 64)
-        .tcp(src.1, dst.1, seq, 64_000);
-    if flags & SYN != 0 {
-        b = b.syn();
-    }
-    if flags & FIN != 0 {
-        b = b.fin();
-    }
-    if flags & RST != 0 {
-        b = b.rst();
-    }
-    if flags & PSH != 0 {
-        b = b.psh();
-    }
-    if flags & ACK != 0 {
-        b = b.ack(ack);
-    }
-    let mut frame = Vec::new();
-    b.write(&mut frame, payload).expect("build frame");
-    if flags == 0 || flags & !(SYN | FIN | RST | PSH | ACK) != 0 {
-        // Flag combinations the builder cannot say: write them directly.
-        frame[14 + 20 + 13] = flags;
-    }
-    if !options.is_empty() {
-        let mut opts = options.to_vec();
-        while !opts.len().is_multiple_of(4) {
-            opts.push(0);
-        }
-        let tcp_at = 14 + 20;
-        frame.splice(tcp_at + 20..tcp_at + 20, opts.iter().copied());
-        frame[tcp_at + 12] = (((20 + opts.len()) / 4) as u8) << 4;
-        let total = (frame.len() - 14) as u16;
-        frame[16..18].copy_from_slice(&total.to_be_bytes());
-    }
-    frame
+    frames::Tcp::new(src.0, src.1, dst.0, dst.1)
+        .seq(seq)
+        .ack(ack)
+        .flags(flags)
+        .options(options)
+        .ethernet(payload)
 }
 
 /// One TCP connection between `client` and `server` that tracks each
