@@ -1092,6 +1092,10 @@ mod tests {
     // ---- counters -----------------------------------------------------------
 
     #[test]
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one table row per drop reason: the table is the test"
+    )]
     fn every_drop_reason_is_counted_once() {
         let ip4 = v4_tcp(PAYLOAD);
         let ip6 = v6_tcp(PAYLOAD);
@@ -1658,6 +1662,10 @@ mod tests {
     const EXCEPTIONS: &[(&str, &str, &str, &str)] = &[];
 
     #[test]
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one pass over every public capture, checked against its truth rows"
+    )]
     fn public_pcaps_decode_and_cover_truth() {
         let Some(dir) = support::shared::public("decode over the public captures") else {
             return;
