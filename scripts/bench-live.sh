@@ -444,7 +444,7 @@ mkdir -p "$(dirname "$OUT")"
     echo "largest frame (65535 + 18 B when the interface has offloads on, as veth and most NICs do, whatever the"
     echo "snaplen above that), so the default 2 MiB ring has 32 slots. \`-s\` below that size shrinks the V2 slots;"
     echo "it does not change the V3 ring. Worker batching (128 segments per message, 256 messages per worker queue)"
-    echo "is fixed in src/pipeline.rs, not an option."
+    echo "is fixed in src/pipeline/batch.rs, not an option."
     echo
     echo "## Snaplen accuracy"
     echo
