@@ -935,6 +935,23 @@ fn start_like_the_daemonset(binary: &Path, r: RuntimeLike) -> Result<String, Str
     }
 }
 
+/// A directory where another user can execute a file we put there, and
+/// whose mount honours file capabilities (nosuid mounts ignore them).
+fn usable_for_file_capabilities(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let traversable = dir
+        .ancestors()
+        .all(|d| std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
+    let Ok(c_dir) = std::ffi::CString::new(dir.to_string_lossy().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a valid C string and a zeroed struct the call fills.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let suid =
+        unsafe { libc::statvfs(c_dir.as_ptr(), &mut st) } == 0 && st.f_flag & libc::ST_NOSUID == 0;
+    traversable && suid
+}
+
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
@@ -961,8 +978,15 @@ fn the_daemonsets_security_context_opens_a_capture_on_this_kernel() {
         net_raw_before_exec: add == ["NET_RAW"],
         no_new_privs: !get(sc, "allowPrivilegeEscalation").as_bool().unwrap(),
     };
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("deploy-fcap-{}", std::process::id()));
+    let Some(base) = [
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
+        std::env::temp_dir(),
+    ]
+    .into_iter()
+    .find(|d| usable_for_file_capabilities(d)) else {
+        panic!("no directory both reachable by uid {uid} and mounted without nosuid");
+    };
+    let dir = base.join(format!("mtlsniff-deploy-fcap-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let with_cap = binary_copy(&dir, "mtlsniff", true);
