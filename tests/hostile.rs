@@ -11,6 +11,8 @@
 //! `cargo bench --bench linerate`).
 
 mod common;
+#[path = "hostile/output.rs"]
+mod output;
 #[path = "hostile/wire.rs"]
 mod wire;
 

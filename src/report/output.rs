@@ -6,7 +6,8 @@
 //! reports (the pipeline does). Invariants: one verdict is exactly one line;
 //! no byte from the wire reaches the output unescaped (control characters,
 //! quotes, backslashes and every non-ASCII character are escaped in text,
-//! JSON escapes by its own rules); timestamps are UTC and come from
+//! JSON escapes by its own rules plus DEL, C1, U+2028/U+2029 and the bidi
+//! controls, `report::escape`); timestamps are UTC and come from
 //! `Timestamp`, which never fails to format.
 
 use std::io::{self, BufWriter, Write};
@@ -14,6 +15,7 @@ use std::io::{self, BufWriter, Write};
 use serde::Serialize;
 
 use crate::capture::segment::Timestamp;
+use crate::report::escape::write_json;
 use crate::report::stats::human_micros;
 use crate::tls::identity::Validity;
 use crate::verdict::{Alert, Basis, CertSeen, ClientCert, FlowClose, Verdict, version_name};
@@ -515,8 +517,7 @@ impl<W: Write> Printer<W> {
                 }
             }
             Format::Json => {
-                serde_json::to_writer(&mut self.out, &JsonVerdict::new(v))
-                    .map_err(io::Error::from)?;
+                write_json(&mut self.out, &JsonVerdict::new(v))?;
             }
         }
         self.out.write_all(b"\n")?;
@@ -530,8 +531,7 @@ impl<W: Write> Printer<W> {
     pub fn print_close(&mut self, c: &FlowClose, ids: &CloseIds) -> io::Result<()> {
         match self.format {
             Format::Text => self.out.write_all(close_line(c, ids).as_bytes())?,
-            Format::Json => serde_json::to_writer(&mut self.out, &JsonClose::new(c, ids))
-                .map_err(io::Error::from)?,
+            Format::Json => write_json(&mut self.out, &JsonClose::new(c, ids))?,
         }
         self.out.write_all(b"\n")?;
         if self.line_buffered {
