@@ -311,22 +311,8 @@ impl Summary {
         if !counters.is_empty() {
             let _ = writeln!(s, "mtlsniff: counters: {}", counters.join(" "));
         }
-        let count = |name: &str| {
-            self.counters
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map_or(0, |(_, v)| *v)
-        };
-        let (mismatch, malformed) = (
-            count("decrypt.key_mismatch"),
-            count("keylog.lines_malformed"),
-        );
-        if mismatch > 0 || malformed > 0 {
-            let _ = writeln!(
-                s,
-                "mtlsniff: key log: {mismatch} flow(s) whose secrets did not decrypt them (a wrong or \
-                 corrupted key log? they keep their inferred verdicts), {malformed} malformed line(s)"
-            );
+        if let Some(k) = self.keylog_line() {
+            let _ = writeln!(s, "mtlsniff: {k}");
         }
         if let Some(w) = self.skipped_line() {
             let _ = writeln!(s, "mtlsniff: {w}");
@@ -342,6 +328,26 @@ impl Summary {
             );
         }
         s
+    }
+
+    /// Key log trouble: flows its secrets did not decrypt, malformed lines.
+    fn keylog_line(&self) -> Option<String> {
+        let count = |name: &str| {
+            self.counters
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map_or(0, |(_, v)| *v)
+        };
+        let (mismatch, malformed) = (
+            count("decrypt.key_mismatch"),
+            count("keylog.lines_malformed"),
+        );
+        (mismatch > 0 || malformed > 0).then(|| {
+            format!(
+                "key log: {mismatch} flow(s) whose secrets did not decrypt them (a wrong or \
+                 corrupted key log? they keep their inferred verdicts), {malformed} malformed line(s)"
+            )
+        })
     }
 
     /// The warning that frames were skipped for a header mtlsniff does

@@ -643,58 +643,8 @@ pub fn encapsulations(ip4: &[u8], ip6: &[u8]) -> Vec<Framed> {
         let l3 = ipv4_udp(4789, &vxlan(&ethernet(IPV4, &l2)));
         ipv4(4, &l3)
     };
-    // Port mirrors nest tunnels (wire-facts §10): a switch mirrors a VXLAN
-    // underlay over GRE/ERSPAN.
-    let vxlan_eth = ethernet(IPV4, &ipv4_udp(4789, &vxlan(&inner_eth)));
-    let sgt_eth = sgt_tagged(7, IPV4, ip4);
     vec![
         en("802.1Q", ethernet(VLAN, &vlan(IPV4, ip4))),
-        en("Cisco MetaData SGT", sgt_eth.clone()),
-        en(
-            "802.1Q + Cisco MetaData",
-            ethernet(VLAN, &vlan(CISCO_METADATA, &cisco_metadata(9, IPV4, ip4))),
-        ),
-        en(
-            "GRE ERSPAN II VXLAN",
-            ethernet(IPV4, &ipv4(47, &erspan_ii(&vxlan_eth))),
-        ),
-        en(
-            "GRE ERSPAN II VXLAN on Linux's port 8472",
-            ethernet(
-                IPV4,
-                &ipv4(
-                    47,
-                    &erspan_ii(&ethernet(IPV4, &ipv4_udp(8472, &vxlan(&inner_eth)))),
-                ),
-            ),
-        ),
-        en(
-            "GRE ERSPAN III VXLAN",
-            ethernet(IPV4, &ipv4(47, &erspan_iii([0; 8], None, &vxlan_eth))),
-        ),
-        en(
-            "GRE ERSPAN II VXLAN SGT",
-            ethernet(
-                IPV4,
-                &ipv4(
-                    47,
-                    &erspan_ii(&ethernet(IPV4, &ipv4_udp(4789, &vxlan(&sgt_eth)))),
-                ),
-            ),
-        ),
-        en(
-            "GRE ERSPAN II VXLAN GRE",
-            ethernet(
-                IPV4,
-                &ipv4(
-                    47,
-                    &erspan_ii(&ethernet(
-                        IPV4,
-                        &ipv4_udp(4789, &vxlan(&ethernet(IPV4, &ipv4(47, &gre(0, IPV4, ip4))))),
-                    )),
-                ),
-            ),
-        ),
         en("QinQ 88a8", ethernet(QINQ, &vlans(2, IPV4, ip4))),
         en("QinQ 9100", ethernet(QINQ_OLD, &vlans(2, IPV4, ip4))),
         en("3 tags", ethernet(QINQ, &vlans(3, IPV4, ip4))),
@@ -774,5 +724,67 @@ pub fn encapsulations(ip4: &[u8], ip6: &[u8]) -> Vec<Framed> {
         framed("GRE v6", dlt::RAW, ipv4(47, &gre(0, IPV6, ip6)), V6),
         en6("PPPoE v6", ethernet(PPPOE_SESSION, &pppoe(0x0057, ip6))),
         en6("IPv6 hop-by-hop", ethernet(IPV6, &with_hop_by_hop(ip6))),
+    ]
+    .into_iter()
+    .chain(trustsec_and_mirrors(ip4))
+    .collect()
+}
+
+/// `ip4` behind a Cisco TrustSec tag, and inside the tunnel nestings of
+/// port mirrors (wire-facts §10): a switch mirrors a VXLAN underlay over
+/// GRE/ERSPAN, sometimes with a TrustSec tag or one more GRE inside.
+fn trustsec_and_mirrors(ip4: &[u8]) -> Vec<Framed> {
+    use ethertype::*;
+    let en = |name, frame| framed(name, dlt::EN10MB, frame, Inner::V4);
+    let inner_eth = ethernet(IPV4, ip4);
+    let vxlan_eth = ethernet(IPV4, &ipv4_udp(4789, &vxlan(&inner_eth)));
+    let sgt_eth = sgt_tagged(7, IPV4, ip4);
+    vec![
+        en("Cisco MetaData SGT", sgt_eth.clone()),
+        en(
+            "802.1Q + Cisco MetaData",
+            ethernet(VLAN, &vlan(CISCO_METADATA, &cisco_metadata(9, IPV4, ip4))),
+        ),
+        en(
+            "GRE ERSPAN II VXLAN",
+            ethernet(IPV4, &ipv4(47, &erspan_ii(&vxlan_eth))),
+        ),
+        en(
+            "GRE ERSPAN II VXLAN on Linux's port 8472",
+            ethernet(
+                IPV4,
+                &ipv4(
+                    47,
+                    &erspan_ii(&ethernet(IPV4, &ipv4_udp(8472, &vxlan(&inner_eth)))),
+                ),
+            ),
+        ),
+        en(
+            "GRE ERSPAN III VXLAN",
+            ethernet(IPV4, &ipv4(47, &erspan_iii([0; 8], None, &vxlan_eth))),
+        ),
+        en(
+            "GRE ERSPAN II VXLAN SGT",
+            ethernet(
+                IPV4,
+                &ipv4(
+                    47,
+                    &erspan_ii(&ethernet(IPV4, &ipv4_udp(4789, &vxlan(&sgt_eth)))),
+                ),
+            ),
+        ),
+        en(
+            "GRE ERSPAN II VXLAN GRE",
+            ethernet(
+                IPV4,
+                &ipv4(
+                    47,
+                    &erspan_ii(&ethernet(
+                        IPV4,
+                        &ipv4_udp(4789, &vxlan(&ethernet(IPV4, &ipv4(47, &gre(0, IPV4, ip4))))),
+                    )),
+                ),
+            ),
+        ),
     ]
 }
