@@ -151,8 +151,9 @@ counters! {
         metadata_invalid => "decode.metadata_invalid",
     }
     with {
-        /// The unknown ethertypes and link types behind
-        /// `unsupported_l2`, for the summary's warning (bounded).
+        /// The unknown ethertypes and link types behind `unsupported_l2`,
+        /// and 0x8909 behind `metadata_invalid`, for the summary's warning
+        /// (bounded).
         skipped: SkippedTypes,
     }
 }
@@ -612,16 +613,26 @@ impl<'f> Walk<'f, '_> {
         let (Some(&version), Some(option), Some(inner), Some(rest)) =
             (d.first(), be16(d, 2), be16(d, 6), d.get(8..))
         else {
-            return drop_frame(&mut self.c.metadata_invalid, "Cisco MetaData cut off");
+            return self.bad_metadata("Cisco MetaData cut off");
         };
         if version != 1 || option != CISCO_METADATA_SGT {
-            return drop_frame(&mut self.c.metadata_invalid, "Cisco MetaData layout");
+            return self.bad_metadata("Cisco MetaData layout");
         }
         if inner == ETH_CISCO_METADATA {
             // One tag per frame; a second would only make a loop longer.
-            return drop_frame(&mut self.c.metadata_invalid, "Cisco MetaData twice");
+            return self.bad_metadata("Cisco MetaData twice");
         }
         Some(Step::EtherType(inner, rest))
+    }
+
+    /// A Cisco MetaData header we cannot step over: counted, and tallied
+    /// under its ethertype for the summary's warning (the frame may hold
+    /// a flow).
+    fn bad_metadata(&mut self, why: &'static str) -> Option<Step<'f>> {
+        self.c
+            .skipped
+            .add(Skipped::EtherType(ETH_CISCO_METADATA), 1);
+        drop_frame(&mut self.c.metadata_invalid, why)
     }
 
     /// PPPoE session stage (RFC 2516 §4): ver/type 0x11, code, session id,
@@ -1743,10 +1754,18 @@ mod tests {
         }
         // Known but not TCP: not a skipped header.
         feed(LinkType::EN10MB, &ethernet(0x0806, &[0; 28]), 4);
+        // A Cisco MetaData header of version 2: counted and tallied (it
+        // found no slot: the table was full).
+        feed(
+            LinkType::EN10MB,
+            &ethernet(0x8909, &[2, 1, 0, 1, 0, 7, 8, 0]),
+            1,
+        );
         let s = &c.skipped;
         assert_eq!(c.unsupported_l2, 3 + 2 + SkippedTypes::SLOTS as u64);
-        assert_eq!(s.total(), c.unsupported_l2);
-        assert_eq!(s.other, 2, "two values found no slot: {s:?}");
+        assert_eq!(c.metadata_invalid, 1);
+        assert_eq!(s.total(), c.unsupported_l2 + c.metadata_invalid);
+        assert_eq!(s.other, 3, "three frames found no slot: {s:?}");
         let top = s.top();
         assert_eq!(top.len(), SkippedTypes::SLOTS);
         assert_eq!(top[0], (Skipped::EtherType(0x88e5), 3));
