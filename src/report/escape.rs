@@ -65,9 +65,11 @@ impl Formatter for Json {
 }
 
 /// Serialize `value` as compact JSON with `Json`'s escaping into `out`.
+/// An I/O error keeps its kind (a broken pipe must stay `BrokenPipe`:
+/// `| head` is a clean exit).
 pub fn write_json<W: Write, T: Serialize + ?Sized>(out: W, value: &T) -> io::Result<()> {
     let mut ser = serde_json::Serializer::with_formatter(out, Json);
-    value.serialize(&mut ser).map_err(io::Error::other)
+    value.serialize(&mut ser).map_err(io::Error::from)
 }
 
 /// `value` as one line of compact JSON with `Json`'s escaping (no newline).
@@ -116,6 +118,21 @@ mod tests {
             let s = format!("x{c}");
             assert_eq!(json_line(&s), serde_json::to_string(&s).unwrap());
         }
+    }
+
+    #[test]
+    fn write_errors_keep_their_kind() {
+        struct Broken;
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let e = write_json(Broken, "x\u{9b}").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
     }
 
     #[test]
