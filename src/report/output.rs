@@ -825,6 +825,47 @@ mod tests {
     }
 
     #[test]
+    fn close_lines_escape_hostile_identities_in_both_views() {
+        // Issue 13 §3: the ids of a close line come from certificates.
+        let ep = |port| Endpoint {
+            ip: "10.0.0.1".parse().unwrap(),
+            port,
+        };
+        let close = FlowClose {
+            ts: Timestamp(5),
+            first_seen: Timestamp(0),
+            client: ep(1),
+            server: ep(2),
+            ending: crate::verdict::Ending::Fin,
+            decided: crate::verdict::Decided {
+                class: Class::Mtls,
+                outcome: Outcome::Ok,
+                basis: Basis::Observed,
+                mesh: None,
+            },
+            bytes_to_server: 0,
+            bytes_to_client: 0,
+            packets: 0,
+        };
+        for c in ['\u{7f}', '\u{9b}', '\u{2028}', '\u{202e}', '\u{2069}'] {
+            let ids = CloseIds {
+                client_id: Some(format!("c{c}").into()),
+                server_id: Some(format!("s{c}").into()),
+            };
+            for (format, escape) in [
+                (Format::Json, format!("\\u{:04x}", u32::from(c))),
+                (Format::Text, escape_text(&c.to_string())),
+            ] {
+                let mut p = Printer::new(Vec::new(), format, false);
+                p.print_close(&close, &ids).unwrap();
+                let out = String::from_utf8(p.into_inner().unwrap()).unwrap();
+                assert!(!out.contains(c), "{format:?}: raw {c:?} in {out}");
+                assert_eq!(out.matches(&escape).count(), 2, "{format:?}: {out}");
+            }
+        }
+    }
+
+    #[test]
     fn printer_writes_one_line_per_verdict() {
         for (format, line_buffered) in [(Format::Text, false), (Format::Json, true)] {
             let mut p = Printer::new(Vec::new(), format, line_buffered);
