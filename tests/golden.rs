@@ -102,6 +102,7 @@ golden! {
     tls12_openssl_mtls_expired_rejected = "tls12-openssl-mtls-expired-rejected.pcap",
     tls12_openssl_mtls_p256_dup = "tls12-openssl-mtls-p256-dup.pcap",
     tls12_openssl_mtls_p256_vlan100 = "tls12-openssl-mtls-p256-vlan100.pcap",
+    tls12_openssl_mtls_p256_sgt = "tls12-openssl-mtls-p256-sgt.pcap",
     tls12_openssl_mtls_p256 = "tls12-openssl-mtls-p256.pcap",
     tls12_openssl_mtls_rsa2048 = "tls12-openssl-mtls-rsa2048.pcap",
     tls12_openssl_noauth = "tls12-openssl-noauth.pcap",
@@ -153,6 +154,21 @@ golden! {
     tls13_python_optional_nocert = "tls13-python-optional-nocert.pcap",
     tls13_python_required_nocert_pyserver = "tls13-python-required-nocert-pyserver.pcap",
     tls13_python_untrusted_ca = "tls13-python-untrusted-ca.pcap",
+}
+
+/// Issue 13 §2: a Cisco TrustSec link tags the client's frames with a Cisco
+/// MetaData header (EtherType 0x8909); they were skipped and the mTLS
+/// handshake became `unknown incomplete`. The tagged capture must print
+/// exactly what the untagged one prints, in both views.
+#[test]
+fn a_trustsec_tagged_capture_reads_like_the_untagged_one() {
+    let tagged = fixtures().join("tls12-openssl-mtls-p256-sgt.pcap");
+    let plain = fixtures().join("tls12-openssl-mtls-p256.pcap");
+    for json in [false, true] {
+        let got = run(&tagged, json);
+        assert!(got.contains("mtls"), "{got}");
+        assert_eq!(got, run(&plain, json), "json: {json}");
+    }
 }
 
 /// The captures in `fixtures/` (pcap and pcapng), by file name.

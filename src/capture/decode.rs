@@ -39,7 +39,7 @@ use crate::capture::counters::counters;
 use crate::capture::segment::{Endpoint, Segment, TcpFlags, Timestamp};
 
 /// A libpcap link-layer header type (DLT number, as in the pcap file header).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LinkType(pub i32);
 
 impl LinkType {
@@ -146,21 +146,103 @@ counters! {
         frag_seen => "ip.frag_seen",
         /// SYN+FIN, SYN+RST, no flags, or FIN+PSH+URG (M10).
         flags_invalid => "tcp.flags_invalid",
+        /// A Cisco MetaData (TrustSec SGT) header that is cut off, of a
+        /// version other than 1, or with an option other than the SGT.
+        metadata_invalid => "decode.metadata_invalid",
+    }
+    with {
+        /// The unknown ethertypes and link types behind `unsupported_l2`,
+        /// and 0x8909 behind `metadata_invalid`, for the summary's warning
+        /// (bounded).
+        skipped: SkippedTypes,
     }
 }
 
-/// Nested decapsulations (VXLAN, Geneve, GTP-U, GRE, IP-in-IP, Ethernet
-/// over MPLS) we follow before giving up.
-pub const MAX_TUNNELS: u8 = 4;
+/// A header value `decode` skipped a frame for: an ethertype it does not
+/// know, or a link type it does not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Skipped {
+    EtherType(u16),
+    Link(LinkType),
+}
+
+/// How many frames each unknown ethertype or link type cost, in a fixed
+/// table: the first `SkippedTypes::SLOTS` distinct values get a slot each,
+/// frames of any later value are counted in `other`. Bounded, no
+/// allocation, and deterministic for a given frame order (file mode).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SkippedTypes {
+    slots: [Option<(Skipped, u64)>; SkippedTypes::SLOTS],
+    /// Frames of values that found no free slot.
+    pub other: u64,
+}
+
+impl SkippedTypes {
+    /// Distinct values remembered.
+    pub const SLOTS: usize = 8;
+
+    /// Count `n` frames of `what`.
+    pub fn add(&mut self, what: Skipped, n: u64) {
+        for slot in &mut self.slots {
+            match slot {
+                Some((w, count)) if *w == what => {
+                    *count = count.saturating_add(n);
+                    return;
+                }
+                Some(_) => {}
+                None => {
+                    *slot = Some((what, n));
+                    return;
+                }
+            }
+        }
+        self.other = self.other.saturating_add(n);
+    }
+
+    /// Adds `other`'s counts to these (another thread's, another file's).
+    pub fn merge(&mut self, other: &SkippedTypes) {
+        for (what, n) in other.slots.iter().flatten() {
+            self.add(*what, *n);
+        }
+        self.other = self.other.saturating_add(other.other);
+    }
+
+    /// All frames counted.
+    pub fn total(&self) -> u64 {
+        self.slots
+            .iter()
+            .flatten()
+            .fold(self.other, |t, (_, n)| t.saturating_add(*n))
+    }
+
+    /// The remembered values, most frames first (ties by value), so the
+    /// order never depends on which thread saw a value first.
+    pub fn top(&self) -> Vec<(Skipped, u64)> {
+        let mut v: Vec<(Skipped, u64)> = self.slots.iter().flatten().copied().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+}
+
+/// Nested decapsulations (VXLAN, Geneve, GTP-U, GRE and ERSPAN, IP-in-IP,
+/// Ethernet over MPLS) we follow before giving up, counting
+/// `tunnel_too_deep`. Port mirrors nest deeply: a cloud mirror (VXLAN or
+/// Geneve) of a GRE/ERSPAN session carrying a VXLAN overlay carrying
+/// IP-in-IP (Calico) is four, so eight leaves room without letting a frame
+/// loop: every level costs at least one header of the frame's bytes.
+pub const MAX_TUNNELS: u8 = 8;
 /// VLAN tags per Ethernet header (Suricata's "VLAN too many layers" limit).
 const MAX_VLANS: u8 = 3;
 /// MPLS labels before the bottom of stack.
 const MAX_MPLS_LABELS: usize = 8;
 /// RFC 8200 §4.1 recommends a small chain; more than this is an evasion.
 const MAX_IPV6_EXTS: usize = 8;
-/// Hard bound on walk steps; the limits above already bound it, this is
-/// defence in depth against a future change making a cycle.
-const MAX_STEPS: usize = 64;
+/// Hard bound on walk steps; the limits above already bound it (a level is
+/// at most Ethernet, 3 VLAN tags, a Cisco MetaData header, PPPoE or MPLS
+/// and IP: 8 steps; `MAX_TUNNELS` + 1 levels fit in 72), this is defence in
+/// depth against a future change making a cycle. Counted as
+/// `tunnel_too_deep`.
+const MAX_STEPS: usize = 128;
 
 // Ethertypes (IEEE registry) and friends.
 const ETH_IPV4: u16 = 0x0800;
@@ -187,6 +269,10 @@ const ETH_LOOPBACK: u16 = 0x9000; // Ethernet configuration test protocol
 const ETH_QINQ_9100: u16 = 0x9100; // pre-802.1ad QinQ
 const ETH_QINQ_9200: u16 = 0x9200;
 const CISCO_CDP: u16 = 0x2000;
+/// Cisco MetaData, which carries TrustSec's security group tag (SGT).
+const ETH_CISCO_METADATA: u16 = 0x8909;
+/// The one Cisco MetaData option we read: the SGT, 2 bytes.
+const CISCO_METADATA_SGT: u16 = 0x0001;
 
 // IP protocol numbers (IANA).
 const IPPROTO_IPIP: u8 = 4;
@@ -197,6 +283,10 @@ const IPPROTO_GRE: u8 = 47;
 
 // UDP ports of the tunnels we decapsulate.
 const PORT_VXLAN: u16 = 4789; // RFC 7348 §5
+/// Linux's VXLAN port from before IANA's assignment, still the default of
+/// `ip link add type vxlan` without `dstport`, flannel and Cilium: overlays
+/// mirrored into a capture arrive on it.
+const PORT_VXLAN_LINUX: u16 = 8472;
 const PORT_GENEVE: u16 = 6081; // RFC 8926 §3.3
 const PORT_GTPU: u16 = 2152; // 3GPP TS 29.281 §4.4.2
 
@@ -256,7 +346,7 @@ pub fn decode_borrowed<'f>(
         walk.c.tcp_segments = walk.c.tcp_segments.saturating_add(1);
         return Some(seg);
     }
-    drop_frame(&mut walk.c.unsupported_l2, "walk step limit")
+    drop_frame(&mut walk.c.tunnel_too_deep, "walk step limit")
 }
 
 /// Count a dropped frame and say why at trace level.
@@ -314,7 +404,10 @@ impl<'f> Walk<'f, '_> {
             104 => self.c_hdlc(d),
             127 => self.radiotap(d),
             105 => self.ieee80211(d),
-            _ => drop_frame(&mut self.c.unsupported_l2, "unknown link type"),
+            _ => {
+                self.c.skipped.add(Skipped::Link(self.frame.link), 1);
+                drop_frame(&mut self.c.unsupported_l2, "unknown link type")
+            }
         }
     }
 
@@ -502,8 +595,44 @@ impl<'f> Walk<'f, '_> {
             ETH_MPLS_UC | ETH_MPLS_MC => self.mpls(d),
             ETH_ARP | ETH_RARP | ETH_SLOW | ETH_PPPOE_DISC | ETH_EAPOL | ETH_LLDP | ETH_PTP
             | ETH_LOOPBACK | CISCO_CDP => drop_frame(&mut self.c.not_tcp, "non-IP ethertype"),
-            _ => drop_frame(&mut self.c.unsupported_l2, "unknown ethertype"),
+            ETH_CISCO_METADATA => self.cisco_metadata(d),
+            _ => {
+                self.c.skipped.add(Skipped::EtherType(t), 1);
+                drop_frame(&mut self.c.unsupported_l2, "unknown ethertype")
+            }
         }
+    }
+
+    /// Cisco MetaData (EtherType 0x8909, as Cisco TrustSec tags frames
+    /// with their security group; Wireshark's `cmd` dissector): version
+    /// (1), length (1), option type/length (2, the SGT option is 0x0001),
+    /// the SGT (2), then the inner ethertype (2). The SGT is a policy tag,
+    /// not an identity we report; the header is stepped over. Anything
+    /// else under this ethertype is counted in `metadata_invalid`.
+    fn cisco_metadata(&mut self, d: &'f [u8]) -> Option<Step<'f>> {
+        let (Some(&version), Some(option), Some(inner), Some(rest)) =
+            (d.first(), be16(d, 2), be16(d, 6), d.get(8..))
+        else {
+            return self.bad_metadata("Cisco MetaData cut off");
+        };
+        if version != 1 || option != CISCO_METADATA_SGT {
+            return self.bad_metadata("Cisco MetaData layout");
+        }
+        if inner == ETH_CISCO_METADATA {
+            // One tag per frame; a second would only make a loop longer.
+            return self.bad_metadata("Cisco MetaData twice");
+        }
+        Some(Step::EtherType(inner, rest))
+    }
+
+    /// A Cisco MetaData header we cannot step over: counted, and tallied
+    /// under its ethertype for the summary's warning (the frame may hold
+    /// a flow).
+    fn bad_metadata(&mut self, why: &'static str) -> Option<Step<'f>> {
+        self.c
+            .skipped
+            .add(Skipped::EtherType(ETH_CISCO_METADATA), 1);
+        drop_frame(&mut self.c.metadata_invalid, why)
     }
 
     /// PPPoE session stage (RFC 2516 §4): ver/type 0x11, code, session id,
@@ -731,7 +860,7 @@ impl<'f> Walk<'f, '_> {
         };
         let body = d.get(8..end).unwrap_or_default();
         match udp.destination_port() {
-            PORT_VXLAN => self.vxlan(body),
+            PORT_VXLAN | PORT_VXLAN_LINUX => self.vxlan(body),
             PORT_GENEVE => self.geneve(body),
             PORT_GTPU => self.gtpu(body),
             _ => drop_frame(&mut self.c.not_tcp, "UDP"),
@@ -1113,9 +1242,9 @@ mod tests {
             let tcp = &ip6[40..];
             ipv6(44, &cat(&[&[6, 0, 0, 0x08, 0, 0, 0, 1], tcp]))
         };
-        let mut nested5 = ip4.clone();
-        for _ in 0..5 {
-            nested5 = ipv4(4, &nested5);
+        let mut too_deep = ip4.clone();
+        for _ in 0..=MAX_TUNNELS {
+            too_deep = ipv4(4, &too_deep);
         }
         let cases: Vec<(&str, LinkType, Vec<u8>, &str)> = vec![
             // M1
@@ -1434,10 +1563,34 @@ mod tests {
                 "decode.tunnel_invalid",
             ),
             (
-                "5 nested tunnels",
+                "MAX_TUNNELS + 1 nested tunnels",
                 LinkType::RAW,
-                nested5,
+                too_deep,
                 "decode.tunnel_too_deep",
+            ),
+            (
+                "Cisco MetaData cut off",
+                LinkType::EN10MB,
+                ethernet(0x8909, &[1, 1, 0, 1, 0, 7, 8]),
+                "decode.metadata_invalid",
+            ),
+            (
+                "Cisco MetaData version 2",
+                LinkType::EN10MB,
+                ethernet(0x8909, &cat(&[&[2, 1, 0, 1, 0, 7, 8, 0], &ip4])),
+                "decode.metadata_invalid",
+            ),
+            (
+                "Cisco MetaData option not the SGT",
+                LinkType::EN10MB,
+                ethernet(0x8909, &cat(&[&[1, 1, 0, 2, 0, 7, 8, 0], &ip4])),
+                "decode.metadata_invalid",
+            ),
+            (
+                "Cisco MetaData twice",
+                LinkType::EN10MB,
+                ethernet(0x8909, &cat(&[&[1, 1, 0, 1, 0, 7, 0x89, 9], &ip4])),
+                "decode.metadata_invalid",
             ),
         ];
         for (name, link, data, want) in cases {
@@ -1552,6 +1705,88 @@ mod tests {
     }
 
     #[test]
+    fn the_deepest_nesting_with_every_per_level_header_decodes() {
+        // Each level: Ethernet, three VLAN tags, a Cisco MetaData header,
+        // IPv4, UDP, VXLAN: the most steps a level can take. MAX_TUNNELS
+        // of them decode (MAX_STEPS is not the binding limit); one more is
+        // counted as too deep.
+        let ip4 = v4_tcp(PAYLOAD);
+        let level = |ip: &[u8]| {
+            let tagged = vlans(3, 0x8909, &frames::cisco_metadata(5, 0x0800, ip));
+            ethernet(0x88a8, &tagged)
+        };
+        let mut eth = level(&ip4);
+        for _ in 0..MAX_TUNNELS {
+            eth = level(&ipv4_udp(4789, &vxlan(&eth)));
+        }
+        let (seg, c) = run(LinkType::EN10MB, &eth);
+        assert_eq!(seg.expect("deepest nesting").payload, PAYLOAD, "{c:?}");
+        let deeper = level(&ipv4_udp(4789, &vxlan(&eth)));
+        assert_dropped(
+            "one level deeper",
+            LinkType::EN10MB,
+            &deeper,
+            "decode.tunnel_too_deep",
+        );
+    }
+
+    #[test]
+    fn skipped_ethertypes_and_link_types_are_tallied_bounded() {
+        let ip4 = v4_tcp(PAYLOAD);
+        let mut c = DecodeCounters::default();
+        let mut feed = |link: LinkType, data: &[u8], times: usize| {
+            for _ in 0..times {
+                let f = Frame {
+                    ts: Timestamp(0),
+                    link,
+                    data,
+                    orig_len: data.len() as u32,
+                };
+                assert!(decode(&f, &mut c).is_none());
+            }
+        };
+        // MACsec (0x88e5) 3 times, PPP link type (9) twice, then more
+        // distinct ethertypes than the table has slots.
+        feed(LinkType::EN10MB, &ethernet(0x88e5, &ip4), 3);
+        feed(LinkType(9), &ip4, 2);
+        for t in 0..SkippedTypes::SLOTS as u16 {
+            feed(LinkType::EN10MB, &ethernet(0x7000 + t, &ip4), 1);
+        }
+        // Known but not TCP: not a skipped header.
+        feed(LinkType::EN10MB, &ethernet(0x0806, &[0; 28]), 4);
+        // A Cisco MetaData header of version 2: counted and tallied (it
+        // found no slot: the table was full).
+        feed(
+            LinkType::EN10MB,
+            &ethernet(0x8909, &[2, 1, 0, 1, 0, 7, 8, 0]),
+            1,
+        );
+        let s = &c.skipped;
+        assert_eq!(c.unsupported_l2, 3 + 2 + SkippedTypes::SLOTS as u64);
+        assert_eq!(c.metadata_invalid, 1);
+        assert_eq!(s.total(), c.unsupported_l2 + c.metadata_invalid);
+        assert_eq!(s.other, 3, "three frames found no slot: {s:?}");
+        let top = s.top();
+        assert_eq!(top.len(), SkippedTypes::SLOTS);
+        assert_eq!(top[0], (Skipped::EtherType(0x88e5), 3));
+        assert_eq!(top[1], (Skipped::Link(LinkType(9)), 2));
+        assert_eq!(top[2], (Skipped::EtherType(0x7000), 1));
+        // Merging two halves in either order gives the same top list.
+        let mut a = c.clone();
+        a.merge(&DecodeCounters::default());
+        assert_eq!(a.skipped, c.skipped);
+        let mut x = SkippedTypes::default();
+        x.add(Skipped::EtherType(1), 5);
+        let mut y = SkippedTypes::default();
+        y.add(Skipped::Link(LinkType(9)), 5);
+        let (mut xy, mut yx) = (x.clone(), y.clone());
+        xy.merge(&y);
+        yx.merge(&x);
+        assert_eq!(xy.top(), yx.top());
+        assert_eq!(xy.total(), 10);
+    }
+
+    #[test]
     fn counters_merge_and_list_in_fixed_order() {
         let mut a = DecodeCounters::default();
         let mut b = DecodeCounters::default();
@@ -1594,6 +1829,7 @@ mod tests {
                 "decode.tunnel_too_deep",
                 "ip.frag_seen",
                 "tcp.flags_invalid",
+                "decode.metadata_invalid",
             ]
         );
     }

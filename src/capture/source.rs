@@ -60,6 +60,18 @@ fn display_path(p: &Path) -> String {
     }
 }
 
+/// A link type's name: decode's for the ones it reads, else libpcap's
+/// (`pcap_datalink_val_to_name`: `PPP`, `SLIP`, `FRELAY`, ...), else
+/// `DLT` and the number when libpcap has no name for it either.
+pub fn link_name(link: LinkType) -> String {
+    if link.is_supported() {
+        return link.name().to_string();
+    }
+    pcap::Linktype(link.0)
+        .get_name()
+        .unwrap_or_else(|_| format!("DLT {}", link.0))
+}
+
 /// Link types `decode` understands, as `NAME (number)`, for messages.
 pub fn supported_links() -> String {
     let names: Vec<String> = (0..=300)
@@ -115,7 +127,7 @@ impl fmt::Display for CaptureError {
             CaptureError::UnsupportedLink { link } => write!(
                 f,
                 "unsupported link type {} ({}); mtlsniff decodes {}",
-                link.name(),
+                link_name(*link),
                 link.0,
                 supported_links()
             ),
@@ -579,6 +591,22 @@ mod tests {
             assert!(!m.contains('\n'), "{m}");
             assert!(m.contains(needle), "{m} lacks {needle}");
         }
+    }
+
+    #[test]
+    fn unsupported_link_types_are_named_as_libpcap_names_them() {
+        for (n, name) in [(9, "PPP"), (8, "SLIP"), (107, "FRELAY"), (50, "PPP_SERIAL")] {
+            assert_eq!(link_name(LinkType(n)), name, "DLT {n}");
+            let m = CaptureError::UnsupportedLink { link: LinkType(n) }.to_string();
+            assert!(
+                m.starts_with(&format!("unsupported link type {name} ({n});")),
+                "{m}"
+            );
+            assert!(!m.contains("UNKNOWN"), "{m}");
+        }
+        assert_eq!(link_name(LinkType::LINUX_SLL2), "LINUX_SLL2");
+        assert_eq!(link_name(LinkType(12)), "RAW");
+        assert_eq!(link_name(LinkType(65_000)), "DLT 65000");
     }
 
     #[test]

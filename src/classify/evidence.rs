@@ -24,7 +24,7 @@ pub enum Class {
     Tls,
     /// TLS with a client certificate.
     Mtls,
-    /// The evidence is not in the capture; `Verdict::reason` says why.
+    /// The evidence was not seen; `Verdict::reason` says why.
     Unknown,
 }
 

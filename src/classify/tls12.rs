@@ -380,8 +380,7 @@ impl Tls {
                 (
                     Class::Unknown,
                     Basis::None,
-                    "server requested a certificate; the client's flight is not in the capture"
-                        .to_string(),
+                    "server requested a certificate; the client's flight is not seen".to_string(),
                 )
             } else if self.v12.server_done {
                 self.v12.client_cert = ClientCert::NotSent;

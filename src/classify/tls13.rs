@@ -195,7 +195,7 @@ impl Tls {
             return (
                 Class::Unknown,
                 Basis::None,
-                "TLS 1.3: the client's encrypted flight is not in the capture".to_string(),
+                "TLS 1.3: the client's encrypted flight is not seen".to_string(),
             );
         };
         self.size_rule(first)

@@ -143,6 +143,7 @@ pub(super) fn summarise(
     summary.ports_skipped = end.ports_skipped;
     summary.processing = processing;
     merge_entries(&mut summary.counters, &end.decode.entries());
+    summary.skipped.merge(&end.decode.skipped);
     merge_entries(&mut summary.counters, &engine.entries());
     merge_entries(&mut summary.counters, &stage.counters());
     merge_entries(

@@ -17,6 +17,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::classify::mesh::Mesh;
+use crate::report::escape::json_line;
 use crate::verdict::{CertSeen, Class, Outcome, Verdict};
 
 /// Edges remembered before new ones are counted in the `other` row.
@@ -325,7 +326,7 @@ impl EdgeTable {
             edges,
             other: self.other().map(|o| JsonEdge::new("(other)", "(other)", o)),
         };
-        serde_json::to_string(&doc).unwrap_or_default() + "\n"
+        json_line(&doc) + "\n"
     }
 }
 

@@ -9,11 +9,13 @@
 //! follow the table's sorted order, so the file is the same for any
 //! `--threads`; every string from the wire is a quoted, escaped DOT string.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::report::edges::{EdgeStats, EdgeTable, Peer};
+use crate::report::escape::is_hostile;
 use crate::verdict::Class;
 
 /// Closed and open padlocks (U+1F512, U+1F513).
@@ -38,7 +40,8 @@ impl GraphFormat {
 }
 
 /// A DOT quoted string: `"` and `\` escaped, line breaks as `\n`, other
-/// controls dropped.
+/// C0 controls dropped; DEL, C1, U+2028/U+2029 and the bidi controls
+/// (`escape::is_hostile`) shown as the visible text `\u{hex}`.
 fn quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -47,6 +50,9 @@ fn quoted(s: &str) -> String {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
+            c if is_hostile(c) => {
+                let _ = write!(out, "\\\\u{{{:x}}}", u32::from(c));
+            }
             c if c.is_control() => {}
             c => out.push(c),
         }

@@ -8,6 +8,7 @@
 pub mod answers;
 pub mod calibration;
 pub mod edges;
+pub mod escape;
 pub mod expect;
 pub mod gauges;
 pub mod graph;

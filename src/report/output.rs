@@ -6,7 +6,8 @@
 //! reports (the pipeline does). Invariants: one verdict is exactly one line;
 //! no byte from the wire reaches the output unescaped (control characters,
 //! quotes, backslashes and every non-ASCII character are escaped in text,
-//! JSON escapes by its own rules); timestamps are UTC and come from
+//! JSON escapes by its own rules plus DEL, C1, U+2028/U+2029 and the bidi
+//! controls, `report::escape`); timestamps are UTC and come from
 //! `Timestamp`, which never fails to format.
 
 use std::io::{self, BufWriter, Write};
@@ -14,6 +15,7 @@ use std::io::{self, BufWriter, Write};
 use serde::Serialize;
 
 use crate::capture::segment::Timestamp;
+use crate::report::escape::write_json;
 use crate::report::stats::human_micros;
 use crate::tls::identity::Validity;
 use crate::verdict::{Alert, Basis, CertSeen, ClientCert, FlowClose, Verdict, version_name};
@@ -515,8 +517,7 @@ impl<W: Write> Printer<W> {
                 }
             }
             Format::Json => {
-                serde_json::to_writer(&mut self.out, &JsonVerdict::new(v))
-                    .map_err(io::Error::from)?;
+                write_json(&mut self.out, &JsonVerdict::new(v))?;
             }
         }
         self.out.write_all(b"\n")?;
@@ -530,8 +531,7 @@ impl<W: Write> Printer<W> {
     pub fn print_close(&mut self, c: &FlowClose, ids: &CloseIds) -> io::Result<()> {
         match self.format {
             Format::Text => self.out.write_all(close_line(c, ids).as_bytes())?,
-            Format::Json => serde_json::to_writer(&mut self.out, &JsonClose::new(c, ids))
-                .map_err(io::Error::from)?,
+            Format::Json => write_json(&mut self.out, &JsonClose::new(c, ids))?,
         }
         self.out.write_all(b"\n")?;
         if self.line_buffered {
@@ -822,6 +822,47 @@ mod tests {
         assert_eq!(j["mesh"], "istio-sidecar");
         assert_eq!(j["mesh_evidence"], "ALPN istio");
         assert_eq!(j["identity_hint"]["kind"], "destination-service-hint");
+    }
+
+    #[test]
+    fn close_lines_escape_hostile_identities_in_both_views() {
+        // Issue 13 §3: the ids of a close line come from certificates.
+        let ep = |port| Endpoint {
+            ip: "10.0.0.1".parse().unwrap(),
+            port,
+        };
+        let close = FlowClose {
+            ts: Timestamp(5),
+            first_seen: Timestamp(0),
+            client: ep(1),
+            server: ep(2),
+            ending: crate::verdict::Ending::Fin,
+            decided: crate::verdict::Decided {
+                class: Class::Mtls,
+                outcome: Outcome::Ok,
+                basis: Basis::Observed,
+                mesh: None,
+            },
+            bytes_to_server: 0,
+            bytes_to_client: 0,
+            packets: 0,
+        };
+        for c in ['\u{7f}', '\u{9b}', '\u{2028}', '\u{202e}', '\u{2069}'] {
+            let ids = CloseIds {
+                client_id: Some(format!("c{c}").into()),
+                server_id: Some(format!("s{c}").into()),
+            };
+            for (format, escape) in [
+                (Format::Json, format!("\\u{:04x}", u32::from(c))),
+                (Format::Text, escape_text(&c.to_string())),
+            ] {
+                let mut p = Printer::new(Vec::new(), format, false);
+                p.print_close(&close, &ids).unwrap();
+                let out = String::from_utf8(p.into_inner().unwrap()).unwrap();
+                assert!(!out.contains(c), "{format:?}: raw {c:?} in {out}");
+                assert_eq!(out.matches(&escape).count(), 2, "{format:?}: {out}");
+            }
+        }
     }
 
     #[test]

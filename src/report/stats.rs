@@ -10,7 +10,8 @@ use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
-use crate::capture::source::KernelStats;
+use crate::capture::decode::{Skipped, SkippedTypes};
+use crate::capture::source::{KernelStats, link_name};
 use crate::verdict::{Class, Outcome, Verdict};
 
 /// Highest time-to-verdict recorded exactly (one day, in microseconds);
@@ -135,6 +136,13 @@ pub fn human_nanos(ns: u64) -> String {
     }
 }
 
+/// Skipped frames (unknown ethertype or link type) worth a warning, in
+/// percent of the frames read: below it, stray frames of an odd protocol
+/// on a switch port; at or above it, traffic that may hold flows.
+pub const SKIPPED_WARN_PERCENT: u64 = 1;
+/// Values the warning names; the rest are summed as `other`.
+const SKIPPED_NAMED: usize = 4;
+
 /// Everything the summary reports.
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -152,6 +160,8 @@ pub struct Summary {
     pub ports_skipped: u64,
     /// `DecodeCounters::entries`, then `EngineCounters::entries`.
     pub counters: Vec<(&'static str, u64)>,
+    /// The unknown ethertypes and link types decode skipped frames for.
+    pub skipped: SkippedTypes,
     pub time_to_verdict: TimeToVerdict,
     /// The bounds in force (`budget::Plan::describe`).
     pub limits: Option<String>,
@@ -301,22 +311,11 @@ impl Summary {
         if !counters.is_empty() {
             let _ = writeln!(s, "mtlsniff: counters: {}", counters.join(" "));
         }
-        let count = |name: &str| {
-            self.counters
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map_or(0, |(_, v)| *v)
-        };
-        let (mismatch, malformed) = (
-            count("decrypt.key_mismatch"),
-            count("keylog.lines_malformed"),
-        );
-        if mismatch > 0 || malformed > 0 {
-            let _ = writeln!(
-                s,
-                "mtlsniff: key log: {mismatch} flow(s) whose secrets did not decrypt them (a wrong or \
-                 corrupted key log? they keep their inferred verdicts), {malformed} malformed line(s)"
-            );
+        if let Some(k) = self.keylog_line() {
+            let _ = writeln!(s, "mtlsniff: {k}");
+        }
+        if let Some(w) = self.skipped_line() {
+            let _ = writeln!(s, "mtlsniff: {w}");
         }
         if let Some(limits) = &self.limits {
             let _ = writeln!(s, "mtlsniff: {limits}");
@@ -329,6 +328,61 @@ impl Summary {
             );
         }
         s
+    }
+
+    /// Key log trouble: flows its secrets did not decrypt, malformed lines.
+    fn keylog_line(&self) -> Option<String> {
+        let count = |name: &str| {
+            self.counters
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map_or(0, |(_, v)| *v)
+        };
+        let (mismatch, malformed) = (
+            count("decrypt.key_mismatch"),
+            count("keylog.lines_malformed"),
+        );
+        (mismatch > 0 || malformed > 0).then(|| {
+            format!(
+                "key log: {mismatch} flow(s) whose secrets did not decrypt them (a wrong or \
+                 corrupted key log? they keep their inferred verdicts), {malformed} malformed line(s)"
+            )
+        })
+    }
+
+    /// The warning that frames were skipped for a header mtlsniff does
+    /// not decode, once they are at least `SKIPPED_WARN_PERCENT` of the
+    /// frames read: the top values by frames, then the rest. Flows in them
+    /// were never seen, so every reason says "not seen".
+    fn skipped_line(&self) -> Option<String> {
+        let total = self.skipped.total();
+        if total == 0
+            || total.saturating_mul(100) < self.packets.saturating_mul(SKIPPED_WARN_PERCENT)
+        {
+            return None;
+        }
+        let top = self.skipped.top();
+        let mut parts: Vec<String> = top
+            .iter()
+            .take(SKIPPED_NAMED)
+            .map(|(what, n)| match what {
+                Skipped::EtherType(t) => format!("ethertype 0x{t:04x} {n}"),
+                Skipped::Link(l) => format!("link type {} ({}) {n}", link_name(*l), l.0),
+            })
+            .collect();
+        let rest = top
+            .iter()
+            .skip(SKIPPED_NAMED)
+            .fold(self.skipped.other, |t, (_, n)| t.saturating_add(*n));
+        if rest > 0 {
+            parts.push(format!("other {rest}"));
+        }
+        Some(format!(
+            "warning: {total} of {} frames skipped: a link header or ethertype mtlsniff does not \
+             decode ({}); flows inside them are not seen",
+            self.packets,
+            parts.join(", ")
+        ))
     }
 
     fn time_to_verdict_line(&self) -> Option<String> {
@@ -377,6 +431,44 @@ mod tests {
                 Timestamp(1_000_000 + ttv_us),
             )
         }
+    }
+
+    #[test]
+    fn skipped_headers_warn_in_one_line_naming_the_top_values() {
+        let mut s = Summary {
+            packets: 1000,
+            ..Summary::default()
+        };
+        s.skipped.add(Skipped::EtherType(0x8909), 400);
+        s.skipped
+            .add(Skipped::Link(crate::capture::decode::LinkType(9)), 5);
+        for t in 0..5u16 {
+            s.skipped.add(Skipped::EtherType(0x7000 + t), 1);
+        }
+        let r = s.render();
+        let lines: Vec<&str> = r.lines().filter(|l| l.contains("warning")).collect();
+        assert_eq!(
+            lines,
+            [
+                "mtlsniff: warning: 410 of 1000 frames skipped: a link header or ethertype \
+                 mtlsniff does not decode (ethertype 0x8909 400, link type PPP (9) 5, \
+                 ethertype 0x7000 1, ethertype 0x7001 1, other 3); flows inside them are not seen"
+            ],
+            "{r}"
+        );
+        // Below 1% of the frames: stray frames, no warning.
+        let mut quiet = Summary {
+            packets: 1000,
+            ..Summary::default()
+        };
+        quiet.skipped.add(Skipped::EtherType(0x88e5), 9);
+        assert!(!quiet.render().contains("warning"), "{}", quiet.render());
+        quiet.skipped.add(Skipped::EtherType(0x88e5), 1);
+        assert!(
+            quiet.render().contains("ethertype 0x88e5 10"),
+            "{}",
+            quiet.render()
+        );
     }
 
     #[test]

@@ -315,7 +315,7 @@ fn renegotiation_proof(v: &mut Verdict, f: &Facts, outcome_why: &str) {
         }
         None => {
             v.reason
-                .push_str("; the renegotiation's client flight is not in the capture");
+                .push_str("; the renegotiation's client flight is not seen");
             return;
         }
     };

@@ -63,6 +63,8 @@ pub mod ethertype {
     pub const QINQ_OLD: u16 = 0x9100;
     pub const ERSPAN_III: u16 = 0x22eb;
     pub const TEB: u16 = 0x6558;
+    /// Cisco MetaData (TrustSec SGT).
+    pub const CISCO_METADATA: u16 = 0x8909;
 }
 
 /// The MAC addresses of `ethernet`: destination, then source.
@@ -337,6 +339,28 @@ pub fn pppoe(ppp: u16, inner: &[u8]) -> Vec<u8> {
     v.extend_from_slice(&ppp.to_be_bytes());
     v.extend_from_slice(inner);
     v
+}
+
+/// A Cisco MetaData header (the bytes after EtherType 0x8909, as Cisco
+/// TrustSec tags frames; wire-facts §10): version 1, length 1, the SGT
+/// option (type/length 0x0001), the 2-byte `sgt`, then `next`, the inner
+/// ethertype.
+pub fn cisco_metadata(sgt: u16, next: u16, inner: &[u8]) -> Vec<u8> {
+    let mut v = vec![1, 1, 0x00, 0x01];
+    v.extend_from_slice(&sgt.to_be_bytes());
+    v.extend_from_slice(&next.to_be_bytes());
+    v.extend_from_slice(inner);
+    v
+}
+
+/// An Ethernet frame (as `ethernet`) whose type is 0x8909 with a Cisco
+/// MetaData header carrying `sgt` in front of `ethertype`: how a TrustSec
+/// link tags a frame.
+pub fn sgt_tagged(sgt: u16, ethertype: u16, inner: &[u8]) -> Vec<u8> {
+    ethernet(
+        ethertype::CISCO_METADATA,
+        &cisco_metadata(sgt, ethertype, inner),
+    )
 }
 
 /// An MPLS label stack (RFC 3032 §2.1; TTL 64), bottom of stack on the
@@ -695,9 +719,72 @@ pub fn encapsulations(ip4: &[u8], ip6: &[u8]) -> Vec<Framed> {
         ),
         en("4 nested tunnels", ethernet(IPV4, &nested4)),
         en6("MPLS v6", ethernet(MPLS, &mpls(&[2], ip6))),
+        en6("Cisco MetaData SGT v6", sgt_tagged(7, IPV6, ip6)),
         en6("6in4", ethernet(IPV4, &ipv4(41, ip6))),
         framed("GRE v6", dlt::RAW, ipv4(47, &gre(0, IPV6, ip6)), V6),
         en6("PPPoE v6", ethernet(PPPOE_SESSION, &pppoe(0x0057, ip6))),
         en6("IPv6 hop-by-hop", ethernet(IPV6, &with_hop_by_hop(ip6))),
+    ]
+    .into_iter()
+    .chain(trustsec_and_mirrors(ip4))
+    .collect()
+}
+
+/// `ip4` behind a Cisco TrustSec tag, and inside the tunnel nestings of
+/// port mirrors (wire-facts §10): a switch mirrors a VXLAN underlay over
+/// GRE/ERSPAN, sometimes with a TrustSec tag or one more GRE inside.
+fn trustsec_and_mirrors(ip4: &[u8]) -> Vec<Framed> {
+    use ethertype::*;
+    let en = |name, frame| framed(name, dlt::EN10MB, frame, Inner::V4);
+    let inner_eth = ethernet(IPV4, ip4);
+    let vxlan_eth = ethernet(IPV4, &ipv4_udp(4789, &vxlan(&inner_eth)));
+    let sgt_eth = sgt_tagged(7, IPV4, ip4);
+    vec![
+        en("Cisco MetaData SGT", sgt_eth.clone()),
+        en(
+            "802.1Q + Cisco MetaData",
+            ethernet(VLAN, &vlan(CISCO_METADATA, &cisco_metadata(9, IPV4, ip4))),
+        ),
+        en(
+            "GRE ERSPAN II VXLAN",
+            ethernet(IPV4, &ipv4(47, &erspan_ii(&vxlan_eth))),
+        ),
+        en(
+            "GRE ERSPAN II VXLAN on Linux's port 8472",
+            ethernet(
+                IPV4,
+                &ipv4(
+                    47,
+                    &erspan_ii(&ethernet(IPV4, &ipv4_udp(8472, &vxlan(&inner_eth)))),
+                ),
+            ),
+        ),
+        en(
+            "GRE ERSPAN III VXLAN",
+            ethernet(IPV4, &ipv4(47, &erspan_iii([0; 8], None, &vxlan_eth))),
+        ),
+        en(
+            "GRE ERSPAN II VXLAN SGT",
+            ethernet(
+                IPV4,
+                &ipv4(
+                    47,
+                    &erspan_ii(&ethernet(IPV4, &ipv4_udp(4789, &vxlan(&sgt_eth)))),
+                ),
+            ),
+        ),
+        en(
+            "GRE ERSPAN II VXLAN GRE",
+            ethernet(
+                IPV4,
+                &ipv4(
+                    47,
+                    &erspan_ii(&ethernet(
+                        IPV4,
+                        &ipv4_udp(4789, &vxlan(&ethernet(IPV4, &ipv4(47, &gre(0, IPV4, ip4))))),
+                    )),
+                ),
+            ),
+        ),
     ]
 }
