@@ -14,7 +14,9 @@
 //!   while real TLS and HTTP clients talk across it; its verdicts must equal
 //!   those `mtlsniff -r` prints from a simultaneous tcpdump file. While it
 //!   runs, /proc shows uid 65534, no capability left and a bounding set of
-//!   CAP_NET_RAW alone: the capture opened with that one capability.
+//!   CAP_NET_RAW alone: the capture opened with that one capability. Also
+//!   with `--security-opt no-new-privileges` from the start (the
+//!   DaemonSet's `allowPrivilegeEscalation: false`).
 //!
 //! The test builds the image itself (`scripts/image.sh --tag
 //! localhost/mtlsniff:test`: `cargo build --release`, a no-op when the
@@ -280,10 +282,39 @@ fn check_privileges(podman_bin: &Path, container: &str) {
     }
 }
 
+/// The DaemonSet's `allowPrivilegeEscalation: false` (no-new-privileges
+/// from the start): the capture still opens, because no_new_privs only
+/// caps the file capability's grant at what the runtime already put in the
+/// permitted set (NET_RAW, from `--cap-add`).
+fn opens_under_no_new_privileges(podman_bin: &Path, lab: &mut Lab, ns: &str, veth: &str) {
+    let container = Container {
+        podman: podman_bin,
+        name: format!("mtlsniff-test-nnp-{}", std::process::id()),
+    };
+    let mut cmd = podman(podman_bin);
+    cmd.args(["run", "--rm", "--name", &container.name])
+        .arg("--network")
+        .arg(format!("ns:/run/netns/{ns}"))
+        .args(K8S_FLAGS)
+        .args(["--security-opt", "no-new-privileges"])
+        .arg(IMAGE)
+        .args(["-i", veth, "-v"]);
+    let i = lab.spawn_command("podman run --security-opt no-new-privileges", cmd);
+    lab.wait_for(i, "privileges dropped", Duration::from_secs(30));
+    check_privileges(podman_bin, &container.name);
+    lab.interrupt(i);
+    assert!(
+        lab.wait_exit(i, SIGINT_GRACE),
+        "the no-new-privileges capture did not exit cleanly\n{}",
+        lab.describe(i)
+    );
+}
+
 fn live_capture_matches_file(podman_bin: &Path) {
     let tools = Tools::find().unwrap_or_else(|e| panic!("the live lab needs {e}"));
     let (mut lab, net) = Lab::build(&tools, "mti", LIVE_BUDGET).unwrap_or_else(|e| panic!("{e}"));
     lab.start_servers(&tools, &net);
+    opens_under_no_new_privileges(podman_bin, &mut lab, &net.ns_srv, &net.veth_srv);
     let pcap = lab.file("live.pcap");
     let dump = lab.start_tcpdump(&tools, &net, &pcap);
 
