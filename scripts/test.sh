@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Quick start, step 2: run the whole test suite (unit, fixture, public
 # truth when ../shared is present, property, CLI, and the live veth test
-# when run as root with ip, openssl and tcpdump installed), after two
+# when run as root with ip, openssl and tcpdump installed; the container
+# image test when root with podman and buildah: it builds the release
+# binary and the image with scripts/image.sh), after two
 # checks of the code's shape: no upward import or import cycle between
 # modules (scripts/check-layers.py), and clippy clean with functions that
 # fit on a screen (too_many_lines at 100, clippy.toml).

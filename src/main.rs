@@ -76,6 +76,12 @@ fn run(config: &Config, keylog: Option<KeyLog>) -> Result<ExitCode, String> {
         stderr: std::io::stderr().is_terminal(),
     };
     let options = wiring::capture_options(config);
+    if source.is_live() {
+        // A `cap_net_raw+p` binary (the container image's) holds the
+        // capability as permitted only; libpcap needs it effective.
+        let raised = privilege::raise_net_raw();
+        tracing::debug!(cap_net_raw_effective = raised, "before opening the capture");
+    }
     let capture = Capture::open(source, &options).map_err(|e| e.to_string())?;
     // The socket is open and filtered: nothing from here on needs a
     // privilege. This must come before the first thread (the signal

@@ -2,7 +2,8 @@
 //! CAP_NET_RAW only to open the socket, nothing afterwards.
 //!
 //! This file owns the process's privileges and the libc calls that change
-//! them: resolving the `-Z` user, dropping supplementary groups, group and
+//! them: making a merely permitted CAP_NET_RAW effective before a live
+//! capture opens (`raise_net_raw`), resolving the `-Z` user, dropping supplementary groups, group and
 //! user (in that order: after `setuid` nothing else may be changed), the
 //! capability bounding set, the ambient, effective, permitted and
 //! inheritable sets, and no-new-privileges (PR_SET_NO_NEW_PRIVS, so no
@@ -24,6 +25,51 @@ pub struct Relinquished {
     /// `setcap cap_net_raw+ep` binary does not hold; no-new-privileges makes
     /// it moot).
     pub bounding_cleared: bool,
+}
+
+/// CAP_NET_RAW's number (linux/capability.h); it lives in the low word.
+#[cfg(target_os = "linux")]
+const CAP_NET_RAW: u32 = 13;
+
+/// Make CAP_NET_RAW effective when it is permitted but not effective, and
+/// say whether it is effective now. That is what a non-root user holds
+/// after running a binary with the file capability `cap_net_raw+p` (no
+/// effective bit), as the container image installs it: without the
+/// effective bit the kernel still runs the binary when the container's
+/// bounding set lacks NET_RAW (with it, exec fails with EPERM, even for
+/// `-r`), and the binary raises the capability itself, as ping does. Never
+/// an error: without the capability, opening the capture fails with its
+/// own message. Adds nothing the process was not already permitted, and
+/// `relinquish` empties every set right after the capture opens.
+#[cfg(target_os = "linux")]
+pub fn raise_net_raw() -> bool {
+    use linux::{CapData, CapHeader, VERSION_3};
+    let bit = 1u32 << CAP_NET_RAW;
+    let mut header = CapHeader {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut sets = [CapData::default(); 2];
+    // SAFETY: a valid header; the kernel writes two data words into `sets`.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut header, sets.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    let [mut low, high] = sets;
+    if low.effective & bit != 0 {
+        return true;
+    }
+    if low.permitted & bit == 0 {
+        return false;
+    }
+    low.effective |= bit;
+    let raised = [low, high];
+    // SAFETY: a valid header and two data words, as version 3 requires.
+    unsafe { libc::syscall(libc::SYS_capset, &mut header, raised.as_ptr()) == 0 }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn raise_net_raw() -> bool {
+    false
 }
 
 /// Drop every privilege; with `user`, also become that user.
