@@ -860,9 +860,10 @@ fn runtime_like(cmd: &mut Command, r: RuntimeLike) {
     }
 }
 
-/// A copy of the binary, with the file capability `cap_net_raw+ep` when
-/// asked (what the image's `setcap cap_net_raw+ep` writes: a revision-2
-/// `security.capability` attribute, effective bit set).
+/// A copy of the binary, with the file capability `cap_net_raw+p` when
+/// asked (what the image's `setcap cap_net_raw+p` writes: a revision-2
+/// `security.capability` attribute, no effective bit; mtlsniff makes the
+/// capability effective itself before it opens a live capture).
 fn binary_copy(dir: &Path, name: &str, file_capability: bool) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.join(name);
@@ -870,7 +871,7 @@ fn binary_copy(dir: &Path, name: &str, file_capability: bool) -> PathBuf {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     if file_capability {
         let mut value = Vec::new();
-        for word in [0x0200_0001u32, 1 << CAP_NET_RAW, 0, 0, 0] {
+        for word in [0x0200_0000u32, 1 << CAP_NET_RAW, 0, 0, 0] {
             value.extend_from_slice(&word.to_le_bytes());
         }
         let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
