@@ -942,6 +942,11 @@ fn m28_sslv2_and_sslv3() {
     let v = run.only();
     assert_eq!(v.class, Class::Unknown);
     assert!(v.reason.starts_with("SSL 2.0"), "{}", v.reason);
+    // An SSL 2.0 server hello negotiates SSL 2.0 (issue 13 §4).
+    assert_eq!(
+        (v.tls_version_str(), v.tls_offered),
+        (Some("ssl2"), Some(0x0002))
+    );
 
     let t = tls12(0x0300, Some(GARBAGE_DER));
     let mut c = Conn::new(CLIENT, SERVER);

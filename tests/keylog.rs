@@ -425,9 +425,7 @@ fn tshark_agrees_on_client_certificates() {
         // decrypted; flows whose evidence is not in the capture are left out.
         let decided: Vec<&Verdict> = verdicts
             .iter()
-            .filter(|v| {
-                v.tls_version.is_some() && matches!(v.basis, Basis::Observed | Basis::Decrypted)
-            })
+            .filter(|v| v.spoke_tls() && matches!(v.basis, Basis::Observed | Basis::Decrypted))
             .collect();
         for v in decided {
             compared += 1;

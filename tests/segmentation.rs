@@ -69,11 +69,12 @@ fn run(segs: &[Segment]) -> Verdicts {
             (
                 format!("{} > {}", v.client, v.server),
                 format!(
-                    "{} {} {} {:?}",
+                    "{} {} {} {:?} {:?}",
                     v.class.as_str(),
                     v.outcome.as_str(),
                     v.basis.as_str(),
-                    v.tls_version
+                    v.tls_version,
+                    v.tls_offered
                 ),
             )
         })

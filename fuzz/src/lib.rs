@@ -819,7 +819,13 @@ fn check_handshake_message(m: &record::HandshakeMessage) {
     match m.msg_type {
         handshake::CLIENT_HELLO => {
             if let Some(ch) = record::parse_client_hello(&m.bytes) {
-                let _ = ch.max_version();
+                // The offer is never a GREASE value from supported_versions.
+                let offer = ch.offered_version();
+                let grease = offer & 0x0f0f == 0x0a0a && offer >> 8 == offer & 0xff;
+                assert!(
+                    !grease || offer == ch.legacy_version,
+                    "GREASE offer {offer:#06x}"
+                );
             }
         }
         handshake::SERVER_HELLO => {

@@ -131,8 +131,10 @@ pub fn text_line(v: &Verdict) -> String {
     if v.basis != Basis::None {
         tok("basis", v.basis.as_str().to_string());
     }
-    if let Some(ver) = v.tls_version {
-        tok("tls", version_text(ver));
+    match (v.tls_version, v.tls_offered) {
+        (Some(ver), _) => tok("tls", version_text(ver)),
+        (None, Some(offer)) => tok("tls_offered", version_text(offer)),
+        (None, None) => {}
     }
     if let Some(req) = v.cert_requested {
         tok("cert_req", if req { "yes" } else { "no" }.to_string());
@@ -223,7 +225,10 @@ pub struct JsonVerdict<'a> {
     /// Basis `decrypted` (TLS 1.3): the class the size rule alone gives.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inferred_class: Option<&'static str>,
+    /// Negotiated (a ServerHello was seen), else null.
     pub tls_version: Option<String>,
+    /// The client's highest offer (a ClientHello was seen), else null.
+    pub tls_offered: Option<String>,
     pub sni: Option<&'a str>,
     pub alpn_offered: &'a [String],
     pub alpn_selected: Option<&'a str>,
@@ -273,6 +278,7 @@ impl<'a> JsonVerdict<'a> {
             basis: v.basis.as_str(),
             inferred_class: v.inferred.map(|c| c.as_str()),
             tls_version: v.tls_version.map(version_text),
+            tls_offered: v.tls_offered.map(version_text),
             sni: v.sni.as_deref(),
             alpn_offered: &v.alpn_offered,
             alpn_selected: v.alpn_selected.as_deref(),
@@ -762,6 +768,7 @@ mod tests {
         assert_eq!(j["outcome"], "ok");
         assert_eq!(j["basis"], "inferred");
         assert_eq!(j["tls_version"], "1.3");
+        assert_eq!(j["tls_offered"], Value::Null);
         assert_eq!(j["sni"], "a\u{0}\n\"b");
         assert_eq!(j["alpn_offered"], json!(["h2", "http/1.1"]));
         assert_eq!(j["alpn_selected"], Value::Null);
@@ -777,6 +784,58 @@ mod tests {
         assert_eq!(j["starttls"], Value::Null);
         assert_eq!(j["packets"], 12);
         assert_eq!(j["bytes_to_client"], 5000);
+    }
+
+    #[test]
+    fn offered_version_only_when_none_negotiated() {
+        let offered = Verdict {
+            class: Class::Unknown,
+            outcome: Outcome::Incomplete,
+            basis: Basis::None,
+            tls_version: None,
+            tls_offered: Some(0x0304),
+            flight: None,
+            alpn_offered: vec![],
+            sni: None,
+            reason: "no ServerHello".into(),
+            ..base()
+        };
+        assert_eq!(
+            text_line(&offered),
+            "2023-11-14 22:13:20.000042 IP 10.0.0.1:40000 > 10.0.0.2:443: unknown   incomplete \
+             tls_offered=1.3 reason=\"no ServerHello\""
+        );
+        let j: Value = serde_json::to_value(JsonVerdict::new(&offered)).unwrap();
+        assert_eq!(j["tls_version"], Value::Null);
+        assert_eq!(j["tls_offered"], "1.3");
+        // Negotiated: the text line shows only tls=, JSON carries both.
+        let both = Verdict {
+            tls_version: Some(0x0303),
+            ..offered.clone()
+        };
+        assert!(
+            text_line(&both).contains(" tls=1.2 "),
+            "{}",
+            text_line(&both)
+        );
+        assert!(!text_line(&both).contains("tls_offered"));
+        let j: Value = serde_json::to_value(JsonVerdict::new(&both)).unwrap();
+        assert_eq!(
+            (&j["tls_version"], &j["tls_offered"]),
+            (&json!("1.2"), &json!("1.3"))
+        );
+        // Plaintext: neither, and JSON still has both keys.
+        let plain = Verdict {
+            tls_offered: None,
+            ..offered
+        };
+        assert!(!text_line(&plain).contains("tls"));
+        let j: Value = serde_json::to_value(JsonVerdict::new(&plain)).unwrap();
+        let o = j.as_object().unwrap();
+        assert_eq!(
+            (o.get("tls_version"), o.get("tls_offered")),
+            (Some(&Value::Null), Some(&Value::Null))
+        );
     }
 
     #[test]

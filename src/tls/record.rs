@@ -293,15 +293,16 @@ pub struct ClientHello {
 }
 
 impl ClientHello {
-    /// Highest version offered (supported_versions if present).
-    pub fn max_version(&self) -> u16 {
+    /// The client's highest offer: the highest of supported_versions if
+    /// present (GREASE 0x?a?a, 0x7f00 and private values above 0x7fff left
+    /// out), else the legacy version.
+    pub fn offered_version(&self) -> u16 {
         self.versions
             .iter()
             .copied()
-            .filter(|v| *v != 0x7f00 && *v <= 0x7fff)
+            .filter(|v| !is_grease(*v) && *v != 0x7f00 && *v <= 0x7fff)
             .max()
             .unwrap_or(self.legacy_version)
-            .max(self.legacy_version)
     }
 }
 
@@ -731,7 +732,7 @@ mod tests {
         assert_eq!(ch.sni.as_deref(), Some("api.example"));
         assert_eq!(ch.alpn, vec!["h2", "http/1.1"]);
         assert_eq!(ch.versions, vec![0x0304, 0x0303]);
-        assert_eq!(ch.max_version(), 0x0304);
+        assert_eq!(ch.offered_version(), 0x0304);
         assert!(ch.post_handshake_auth);
         assert!(!ch.early_data);
         assert!(parse_client_hello(&msg[..20]).is_none());

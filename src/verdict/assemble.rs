@@ -61,7 +61,7 @@ fn conclusions(v: &mut Verdict, e: &Evidence<'_>, decrypted: bool) {
     if let Some(ch) = e.client_hello {
         v.sni = ch.sni.clone();
         v.alpn_offered = ch.alpn.clone();
-        v.tls_version = Some(ch.max_version());
+        v.tls_offered = Some(ch.offered_version());
     }
     if let Some(sh) = e.server_hello {
         v.tls_version = Some(sh.version);
@@ -348,7 +348,7 @@ fn annotate_mesh(v: &mut Verdict) {
         v.mesh = mesh::fingerprint_plaintext(v.server.port, h2c);
         return;
     }
-    if v.tls_version.is_none() {
+    if !v.spoke_tls() {
         return;
     }
     v.mesh = mesh::fingerprint_tls(v.sni.as_deref(), &v.alpn_offered, v.server.port);
@@ -401,6 +401,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::capture::segment::Timestamp;
     use crate::classify::Classifier;
+    use crate::tls::record::{ClientHello, ServerHello};
 
     /// The verdict a classifier's evidence gives without a key log, as the
     /// engine assembles it (the classifier's unit tests use it).
@@ -493,6 +494,120 @@ pub(crate) mod tests {
             resumed.reason,
             "resumed the session of the full handshake at t from c, which was mtls; resumed"
         );
+    }
+
+    /// Evidence with only these hellos (class unknown, nothing else).
+    fn hellos<'a>(ch: Option<&'a ClientHello>, sh: Option<&'a ServerHello>) -> Evidence<'a> {
+        Evidence {
+            class: Class::Unknown,
+            basis: Basis::None,
+            why: "hellos only".into(),
+            outcome: Outcome::Incomplete,
+            outcome_why: "",
+            client_hello: ch,
+            server_hello: sh,
+            resumed: false,
+            alert: None,
+            starttls: None,
+            proxy_identity: None,
+            session: SessionKeys::default(),
+            client_leaf: None,
+            server_leaf: None,
+            renegotiation: None,
+            preview: None,
+            app_proto: None,
+            handshake: Handshake::None,
+        }
+    }
+
+    /// (tls_version, tls_offered) the assembler writes for these hellos.
+    fn versions(ch: Option<&ClientHello>, sh: Option<&ServerHello>) -> (Option<u16>, Option<u16>) {
+        let mut v = blank();
+        assemble(&mut v, Some(&hellos(ch, sh)), None);
+        assert_eq!(v.spoke_tls(), ch.is_some() || sh.is_some());
+        (v.tls_version, v.tls_offered)
+    }
+
+    /// Issue 13 §4: `tls_version` only when negotiated (a ServerHello was
+    /// seen), `tls_offered` whenever a ClientHello was.
+    #[test]
+    fn version_is_negotiated_offer_is_the_clients_highest() {
+        let tls13_offer = ClientHello {
+            legacy_version: 0x0303,
+            versions: vec![0x0304, 0x0303],
+            ..ClientHello::default()
+        };
+        let tls12_offer = ClientHello {
+            legacy_version: 0x0303,
+            ..ClientHello::default()
+        };
+        // ClientHello only: nothing negotiated, the offer is the highest.
+        assert_eq!(versions(Some(&tls13_offer), None), (None, Some(0x0304)));
+        assert_eq!(versions(Some(&tls12_offer), None), (None, Some(0x0303)));
+        // GREASE (0x?a?a) in supported_versions is never the offer.
+        let greasy = ClientHello {
+            versions: vec![0xfafa, 0x0304, 0x0303, 0x1a1a],
+            ..tls12_offer.clone()
+        };
+        assert_eq!(versions(Some(&greasy), None), (None, Some(0x0304)));
+        let only_grease = ClientHello {
+            versions: vec![0x7a7a],
+            ..tls12_offer.clone()
+        };
+        assert_eq!(versions(Some(&only_grease), None), (None, Some(0x0303)));
+        // TLS 1.3: supported_versions' selection, not the legacy 1.2.
+        let sh13 = ServerHello {
+            legacy_version: 0x0303,
+            version: 0x0304,
+            ..ServerHello::default()
+        };
+        assert_eq!(
+            versions(Some(&greasy), Some(&sh13)),
+            (Some(0x0304), Some(0x0304))
+        );
+        // TLS 1.2 negotiated although 1.3 was offered.
+        let sh12 = ServerHello {
+            legacy_version: 0x0303,
+            version: 0x0303,
+            ..ServerHello::default()
+        };
+        assert_eq!(
+            versions(Some(&tls13_offer), Some(&sh12)),
+            (Some(0x0303), Some(0x0304))
+        );
+        // A ServerHello without its ClientHello (midstream): negotiated, no offer.
+        assert_eq!(versions(None, Some(&sh12)), (Some(0x0303), None));
+        // SSL 2.0: an SSL 2.0 ServerHello negotiates SSL 2.0 (sslv2.rs).
+        let v2_hello = ClientHello {
+            legacy_version: 0x0002,
+            ..ClientHello::default()
+        };
+        let v2_server = ServerHello {
+            legacy_version: 0x0002,
+            version: 0x0002,
+            ..ServerHello::default()
+        };
+        assert_eq!(
+            versions(Some(&v2_hello), Some(&v2_server)),
+            (Some(0x0002), Some(0x0002))
+        );
+        assert_eq!(versions(Some(&v2_hello), None), (None, Some(0x0002)));
+        assert_eq!(versions(None, None), (None, None));
+    }
+
+    /// The mesh fingerprint needs "this flow spoke TLS", not "a version
+    /// was negotiated": a ClientHello alone is enough, as before.
+    #[test]
+    fn a_client_hello_alone_is_fingerprinted() {
+        let hello = ClientHello {
+            alpn: vec!["istio".to_string()],
+            versions: vec![0x0304],
+            ..ClientHello::default()
+        };
+        let mut v = blank();
+        assemble(&mut v, Some(&hellos(Some(&hello), None)), None);
+        assert_eq!(v.tls_version, None);
+        assert!(v.mesh.is_some(), "fingerprinted without a ServerHello");
     }
 
     #[test]

@@ -100,9 +100,14 @@ pub struct Verdict {
     /// (kept for `--calibrate`).
     pub inferred: Option<Class>,
     /// Negotiated version as on the wire (0x0303 = TLS 1.2, 0x0304 = TLS
-    /// 1.3, 0x0300 = SSL 3.0, 0x0002 = SSL 2.0), from the ServerHello; or the
-    /// highest offered when no ServerHello was seen.
+    /// 1.3, 0x0300 = SSL 3.0, 0x0002 = SSL 2.0), from the ServerHello
+    /// (supported_versions for TLS 1.3, else its legacy version); None when
+    /// no ServerHello was seen: nothing was negotiated.
     pub tls_version: Option<u16>,
+    /// The client's highest offer, from the ClientHello (supported_versions
+    /// without GREASE if present, else its legacy version); None when no
+    /// ClientHello was seen.
+    pub tls_offered: Option<u16>,
     pub sni: Option<String>,
     pub alpn_offered: Vec<String>,
     /// ALPN chosen by the server (visible in TLS <= 1.2 only).
@@ -161,6 +166,7 @@ impl Verdict {
             basis: Basis::None,
             inferred: None,
             tls_version: None,
+            tls_offered: None,
             sni: None,
             alpn_offered: Vec::new(),
             alpn_selected: None,
@@ -187,9 +193,14 @@ impl Verdict {
         }
     }
 
-    /// `"1.2"`-style version string, or None.
+    /// `"1.2"`-style negotiated version string, or None.
     pub fn tls_version_str(&self) -> Option<&'static str> {
         self.tls_version.map(version_name)
+    }
+    /// This flow spoke TLS (or SSL): a ClientHello or a ServerHello was
+    /// seen. Not "a version was negotiated" (`tls_version`).
+    pub fn spoke_tls(&self) -> bool {
+        self.tls_version.is_some() || self.tls_offered.is_some()
     }
     pub fn is_ipv6(&self) -> bool {
         self.client.ip.is_ipv6()
