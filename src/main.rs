@@ -220,7 +220,9 @@ fn main() -> ExitCode {
         Mode::Sniff(Source::Live(_)) => (None, true),
         Mode::ListInterfaces => (None, false),
     };
-    let keylog = match keylog::for_run(config.keylog.as_deref(), capture_file, live) {
+    // Its secrets are held to their share of --memory (budget.rs).
+    let secrets = mtlsniff::pipeline::secrets_budget(&config);
+    let keylog = match keylog::for_run(config.keylog.as_deref(), capture_file, live, secrets) {
         Ok(k) => k,
         Err(e) => {
             stderr_line(&format!("mtlsniff: error: {e}"));

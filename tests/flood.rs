@@ -16,7 +16,7 @@ mod wire;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use mtlsniff::capture::segment::{Endpoint, Segment};
 use wire::{pcap_header, pcap_record, tcp4};
@@ -37,45 +37,6 @@ fn v4(e: &Endpoint) -> Option<[u8; 4]> {
         std::net::IpAddr::V4(a) => Some(a.octets()),
         std::net::IpAddr::V6(_) => None,
     }
-}
-
-/// Peak RSS in KiB and exit code of a child run to completion, stdout and
-/// stderr collected.
-fn run_measured(mut cmd: Command) -> (i64, Option<i32>, String, String) {
-    // Reaped by wait4 below (std's wait would not give the rusage).
-    #[allow(clippy::zombie_processes)]
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mtlsniff");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut out, &mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut err, &mut s);
-        s
-    });
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: wait4 on our own child's pid with valid out-parameters; the
-    // std handle is not waited on afterwards.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    assert_eq!(r, pid, "wait4");
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    (
-        ru.ru_maxrss,
-        code,
-        out_t.join().unwrap_or_default(),
-        err_t.join().unwrap_or_default(),
-    )
 }
 
 #[test]
@@ -172,7 +133,7 @@ fn syn_flood_of_200k_stays_under_the_memory_budget_and_real_handshakes_are_class
         "--memory",
         &MEMORY_MIB.to_string(),
     ]);
-    let (maxrss_kib, code, out, err) = run_measured(cmd);
+    let (maxrss_kib, code, out, err) = common::run_measured(cmd);
     if keep.is_none() {
         let _ = std::fs::remove_file(&path);
     }

@@ -37,8 +37,13 @@ fn keylog_of(capture: &Path) -> Option<PathBuf> {
 
 /// The store a run of `mtlsniff -r capture [--keylog F.keylog]` builds.
 fn store(capture: &Path) -> Option<KeyLog> {
-    keylog::for_run(keylog_of(capture).as_deref(), Some(capture), false)
-        .unwrap_or_else(|e| panic!("{e}"))
+    keylog::for_run(
+        keylog_of(capture).as_deref(),
+        Some(capture),
+        false,
+        keylog::DEFAULT_BUDGET,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Verdicts with the key log, and the engine's counters.
@@ -195,7 +200,7 @@ fn a_wrong_or_corrupted_key_log_is_counted_and_the_inferred_verdict_kept() {
         .collect();
     let path = std::env::temp_dir().join(format!("mtlsniff-wrong-{}.keylog", std::process::id()));
     std::fs::write(&path, corrupted).expect("write");
-    let keys = keylog::for_run(Some(&path), None, false).expect("readable");
+    let keys = keylog::for_run(Some(&path), None, false, keylog::DEFAULT_BUDGET).expect("readable");
     let (verdicts, counters) = run(&capture, keys);
     let v = verdicts.first().expect("a verdict");
     assert_eq!(

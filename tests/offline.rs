@@ -33,7 +33,8 @@ fn offline_output(capture: &Path, json: bool, threads: &str) -> String {
     }
     let config = cli::config(Args::try_parse_from(argv).expect("parses"), 4).expect("valid");
     // As `main` does: a pcapng input's Decryption Secrets Blocks.
-    let keys = keylog::for_run(None, Some(capture), false).expect("key log");
+    let keys =
+        keylog::for_run(None, Some(capture), false, keylog::DEFAULT_BUDGET).expect("key log");
     let plan = Plan::from_config(&config, keys);
     let run = run_offline(Input::File(capture), &plan).expect("opens");
     let mut out = Vec::new();

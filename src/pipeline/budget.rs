@@ -16,6 +16,13 @@
 //! of batches, then at most half of the rest for its flow table (the flow
 //! limit is lowered until the table fits), and everything else for the
 //! pending flows' state and buffers (the engine's `Limits::buffer_budget`).
+//!
+//! Secrets (a key log, a pcapng's Decryption Secrets Blocks) come first:
+//! their table may hold `secrets_budget` bytes, an eighth of the budget
+//! (`SECRETS_SHARE`), and the plan divides what they leave. An eighth:
+//! the same share a worker's queue gets, enough at the default 256 MiB for
+//! some 100,000 TLS 1.3 connections' secrets (about 300 bytes each) while
+//! the flows keep seven eighths; a larger key log keeps its newest lines.
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
@@ -94,15 +101,30 @@ pub struct Sizes {
     pub table_bytes: fn(usize) -> usize,
 }
 
-/// The smallest budget that gives each of `workers` workers its minimum
-/// queue, a table of `MIN_FLOWS_PER_WORKER` flows and `MIN_BUFFER_BUDGET`.
-pub fn min_memory(workers: usize, sizes: &Sizes) -> usize {
+/// The budget's share for secrets: an eighth (see the module docs).
+pub const SECRETS_SHARE: usize = 8;
+
+/// The reserve plus each of `workers` workers' minimum queue, a table of
+/// `MIN_FLOWS_PER_WORKER` flows and `MIN_BUFFER_BUDGET`.
+fn least_bytes(workers: usize, sizes: &Sizes) -> usize {
     let batches = sizes.loose_batches + MIN_QUEUE_BATCHES;
     let per_worker =
         batches * sizes.batch_bytes + (sizes.table_bytes)(MIN_FLOWS_PER_WORKER) + MIN_BUFFER_BUDGET;
+    PROCESS_RESERVE + workers.max(1) * per_worker
+}
+
+/// The smallest budget that gives each of `workers` workers its minimum
+/// queue, a table of `MIN_FLOWS_PER_WORKER` flows and `MIN_BUFFER_BUDGET`.
+pub fn min_memory(workers: usize, sizes: &Sizes) -> usize {
     // Rounded up to whole MiB, as the flag counts.
-    let bytes = PROCESS_RESERVE + workers.max(1) * per_worker;
-    MIN_MEMORY.max(bytes.div_ceil(MIB) * MIB)
+    MIN_MEMORY.max(least_bytes(workers, sizes).div_ceil(MIB) * MIB)
+}
+
+/// Bytes the secrets of a run with `memory` and `workers` may hold: an
+/// eighth of the budget, less when the workers' minimum leaves less (many
+/// workers at the smallest budget), so the parts still add up.
+pub fn secrets_budget(memory: usize, workers: usize, sizes: &Sizes) -> usize {
+    (memory / SECRETS_SHARE).min(memory.saturating_sub(least_bytes(workers, sizes)))
 }
 
 /// The budget when `--memory` is not given: the default, or the minimum
@@ -127,11 +149,16 @@ pub struct Plan {
     pub buffer_budget: usize,
     /// Batches each worker's queue holds.
     pub queue_batches: usize,
+    /// Bytes set aside for secrets (at most `secrets_budget`).
+    pub secrets: usize,
 }
 
-/// Divide `bounds.memory` among `workers` (see the module docs).
-pub fn plan(bounds: &Bounds, workers: usize, sizes: &Sizes) -> Plan {
+/// Divide `bounds.memory` among `workers` (see the module docs), once
+/// `secrets` bytes (at most `secrets_budget`; 0 without a key log) are set
+/// aside for secrets.
+pub fn plan(bounds: &Bounds, workers: usize, sizes: &Sizes, secrets: usize) -> Plan {
     let workers = workers.max(1);
+    let secrets = secrets.min(secrets_budget(bounds.memory, workers, sizes));
     let batch = sizes.batch_bytes;
     // Batches outside the queues: each worker's batch being filled and the
     // recycled ones.
@@ -140,6 +167,7 @@ pub fn plan(bounds: &Bounds, workers: usize, sizes: &Sizes) -> Plan {
         .saturating_mul(batch);
     let share = bounds
         .memory
+        .saturating_sub(secrets)
         .saturating_sub(PROCESS_RESERVE)
         .saturating_sub(loose)
         / workers;
@@ -162,6 +190,7 @@ pub fn plan(bounds: &Bounds, workers: usize, sizes: &Sizes) -> Plan {
         max_flows: flows,
         buffer_budget,
         queue_batches,
+        secrets,
     }
 }
 
@@ -170,8 +199,13 @@ impl Plan {
     pub fn describe(&self) -> String {
         let b = &self.bounds;
         let mib = |b: usize| b as f64 / MIB as f64;
+        let secrets = if self.secrets > 0 {
+            format!("{:.1} MiB for key log secrets; ", mib(self.secrets))
+        } else {
+            String::new()
+        };
         format!(
-            "limits: memory {:.0} MiB; per worker (x{}): {} flows, {:.1} MiB for pending flows, {} queued batches; \
+            "limits: memory {:.0} MiB; {secrets}per worker (x{}): {} flows, {:.1} MiB for pending flows, {} queued batches; \
              per direction: {} KiB stream buffer, {} out-of-order segments, {} KiB handshake message, {} records; \
              idle timeouts: {}s, {}s SYN-only, {}s after close",
             mib(self.memory),
@@ -205,7 +239,7 @@ mod tests {
             + p.buffer_budget
             + p.queue_batches * pipeline::batch_footprint();
         let loose = p.workers * (pipeline::RECYCLED_PER_WORKER + 1) * pipeline::batch_footprint();
-        PROCESS_RESERVE + loose + p.workers * per_worker
+        PROCESS_RESERVE + loose + p.workers * per_worker + p.secrets
     }
 
     #[test]
@@ -217,7 +251,13 @@ mod tests {
                     memory,
                     ..Bounds::default()
                 };
-                let p = plan(&b, workers, &sizes());
+                let secrets = secrets_budget(memory, workers, &sizes());
+                assert!(secrets <= memory / SECRETS_SHARE);
+                let with = plan(&b, workers, &sizes(), secrets);
+                assert_eq!(with.secrets, secrets);
+                assert!(total(&with) <= memory, "{memory} / {workers}: {with:?}");
+                assert!(with.buffer_budget >= MIN_BUFFER_BUDGET, "{with:?}");
+                let p = plan(&b, workers, &sizes(), 0);
                 assert!(
                     total(&p) <= memory,
                     "{memory} / {workers}: {} > {memory}",
@@ -235,7 +275,7 @@ mod tests {
 
     #[test]
     fn the_default_budget_holds_most_of_the_default_flow_limit() {
-        let p = plan(&Bounds::default(), 1, &sizes());
+        let p = plan(&Bounds::default(), 1, &sizes(), 0);
         // 256 MiB hold 216,000 flows in one worker's table (two tables'
         // worth while a full one is rebuilt, see engine::table_bytes);
         // 512 MiB all of them.
@@ -247,6 +287,7 @@ mod tests {
             },
             1,
             &sizes(),
+            0,
         );
         assert_eq!(big.max_flows, DEFAULT_MAX_FLOWS);
         // A smaller budget lowers the flow limit instead of overrunning.
@@ -257,6 +298,7 @@ mod tests {
             },
             1,
             &sizes(),
+            0,
         );
         assert!(small.max_flows < DEFAULT_MAX_FLOWS, "{small:?}");
         assert!(small.buffer_budget < p.buffer_budget);
@@ -267,13 +309,44 @@ mod tests {
         );
     }
 
+    /// Secrets get an eighth of the budget: 4 MiB of the smallest, 32 MiB
+    /// of the default (`tls::keylog::DEFAULT_BUDGET`, what tests and tools
+    /// use without a plan); what they take, the flows do not get.
+    #[test]
+    fn secrets_get_an_eighth_and_the_flows_the_rest() {
+        let one = |memory| secrets_budget(memory, 1, &sizes());
+        assert_eq!(one(MIN_MEMORY), 4 * MIB);
+        assert_eq!(one(DEFAULT_MEMORY), crate::tls::keylog::DEFAULT_BUDGET);
+        let b = Bounds::default();
+        let without = plan(&b, 1, &sizes(), 0);
+        let with = plan(&b, 1, &sizes(), one(DEFAULT_MEMORY));
+        assert!(
+            with.buffer_budget + with.secrets
+                <= without.buffer_budget + (sizes().table_bytes)(without.max_flows)
+        );
+        assert!(
+            with.describe().contains("32.0 MiB for key log secrets"),
+            "{}",
+            with.describe()
+        );
+        assert!(!without.describe().contains("key log"));
+        // Never more than asked for, nor than the share.
+        assert_eq!(
+            plan(&b, 1, &sizes(), usize::MAX).secrets,
+            one(DEFAULT_MEMORY)
+        );
+        // Many workers at their smallest budget: what the minimum leaves.
+        let m = min_memory(64, &sizes());
+        assert!(secrets_budget(m, 64, &sizes()) < MIB);
+    }
+
     /// `engine::Limits::default()` is plain numbers (the engine is below
     /// the pipeline and cannot ask this file): they must stay what the
     /// plan gives the only worker of a run with the default bounds, which
     /// is what the pipeline would build (`pipeline::engine_limits`).
     #[test]
     fn the_engine_default_limits_are_the_default_plan() {
-        let p = plan(&Bounds::default(), 1, &sizes());
+        let p = plan(&Bounds::default(), 1, &sizes(), 0);
         assert_eq!(Limits::default(), pipeline::engine_limits(&p));
     }
 }

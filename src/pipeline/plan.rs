@@ -43,7 +43,16 @@ impl Plan {
         // The memory budget and the flow limit are for the whole process:
         // each of N workers gets 1/N (its shard's share of the flows).
         let workers = config.threads.max(1);
-        let budget = budget::plan(&config.bounds, workers, &sizes());
+        // A followed key log may grow to its budget during the run; a read
+        // one holds what it holds now, and the flows get the rest.
+        let secrets = keylog.as_ref().map_or(0, |k| {
+            if k.is_following() {
+                secrets_budget(config)
+            } else {
+                k.bytes()
+            }
+        });
+        let budget = budget::plan(&config.bounds, workers, &sizes(), secrets);
         Plan {
             workers,
             ports: config.ports.clone(),
@@ -80,6 +89,12 @@ impl Plan {
             close_lines: false,
         }
     }
+}
+
+/// The bytes the run's key log may hold (`budget::secrets_budget`): what
+/// the shell builds its `KeyLog` with, before the capture opens.
+pub fn secrets_budget(config: &Config) -> usize {
+    budget::secrets_budget(config.bounds.memory, config.threads.max(1), &sizes())
 }
 
 /// What `budget` divides the memory by: a batch's and a flow table's cost.

@@ -50,8 +50,10 @@ Examples:
   mtlsniff -D                               list interfaces
 
 Limits (every one is counted in the summary when it bites):
-  --memory caps the whole process. After a 16 MiB reserve (code, libpcap,
-  output), each of the N workers gets 1/N of the rest: at most 1/8 for its
+  --memory caps the whole process. Key log secrets (--keylog, pcapng DSBs)
+  get at most 1/8, the oldest dropped first (keylog.clients_dropped). After
+  a 16 MiB reserve (code, libpcap, output), each of the N workers gets 1/N
+  of the rest: at most 1/8 for its
   queue of packet batches, at most half of the remainder for its flow table
   (the flow limit, split among the workers, is lowered until the table
   fits), and the rest for flows still waiting for a verdict: their state,

@@ -9,7 +9,13 @@
 //! never written anywhere; the table holds at most `max_clients` client
 //! randoms (the oldest go first, counted); a line that does not parse is
 //! counted, never an error; the only `Err` is a key log that cannot be read
-//! when the run starts. Only the secrets a handshake needs are kept: the
+//! when the run starts. The table holds at most its byte budget (an eighth
+//! of `--memory`, `pipeline::budget`): every entry's heap cost (the table's
+//! slots at their capacity, the eviction order, each secret's bytes) is
+//! counted, the oldest client randoms go first when a new secret would not
+//! fit, and a table that must grow checks first that the old and the new
+//! copy fit together. Files and DSBs are read in chunks of `CHUNK` bytes,
+//! never whole. Only the secrets a handshake needs are kept: the
 //! two handshake traffic secrets, SERVER_TRAFFIC_SECRET_0 (for a server's
 //! alert after its Finished) and TLS 1.2 master secrets; application
 //! traffic secrets of the client, exporter and early secrets are read and
@@ -31,10 +37,12 @@ use zeroize::Zeroizing;
 
 /// A ClientHello.random (RFC 8446 §4.1.2): the key of every key log line.
 pub const RANDOM_LEN: usize = 32;
-/// Client randoms remembered by default: at ~300 bytes each (four secrets
-/// and the table's own cost) about 40 MiB at most, the same order as the
-/// flow table.
-pub const DEFAULT_MAX_CLIENTS: usize = 131_072;
+/// Bytes of secrets held by default: an eighth of the default `--memory`
+/// (`pipeline::budget::secrets_budget`, which the run uses; tests check
+/// the two agree). At ~300 bytes per TLS 1.3 connection, about 100,000.
+pub const DEFAULT_BUDGET: usize = 32 * 1024 * 1024;
+/// Bytes read from a file or a DSB at a time.
+const CHUNK: usize = 64 * 1024;
 /// A key log line is at most ~180 bytes (label, 64 + 96 hex digits);
 /// anything longer than this is not one and is skipped to its newline.
 const LINE_MAX: usize = 1024;
@@ -164,9 +172,13 @@ pub fn parse_line(raw: &[u8]) -> Line {
     if hex::decode_to_slice(random, &mut random_bytes).is_err() {
         return Line::Malformed;
     }
-    let Ok(secret) = hex::decode(secret).map(Zeroizing::new) else {
+    // Decoded into a buffer of its exact length: no growth leaves an
+    // unwiped copy behind, and its heap cost is its length.
+    let mut bytes = Zeroizing::new(vec![0u8; secret.len() / 2]);
+    if secret.len() % 2 != 0 || hex::decode_to_slice(secret, &mut bytes).is_err() {
         return Line::Malformed;
-    };
+    }
+    let secret = bytes;
     // TLS 1.3 secrets are as long as the suite's hash (SHA-256 or
     // SHA-384); a TLS 1.2 master secret is 48 bytes (RFC 5246 §8.1).
     let length_ok = match label {
@@ -200,8 +212,12 @@ pub struct KeyLogCounters {
     /// A different secret for a label and random already known: the first
     /// one is kept.
     pub conflicting: u64,
-    /// Client randoms forgotten because the table was full.
+    /// Client randoms forgotten (the oldest first) because the table was
+    /// at its byte budget.
     pub dropped: u64,
+    /// Decryption Secrets Blocks larger than the whole budget (read
+    /// anyway: their newest secrets are kept).
+    pub dsb_over_budget: u64,
     /// The followed file was truncated or replaced and read again from
     /// its start.
     pub reopened: u64,
@@ -221,31 +237,92 @@ impl KeyLogCounters {
             ("keylog.lines_duplicate", self.duplicate),
             ("keylog.lines_conflicting", self.conflicting),
             ("keylog.clients_dropped", self.dropped),
+            ("keylog.dsb_over_budget", self.dsb_over_budget),
             ("keylog.reopened", self.reopened),
             ("keylog.read_errors", self.read_errors),
         ]
     }
 }
 
-/// Secrets by client random, at most `max` randoms; the oldest inserted
-/// random goes first when full.
+/// Secrets by client random, at most `budget` bytes of heap (`bytes`);
+/// the oldest inserted random goes first when a new secret would not fit.
 #[derive(Debug)]
 struct SecretTable {
     by_random: FxHashMap<[u8; RANDOM_LEN], FlowSecrets>,
-    /// Insertion order, for eviction.
+    /// Insertion order, for eviction (one entry per random in the map).
     order: VecDeque<[u8; RANDOM_LEN]>,
-    max: usize,
+    /// Heap bytes of the secrets held (their capacities).
+    secret_bytes: usize,
+    /// The map's capacity when it last grew: its slots, which removals do
+    /// not give back (`capacity()` shrinks as removals leave tombstones).
+    map_cap: usize,
+    budget: usize,
     counters: KeyLogCounters,
 }
 
+/// Heap bytes of a secret.
+fn secret_cost(secret: &Secret) -> usize {
+    secret.0.capacity()
+}
+
+/// Heap bytes of a hash table whose `capacity()` is `capacity` (hashbrown:
+/// a power of two of buckets, 7/8 of them usable from 8 on, one slot and
+/// one control byte each, plus a group of control bytes).
+fn map_bytes(capacity: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = if capacity < 8 {
+        capacity + 1
+    } else {
+        (capacity * 8).div_ceil(7)
+    }
+    .next_power_of_two();
+    let slot = std::mem::size_of::<([u8; RANDOM_LEN], FlowSecrets)>();
+    buckets * (slot + 1) + 16
+}
+
+/// The capacity a full table of `capacity` grows to (twice the buckets;
+/// four from empty).
+fn grown_map_capacity(capacity: usize) -> usize {
+    match capacity {
+        0 => 3,
+        c if c < 7 => 7,
+        c => c * 2,
+    }
+}
+
 impl SecretTable {
-    fn new(max: usize) -> Self {
+    fn new(budget: usize) -> Self {
         SecretTable {
             by_random: FxHashMap::default(),
             order: VecDeque::new(),
-            max: max.max(1),
+            secret_bytes: 0,
+            map_cap: 0,
+            budget,
             counters: KeyLogCounters::default(),
         }
+    }
+
+    /// Heap bytes held: the secrets, the table's slots, the order.
+    fn bytes(&self) -> usize {
+        self.secret_bytes + map_bytes(self.map_cap) + self.order.capacity() * RANDOM_LEN
+    }
+
+    /// Extra bytes a new random costs while it goes in: a full table or
+    /// order is copied into one twice its size (both live for a moment).
+    /// A table full of tombstones but at most half full of randoms is
+    /// cleaned in place instead (hashbrown's rule), at no cost.
+    fn growth(&self) -> usize {
+        let mut extra = 0;
+        let len = self.by_random.len();
+        if len >= self.by_random.capacity() && len + 1 > self.map_cap / 2 {
+            extra += map_bytes(grown_map_capacity(self.map_cap));
+        }
+        if self.order.len() >= self.order.capacity() {
+            extra += (self.order.capacity() * 2).max(4) * RANDOM_LEN;
+        }
+        extra
     }
 
     fn line(&mut self, raw: &[u8], from_capture: bool) {
@@ -262,6 +339,33 @@ impl SecretTable {
         }
     }
 
+    /// Forget the oldest random other than `keep`; false when there is
+    /// none.
+    fn evict_oldest(&mut self, keep: &[u8; RANDOM_LEN]) -> bool {
+        let Some(at) = self.order.iter().position(|r| r != keep) else {
+            return false;
+        };
+        let Some(old) = self.order.remove(at) else {
+            return false;
+        };
+        if let Some(gone) = self.by_random.remove(&old) {
+            let secrets = [
+                &gone.client_handshake,
+                &gone.server_handshake,
+                &gone.server_traffic,
+                &gone.master,
+            ];
+            let freed: usize = secrets
+                .iter()
+                .filter_map(|s| s.as_ref())
+                .map(secret_cost)
+                .sum();
+            self.secret_bytes -= freed;
+            self.counters.dropped += 1;
+        }
+        true
+    }
+
     fn insert(
         &mut self,
         label: Label,
@@ -269,29 +373,45 @@ impl SecretTable {
         secret: Secret,
         from_capture: bool,
     ) {
-        if !self.by_random.contains_key(&random) {
-            while self.by_random.len() >= self.max {
-                let Some(old) = self.order.pop_front() else {
-                    break;
-                };
-                if self.by_random.remove(&old).is_some() {
-                    self.counters.dropped += 1;
-                }
+        if let Some(known) = self
+            .by_random
+            .get_mut(&random)
+            .and_then(|f| f.slot(label).as_ref())
+        {
+            if *known == secret {
+                self.counters.duplicate += 1;
+            } else {
+                self.counters.conflicting += 1;
             }
+            return;
+        }
+        // Room first: the oldest go until the secret (and, for a new
+        // random, the table's growth) fits. Evicting never shrinks the
+        // table, so after one eviction a new random needs no growth.
+        let cost = secret_cost(&secret);
+        loop {
+            let is_new = !self.by_random.contains_key(&random);
+            let growth = if is_new { self.growth() } else { 0 };
+            if self.bytes() + growth + cost <= self.budget {
+                break;
+            }
+            if !self.evict_oldest(&random) {
+                // Alone it does not fit: forgotten at once.
+                self.counters.dropped += 1;
+                return;
+            }
+        }
+        if !self.by_random.contains_key(&random) {
             self.order.push_back(random);
         }
-        let slot = self.by_random.entry(random).or_default().slot(label);
-        match slot {
-            Some(known) if *known == secret => self.counters.duplicate += 1,
-            Some(_) => self.counters.conflicting += 1,
-            None => {
-                *slot = Some(secret);
-                self.counters.secrets += 1;
-                if from_capture {
-                    self.counters.capture_secrets += 1;
-                }
-            }
+        *self.by_random.entry(random).or_default().slot(label) = Some(secret);
+        self.map_cap = self.map_cap.max(self.by_random.capacity());
+        self.secret_bytes += cost;
+        self.counters.secrets += 1;
+        if from_capture {
+            self.counters.capture_secrets += 1;
         }
+        debug_assert!(self.bytes() <= self.budget);
     }
 
     /// Feed a chunk of key log text; complete lines are parsed, an
@@ -372,9 +492,11 @@ impl Follower {
         }
     }
 
-    /// Read what is new into `table`. Errors are returned to the caller;
-    /// the state stays as it was, so the next poll tries again.
-    fn poll(&mut self, table: &RwLock<SharedTable>) -> io::Result<()> {
+    /// Read what is new into `table` (at most `POLL_BYTES_MAX`, in chunks;
+    /// the lock is taken per chunk). Returns whether bytes are left to
+    /// read. Errors are returned to the caller; what was read stays read,
+    /// so the next poll goes on from there.
+    fn poll(&mut self, table: &RwLock<SharedTable>) -> io::Result<bool> {
         let meta = std::fs::metadata(&self.path)?;
         if !meta.is_file() {
             return Err(io::Error::other("not a regular file"));
@@ -391,18 +513,27 @@ impl Follower {
             self.partial = LineBuffer::default();
         }
         let Some(file) = self.file.as_mut() else {
-            return Ok(());
+            return Ok(false);
         };
         if meta.len() <= self.offset {
-            return Ok(());
+            return Ok(false);
         }
         file.seek(SeekFrom::Start(self.offset))?;
-        let mut chunk = Zeroizing::new(Vec::new());
         let want = (meta.len() - self.offset).min(POLL_BYTES_MAX);
-        file.take(want).read_to_end(&mut chunk)?;
-        self.offset += chunk.len() as u64;
-        write(table).0.text(&mut self.partial, &chunk, false);
-        Ok(())
+        let mut chunk = Zeroizing::new(vec![0u8; CHUNK]);
+        let mut left = want;
+        while left > 0 {
+            let n = usize::try_from(left).map_or(CHUNK, |l| l.min(CHUNK));
+            let got = file.read(chunk.get_mut(..n).unwrap_or_default())?;
+            if got == 0 {
+                break;
+            }
+            self.offset += got as u64;
+            left -= got as u64;
+            let bytes = chunk.get(..got).unwrap_or_default();
+            write(table).0.text(&mut self.partial, bytes, false);
+        }
+        Ok(left == 0 && meta.len() > self.offset)
     }
 }
 
@@ -437,12 +568,23 @@ impl fmt::Debug for KeyLog {
 }
 
 impl KeyLog {
-    /// An empty store remembering at most `max_clients` client randoms.
-    pub fn new(max_clients: usize) -> Self {
+    /// An empty store holding at most `budget` bytes of secrets (and the
+    /// table that finds them).
+    pub fn new(budget: usize) -> Self {
         KeyLog {
-            table: RwLock::new(SharedTable(SecretTable::new(max_clients))),
+            table: RwLock::new(SharedTable(SecretTable::new(budget))),
             follower: None,
         }
+    }
+
+    /// Heap bytes the table holds now (never more than its budget).
+    pub fn bytes(&self) -> usize {
+        read(&self.table).0.bytes()
+    }
+
+    /// Whether the key log file is followed (it may grow to its budget).
+    pub fn is_following(&self) -> bool {
+        self.follower.is_some()
     }
 
     /// Read the key log at `path` now. With `follow`, remember where
@@ -451,7 +593,8 @@ impl KeyLog {
     /// unreadable file is the one error: the run cannot do what was asked.
     pub fn load_file(&mut self, path: &Path, follow: bool) -> io::Result<()> {
         let mut follower = Follower::new(path);
-        follower.poll(&self.table)?;
+        // The whole file now, in polls of at most POLL_BYTES_MAX.
+        while follower.poll(&self.table)? {}
         if follow {
             self.follower = Some(Mutex::new(follower));
         } else {
@@ -460,12 +603,29 @@ impl KeyLog {
         Ok(())
     }
 
-    /// Key log text embedded in the capture (pcapng DSBs).
+    /// Key log text embedded in the capture (one pcapng DSB's).
     pub fn add_capture_text(&self, text: &[u8]) {
         let mut partial = LineBuffer::default();
         let mut t = write(&self.table);
         t.0.text(&mut partial, text, true);
         t.0.flush(&mut partial, true);
+    }
+
+    /// Read the TLS secrets of every Decryption Secrets Block of the
+    /// pcapng at `path` (see `scan_capture_secrets`) in chunks; returns
+    /// whether there was any.
+    pub fn add_capture_file(&self, path: &Path) -> bool {
+        let mut partial = LineBuffer::default();
+        let budget = read(&self.table).0.budget as u64;
+        scan_capture_secrets(path, |piece| match piece {
+            Dsb::Start(len) => {
+                if len > budget {
+                    write(&self.table).0.counters.dsb_over_budget += 1;
+                }
+            }
+            Dsb::Text(bytes) => write(&self.table).0.text(&mut partial, bytes, true),
+            Dsb::End => write(&self.table).0.flush(&mut partial, true),
+        })
     }
 
     /// Pick up lines appended to the followed key log (no-op when not
@@ -520,14 +680,16 @@ impl KeyLog {
 
 /// The key log store for a run: `--keylog FILE` read now (followed when
 /// `follow`: live capture), plus the secrets of a pcapng input file's
-/// Decryption Secrets Blocks. None when there is neither. The error (an
-/// unreadable key log) is one line for the user.
+/// Decryption Secrets Blocks, holding at most `budget` bytes (an eighth of
+/// `--memory`: `pipeline::secrets_budget`). None when there is neither.
+/// The error (an unreadable key log) is one line for the user.
 pub fn for_run(
     keylog: Option<&Path>,
     capture_file: Option<&Path>,
     follow: bool,
+    budget: usize,
 ) -> Result<Option<KeyLog>, String> {
-    let mut store = KeyLog::new(DEFAULT_MAX_CLIENTS);
+    let mut store = KeyLog::new(budget);
     if let Some(path) = keylog {
         store
             .load_file(path, follow)
@@ -535,22 +697,49 @@ pub fn for_run(
     }
     let embedded = capture_file
         .filter(|p| p.as_os_str() != "-")
-        .map(capture_secrets)
-        .unwrap_or_default();
-    for text in &embedded {
-        store.add_capture_text(text);
+        .is_some_and(|p| store.add_capture_file(p));
+    Ok((keylog.is_some() || embedded).then_some(store))
+}
+
+/// What `scan_capture_secrets` hands its caller, block by block.
+enum Dsb<'a> {
+    /// A TLS secrets DSB of this many bytes begins.
+    Start(u64),
+    /// Its next bytes (at most `CHUNK`).
+    Text(&'a [u8]),
+    /// It ended.
+    End,
+}
+
+/// Hand `len` bytes of `r` to `found` in chunks of at most `CHUNK` (wiped
+/// after use). False when the file ends first.
+fn read_chunks(r: &mut impl Read, len: u64, found: &mut impl FnMut(Dsb<'_>)) -> bool {
+    let mut chunk = Zeroizing::new(vec![0u8; CHUNK]);
+    let mut left = len;
+    while left > 0 {
+        let n = usize::try_from(left).map_or(CHUNK, |l| l.min(CHUNK));
+        let Some(buf) = chunk.get_mut(..n) else {
+            return false;
+        };
+        if r.read_exact(buf).is_err() {
+            return false;
+        }
+        found(Dsb::Text(buf));
+        left -= n as u64;
     }
-    Ok((keylog.is_some() || !embedded.is_empty()).then_some(store))
+    true
 }
 
 /// The TLS key log text of every Decryption Secrets Block (pcapng §4.7,
-/// secrets type 0x544c534b) in the pcapng file at `path`, up to 64 MiB.
-/// Not pcapng, or damaged: what was found so far (the capture reader
-/// reports damage). Blocks are skipped by length, never read whole.
-pub fn capture_secrets(path: &Path) -> Vec<Zeroizing<Vec<u8>>> {
-    let mut found = Vec::new();
+/// secrets type 0x544c534b) in the pcapng file at `path`, up to 64 MiB in
+/// all, handed to `found` in chunks: no block is held whole. Not pcapng,
+/// or damaged: what was found so far (the capture reader reports damage).
+/// Other blocks are skipped by length, never read. Returns whether any
+/// such block was found.
+fn scan_capture_secrets(path: &Path, mut found: impl FnMut(Dsb<'_>)) -> bool {
+    let mut any = false;
     let Ok(file) = File::open(path) else {
-        return found;
+        return any;
     };
     let mut r = io::BufReader::new(file);
     let mut little_endian = true;
@@ -603,13 +792,15 @@ pub fn capture_secrets(path: &Path) -> Vec<Zeroizing<Vec<u8>>> {
                 && len <= block_len - 20
                 && total + len <= CAPTURE_SECRETS_MAX
             {
-                let mut text = Zeroizing::new(Vec::new());
-                if (&mut r).take(len).read_to_end(&mut text).is_err() {
+                any = true;
+                found(Dsb::Start(len));
+                let whole = read_chunks(&mut r, len, &mut found);
+                found(Dsb::End);
+                if !whole {
                     break;
                 }
                 consumed += len;
                 total += len;
-                found.push(text);
             }
         }
         let Some(rest) = block_len.checked_sub(consumed) else {
@@ -619,7 +810,7 @@ pub fn capture_secrets(path: &Path) -> Vec<Zeroizing<Vec<u8>>> {
             break;
         }
     }
-    found
+    any
 }
 
 #[cfg(test)]
@@ -682,7 +873,8 @@ mod tests {
 
     #[test]
     fn table_counts_duplicates_conflicts_and_evicts_oldest() {
-        let mut t = SecretTable::new(2);
+        // Room for two randoms with one 32-byte secret each.
+        let mut t = SecretTable::new(map_bytes(3) + 4 * RANDOM_LEN + 2 * 32);
         let mut p = LineBuffer::default();
         let other = "33".repeat(32);
         let text = format!(
@@ -719,9 +911,105 @@ mod tests {
         assert_eq!(t.counters.dropped, 1);
     }
 
+    fn put(t: &mut SecretTable, label: &str, byte: u8, len: usize) {
+        let line = format!("{label} {} {}\n", hex::encode([byte; 32]), "22".repeat(len));
+        let mut p = LineBuffer::default();
+        t.text(&mut p, line.as_bytes(), false);
+    }
+
+    #[test]
+    fn bytes_are_counted_exactly_and_the_oldest_go_first() {
+        // A slot is a random and four optional secrets.
+        assert_eq!(std::mem::size_of::<([u8; 32], FlowSecrets)>(), 128);
+        assert_eq!(
+            (map_bytes(0), map_bytes(3), map_bytes(7)),
+            (0, 4 * 129 + 16, 8 * 129 + 16)
+        );
+        assert_eq!(map_bytes(14), 16 * 129 + 16);
+        let mut t = SecretTable::new(usize::MAX);
+        for b in 1..=5 {
+            put(&mut t, "CLIENT_HANDSHAKE_TRAFFIC_SECRET", b, 32);
+        }
+        // The table grew 3 -> 7 slots, the order 4 -> 8 randoms.
+        assert_eq!((t.by_random.capacity(), t.map_cap), (7, 7));
+        assert_eq!(grown_map_capacity(7), 14);
+        assert_eq!(t.order.capacity(), 8);
+        let full = map_bytes(7) + 8 * 32 + 5 * 32;
+        assert_eq!(t.bytes(), full);
+        // Now exactly at its budget: a 48-byte secret for a new random
+        // makes the two oldest go (32 bytes each).
+        t.budget = full;
+        put(&mut t, "SERVER_HANDSHAKE_TRAFFIC_SECRET", 6, 48);
+        let held = |t: &SecretTable| t.order.iter().map(|r| r[0]).collect::<Vec<_>>();
+        assert_eq!(held(&t), [3, 4, 5, 6]);
+        assert_eq!(t.counters.dropped, 2);
+        assert_eq!(t.bytes(), full - 64 + 48);
+        assert_eq!(t.by_random.len(), 4);
+        // A second secret for the oldest random never evicts it: the next
+        // oldest goes instead.
+        put(&mut t, "CLIENT_RANDOM", 3, 48);
+        assert_eq!(held(&t), [3, 5, 6]);
+        assert!(t.by_random[&random(3)].master.is_some());
+        assert_eq!(t.bytes(), full - 96 + 96);
+        assert!(t.bytes() <= t.budget);
+        // A secret that cannot fit even alone is dropped, nothing else.
+        let mut tiny = SecretTable::new(10);
+        put(&mut tiny, "CLIENT_RANDOM", 1, 48);
+        assert_eq!(
+            (tiny.bytes(), tiny.counters.dropped, tiny.counters.secrets),
+            (0, 1, 0)
+        );
+        // Duplicates and conflicts cost nothing.
+        let before = t.bytes();
+        put(&mut t, "CLIENT_RANDOM", 3, 48);
+        assert_eq!((t.bytes(), t.counters.duplicate), (before, 1));
+    }
+
+    /// A key log many times its budget, read through the file reader:
+    /// never over, the newest kept, the oldest counted.
+    #[test]
+    fn a_large_key_log_is_held_to_its_budget() {
+        let path = temp_path("large");
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        for i in 0u32..20_000 {
+            let mut r = [0u8; 32];
+            r[..4].copy_from_slice(&i.to_be_bytes());
+            writeln!(
+                f,
+                "CLIENT_HANDSHAKE_TRAFFIC_SECRET {} {S32}",
+                hex::encode(r)
+            )
+            .unwrap();
+            writeln!(
+                f,
+                "SERVER_HANDSHAKE_TRAFFIC_SECRET {} {S32}",
+                hex::encode(r)
+            )
+            .unwrap();
+        }
+        drop(f);
+        let budget = 256 * 1024;
+        let mut k = KeyLog::new(budget);
+        k.load_file(&path, false).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            k.bytes() <= budget && k.bytes() > budget / 2,
+            "{}",
+            k.bytes()
+        );
+        let c = k.counters();
+        assert_eq!(c.lines, 40_000);
+        assert!(c.dropped > 15_000, "{c:?}");
+        let mut last = [0u8; 32];
+        last[..4].copy_from_slice(&19_999u32.to_be_bytes());
+        let newest = k.lookup(&last).unwrap();
+        assert!(newest.client_handshake.is_some() && newest.server_handshake.is_some());
+        assert!(k.lookup(&[0u8; 32]).is_none(), "the oldest went first");
+    }
+
     #[test]
     fn partial_and_overlong_lines() {
-        let mut t = SecretTable::new(8);
+        let mut t = SecretTable::new(DEFAULT_BUDGET);
         let mut p = LineBuffer::default();
         let line = format!("CLIENT_HANDSHAKE_TRAFFIC_SECRET {R1} {S32}\n");
         let (a, b) = line.split_at(40);
@@ -760,7 +1048,7 @@ mod tests {
             )
         };
         std::fs::write(&path, line(1)).unwrap();
-        let mut k = KeyLog::new(100);
+        let mut k = KeyLog::new(DEFAULT_BUDGET);
         k.load_file(&path, true).unwrap();
         assert!(k.lookup(&random(1)).is_some());
         // Appended, the last line unfinished.
@@ -841,21 +1129,24 @@ mod tests {
         file.extend(block(PCAPNG_DSB, &dsb));
         let path = temp_path("dsb.pcapng");
         std::fs::write(&path, &file).unwrap();
-        let found = capture_secrets(&path);
-        assert_eq!(found.len(), 1);
-        let k = KeyLog::new(10);
-        k.add_capture_text(&found[0]);
+        let k = KeyLog::new(DEFAULT_BUDGET);
+        assert!(k.add_capture_file(&path));
         assert!(k.lookup(&random(1)).unwrap().master.is_some());
         assert_eq!(k.counters().capture_secrets, 1);
+        assert_eq!(k.counters().dsb_over_budget, 0);
+        // A block larger than the whole budget is counted, and read.
+        let small = KeyLog::new(text.len() - 1);
+        assert!(small.add_capture_file(&path));
+        assert_eq!(small.counters().dsb_over_budget, 1);
         // A lying block length stops the scan without a panic.
         let mut bad = block(PCAPNG_SHB, &shb);
         bad.extend_from_slice(&PCAPNG_DSB.to_le_bytes());
         bad.extend_from_slice(&7u32.to_le_bytes());
         std::fs::write(&path, &bad).unwrap();
-        assert!(capture_secrets(&path).is_empty());
+        assert!(!KeyLog::new(DEFAULT_BUDGET).add_capture_file(&path));
         // A classic pcap has none.
         std::fs::write(&path, [0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0]).unwrap();
-        assert!(capture_secrets(&path).is_empty());
+        assert!(!KeyLog::new(DEFAULT_BUDGET).add_capture_file(&path));
         let _ = std::fs::remove_file(&path);
     }
 }
