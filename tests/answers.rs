@@ -13,12 +13,13 @@
 
 #[path = "support/mod.rs"]
 mod support;
+use support::processes::{self, Http, Reaped};
 use support::shared;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn bin() -> Command {
@@ -69,15 +70,6 @@ fn golden(name: &str, got: &str) {
 }
 
 /// Ends a child process we started when the test is done, pass or fail.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn close_lines_match_their_golden_files_for_any_thread_count() {
     let demo = fixture("demo.pcap");
@@ -263,32 +255,9 @@ fn verify_mode_exit_statuses() {
 /// Start mtlsniff with `--metrics 127.0.0.1:0` and return it with the
 /// address it printed on stderr.
 fn start_with_metrics(args: &[&str]) -> (Reaped, SocketAddr) {
-    let mut child = bin()
-        .args(args)
-        .args(["--metrics", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start mtlsniff");
-    let stderr = child.stderr.take().expect("stderr");
-    let child = Reaped(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("mtlsniff ended before printing the metrics address")
-            .expect("read stderr");
-        if let Some(rest) = line.strip_prefix("mtlsniff: metrics on http://") {
-            break rest
-                .trim_end_matches("/metrics")
-                .parse()
-                .expect("an address");
-        }
-    };
-    // Keep reading stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
+    let mut mtlsniff = bin();
+    mtlsniff.args(args);
+    processes::start_with_metrics(mtlsniff)
 }
 
 /// GET `path` over loopback; the body of a 200 answer.
@@ -300,18 +269,7 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
 
 /// GET `path` over loopback; the status line and the body.
 fn http_get_any(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).expect("read response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
-    let status = head.lines().next().unwrap_or_default().to_string();
-    (status, body.to_string())
+    processes::http_get(addr, path, Http::V11).expect("HTTP response")
 }
 
 fn scrape_until_finished(addr: SocketAddr) -> prometheus_parse::Scrape {
@@ -444,14 +402,6 @@ fn metrics_are_served_and_parse_as_prometheus_exposition() {
     );
 }
 
-/// A free loopback port (bound, then released for the process we start).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 #[test]
 fn a_real_prometheus_scrapes_the_endpoint() {
     let Some(prometheus) = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
@@ -475,22 +425,7 @@ fn a_real_prometheus_scrapes_the_endpoint() {
         ),
     )
     .unwrap();
-    let web = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let _prom = Reaped(
-        Command::new(prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={web}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus"),
-    );
+    let (prom, web) = processes::start_prometheus(prometheus, &config, &dir);
     let query = "/api/v1/query?query=sum(mtlsniff_tcp_connections_opened_total%7Bconnection_security_policy%3D%22mutual_tls%22%7D)";
     let deadline = Instant::now() + Duration::from_secs(90);
     let answer = loop {
@@ -510,7 +445,7 @@ fn a_real_prometheus_scrapes_the_endpoint() {
     let json: serde_json::Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(json["status"], "success", "{answer}");
     assert_eq!(json["data"]["result"][0]["value"][1], "3", "{answer}");
-    drop(_prom);
+    drop(prom);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -35,14 +35,18 @@
 //! checks above run regardless).
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Read;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_yaml_ng::Value;
+
+#[path = "support/mod.rs"]
+mod support;
+use support::processes::{self, Reaped};
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes")
@@ -582,61 +586,21 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     names
 }
 
-/// A process ended when dropped.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
+/// GET `path` over loopback (HTTP/1.0: Prometheus answers without
+/// chunked encoding); the body of a 200 answer.
 fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    // HTTP/1.0: Prometheus answers without chunked encoding.
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut response = String::new();
-    s.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    let status = head.lines().next()?;
-    status
-        .split(' ')
-        .nth(1)
-        .filter(|c| *c == "200")
-        .map(|_| body.to_string())
+    processes::http_get_ok(addr, path)
 }
 
 /// mtlsniff reading the demo capture, serving its final metrics for a while.
 fn start_demo_with_metrics() -> (Reaped, SocketAddr) {
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo.pcap");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mtlsniff"))
+    let mut mtlsniff = Command::new(env!("CARGO_BIN_EXE_mtlsniff"));
+    mtlsniff
         .arg("-r")
         .arg(&demo)
-        .args(["--metrics", "127.0.0.1:0", "--metrics-linger", "120s"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start mtlsniff");
-    let stderr = child.stderr.take().unwrap();
-    let child = Reaped(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("mtlsniff ended before printing its metrics address")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("mtlsniff: metrics on http://") {
-            break rest
-                .trim_end_matches("/metrics")
-                .parse()
-                .expect("an address");
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
+        .args(["--metrics-linger", "120s"]);
+    processes::start_with_metrics(mtlsniff)
 }
 
 /// The metric names a finished scrape holds (histograms by their samples).
@@ -691,29 +655,8 @@ fn shipped_queries_use_only_exported_metrics_and_evaluate_in_prometheus() {
         ),
     )
     .unwrap();
-    let web = SocketAddr::from((
-        [127, 0, 0, 1],
-        TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port(),
-    ));
+    let (_prom, web) = processes::start_prometheus(prometheus, &config, &dir);
     let log = dir.join("prometheus.log");
-    let _prom = Reaped(
-        Command::new(prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={web}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start prometheus"),
-    );
     // Wait until the scrape is in and every rule has been evaluated.
     let deadline = Instant::now() + Duration::from_secs(90);
     let rules_state = loop {

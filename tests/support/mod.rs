@@ -1,5 +1,6 @@
 //! Test support that every crate testing mtlsniff shares: the one set of
-//! frame builders (`frames`) and the rule for data in ../shared (`shared`).
+//! frame builders (`frames`), the rule for data in ../shared (`shared`),
+//! and the processes tests start and query over loopback (`processes`).
 //! Nothing here decides what a test expects: it builds input and finds
 //! data.
 //!
@@ -18,4 +19,5 @@
 #![allow(dead_code)]
 
 pub mod frames;
+pub mod processes;
 pub mod shared;
