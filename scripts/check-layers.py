@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-STAGES = ["capture", "tls", "classify", "verdict", "flow", "report", "pipeline", "shell"]
+STAGES = ["capture", "tls", "classify", "verdict", "flow", "workload", "report", "pipeline", "shell"]
 SRC = Path(__file__).resolve().parent.parent / "src"
 PATH = re.compile(r"\b(crate|super|self)((?:::\w+)+)")
 GROUP = re.compile(r"\b(crate|super|self)((?:::\w+)*)::\{([^}]*)\}")

@@ -7,7 +7,8 @@
 //! decryption, certificates) -> `classify` (the rules that read a flow's
 //! bytes into evidence) -> `verdict` (the model, and the one place that
 //! assembles a verdict) -> `flow` (the per-worker engine: flow table,
-//! reassembly) -> `report` (views and answers over the ordered verdicts) ->
+//! reassembly) -> `workload` (pod addresses to Kubernetes workloads) ->
+//! `report` (views and answers over the ordered verdicts) ->
 //! `pipeline` (threads, sharding, ordering, the offline entry point) ->
 //! `shell` (command line, privileges). Only `pipeline` makes the pipeline's
 //! threads; `report::metrics` runs its one HTTP serving thread.
@@ -23,3 +24,4 @@ pub mod report;
 pub mod shell;
 pub mod tls;
 pub mod verdict;
+pub mod workload;

@@ -31,6 +31,8 @@ use mtlsniff::shell::ending::{self, EXIT_RUNTIME, EXIT_USAGE, Ending};
 use mtlsniff::shell::privilege;
 use mtlsniff::shell::wiring::{self, Terminals};
 use mtlsniff::tls::keylog::{self, KeyLog};
+use mtlsniff::workload::Directory;
+use mtlsniff::workload::pods;
 use tracing_subscriber::filter::LevelFilter;
 
 /// Write to stderr without panicking if stderr is gone (`eprintln!` would).
@@ -66,7 +68,11 @@ fn list_interfaces() -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run(config: &Config, keylog: Option<KeyLog>) -> Result<ExitCode, String> {
+fn run(
+    config: &Config,
+    keylog: Option<KeyLog>,
+    workloads: Option<Arc<Directory>>,
+) -> Result<ExitCode, String> {
     let source = match &config.mode {
         Mode::ListInterfaces => return list_interfaces(),
         Mode::Sniff(source) => source,
@@ -98,6 +104,9 @@ fn run(config: &Config, keylog: Option<KeyLog>) -> Result<ExitCode, String> {
     let (metrics, _metrics_server) = serve_metrics(config, &gauges)?.unzip();
     let probe = wiring::shows_progress(config, live, tty).then(|| capture.input_probe());
     let mut answers = wiring::answers(config, &gauges, metrics, probe.flatten());
+    if let Some(dir) = &workloads {
+        answers = answers.with_workloads(Arc::clone(dir));
+    }
     if live && config.edges_summary.is_some() {
         let usr1 = Arc::new(AtomicBool::new(false));
         signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&usr1))
@@ -111,6 +120,9 @@ fn run(config: &Config, keylog: Option<KeyLog>) -> Result<ExitCode, String> {
     let stdout = std::io::stdout();
     let line_buffered = wiring::line_buffered(config, tty);
     let mut printer = Printer::new(stdout.lock(), config.format, line_buffered);
+    if let Some(dir) = workloads {
+        printer = printer.with_workloads(dir);
+    }
     let plan = Plan::from_config(config, keylog);
     let outcome = pipeline::run(capture, &plan, &mut printer, &mut answers, &stop)
         .map_err(|e| e.to_string())?;
@@ -137,7 +149,11 @@ fn serve_metrics(
     let Some(addr) = config.metrics else {
         return Ok(None);
     };
-    let (metrics, registry) = Metrics::new(Arc::clone(gauges));
+    let (metrics, registry) = if config.k8s_pods.is_some() {
+        Metrics::with_workloads(Arc::clone(gauges))
+    } else {
+        Metrics::new(Arc::clone(gauges))
+    };
     let server = MetricsServer::start(addr, registry)?;
     if wiring::stderr_says(config) {
         stderr_line(&format!(
@@ -229,7 +245,18 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    match run(&config, keylog) {
+    // So is the pods list (--k8s-pods), held to its share of --memory.
+    let workloads = match &config.k8s_pods {
+        Some(path) => match pods::read_path(path, mtlsniff::pipeline::workloads_budget(&config)) {
+            Ok(dir) => Some(Arc::new(dir)),
+            Err(e) => {
+                stderr_line(&format!("mtlsniff: error: {e}"));
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        None => None,
+    };
+    match run(&config, keylog, workloads) {
         Ok(code) => code,
         Err(msg) => {
             stderr_line(&format!("mtlsniff: {msg}"));

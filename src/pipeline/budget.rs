@@ -23,6 +23,10 @@
 //! the same share a worker's queue gets, enough at the default 256 MiB for
 //! some 100,000 TLS 1.3 connections' secrets (about 300 bytes each) while
 //! the flows keep seven eighths; a larger key log keeps its newest lines.
+//!
+//! A pods list (`--k8s-pods`) is held to `workloads_budget`, a sixteenth
+//! (`WORKLOADS_SHARE`: some 50,000 pod addresses at the default 256 MiB),
+//! taken off the top before the rest is planned.
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
@@ -125,6 +129,18 @@ pub fn min_memory(workers: usize, sizes: &Sizes) -> usize {
 /// workers at the smallest budget), so the parts still add up.
 pub fn secrets_budget(memory: usize, workers: usize, sizes: &Sizes) -> usize {
     (memory / SECRETS_SHARE).min(memory.saturating_sub(least_bytes(workers, sizes)))
+}
+
+/// The budget's share for a pods list: a sixteenth (see the module docs).
+pub const WORKLOADS_SHARE: usize = 16;
+
+/// Bytes a pods list's directory may hold: a sixteenth of the budget, less
+/// when the workers' minimum and the secrets leave less.
+pub fn workloads_budget(memory: usize, workers: usize, sizes: &Sizes) -> usize {
+    let left = memory
+        .saturating_sub(least_bytes(workers, sizes))
+        .saturating_sub(secrets_budget(memory, workers, sizes));
+    (memory / WORKLOADS_SHARE).min(left)
 }
 
 /// The budget when `--memory` is not given: the default, or the minimum

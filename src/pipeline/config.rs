@@ -74,4 +74,8 @@ pub struct Config {
     /// File mode with metrics: serve this long after the end.
     pub metrics_linger: Duration,
     pub graph: Option<PathBuf>,
+    /// `--k8s-pods`: a pods list naming workloads (read by the shell).
+    pub k8s_pods: Option<PathBuf>,
+    /// `--namespace`: `--expect` checks only flows with a pod in these.
+    pub namespaces: Vec<String>,
 }

@@ -51,7 +51,7 @@ pub use batch::{BATCH, RECYCLED_PER_WORKER, batch_footprint};
 pub use clock::{TICK_FRAMES, TICK_PERIOD, TickClock};
 pub use offline::{Input, OfflineRun, run_offline};
 pub use output::{OutputStage, Sink};
-pub use plan::{Plan, engine_limits, secrets_budget, sizes};
+pub use plan::{Plan, engine_limits, secrets_budget, sizes, workloads_budget};
 pub use reorder::ReorderBuffer;
 pub use run::run;
 

@@ -52,7 +52,12 @@ impl Plan {
                 k.bytes()
             }
         });
-        let budget = budget::plan(&config.bounds, workers, &sizes(), secrets);
+        // A pods list's share (--k8s-pods) comes off the top.
+        let mut bounds = config.bounds.clone();
+        if config.k8s_pods.is_some() {
+            bounds.memory = bounds.memory.saturating_sub(workloads_budget(config));
+        }
+        let budget = budget::plan(&bounds, workers, &sizes(), secrets);
         Plan {
             workers,
             ports: config.ports.clone(),
@@ -95,6 +100,12 @@ impl Plan {
 /// the shell builds its `KeyLog` with, before the capture opens.
 pub fn secrets_budget(config: &Config) -> usize {
     budget::secrets_budget(config.bounds.memory, config.threads.max(1), &sizes())
+}
+
+/// The bytes a pods list may hold (`budget::workloads_budget`): what the
+/// shell reads `--k8s-pods` with.
+pub fn workloads_budget(config: &Config) -> usize {
+    budget::workloads_budget(config.bounds.memory, config.threads.max(1), &sizes())
 }
 
 /// What `budget` divides the memory by: a batch's and a flow table's cost.

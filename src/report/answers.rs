@@ -23,7 +23,9 @@ use crate::report::gauges::Gauges;
 use crate::report::metrics::Metrics;
 use crate::report::output::{CloseIds, Printer, escape_text};
 use crate::report::progress::Progress;
+use crate::report::workloads::WorkloadCounts;
 use crate::verdict::{CertSeen, FlowClose, Verdict};
+use crate::workload::{Directory, Placement};
 
 /// Flows whose identities wait for their close line; as many as the flow
 /// table holds by default. Past it identities are left off (counted).
@@ -98,6 +100,8 @@ pub struct Answers {
     close_ids: Option<CloseIdentities>,
     progress: Option<Progress>,
     flows: u64,
+    /// `--k8s-pods`: the directory each verdict is placed with, and counts.
+    workloads: Option<(Arc<Directory>, WorkloadCounts)>,
 }
 
 impl Answers {
@@ -113,6 +117,7 @@ impl Answers {
             close_ids: None,
             progress: None,
             flows: 0,
+            workloads: None,
         }
     }
 
@@ -159,6 +164,18 @@ impl Answers {
         self
     }
 
+    /// Place every verdict in its workloads (`--k8s-pods`): the edges by
+    /// workload, the metrics' workload labels, `--namespace`.
+    pub fn with_workloads(mut self, dir: Arc<Directory>) -> Self {
+        self.workloads = Some((dir, WorkloadCounts::default()));
+        self
+    }
+
+    /// The summary's workload line, with a pods list.
+    pub fn workloads_line(&self) -> Option<String> {
+        self.workloads.as_ref().map(|(d, c)| c.line(d))
+    }
+
     pub fn with_progress(mut self, progress: Progress) -> Self {
         self.progress = Some(progress);
         self
@@ -167,17 +184,25 @@ impl Answers {
     /// A verdict, in print order; `flow` is its `ReportOrder::flow`.
     pub fn on_verdict(&mut self, flow: u64, v: &Verdict) {
         self.flows += 1;
+        let placed = self.workloads.as_mut().map(|(d, counts)| {
+            let p = Placement::of(d, v);
+            counts.record(&p);
+            p
+        });
         if let Some((t, _)) = &mut self.edges {
-            t.record(v);
+            match &placed {
+                Some(p) => t.record_placed(v, p),
+                None => t.record(v),
+            }
         }
         if let Some(m) = &self.metrics {
-            m.on_verdict(v);
+            m.on_verdict_placed(v, placed.as_ref());
         }
         if let Some(c) = &mut self.close_ids {
             c.remember(flow, v);
         }
         if let Some(t) = &mut self.tally {
-            let finding = t.check(v);
+            let finding = t.check_placed(v, placed.as_ref());
             let label = match finding {
                 Finding::Offender => "short",
                 Finding::Unknown => "unknown",
@@ -202,7 +227,11 @@ impl Answers {
     /// line shows.
     pub fn on_close(&mut self, flow: u64, c: &FlowClose) -> CloseIds {
         if let Some(m) = &self.metrics {
-            m.on_close(c);
+            let placed = self
+                .workloads
+                .as_ref()
+                .map(|(d, _)| Placement::at(d, c.client, c.server, c.first_seen));
+            m.on_close_placed(c, placed.as_ref());
         }
         self.close_ids
             .as_mut()

@@ -10,6 +10,10 @@
 //! reads verdicts, in report order, so its content is deterministic in file
 //! mode. Bounded: at most `max_edges` edges and `MAX_IDENTITIES` identities
 //! per edge are remembered; later edges are counted in one `other` row.
+//!
+//! With a pods list (`--k8s-pods`) peers are workloads (`NS/NAME`,
+//! `node/NAME`; an address no pod held keeps the rule above) and the views
+//! read like `linkerd viz edges`: SRC, DST, SRC_NS, DST_NS, then the counts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -19,6 +23,7 @@ use serde::Serialize;
 use crate::classify::mesh::Mesh;
 use crate::report::escape::json_line;
 use crate::verdict::{CertSeen, Class, Outcome, Verdict};
+use crate::workload::{Placement, Workload};
 
 /// Edges remembered before new ones are counted in the `other` row.
 pub const DEFAULT_MAX_EDGES: usize = 10_000;
@@ -100,6 +105,8 @@ pub struct EdgeStats {
     /// Distinct identities not listed for want of room (upper bound: an
     /// identity seen twice after the list filled is counted twice).
     pub identities_more: u64,
+    /// By workload: the client's and server's namespaces (None: no pod's).
+    pub namespaces: [Option<String>; 2],
 }
 
 impl EdgeStats {
@@ -180,6 +187,8 @@ impl EdgeStats {
 #[derive(Debug, Clone)]
 pub struct EdgeTable {
     max_edges: usize,
+    /// Peers are workloads (`--k8s-pods`): the SRC/DST view.
+    by_workload: bool,
     /// Sorted by key: the views list edges in a stable order.
     edges: BTreeMap<(Peer, Peer), EdgeStats>,
     /// Flows of edges that found the table full.
@@ -196,18 +205,46 @@ impl EdgeTable {
     pub fn new(max_edges: usize) -> Self {
         EdgeTable {
             max_edges,
+            by_workload: false,
             edges: BTreeMap::new(),
             other: EdgeStats::default(),
         }
     }
 
+    /// Group by workload (`--k8s-pods`): peers are workloads, the views
+    /// SRC/DST/SRC_NS/DST_NS.
+    pub fn by_workload(mut self) -> Self {
+        self.by_workload = true;
+        self
+    }
+
     /// Count one verdict on its edge.
     pub fn record(&mut self, v: &Verdict) {
         let key = (Peer::client_of(v), Peer::server_of(v));
+        self.count(v, key, [None, None]);
+    }
+
+    /// Count one verdict on the edge between its workloads; an end no pod
+    /// held is keyed as in `record`.
+    pub fn record_placed(&mut self, v: &Verdict, p: &Placement) {
+        let ns = |w: &Workload| w.namespace.as_deref().map(str::to_string);
+        let client = p.client.as_deref();
+        let server = p.server.as_deref();
+        let key = (
+            client.map_or_else(|| Peer::client_of(v), |w| Peer(w.label())),
+            server.map_or_else(|| Peer::server_of(v), |w| Peer(w.label())),
+        );
+        self.count(v, key, [client.and_then(ns), server.and_then(ns)]);
+    }
+
+    fn count(&mut self, v: &Verdict, key: (Peer, Peer), namespaces: [Option<String>; 2]) {
         if let Some(stats) = self.edges.get_mut(&key) {
             stats.add(v, Some(&key));
         } else if self.edges.len() < self.max_edges {
-            let mut stats = EdgeStats::default();
+            let mut stats = EdgeStats {
+                namespaces,
+                ..EdgeStats::default()
+            };
             stats.add(v, Some(&key));
             self.edges.insert(key, stats);
         } else {
@@ -239,7 +276,7 @@ impl EdgeTable {
     }
 
     /// Rows for the table and TSV views: header first, `other` last.
-    fn rows(&self) -> Vec<[String; 11]> {
+    fn rows(&self) -> Vec<Vec<String>> {
         let mut rows = vec![
             [
                 "CLIENT",
@@ -254,7 +291,8 @@ impl EdgeTable {
                 "MESH",
                 "IDENTITIES",
             ]
-            .map(str::to_string),
+            .map(str::to_string)
+            .to_vec(),
         ];
         let row = |client: &str, server: &str, e: &EdgeStats| {
             let meshes: Vec<&str> = e.meshes.iter().map(|m| m.as_str()).collect();
@@ -275,6 +313,7 @@ impl EdgeTable {
                 dash_if_empty(meshes.join(",")),
                 dash_if_empty(ids.join(",")),
             ]
+            .to_vec()
         };
         for ((c, s), e) in &self.edges {
             rows.push(row(&c.0, &s.0, e));
@@ -282,13 +321,49 @@ impl EdgeTable {
         if let Some(o) = self.other() {
             rows.push(row("(other)", "(other)", o));
         }
+        if self.by_workload {
+            self.workload_columns(&mut rows);
+        }
         rows
+    }
+
+    /// `linkerd viz edges` columns: SRC, DST (the workload without its
+    /// namespace), SRC_NS, DST_NS (`-`: no pod's), then the counts.
+    fn workload_columns(&self, rows: &mut [Vec<String>]) {
+        let stats = std::iter::once(None)
+            .chain(self.edges.values().map(Some))
+            .chain(self.other().map(|_| None));
+        for (row, e) in rows.iter_mut().zip(stats) {
+            let ns = |i: usize| e.and_then(|e| e.namespaces.get(i)?.clone());
+            let mut head = match e {
+                None if row.first().is_some_and(|c| c == "CLIENT") => {
+                    ["SRC", "DST", "SRC_NS", "DST_NS"].map(str::to_string).to_vec()
+                }
+                _ => {
+                    let mut cells = Vec::with_capacity(4);
+                    for i in 0..2 {
+                        let peer = row.get(i).cloned().unwrap_or_default();
+                        cells.push(match ns(i) {
+                            Some(n) => peer
+                                .strip_prefix(&format!("{}/", cell(&n)))
+                                .map_or(peer.clone(), str::to_string),
+                            None => peer,
+                        });
+                    }
+                    cells.push(ns(0).map_or("-".to_string(), |n| cell(&n)));
+                    cells.push(ns(1).map_or("-".to_string(), |n| cell(&n)));
+                    cells
+                }
+            };
+            head.extend(row.drain(2..));
+            *row = head;
+        }
     }
 
     /// Aligned columns, two spaces apart, one edge per line.
     pub fn render_table(&self) -> String {
         let rows = self.rows();
-        let mut widths = [0usize; 11];
+        let mut widths = vec![0usize; rows.first().map_or(0, Vec::len)];
         for r in &rows {
             for (w, c) in widths.iter_mut().zip(r) {
                 *w = (*w).max(c.chars().count());
@@ -297,7 +372,7 @@ impl EdgeTable {
         let mut s = String::new();
         for r in &rows {
             let mut line = String::new();
-            for (i, (c, w)) in r.iter().zip(widths).enumerate() {
+            for (i, (c, &w)) in r.iter().zip(&widths).enumerate() {
                 if i > 0 {
                     line.push_str("  ");
                 }
@@ -319,7 +394,14 @@ impl EdgeTable {
         let edges: Vec<JsonEdge> = self
             .edges
             .iter()
-            .map(|((c, s), e)| JsonEdge::new(&c.0, &s.0, e))
+            .map(|((c, s), e)| {
+                let mut j = JsonEdge::new(&c.0, &s.0, e);
+                if self.by_workload {
+                    j.client_namespace = Some(e.namespaces[0].as_deref());
+                    j.server_namespace = Some(e.namespaces[1].as_deref());
+                }
+                j
+            })
             .collect();
         let doc = JsonSummary {
             event: "summary",
@@ -360,6 +442,11 @@ struct JsonSummary<'a> {
 struct JsonEdge<'a> {
     client: &'a str,
     server: &'a str,
+    /// By workload only (null: no pod's address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_namespace: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_namespace: Option<Option<&'a str>>,
     flows: u64,
     mtls: u64,
     tls: u64,
@@ -377,6 +464,8 @@ impl<'a> JsonEdge<'a> {
         JsonEdge {
             client,
             server,
+            client_namespace: None,
+            server_namespace: None,
             flows: e.flows(),
             mtls: e.count(Class::Mtls),
             tls: e.count(Class::Tls),

@@ -14,6 +14,7 @@
 
 use crate::capture::segment::PortSet;
 use crate::verdict::{Class, Outcome, Verdict};
+use crate::workload::Placement;
 
 /// What every decided flow must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +79,8 @@ pub struct Tally {
     pub offenders: u64,
     pub refused: u64,
     pub unknown: u64,
+    /// `--namespace`: only flows with a pod in one of these are checked.
+    namespaces: Vec<String>,
 }
 
 impl Tally {
@@ -90,7 +93,24 @@ impl Tally {
             offenders: 0,
             refused: 0,
             unknown: 0,
+            namespaces: Vec::new(),
         }
+    }
+
+    /// Check only flows whose client or server pod is in `namespaces`
+    /// (`--namespace`, with `--k8s-pods`).
+    pub fn with_namespaces(mut self, namespaces: Vec<String>) -> Self {
+        self.namespaces = namespaces;
+        self
+    }
+
+    /// Judge and count one verdict placed in its workloads: with
+    /// `--namespace`, a flow with no pod in those namespaces is untracked.
+    pub fn check_placed(&mut self, v: &Verdict, p: Option<&Placement>) -> Finding {
+        if !self.namespaces.is_empty() && !p.is_some_and(|p| p.in_namespaces(&self.namespaces)) {
+            return Finding::Untracked;
+        }
+        self.check(v)
     }
 
     /// Judge and count one verdict.

@@ -9,7 +9,13 @@
 //! a PromQL query or alert written for Istio carries over by renaming the
 //! metric. Label values are small closed sets (class, outcome, basis, mesh,
 //! ending): no IP, port or identity is ever a label, so cardinality is
-//! bounded (at most a few hundred series).
+//! bounded (at most a few hundred series). With a pods list
+//! (`--k8s-pods`) the connection and byte series also carry Istio's
+//! `source_workload`, `source_workload_namespace`, `destination_workload`
+//! and `destination_workload_namespace`, capped at
+//! `workloads::MAX_WORKLOAD_SERIES` sets (then `other`, counted in
+//! `mtlsniff_workload_series_capped`); without one those series are as
+//! before.
 //!
 //! The serving thread is the one thread made outside `pipeline.rs`: it shares
 //! nothing with the pipeline but prometheus-client's atomic metrics and the
@@ -31,7 +37,9 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::report::gauges::Gauges;
+use crate::report::workloads::{LabelCap, WorkloadLabels};
 use crate::verdict::{Class, Decided, FlowClose, Verdict};
+use crate::workload::Placement;
 
 /// OpenMetrics text, which Prometheus negotiates and parses.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -102,11 +110,21 @@ fn time_to_verdict_histogram() -> Histogram {
 /// The counters the output stage updates.
 #[derive(Debug, Clone)]
 pub struct Metrics {
-    opened: Family<FlowLabels, Counter>,
-    closed: Family<ClosedLabels, Counter>,
-    sent_bytes: Family<ClassLabels, Counter>,
-    received_bytes: Family<ClassLabels, Counter>,
+    opened: Family<(FlowLabels, WorkloadLabels), Counter>,
+    closed: Family<(ClosedLabels, WorkloadLabels), Counter>,
+    sent_bytes: Family<(ClassLabels, WorkloadLabels), Counter>,
+    received_bytes: Family<(ClassLabels, WorkloadLabels), Counter>,
     time_to_verdict: Family<ClassLabels, Histogram, fn() -> Histogram>,
+    /// With `--k8s-pods`: the cap on workload label sets, flows past it,
+    /// flows with an identity mismatch.
+    workloads: Option<WorkloadCounters>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct WorkloadCounters {
+    cap: LabelCap,
+    capped: Counter,
+    mismatches: Counter,
 }
 
 impl Metrics {
@@ -119,6 +137,7 @@ impl Metrics {
             sent_bytes: Family::default(),
             received_bytes: Family::default(),
             time_to_verdict: Family::new_with_constructor(time_to_verdict_histogram),
+            workloads: None,
         };
         let mut r = Registry::default();
         r.register(
@@ -150,14 +169,55 @@ impl Metrics {
         (m, r)
     }
 
+    /// With Istio's workload labels (`--k8s-pods`) and their counters.
+    pub fn with_workloads(gauges: Arc<Gauges>) -> (Metrics, Registry) {
+        let (mut m, mut r) = Metrics::new(gauges);
+        let w = WorkloadCounters::default();
+        r.register(
+            "mtlsniff_workload_series_capped",
+            "Flows whose workload labels were written as other: the cap on distinct workload label sets was reached",
+            w.capped.clone(),
+        );
+        r.register(
+            "mtlsniff_identity_mismatches",
+            "Flows where a SPIFFE id seen on the wire is not the namespace and service account of the pod at that address",
+            w.mismatches.clone(),
+        );
+        m.workloads = Some(w);
+        (m, r)
+    }
+
+    /// The workload labels of one flow (empty without a pods list).
+    fn workload_labels(&self, p: Option<&Placement>) -> WorkloadLabels {
+        let (Some(w), Some(p)) = (&self.workloads, p) else {
+            return Vec::new();
+        };
+        let (labels, capped) = w.cap.labels(p);
+        if capped {
+            w.capped.inc();
+        }
+        labels
+    }
+
     pub fn on_verdict(&self, v: &Verdict) {
+        self.on_verdict_placed(v, None);
+    }
+
+    /// A verdict, with its workloads when a pods list is loaded.
+    pub fn on_verdict_placed(&self, v: &Verdict, p: Option<&Placement>) {
+        if let (Some(w), Some(p)) = (&self.workloads, p)
+            && !p.mismatches.is_empty()
+        {
+            w.mismatches.inc();
+        }
         let d = Decided {
             class: v.class,
             outcome: v.outcome,
             basis: v.basis,
             mesh: v.mesh.as_ref().map(|m| m.mesh),
         };
-        self.opened.get_or_create(&FlowLabels::of(&d)).inc();
+        let wl = self.workload_labels(p);
+        self.opened.get_or_create(&(FlowLabels::of(&d), wl)).inc();
         let micros = v.ts.0.saturating_sub(v.first_seen.0).max(0);
         self.time_to_verdict
             .get_or_create(&ClassLabels::of(v.class))
@@ -165,18 +225,23 @@ impl Metrics {
     }
 
     pub fn on_close(&self, c: &FlowClose) {
+        self.on_close_placed(c, None);
+    }
+
+    /// A close, with its workloads when a pods list is loaded.
+    pub fn on_close_placed(&self, c: &FlowClose, p: Option<&Placement>) {
         let f = FlowLabels::of(&c.decided);
-        self.closed
-            .get_or_create(&ClosedLabels {
-                class: f.class,
-                outcome: f.outcome,
-                basis: f.basis,
-                mesh: f.mesh,
-                connection_security_policy: f.connection_security_policy,
-                ended: c.ending.as_str(),
-            })
-            .inc();
-        let class = ClassLabels::of(c.decided.class);
+        let wl = self.workload_labels(p);
+        let closed = ClosedLabels {
+            class: f.class,
+            outcome: f.outcome,
+            basis: f.basis,
+            mesh: f.mesh,
+            connection_security_policy: f.connection_security_policy,
+            ended: c.ending.as_str(),
+        };
+        self.closed.get_or_create(&(closed, wl.clone())).inc();
+        let class = (ClassLabels::of(c.decided.class), wl);
         self.sent_bytes
             .get_or_create(&class)
             .inc_by(c.bytes_to_server);

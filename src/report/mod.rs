@@ -17,3 +17,4 @@ pub mod output;
 pub mod progress;
 pub mod resumption;
 pub mod stats;
+pub mod workloads;

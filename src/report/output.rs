@@ -11,14 +11,17 @@
 //! `Timestamp`, which never fails to format.
 
 use std::io::{self, BufWriter, Write};
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::capture::segment::Timestamp;
 use crate::report::escape::write_json;
 use crate::report::stats::human_micros;
+use crate::report::workloads::{self, JsonMismatch, JsonWorkload};
 use crate::tls::identity::Validity;
 use crate::verdict::{Alert, Basis, CertSeen, ClientCert, FlowClose, Verdict, version_name};
+use crate::workload::{Directory, Placement};
 
 /// TLS version text: the name, or the raw number when it has none.
 fn version_text(v: u16) -> String {
@@ -112,6 +115,11 @@ fn list_value(items: &[String]) -> String {
 
 /// The text view: one tcpdump-like line, no trailing newline.
 pub fn text_line(v: &Verdict) -> String {
+    text_line_placed(v, None)
+}
+
+/// The text view with the flow's workloads (`--k8s-pods`) after its class.
+pub fn text_line_placed(v: &Verdict, placed: Option<&Placement>) -> String {
     let mut s = String::with_capacity(200);
     s.push_str(&v.ts.date_time());
     s.push_str(if v.is_ipv6() { " IP6 " } else { " IP " });
@@ -122,6 +130,9 @@ pub fn text_line(v: &Verdict) -> String {
         v.class.as_str(),
         v.outcome.as_str()
     ));
+    if let Some(p) = placed {
+        s.push_str(&workloads::text_tokens(p, value));
+    }
     let mut tok = |k: &str, val: String| {
         s.push(' ');
         s.push_str(k);
@@ -218,6 +229,14 @@ pub struct JsonVerdict<'a> {
     pub first_seen: String,
     pub client: String,
     pub server: String,
+    /// `--k8s-pods`: each end's workload (fields null when unknown) and
+    /// the SPIFFE ids that are not their pod's; absent without a pods list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_workload: Option<JsonWorkload<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_workload: Option<JsonWorkload<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_mismatch: Option<Option<Vec<JsonMismatch<'a>>>>,
     pub ip_version: u8,
     pub class: &'static str,
     pub outcome: &'static str,
@@ -272,6 +291,9 @@ impl<'a> JsonVerdict<'a> {
             first_seen: v.first_seen.rfc3339(),
             client: v.client.to_string(),
             server: v.server.to_string(),
+            client_workload: None,
+            server_workload: None,
+            identity_mismatch: None,
             ip_version: if v.is_ipv6() { 6 } else { 4 },
             class: v.class.as_str(),
             outcome: v.outcome.as_str(),
@@ -325,6 +347,14 @@ impl<'a> JsonVerdict<'a> {
             preview_to_server: v.preview_to_server.as_deref(),
             preview_to_client: v.preview_to_client.as_deref(),
         }
+    }
+
+    /// With the flow's workloads (`--k8s-pods`).
+    pub fn placed(mut self, p: &'a Placement) -> Self {
+        self.client_workload = Some(JsonWorkload::of(p.client.as_ref()));
+        self.server_workload = Some(JsonWorkload::of(p.server.as_ref()));
+        self.identity_mismatch = Some(workloads::json_mismatches(p));
+        self
     }
 }
 
@@ -499,6 +529,8 @@ pub struct Printer<W: Write> {
     out: BufWriter<W>,
     format: Format,
     line_buffered: bool,
+    /// `--k8s-pods`: name each flow's workloads.
+    workloads: Option<Arc<Directory>>,
 }
 
 impl<W: Write> Printer<W> {
@@ -508,13 +540,22 @@ impl<W: Write> Printer<W> {
             out: BufWriter::with_capacity(64 * 1024, out),
             format,
             line_buffered,
+            workloads: None,
         }
     }
 
+    /// Name each flow's workloads from `dir` (`--k8s-pods`).
+    pub fn with_workloads(mut self, dir: Arc<Directory>) -> Self {
+        self.workloads = Some(dir);
+        self
+    }
+
     pub fn print(&mut self, v: &Verdict) -> io::Result<()> {
+        let placed = self.workloads.as_deref().map(|d| Placement::of(d, v));
         match self.format {
             Format::Text => {
-                self.out.write_all(text_line(v).as_bytes())?;
+                self.out
+                    .write_all(text_line_placed(v, placed.as_ref()).as_bytes())?;
                 let preview = preview_lines(v);
                 if !preview.is_empty() {
                     self.out.write_all(b"\n")?;
@@ -523,7 +564,11 @@ impl<W: Write> Printer<W> {
                 }
             }
             Format::Json => {
-                write_json(&mut self.out, &JsonVerdict::new(v))?;
+                let json = JsonVerdict::new(v);
+                match &placed {
+                    Some(p) => write_json(&mut self.out, &json.placed(p))?,
+                    None => write_json(&mut self.out, &json)?,
+                }
             }
         }
         self.out.write_all(b"\n")?;

@@ -47,6 +47,9 @@ Examples:
   mtlsniff -r x.pcap --ports 9080 --expect mtls
                                             CI: exit 4 if a flow was not mTLS
   mtlsniff -i eth0 --metrics 0.0.0.0:9909   serve Prometheus /metrics
+  kubectl get pods -A -o json > pods.json
+  mtlsniff -r x.pcap --k8s-pods pods.json --expect mtls --namespace shop
+                                            name workloads; is namespace shop STRICT?
   mtlsniff -D                               list interfaces
 
 Limits (every one is counted in the summary when it bites):
@@ -264,6 +267,18 @@ pub struct Args {
     #[arg(long = "graph", value_name = "FILE")]
     pub graph: Option<PathBuf>,
 
+    /// Name Kubernetes workloads: read the output of `kubectl get pods -A
+    /// -o json` (`-`: stdin). Pod IPs map to namespace, workload, pod,
+    /// service account and node in every view; a SPIFFE id that is not the
+    /// pod's is flagged identity_mismatch.
+    #[arg(long = "k8s-pods", value_name = "FILE")]
+    pub k8s_pods: Option<PathBuf>,
+
+    /// With --expect and --k8s-pods: check only flows whose client or
+    /// server pod is in namespace NS (repeat or comma list).
+    #[arg(long = "namespace", value_name = "NS", value_delimiter = ',', requires_all = ["expect", "k8s_pods"])]
+    pub namespace: Vec<String>,
+
     /// Capture filter in pcap-filter(7) syntax, as in tcpdump.
     #[arg(value_name = "FILTER")]
     pub filter: Vec<String>,
@@ -370,6 +385,9 @@ pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
     if args.graph.as_deref() == Some(std::path::Path::new("")) {
         return Err(usage("--graph needs a file name (FILE.dot or FILE.svg)"));
     }
+    if args.namespace.iter().any(|n| n.trim().is_empty()) {
+        return Err(usage("--namespace needs a namespace name"));
+    }
     Ok(Config {
         flow_lines: !args.summary_only,
         close_lines: args.close,
@@ -380,6 +398,8 @@ pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
         metrics,
         metrics_linger: args.metrics_linger.unwrap_or(Duration::ZERO),
         graph: args.graph,
+        k8s_pods: args.k8s_pods,
+        namespaces: args.namespace,
         preview_bytes: if args.ascii { PREVIEW_BYTES } else { 0 },
         mode,
         filter,

@@ -84,6 +84,9 @@ pub fn finish<W: Write, E: Write>(
     // A stderr that is gone is not worth failing the run for.
     if config.summary {
         let _ = stderr.write_all(outcome.summary.render().as_bytes());
+        if let Some(line) = answers.workloads_line() {
+            let _ = writeln!(stderr, "mtlsniff: {line}");
+        }
     }
     if wiring::stderr_says(config)
         && let Some(t) = answers.tally()

@@ -89,14 +89,21 @@ pub fn answers(
 ) -> Answers {
     let mut answers = Answers::new(Arc::clone(gauges));
     if config.edges_summary.is_some() || config.graph.is_some() {
+        // With a pods list the edges are between workloads.
+        let table = if config.k8s_pods.is_some() {
+            EdgeTable::default().by_workload()
+        } else {
+            EdgeTable::default()
+        };
         answers = answers.with_edges(
-            EdgeTable::default(),
+            table,
             config.edges_summary.unwrap_or(SummaryFormat::Table),
         );
     }
     if let Some(e) = config.expect {
         answers = answers.with_tally(
-            Tally::new(e, config.strict, config.ports.clone()),
+            Tally::new(e, config.strict, config.ports.clone())
+                .with_namespaces(config.namespaces.clone()),
             stderr_says(config),
         );
     }
