@@ -54,9 +54,12 @@ impl Plan {
         });
         // A pods list's share (--k8s-pods) comes off the top.
         let mut bounds = config.bounds.clone();
-        if config.k8s_pods.is_some() {
-            bounds.memory = bounds.memory.saturating_sub(workloads_budget(config));
-        }
+        let pods = if config.k8s_pods.is_some() {
+            workloads_budget(config)
+        } else {
+            0
+        };
+        bounds.memory = bounds.memory.saturating_sub(pods);
         let budget = budget::plan(&bounds, workers, &sizes(), secrets);
         Plan {
             workers,
@@ -72,7 +75,16 @@ impl Plan {
                 keylog: keylog.map(Arc::new),
             },
             queue_batches: budget.queue_batches,
-            limits_line: budget.describe(),
+            limits_line: if pods > 0 {
+                format!(
+                    "{}; pods list: {:.1} MiB of --memory {} MiB, the rest as above",
+                    budget.describe(),
+                    pods as f64 / (1 << 20) as f64,
+                    config.bounds.memory >> 20
+                )
+            } else {
+                budget.describe()
+            },
             flow_lines: config.flow_lines,
             close_lines: config.close_lines,
         }

@@ -175,7 +175,7 @@ impl Metrics {
         let w = WorkloadCounters::default();
         r.register(
             "mtlsniff_workload_series_capped",
-            "Flows whose workload labels were written as other: the cap on distinct workload label sets was reached",
+            "Series updates (verdicts and closes) whose workload labels were written as other: the cap on distinct workload label sets was reached",
             w.capped.clone(),
         );
         r.register(
