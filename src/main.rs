@@ -51,6 +51,8 @@ fn init_logging(level: LogLevel) {
         .with_writer(std::io::stderr)
         .with_max_level(filter)
         .with_target(false)
+        // Colours only on a terminal: a log file or a pipe gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .try_init();
 }
@@ -110,7 +112,8 @@ fn run(config: &Config, keylog: Option<KeyLog>) -> Result<ExitCode, String> {
     }
     let stdout = std::io::stdout();
     let line_buffered = wiring::line_buffered(config, tty);
-    let mut printer = Printer::new(stdout.lock(), config.format, line_buffered);
+    let mut printer =
+        Printer::new(stdout.lock(), config.format, line_buffered).detailed(config.detailed);
     let plan = Plan::from_config(config, keylog);
     let outcome = pipeline::run(capture, &plan, &mut printer, &mut answers, &stop)
         .map_err(|e| e.to_string())?;

@@ -20,7 +20,7 @@ pub enum Mode {
     Sniff(Source),
 }
 
-/// Log verbosity on stderr, from `-v` / `-q`.
+/// Log verbosity on stderr, from `--log-level` / `-q`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
     Off,
@@ -50,6 +50,10 @@ pub struct Config {
     pub log_level: LogLevel,
     /// Print the summary on stderr at exit.
     pub summary: bool,
+    /// `-v`: text lines with their evidence and reason, full identities.
+    pub detailed: bool,
+    /// The full summary (`--stats`, `-v`), not its one or two lines.
+    pub stats: bool,
     /// Bytes of each direction of a plaintext flow to show (-A); 0 = off.
     pub preview_bytes: usize,
     /// `--keylog`: read (and, live, followed) by the caller before the run.

@@ -13,10 +13,11 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::capture::segment::Timestamp;
 use crate::report::edges::EdgeTable;
 use crate::report::expect::{Finding, Tally};
 use crate::report::gauges::Gauges;
@@ -86,6 +87,19 @@ struct Schedule {
     signal: Option<Arc<AtomicBool>>,
 }
 
+/// The line above a periodic or SIGUSR1 edges table: the wall-clock time
+/// it was taken (UTC, as the flow lines write packet time) and the flows
+/// counted so far.
+fn live_header(now: SystemTime, flows: u64) -> String {
+    let micros = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    format!(
+        "mtlsniff edges at {} UTC, {flows} flows so far\n",
+        Timestamp(micros).date_time()
+    )
+}
+
 /// The output stage's answers; see the module doc.
 pub struct Answers {
     gauges: Arc<Gauges>,
@@ -98,6 +112,8 @@ pub struct Answers {
     close_ids: Option<CloseIdentities>,
     progress: Option<Progress>,
     flows: u64,
+    /// `-v`: the aligned table with every identity whole.
+    full_table: bool,
 }
 
 impl Answers {
@@ -113,7 +129,14 @@ impl Answers {
             close_ids: None,
             progress: None,
             flows: 0,
+            full_table: false,
         }
+    }
+
+    /// `-v`: the aligned edges table keeps every identity whole.
+    pub fn with_full_table(mut self, on: bool) -> Self {
+        self.full_table = on;
+        self
     }
 
     pub fn gauges(&self) -> Arc<Gauges> {
@@ -233,10 +256,15 @@ impl Answers {
         if (signalled || timed)
             && let Some(text) = self.summary_text()
         {
-            // A table stands apart from the flow lines around it; TSV and
-            // JSON stay line-oriented.
-            let gap = matches!(self.edges, Some((_, SummaryFormat::Table)));
-            printer.print_block(&if gap { format!("\n{text}") } else { text })?;
+            // A table stands apart from the flow lines around it, under a
+            // header that says when it was taken; TSV and JSON stay
+            // line-oriented.
+            let table = matches!(self.edges, Some((_, SummaryFormat::Table)));
+            printer.print_block(&if table {
+                format!("\n{}{text}", live_header(SystemTime::now(), self.flows))
+            } else {
+                text
+            })?;
         }
         Ok(())
     }
@@ -245,6 +273,7 @@ impl Answers {
     pub fn summary_text(&self) -> Option<String> {
         let (t, format) = self.edges.as_ref()?;
         Some(match format {
+            SummaryFormat::Table if self.full_table => t.render_table_full(),
             SummaryFormat::Table => t.render_table(),
             SummaryFormat::Tsv => t.render_tsv(),
             SummaryFormat::Json => t.render_json(),

@@ -3,9 +3,12 @@
 //!
 //! This file owns formatting, escaping and stdout buffering. It must not
 //! decide anything about a flow (that is the verdict model's job) nor order
-//! reports (the pipeline does). Invariants: one verdict is exactly one line;
-//! no byte from the wire reaches the output unescaped (control characters,
-//! quotes, backslashes and every non-ASCII character are escaped in text,
+//! reports (the pipeline does). The text line is short by default (who,
+//! what, how sure) and carries its evidence and reason with `-v`, as
+//! tcpdump's lines do; JSON always carries every field. Invariants: one
+//! verdict is exactly one line; no byte from the wire reaches the output
+//! unescaped (controls, C1, U+2028/U+2029, bidi controls, quotes and
+//! backslashes are escaped in text, printable non-ASCII is shown as is;
 //! JSON escapes by its own rules plus DEL, C1, U+2028/U+2029 and the bidi
 //! controls, `report::escape`); timestamps are UTC and come from
 //! `Timestamp`, which never fails to format.
@@ -14,11 +17,13 @@ use std::io::{self, BufWriter, Write};
 
 use serde::Serialize;
 
-use crate::capture::segment::Timestamp;
-use crate::report::escape::write_json;
+use crate::capture::segment::{Endpoint, Timestamp};
+use crate::report::escape::{is_hostile, write_json};
 use crate::report::stats::human_micros;
 use crate::tls::identity::Validity;
-use crate::verdict::{Alert, Basis, CertSeen, ClientCert, FlowClose, Verdict, version_name};
+use crate::verdict::{
+    Alert, Basis, CertSeen, Class, ClientCert, FlowClose, Verdict, version_name,
+};
 
 /// TLS version text: the name, or the raw number when it has none.
 fn version_text(v: u16) -> String {
@@ -28,20 +33,28 @@ fn version_text(v: u16) -> String {
     }
 }
 
+/// Whether a text view must escape `c`: the line's own syntax (`\\`,
+/// `"`, and `extra`), every control (C0, DEL, C1) and the code points that
+/// act on a terminal or an editor (`escape::is_hostile`: U+2028/U+2029,
+/// bidi controls). Printable text, `§` or `é` or `東`, is shown as it is.
+fn must_escape(c: char, extra: &[char]) -> bool {
+    c == '\\' || c == '"' || c.is_control() || is_hostile(c) || extra.contains(&c)
+}
+
 /// Append `s` escaped for a text line: `\\`, `\"`, `\n`, `\r`, `\t`,
 /// `\xNN` for other ASCII controls and any char in `extra`, `\u{N}` for
-/// non-ASCII. The result is printable ASCII.
+/// C1 controls, U+2028/U+2029 and bidi controls. Printable non-ASCII is
+/// kept (issue 16 §2).
 fn escape_into(out: &mut String, s: &str, extra: &[char]) {
     use std::fmt::Write as _;
-    // Copy runs of plain printable ASCII in one go: reasons and names are
-    // almost all plain, and the output thread writes one line per flow.
-    let plain = |b: u8| {
-        (0x20..0x7f).contains(&b) && b != b'\\' && b != b'"' && !extra.contains(&char::from(b))
-    };
     let mut rest = s;
     loop {
-        let run = rest.bytes().position(|b| !plain(b)).unwrap_or(rest.len());
-        // `run` indexes an ASCII byte (or the end): a char boundary.
+        // Copy runs of plain text in one go: reasons and names are almost
+        // all plain, and the output thread writes one line per flow.
+        let run = rest
+            .char_indices()
+            .find(|&(_, c)| must_escape(c, extra))
+            .map_or(rest.len(), |(i, _)| i);
         let (clean, tail) = rest.split_at(run);
         out.push_str(clean);
         let mut chars = tail.chars();
@@ -72,12 +85,16 @@ pub fn escape_text(s: &str) -> String {
     out
 }
 
-/// A value for `key=value`: bare when it is plain printable ASCII with no
-/// space, quote or backslash, else double-quoted and escaped.
+/// Whether `c` may stand in an unquoted value: printable, not a space of
+/// any kind, nothing `must_escape` (or `extra`) names.
+fn is_bare(c: char, extra: &[char]) -> bool {
+    !c.is_whitespace() && !must_escape(c, extra)
+}
+
+/// A value for `key=value`: bare when it is printable with no space,
+/// quote or backslash, else double-quoted and escaped.
 fn value(s: &str) -> String {
-    let bare = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\');
+    let bare = !s.is_empty() && s.chars().all(|c| is_bare(c, &[]));
     if bare {
         return s.to_string();
     }
@@ -91,11 +108,7 @@ fn value(s: &str) -> String {
 /// Comma-joined list; a comma inside an item is escaped (`\x2c`) so the
 /// split stays unambiguous.
 fn list_value(items: &[String]) -> String {
-    let plain = |i: &String| {
-        !i.is_empty()
-            && i.chars()
-                .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | ','))
-    };
+    let plain = |i: &String| !i.is_empty() && i.chars().all(|c| is_bare(c, &[',']));
     if items.iter().all(plain) {
         return items.join(",");
     }
@@ -110,101 +123,134 @@ fn list_value(items: &[String]) -> String {
     out
 }
 
-/// The text view: one tcpdump-like line, no trailing newline.
+/// ` IP client > server:`, the one place a line's endpoints are written
+/// (verdict and close lines): workload names and a redirect's `via=` go
+/// here when they come.
+fn push_endpoints(s: &mut String, ipv6: bool, client: &Endpoint, server: &Endpoint) {
+    use std::fmt::Write as _;
+    s.push_str(if ipv6 { " IP6 " } else { " IP " });
+    let _ = write!(s, "{client} > {server}:");
+}
+
+/// Appends ` key=value` tokens to a line.
+struct Tokens<'a>(&'a mut String);
+
+impl Tokens<'_> {
+    fn add(&mut self, key: &str, val: &str) {
+        self.0.push(' ');
+        self.0.push_str(key);
+        self.0.push('=');
+        self.0.push_str(val);
+    }
+}
+
+/// The text view by default: one short tcpdump-like line, no trailing
+/// newline. Time, client > server, class, outcome, TLS version, basis,
+/// then who: the identities seen in clear, else the SNI; a mesh, a
+/// resumption, a plaintext flow's application line. The evidence and the
+/// reason are `text_line_detailed`'s (`-v`).
 pub fn text_line(v: &Verdict) -> String {
-    let mut s = String::with_capacity(200);
+    let mut s = String::with_capacity(160);
+    compact_into(&mut s, v);
+    s
+}
+
+fn compact_into(s: &mut String, v: &Verdict) {
     s.push_str(&v.ts.date_time());
-    s.push_str(if v.is_ipv6() { " IP6 " } else { " IP " });
+    push_endpoints(s, v.is_ipv6(), &v.client, &v.server);
     s.push_str(&format!(
-        "{} > {}: {:<9} {:<10}",
-        v.client,
-        v.server,
+        " {:<9} {:<10}",
         v.class.as_str(),
         v.outcome.as_str()
     ));
-    let mut tok = |k: &str, val: String| {
-        s.push(' ');
-        s.push_str(k);
-        s.push('=');
-        s.push_str(&val);
-    };
-    if v.basis != Basis::None {
-        tok("basis", v.basis.as_str().to_string());
-    }
+    let mut t = Tokens(s);
     match (v.tls_version, v.tls_offered) {
-        (Some(ver), _) => tok("tls", version_text(ver)),
-        (None, Some(offer)) => tok("tls_offered", version_text(offer)),
+        (Some(ver), _) => t.add("tls", &version_text(ver)),
+        (None, Some(offer)) => t.add("tls_offered", &version_text(offer)),
         (None, None) => {}
     }
-    if let Some(req) = v.cert_requested {
-        tok("cert_req", if req { "yes" } else { "no" }.to_string());
+    if v.basis != Basis::None {
+        t.add("basis", v.basis.as_str());
     }
-    match v.client_cert {
-        ClientCert::Sent { count, .. } => tok("client_cert", format!("sent({count})")),
-        ClientCert::SentEncrypted { .. } => tok("client_cert", "sent(encrypted)".to_string()),
-        ClientCert::Empty | ClientCert::NotSent => {
-            tok("client_cert", v.client_cert.as_str().to_string())
-        }
-        ClientCert::Unknown => {}
-    }
+    let mut ids = false;
     for (key, cert) in [
         ("client_id", &v.client_certificate),
         ("server_id", &v.server_certificate),
     ] {
         let Some(cert) = cert else { continue };
-        tok(key, value(&cert.id()));
+        ids = true;
+        t.add(key, &value(&cert.id()));
         match cert.validity_at(v.ts) {
-            Some(Validity::Expired) => tok(&format!("{key}_validity"), "expired".to_string()),
-            Some(Validity::NotYetValid) => {
-                tok(&format!("{key}_validity"), "not-yet-valid".to_string())
-            }
+            Some(Validity::Expired) => t.add(&format!("{key}_validity"), "expired"),
+            Some(Validity::NotYetValid) => t.add(&format!("{key}_validity"), "not-yet-valid"),
             _ => {}
         }
     }
+    if let (false, Some(sni)) = (ids, &v.sni) {
+        t.add("sni", &value(sni));
+    }
     if let Some(m) = &v.mesh {
-        tok("mesh", m.mesh.as_str().to_string());
-    }
-    if let Some(h) = &v.identity_hint {
-        tok(h.kind.as_str(), value(&h.value));
-    }
-    if let Some(p) = &v.proxy_identity {
-        tok("proxy_id", value(p));
-    }
-    if let Some(f) = &v.flight {
-        tok("flight", format!("{}B/{}", f.bytes, f.records.len()));
-    }
-    if let Some(a) = &v.alert {
-        tok("alert", value(&a.name()));
-        tok(
-            "from",
-            if a.from_server { "server" } else { "client" }.to_string(),
-        );
-    }
-    if v.renegotiated {
-        tok("renegotiated", "yes".to_string());
+        t.add("mesh", m.mesh.as_str());
     }
     if v.resumed {
-        tok("resumed", "yes".to_string());
+        t.add("resumed", "yes");
+    }
+    if let (Class::Plaintext, Some(app)) = (v.class, &v.app_proto) {
+        t.add("app", &value(app));
+    }
+}
+
+/// The text view with `-v`: the default line, then the evidence behind
+/// it, the Community ID and the reason.
+pub fn text_line_detailed(v: &Verdict) -> String {
+    let mut s = String::with_capacity(400);
+    compact_into(&mut s, v);
+    let shown_ids = v.client_certificate.is_some() || v.server_certificate.is_some();
+    let mut t = Tokens(&mut s);
+    if let Some(req) = v.cert_requested {
+        t.add("cert_req", if req { "yes" } else { "no" });
+    }
+    match v.client_cert {
+        ClientCert::Sent { count, .. } => t.add("client_cert", &format!("sent({count})")),
+        ClientCert::SentEncrypted { .. } => t.add("client_cert", "sent(encrypted)"),
+        ClientCert::Empty | ClientCert::NotSent => t.add("client_cert", v.client_cert.as_str()),
+        ClientCert::Unknown => {}
+    }
+    if let Some(h) = &v.identity_hint {
+        t.add(h.kind.as_str(), &value(&h.value));
+    }
+    if let Some(p) = &v.proxy_identity {
+        t.add("proxy_id", &value(p));
+    }
+    if let Some(f) = &v.flight {
+        t.add("flight", &format!("{}B/{}", f.bytes, f.records.len()));
+    }
+    if let Some(a) = &v.alert {
+        t.add("alert", &value(&a.name()));
+        t.add("from", if a.from_server { "server" } else { "client" });
+    }
+    if v.renegotiated {
+        t.add("renegotiated", "yes");
     }
     if let Some(p) = &v.starttls {
-        tok("starttls", value(p));
+        t.add("starttls", &value(p));
     }
-    if let Some(sni) = &v.sni {
-        tok("sni", value(sni));
+    if let (true, Some(sni)) = (shown_ids, &v.sni) {
+        t.add("sni", &value(sni));
     }
     if !v.alpn_offered.is_empty() {
-        tok("alpn", list_value(&v.alpn_offered));
+        t.add("alpn", &list_value(&v.alpn_offered));
     }
     if let Some(a) = &v.alpn_selected {
-        tok("alpn_sel", value(a));
+        t.add("alpn_sel", &value(a));
     }
-    if let Some(app) = &v.app_proto {
-        tok("app", value(app));
+    if let (false, Some(app)) = (v.class == Class::Plaintext, &v.app_proto) {
+        t.add("app", &value(app));
     }
     let mut reason = String::from("\"");
     escape_into(&mut reason, &v.reason, &[]);
     reason.push('"');
-    tok("reason", reason);
+    t.add("reason", &reason);
     s
 }
 
@@ -397,11 +443,9 @@ pub struct CloseIds {
 pub fn close_line(c: &FlowClose, ids: &CloseIds) -> String {
     let mut s = String::with_capacity(160);
     s.push_str(&c.ts.date_time());
-    s.push_str(if c.is_ipv6() { " IP6 " } else { " IP " });
+    push_endpoints(&mut s, c.is_ipv6(), &c.client, &c.server);
     s.push_str(&format!(
-        "{} > {}: close {:<9} {:<10} ended={} duration={} bytes_to_server={} bytes_to_client={} packets={}",
-        c.client,
-        c.server,
+        " close {:<9} {:<10} ended={} duration={} bytes_to_server={} bytes_to_client={} packets={}",
         c.decided.class.as_str(),
         c.decided.outcome.as_str(),
         c.ending.as_str(),
@@ -499,6 +543,8 @@ pub struct Printer<W: Write> {
     out: BufWriter<W>,
     format: Format,
     line_buffered: bool,
+    /// Text lines with their evidence and reason (`-v`).
+    detailed: bool,
 }
 
 impl<W: Write> Printer<W> {
@@ -508,13 +554,26 @@ impl<W: Write> Printer<W> {
             out: BufWriter::with_capacity(64 * 1024, out),
             format,
             line_buffered,
+            detailed: false,
         }
+    }
+
+    /// Text lines carry their evidence and reason (`-v`); JSON always does.
+    #[must_use]
+    pub fn detailed(mut self, on: bool) -> Self {
+        self.detailed = on;
+        self
     }
 
     pub fn print(&mut self, v: &Verdict) -> io::Result<()> {
         match self.format {
             Format::Text => {
-                self.out.write_all(text_line(v).as_bytes())?;
+                let line = if self.detailed {
+                    text_line_detailed(v)
+                } else {
+                    text_line(v)
+                };
+                self.out.write_all(line.as_bytes())?;
                 let preview = preview_lines(v);
                 if !preview.is_empty() {
                     self.out.write_all(b"\n")?;

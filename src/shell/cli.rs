@@ -139,13 +139,25 @@ pub struct Args {
     #[arg(long = "threads", value_name = "N")]
     pub threads: Option<usize>,
 
-    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    /// More detail, as in tcpdump: each text line also shows its evidence
+    /// (certificate request, client certificate, flight sizes, alert,
+    /// ALPN), Community ID and reason, the edges table its full
+    /// identities, and the summary every counter and limit (as --stats).
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
     pub verbose: u8,
 
     /// Less output on stderr: -q errors only and no summary, -qq nothing.
     #[arg(short = 'q', long = "quiet", action = ArgAction::Count)]
     pub quiet: u8,
+
+    /// Diagnostic log on stderr (default warn; -q makes it error, -qq off).
+    #[arg(long = "log-level", value_name = "LEVEL", value_enum)]
+    pub log_level: Option<LogLevelArg>,
+
+    /// The full summary on stderr: every counter, the limits in force,
+    /// time to verdict and engine time (the default is one or two lines).
+    #[arg(long = "stats")]
+    pub stats: bool,
 
     /// Key log (SSLKEYLOGFILE / RFC 9850 format: Envoy key_log, curl,
     /// Firefox, Python, Go KeyLogWriter). TLS 1.3 handshakes whose client
@@ -267,6 +279,17 @@ pub struct Args {
     /// Capture filter in pcap-filter(7) syntax, as in tcpdump.
     #[arg(value_name = "FILTER")]
     pub filter: Vec<String>,
+}
+
+/// `--log-level` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevelArg {
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
 }
 
 /// `--summary-format` values.
@@ -398,8 +421,10 @@ pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
         snaplen,
         buffer_bytes,
         threads,
-        log_level: log_level(args.verbose, args.quiet),
+        log_level: log_level(args.log_level, args.quiet),
         summary: args.quiet == 0,
+        detailed: args.verbose > 0,
+        stats: args.stats || args.verbose > 0,
         keylog: args.keylog,
         calibrate: args.calibrate,
         bounds,
@@ -490,15 +515,16 @@ fn threads(threads: Option<usize>, cores: usize) -> Result<usize, UsageError> {
     }
 }
 
-/// `-v` and `-q` from the default, warnings.
-fn log_level(verbose: u8, quiet: u8) -> LogLevel {
-    match 2i16 + i16::from(verbose) - i16::from(quiet) {
-        i16::MIN..=0 => LogLevel::Off,
-        1 => LogLevel::Error,
-        2 => LogLevel::Warn,
-        3 => LogLevel::Info,
-        4 => LogLevel::Debug,
-        _ => LogLevel::Trace,
+/// `--log-level` when given, else warnings lowered by `-q` (errors only)
+/// and `-qq` (nothing).
+fn log_level(asked: Option<LogLevelArg>, quiet: u8) -> LogLevel {
+    match (asked, quiet) {
+        (Some(LogLevelArg::Off), _) | (None, 2..) => LogLevel::Off,
+        (Some(LogLevelArg::Error), _) | (None, 1) => LogLevel::Error,
+        (Some(LogLevelArg::Warn), _) | (None, 0) => LogLevel::Warn,
+        (Some(LogLevelArg::Info), _) => LogLevel::Info,
+        (Some(LogLevelArg::Debug), _) => LogLevel::Debug,
+        (Some(LogLevelArg::Trace), _) => LogLevel::Trace,
     }
 }
 
@@ -754,10 +780,22 @@ mod tests {
             (&["-r", "x"], Ok(|c| c.keylog.is_none() && !c.calibrate)),
             (&["-D", "--keylog", "k"], Err("-D takes no --keylog")),
             (&["-r", "x", "--threads", "100000"], Err("more than")),
-            (&["-r", "x", "-v"], Ok(|c| c.log_level == LogLevel::Info)),
             (
-                &["-r", "x", "-vvvvv"],
-                Ok(|c| c.log_level == LogLevel::Trace),
+                &["-r", "x", "-v"],
+                Ok(|c| c.log_level == LogLevel::Warn && c.detailed && c.stats),
+            ),
+            (
+                &["-r", "x"],
+                Ok(|c| !c.detailed && !c.stats && c.summary),
+            ),
+            (&["-r", "x", "--stats"], Ok(|c| !c.detailed && c.stats)),
+            (
+                &["-r", "x", "--log-level", "trace"],
+                Ok(|c| c.log_level == LogLevel::Trace && !c.detailed),
+            ),
+            (
+                &["-r", "x", "-q", "--log-level", "info"],
+                Ok(|c| c.log_level == LogLevel::Info && !c.summary),
             ),
             (
                 &["-r", "x", "-q"],

@@ -87,7 +87,7 @@ pub fn answers(
     metrics: Option<Metrics>,
     probe: Option<InputProbe>,
 ) -> Answers {
-    let mut answers = Answers::new(Arc::clone(gauges));
+    let mut answers = Answers::new(Arc::clone(gauges)).with_full_table(config.detailed);
     if config.edges_summary.is_some() || config.graph.is_some() {
         answers = answers.with_edges(
             EdgeTable::default(),
