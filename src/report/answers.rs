@@ -379,7 +379,7 @@ mod tests {
         let mut printer = Printer::new(Vec::new(), Format::Text, false);
         a.on_wake(&mut printer).unwrap();
         let out = String::from_utf8(printer.into_inner().unwrap()).unwrap();
-        assert!(out.starts_with("CLIENT\tSERVER"), "{out}");
+        assert!(out.starts_with("SECURED\tCLIENT\tSERVER"), "{out}");
         assert_eq!(out.lines().count(), 2, "{out}");
         assert!(!signal.load(Ordering::Relaxed), "the signal is consumed");
         assert_eq!(a.tally().unwrap().offenders, 1);

@@ -329,7 +329,6 @@ impl EdgeTable {
         aligned(&self.rows())
     }
 
-
     /// Tab-separated values with a header line.
     pub fn render_tsv(&self) -> String {
         self.rows().iter().map(|r| r.join("\t") + "\n").collect()
@@ -514,8 +513,29 @@ mod tests {
             Class::Tls,
             Outcome::Rejected,
         ));
+        // A refused flow does not count against SECURED (issue 16 §1):
+        // the server refused it, as `--expect` reads it.
         let e = t.edges().next().unwrap().2;
-        assert_eq!((e.flows(), e.rejected, e.secured()), (4, 1, Secured::Mixed));
+        assert_eq!(
+            (e.flows(), e.rejected, e.secured()),
+            (4, 1, Secured::AllDecided)
+        );
+        t.record(&verdict(
+            "10.0.0.1:1",
+            "10.0.0.9:7",
+            Class::Tls,
+            Outcome::Rejected,
+        ));
+        let refused = t.edges().find(|(_, s, _)| s.0 == "10.0.0.9:7").unwrap().2;
+        assert_eq!(refused.secured(), Secured::Refused);
+        // One key: a server is one row whether or not a flow showed its
+        // certificate; the identity is a value.
+        let mut with_cert = verdict("10.0.0.1:2", "10.0.0.9:7", Class::Mtls, Outcome::Ok);
+        with_cert.server_certificate = Some(CertSeen::Unparsable);
+        t.record(&with_cert);
+        let e = t.edges().find(|(_, s, _)| s.0 == "10.0.0.9:7").unwrap().2;
+        assert_eq!((e.flows(), e.secured()), (2, Secured::All));
+        assert!(e.identities.contains("?"), "{e:?}");
     }
 
     #[test]
@@ -541,7 +561,7 @@ mod tests {
         assert_eq!(t.total().flows(), 6);
         let table = t.render_table();
         assert!(
-            table.lines().last().unwrap().starts_with("(other)"),
+            table.lines().last().unwrap().contains("  (other)  "),
             "{table}"
         );
         assert_eq!(table.lines().count(), 4, "{table}");

@@ -83,8 +83,10 @@ fn edge_attributes(e: &EdgeStats) -> String {
         lines.push(format!("? unknown {unknown}"));
     }
     if e.rejected > 0 {
-        lines.push(format!("rejected {}", e.rejected));
+        lines.push(format!("refused {}", e.rejected));
     }
+    // The edge's identities (certificates, hints): the nodes are addresses.
+    lines.extend(e.identities.iter().cloned());
     let (color, style) = if plain > 0 {
         ("red", "solid")
     } else if tls > 0 {

@@ -21,9 +21,7 @@ use crate::capture::segment::{Endpoint, Timestamp};
 use crate::report::escape::{is_hostile, write_json};
 use crate::report::stats::human_micros;
 use crate::tls::identity::Validity;
-use crate::verdict::{
-    Alert, Basis, CertSeen, Class, ClientCert, FlowClose, Verdict, version_name,
-};
+use crate::verdict::{Alert, Basis, CertSeen, Class, ClientCert, FlowClose, Verdict, version_name};
 
 /// TLS version text: the name, or the raw number when it has none.
 fn version_text(v: u16) -> String {
@@ -659,7 +657,9 @@ mod tests {
                 c if c.is_ascii_control() || (c.is_ascii() && extra.contains(&c)) => {
                     out.push_str(&format!("\\x{:02x}", u32::from(c)))
                 }
-                c if !c.is_ascii() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+                c if c.is_control() || crate::report::escape::is_hostile(c) => {
+                    out.push_str(&format!("\\u{{{:x}}}", u32::from(c)))
+                }
                 c => out.push(c),
             }
         }
@@ -673,7 +673,7 @@ mod tests {
             let mut out = String::new();
             escape_into(&mut out, &s, extra);
             proptest::prop_assert_eq!(&out, &escape_reference(&s, extra));
-            proptest::prop_assert!(out.bytes().all(|b| (0x20..0x7f).contains(&b)));
+            proptest::prop_assert!(!out.chars().any(|c| c.is_control() || is_hostile(c)));
         }
     }
 
@@ -714,7 +714,12 @@ mod tests {
         assert_eq!(
             text_line(&base()),
             "2023-11-14 22:13:20.000042 IP 10.0.0.1:40000 > 10.0.0.2:443: mtls      ok         \
-             basis=inferred tls=1.3 flight=1188B/3 sni=foo alpn=h2,http/1.1 \
+             tls=1.3 basis=inferred sni=foo"
+        );
+        assert_eq!(
+            text_line_detailed(&base()),
+            "2023-11-14 22:13:20.000042 IP 10.0.0.1:40000 > 10.0.0.2:443: mtls      ok         \
+             tls=1.3 basis=inferred sni=foo flight=1188B/3 alpn=h2,http/1.1 \
              reason=\"client flight of 1188B holds a certificate\""
         );
     }
@@ -746,9 +751,14 @@ mod tests {
         assert_eq!(
             text_line(&v),
             "2023-11-14 22:13:20.000042 IP6 [2001:db8::1]:50000 > [2001:db8::2]:8443: tls       rejected   \
-             basis=observed tls=1.2 cert_req=yes client_cert=empty alert=certificate_required from=server \
-             resumed=yes starttls=smtp sni=foo alpn=h2,http/1.1 alpn_sel=h2 app=\"http GET /x host=a\" \
-             reason=\"server asked, client declined\""
+             tls=1.2 basis=observed sni=foo resumed=yes"
+        );
+        assert_eq!(
+            text_line_detailed(&v),
+            "2023-11-14 22:13:20.000042 IP6 [2001:db8::1]:50000 > [2001:db8::2]:8443: tls       rejected   \
+             tls=1.2 basis=observed sni=foo resumed=yes cert_req=yes client_cert=empty \
+             alert=certificate_required from=server starttls=smtp alpn=h2,http/1.1 alpn_sel=h2 \
+             app=\"http GET /x host=a\" reason=\"server asked, client declined\""
         );
     }
 
@@ -770,7 +780,7 @@ mod tests {
             ..base()
         };
         assert_eq!(
-            text_line(&v),
+            text_line_detailed(&v),
             "2023-11-14 22:13:20.000042 IP 10.0.0.1:40000 > 10.0.0.2:443: unknown   unknown    \
              tls=0x7a7a client_cert=sent(2) reason=\"midstream\""
         );
@@ -784,7 +794,7 @@ mod tests {
             reason: "quote \" and\r\nnewline".into(),
             ..base()
         };
-        let line = text_line(&v);
+        let line = text_line_detailed(&v);
         assert!(line.bytes().all(|b| (0x20..0x7f).contains(&b)), "{line:?}");
         assert!(
             line.contains(r#"sni="evil\n2023-01-01 fake line\x1b[31m\"x\\\u{202e}\x00""#),
@@ -794,6 +804,30 @@ mod tests {
         assert!(
             line.ends_with(r#"reason="quote \" and\r\nnewline""#),
             "{line}"
+        );
+    }
+
+    #[test]
+    fn printable_non_ascii_is_shown_and_harmful_code_points_escaped() {
+        // Issue 16 §2: `§` printed as `\u{a7}` before.
+        let v = Verdict {
+            sni: Some("caf\u{e9}-\u{a7}.example".into()),
+            reason: "n\u{e9}e \u{9b}x \u{2028} \u{202e}".into(),
+            ..base()
+        };
+        let line = text_line_detailed(&v);
+        assert!(line.contains(" sni=caf\u{e9}-\u{a7}.example "), "{line}");
+        assert!(
+            line.ends_with("reason=\"n\u{e9}e \\u{9b}x \\u{2028} \\u{202e}\""),
+            "{line}"
+        );
+        let spaced = Verdict {
+            sni: Some("a\u{a0}b".into()),
+            ..base()
+        };
+        assert!(
+            text_line(&spaced).ends_with(" sni=\"a\u{a0}b\""),
+            "a no-break space is quoted"
         );
     }
 
@@ -860,7 +894,7 @@ mod tests {
             ..base()
         };
         assert_eq!(
-            text_line(&offered),
+            text_line_detailed(&offered),
             "2023-11-14 22:13:20.000042 IP 10.0.0.1:40000 > 10.0.0.2:443: unknown   incomplete \
              tls_offered=1.3 reason=\"no ServerHello\""
         );
@@ -873,7 +907,7 @@ mod tests {
             ..offered.clone()
         };
         assert!(
-            text_line(&both).contains(" tls=1.2 "),
+            text_line_detailed(&both).contains(" tls=1.2 "),
             "{}",
             text_line(&both)
         );
@@ -924,9 +958,13 @@ mod tests {
             }),
             ..base()
         };
-        let line = text_line(&v);
+        let line = text_line_detailed(&v);
         assert!(line.contains(" client_id=spiffe://cluster.local/ns/default/sa/productpage client_id_validity=expired server_id=? "), "{line}");
         assert!(line.contains(" mesh=istio-sidecar destination-service-hint=reviews.default.svc.cluster.local:9080 "), "{line}");
+        assert!(
+            text_line(&v).ends_with(" server_id=? mesh=istio-sidecar"),
+            "{line}"
+        );
         let j: Value = serde_json::to_value(JsonVerdict::new(&v)).unwrap();
         assert_eq!(
             j["client_id"],

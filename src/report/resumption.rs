@@ -15,8 +15,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::verdict::assemble::{self, Inheritance};
 use crate::capture::segment::{Endpoint, Timestamp};
+use crate::verdict::assemble::{self, Inheritance};
 use crate::verdict::{Basis, Class, ClientCert, FlowClose, Verdict};
 
 /// Sessions remembered at once; the oldest is forgotten first (counted).

@@ -276,7 +276,11 @@ impl Summary {
             "mtlsniff: {} packets, {} flows{flows}; {}",
             self.packets,
             self.printed(),
-            if loss.is_empty() { "no loss" } else { "INPUT LOST" }
+            if loss.is_empty() {
+                "no loss"
+            } else {
+                "INPUT LOST"
+            }
         );
         if !loss.is_empty() {
             let _ = writeln!(
@@ -286,7 +290,10 @@ impl Summary {
                 loss.join(", ")
             );
         }
-        for line in [self.keylog_line(), self.skipped_line()].into_iter().flatten() {
+        for line in [self.keylog_line(), self.skipped_line()]
+            .into_iter()
+            .flatten()
+        {
             let _ = writeln!(s, "mtlsniff: {line}");
         }
         s
@@ -568,7 +575,10 @@ mod tests {
             s.render_brief(),
             "mtlsniff: 10 packets, 1 flows: 1 mtls (1 ok); no loss\n"
         );
-        merge_entries(&mut s.counters, &[("flows.table_full", 3), ("stream.gaps", 2)]);
+        merge_entries(
+            &mut s.counters,
+            &[("flows.table_full", 3), ("stream.gaps", 2)],
+        );
         let r = s.render_brief();
         assert!(r.contains("; INPUT LOST\n"), "{r}");
         assert!(r.contains("input lost (flows.table_full=3)"), "{r}");
@@ -608,7 +618,10 @@ mod tests {
         let r = s.render();
         assert!(r.contains("100 packets read, 3 flows reported"), "{r}");
         assert!(r.contains("flows: tls/rejected 1, mtls/ok 2"), "{r}");
-        assert!(r.contains("kernel: 2 dropped, 0 dropped by interface (100 passed"), "{r}");
+        assert!(
+            r.contains("kernel: 2 dropped, 0 dropped by interface (100 passed"),
+            "{r}"
+        );
         assert!(
             r.contains("input lost (kernel dropped 2, 7 segments dropped, workers behind)"),
             "{r}"

@@ -784,10 +784,7 @@ mod tests {
                 &["-r", "x", "-v"],
                 Ok(|c| c.log_level == LogLevel::Warn && c.detailed && c.stats),
             ),
-            (
-                &["-r", "x"],
-                Ok(|c| !c.detailed && !c.stats && c.summary),
-            ),
+            (&["-r", "x"], Ok(|c| !c.detailed && !c.stats && c.summary)),
             (&["-r", "x", "--stats"], Ok(|c| !c.detailed && c.stats)),
             (
                 &["-r", "x", "--log-level", "trace"],
