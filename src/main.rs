@@ -142,7 +142,9 @@ fn serve_metrics(
     };
     let (metrics, registry) = Metrics::new(Arc::clone(gauges));
     let server = MetricsServer::start(addr, registry)?;
-    if wiring::stderr_says(config) {
+    // Port 0 asks the system to choose: the answer is printed even with
+    // -qq, as nothing else tells where to scrape.
+    if wiring::stderr_says(config) || addr.port() == 0 {
         stderr_line(&format!(
             "mtlsniff: metrics on http://{}/metrics",
             server.addr()
@@ -232,6 +234,13 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if config.calibrate && keylog.is_none() {
+        stderr_line(
+            "mtlsniff: error: --calibrate needs secrets: --keylog FILE, or a pcapng input that \
+             carries Decryption Secrets Blocks",
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
     match run(&config, keylog) {
         Ok(code) => code,
         Err(msg) => {

@@ -101,7 +101,10 @@ impl<W: Write> Sink for Printing<'_, W> {
                     Ok(()) => {
                         self.summary.record(&verdict);
                         self.answers.on_verdict(flow, &verdict);
-                        if self.count.is_some_and(|c| self.summary.printed() >= c) {
+                        if let Some(c) = self.count.filter(|&c| self.summary.printed() >= c) {
+                            // Said in the summary: the packets and counters
+                            // go past this frame, the lines stop at it.
+                            self.summary.count_stop = Some((c, report.order.trigger + 1));
                             let flushed = self.printer.flush();
                             self.end(flushed);
                         }

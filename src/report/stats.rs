@@ -170,6 +170,8 @@ pub struct Summary {
     pub limits: Option<String>,
     /// Engine time per segment, sampled (`ProcessingTime::SAMPLE_EVERY`).
     pub processing: ProcessingTime,
+    /// `-c N` ended the run: N, and the packet whose verdict was the Nth.
+    pub count_stop: Option<(u64, u64)>,
 }
 
 /// Counters that mean mtlsniff itself lost input or evidence: segments it
@@ -282,6 +284,9 @@ impl Summary {
                 "INPUT LOST"
             }
         );
+        if let Some(line) = self.count_line() {
+            let _ = writeln!(s, "mtlsniff: {line}");
+        }
         if !loss.is_empty() {
             let _ = writeln!(
                 s,
@@ -297,6 +302,16 @@ impl Summary {
             let _ = writeln!(s, "mtlsniff: {line}");
         }
         s
+    }
+
+    /// `-c N` stopped the run: where, and why the counts go further.
+    fn count_line(&self) -> Option<String> {
+        let (n, at) = self.count_stop?;
+        Some(format!(
+            "stopped by -c {n} at packet {at}; the {} packets read ahead of the output were \
+             processed, not printed (--stats counts them)",
+            self.packets.saturating_sub(at)
+        ))
     }
 
     /// What made `lost()` true, each with its number, by the name the full
@@ -335,6 +350,9 @@ impl Summary {
             self.packets,
             self.printed()
         );
+        if let Some(line) = self.count_line() {
+            let _ = writeln!(s, "mtlsniff: {line}");
+        }
         let mut flows = Vec::new();
         for (ci, c) in Class::ALL.iter().enumerate() {
             for (oi, o) in Outcome::ALL.iter().enumerate() {

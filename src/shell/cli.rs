@@ -18,6 +18,7 @@ use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::report::answers::SummaryFormat;
 use crate::report::expect::Expectation;
+use crate::report::graph::GraphFormat;
 
 use crate::capture::segment::PortSet;
 use crate::capture::source::Source;
@@ -105,8 +106,8 @@ pub struct Args {
 
     /// Track only TCP flows on these ports (comma-separated); 15008 (Istio
     /// HBONE) is always tracked. Default: every TCP flow.
-    #[arg(long = "ports", value_name = "PORT,...", value_delimiter = ',')]
-    pub ports: Vec<u16>,
+    #[arg(long = "ports", value_name = "PORT,...", value_delimiter = ',', value_parser = port_or_empty)]
+    pub ports: Vec<Option<u16>>,
 
     /// Print JSON Lines instead of text.
     #[arg(long = "json")]
@@ -235,6 +236,7 @@ pub struct Args {
     pub summary: bool,
 
     /// The edges summary's form (default: table, or json with --json).
+    /// Implies --summary.
     #[arg(long = "summary-format", value_name = "FORMAT", value_enum)]
     pub summary_format: Option<SummaryFormatArg>,
 
@@ -393,6 +395,16 @@ pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
     if args.graph.as_deref() == Some(std::path::Path::new("")) {
         return Err(usage("--graph needs a file name (FILE.dot or FILE.svg)"));
     }
+    if let Some(g) = args.graph.as_deref().filter(|g| !GraphFormat::known(g)) {
+        let dot = g.with_extension("dot");
+        return Err(usage(format!(
+            "--graph {}: write FILE.dot, FILE.gv or FILE.svg; for another format render the DOT \
+             file, e.g. dot -Tpng {} -o {}",
+            g.display(),
+            dot.display(),
+            g.display()
+        )));
+    }
     Ok(Config {
         flow_lines: !args.summary_only,
         close_lines: args.close,
@@ -450,9 +462,12 @@ fn mode(args: &Args) -> Result<Mode, UsageError> {
 
 /// `--calibrate` needs a key log, `-D` takes none, `-c` counts from 1.
 fn check_keylog_and_count(args: &Args, listing: bool) -> Result<(), UsageError> {
-    if args.calibrate && args.keylog.is_none() {
+    // A pcapng may carry its own secrets (Decryption Secrets Blocks): a
+    // file without --keylog is checked once they are read (main.rs).
+    if args.calibrate && args.keylog.is_none() && args.read.is_none() {
         return Err(usage(
-            "--calibrate needs --keylog FILE: it compares the size rule with decrypted handshakes",
+            "--calibrate needs --keylog FILE (or -r a pcapng with its secrets): it compares the \
+             size rule with decrypted handshakes",
         ));
     }
     if listing && args.keylog.is_some() {
@@ -464,8 +479,27 @@ fn check_keylog_and_count(args: &Args, listing: bool) -> Result<(), UsageError> 
     Ok(())
 }
 
+/// One `--ports` item; an empty one (`80,` or `80,,443`) is skipped, as a
+/// shell list often ends with a comma.
+fn port_or_empty(s: &str) -> Result<Option<u16>, String> {
+    match s.trim() {
+        "" => Ok(None),
+        p => p
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{p:?} is not a TCP port (1-65535)")),
+    }
+}
+
 /// `--ports`, plus Istio's HBONE port (tunnelled mTLS, always tracked).
-fn ports(ports: &[u16]) -> Result<Option<PortSet>, UsageError> {
+fn ports(ports: &[Option<u16>]) -> Result<Option<PortSet>, UsageError> {
+    let given = !ports.is_empty();
+    let ports: Vec<u16> = ports.iter().flatten().copied().collect();
+    if given && ports.is_empty() {
+        return Err(usage(
+            "--ports needs at least one port (e.g. --ports 443,8443)",
+        ));
+    }
     if ports.is_empty() {
         return Ok(None);
     }
@@ -549,15 +583,17 @@ fn metrics(args: &Args, live: bool) -> Result<Option<SocketAddr>, UsageError> {
 
 /// The edges summary's form, when one is asked for.
 fn edges_summary(args: &Args) -> Option<SummaryFormat> {
-    (args.summary || args.summary_only || args.summary_interval.is_some()).then_some(
-        match args.summary_format {
-            Some(SummaryFormatArg::Table) => SummaryFormat::Table,
-            Some(SummaryFormatArg::Tsv) => SummaryFormat::Tsv,
-            Some(SummaryFormatArg::Json) => SummaryFormat::Json,
-            None if args.json => SummaryFormat::Json,
-            None => SummaryFormat::Table,
-        },
-    )
+    (args.summary
+        || args.summary_only
+        || args.summary_interval.is_some()
+        || args.summary_format.is_some())
+    .then_some(match args.summary_format {
+        Some(SummaryFormatArg::Table) => SummaryFormat::Table,
+        Some(SummaryFormatArg::Tsv) => SummaryFormat::Tsv,
+        Some(SummaryFormatArg::Json) => SummaryFormat::Json,
+        None if args.json => SummaryFormat::Json,
+        None => SummaryFormat::Table,
+    })
 }
 
 /// `value` or `default`, checked against `min..=max`, in the flag's unit.
@@ -743,6 +779,19 @@ mod tests {
                 Ok(|c| c.ports.as_ref().map(PortSet::ports) == Some(vec![8000, 9080, 15008])),
             ),
             (&["-r", "x", "--ports", "0"], Err("not a TCP port")),
+            (
+                &["-r", "x", "--ports", "80,"],
+                Ok(|c| {
+                    c.ports
+                        .as_ref()
+                        .is_some_and(|p| p.contains(80) && !p.contains(81))
+                }),
+            ),
+            (&["-r", "x", "--ports", ","], Err("at least one port")),
+            (
+                &["-r", "x", "--summary-format", "tsv"],
+                Ok(|c| c.edges_summary == Some(SummaryFormat::Tsv)),
+            ),
             (&["-r", "x", "--ports", "70000"], Err("clap")),
             (&["-r", "x", "--ports", "http"], Err("clap")),
             (
@@ -770,9 +819,10 @@ mod tests {
             (&["-r", "x", "--threads", "3"], Ok(|c| c.threads == 3)),
             (&["-r", "x", "--threads", "0"], Err("at least 1")),
             (
-                &["-r", "x", "--calibrate"],
+                &["-i", "eth0", "--calibrate"],
                 Err("--calibrate needs --keylog"),
             ),
+            (&["-r", "x.pcapng", "--calibrate"], Ok(|c| c.calibrate)),
             (
                 &["-r", "x", "--keylog", "k.log", "--calibrate"],
                 Ok(|c| c.keylog.as_deref() == Some(std::path::Path::new("k.log")) && c.calibrate),
@@ -958,6 +1008,12 @@ mod tests {
                 &["-r", "x", "--graph", "e.svg"],
                 Ok(|c| c.graph.as_deref() == Some(std::path::Path::new("e.svg"))),
             ),
+            (&["-r", "x", "--graph", "e.GV"], Ok(|c| c.graph.is_some())),
+            (
+                &["-r", "x", "--graph", "e.png"],
+                Err("dot -Tpng e.dot -o e.png"),
+            ),
+            (&["-r", "x", "--graph", "edges"], Err("write FILE.dot")),
         ];
         for (argv, want) in table {
             let got = config(argv);
