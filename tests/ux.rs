@@ -82,3 +82,157 @@ fn every_close_agrees_with_its_verdict_on_fixtures_and_public_captures() {
     assert!(inherited >= 2, "only {inherited} inherited closes");
     eprintln!("{checked} closes agree with their verdicts, {inherited} inherited");
 }
+
+fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_mtlsniff"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let o = bin()
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run mtlsniff");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// `-c N` with `-r`: N lines, and the summary says where the lines stopped
+/// and why its counts go further (issue 16 §1).
+#[test]
+fn count_stops_the_lines_and_the_summary_says_where() {
+    let demo = fixture("demo.pcap");
+    let (code, out, err) = run(&["-r", demo.to_str().unwrap(), "-c", "2"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(err.starts_with("mtlsniff: 135 packets, 2 flows: "), "{err}");
+    assert!(err.contains("stopped by -c 2 at packet 26;"), "{err}");
+}
+
+/// `--graph` fails before anything is read: an extension it would not
+/// honour (exit 2, pointing at `dot -Tpng`), a path it cannot write
+/// (exit 1), including one only the user before `-Z` could write (issue 16
+/// §3).
+#[test]
+fn graph_paths_fail_before_the_capture_is_read() {
+    let demo = fixture("demo.pcap");
+    let demo = demo.to_str().unwrap();
+    let (code, out, err) = run(&["-r", demo, "--graph", "edges.png"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(out.is_empty() && err.contains("dot -Tpng edges.dot -o edges.png"), "{err}");
+    let (code, out, err) = run(&["-r", demo, "--graph", "/nonexistent-mtlsniff/e.dot"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(out.is_empty(), "flow lines before the failure: {out}");
+    assert!(err.contains("--graph /nonexistent-mtlsniff/e.dot: cannot write"), "{err}");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP: the -Z half needs root");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("mtlsniff-ux-graph-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let file = dir.join("e.dot");
+    let (code, out, err) = run(&["-r", demo, "-Z", "nobody", "--graph", file.to_str().unwrap()]);
+    let (root_code, _, root_err) = run(&["-r", demo, "-q", "--graph", file.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(out.is_empty() && err.contains("Permission denied"), "{err}");
+    assert_eq!(root_code, Some(0), "root may write there: {root_err}");
+}
+
+/// `-qq --metrics 127.0.0.1:0` still says which port it bound: nothing
+/// else could tell (issue 16 §3).
+#[test]
+fn quiet_metrics_on_port_0_still_names_the_port() {
+    let demo = fixture("demo.pcap");
+    let (code, out, err) = run(&[
+        "-r",
+        demo.to_str().unwrap(),
+        "-qq",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.lines().count(), 9);
+    let line: Vec<&str> = err.lines().collect();
+    assert_eq!(line.len(), 1, "{err}");
+    assert!(line[0].starts_with("mtlsniff: metrics on http://127.0.0.1:"), "{err}");
+    assert!(!line[0].contains("127.0.0.1:0/"), "{err}");
+}
+
+/// `--calibrate` on a pcapng that carries its own secrets needs no
+/// `--keylog`; without secrets it says what it needs (issue 16 §3).
+#[test]
+fn calibrate_takes_a_pcapngs_own_secrets() {
+    let dsb = fixture("tls13-openssl-mtls-dsb.pcapng");
+    let (code, _, err) = run(&["-r", dsb.to_str().unwrap(), "-q", "--calibrate"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.trim().is_empty(), "no calibration on stderr");
+    let demo = fixture("demo.pcap");
+    let (code, _, err) = run(&["-r", demo.to_str().unwrap(), "--calibrate"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--calibrate needs secrets"), "{err}");
+}
+
+/// `--ports 80,` is a list with a trailing comma, not an error; an
+/// implied `--summary` from `--summary-format` (issue 16 §3).
+#[test]
+fn ports_with_a_trailing_comma_and_summary_format_alone() {
+    let demo = fixture("demo.pcap");
+    let (code, out, err) = run(&[
+        "-r",
+        demo.to_str().unwrap(),
+        "-q",
+        "--ports",
+        "47211,",
+        "--summary-format",
+        "tsv",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "one flow, the TSV header and its row: {out}");
+    assert!(lines[1].starts_with("SECURED\tCLIENT\tSERVER"), "{out}");
+    assert!(lines[2].starts_with("all\t127.0.0.1\t127.0.0.1:47211\t"), "{out}");
+}
+
+/// The edges table and `--expect mtls` judge flows alike: a run fails the
+/// check exactly when some edge's SECURED says the server let a flow
+/// without a client certificate through (`mixed` or `none`); refused flows
+/// and unknown ones pass both (issue 16 §1).
+#[test]
+fn edges_and_expect_agree_on_every_fixture() {
+    let mut failing = 0;
+    for file in captures(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")) {
+        let (code, out, err) = run(&[
+            "-r",
+            file.to_str().unwrap(),
+            "-q",
+            "--summary-only",
+            "--summary-format",
+            "tsv",
+            "--expect",
+            "mtls",
+        ]);
+        let short = out
+            .lines()
+            .skip(1)
+            .any(|row| matches!(row.split('\t').next(), Some("mixed" | "none")));
+        assert_eq!(
+            code == Some(4),
+            short,
+            "{}: exit {code:?} but edges say {}:\n{out}{err}",
+            file.display(),
+            if short { "short" } else { "secured" }
+        );
+        failing += usize::from(short);
+    }
+    assert!(failing > 5, "only {failing} fixtures fall short: the check does not bite");
+}
