@@ -88,7 +88,9 @@ fn bin() -> std::process::Command {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 fn run(args: &[&str]) -> (Option<i32>, String, String) {
@@ -126,11 +128,17 @@ fn graph_paths_fail_before_the_capture_is_read() {
     let demo = demo.to_str().unwrap();
     let (code, out, err) = run(&["-r", demo, "--graph", "edges.png"]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(out.is_empty() && err.contains("dot -Tpng edges.dot -o edges.png"), "{err}");
+    assert!(
+        out.is_empty() && err.contains("dot -Tpng edges.dot -o edges.png"),
+        "{err}"
+    );
     let (code, out, err) = run(&["-r", demo, "--graph", "/nonexistent-mtlsniff/e.dot"]);
     assert_eq!(code, Some(1), "{err}");
     assert!(out.is_empty(), "flow lines before the failure: {out}");
-    assert!(err.contains("--graph /nonexistent-mtlsniff/e.dot: cannot write"), "{err}");
+    assert!(
+        err.contains("--graph /nonexistent-mtlsniff/e.dot: cannot write"),
+        "{err}"
+    );
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("SKIP: the -Z half needs root");
@@ -140,7 +148,14 @@ fn graph_paths_fail_before_the_capture_is_read() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let file = dir.join("e.dot");
-    let (code, out, err) = run(&["-r", demo, "-Z", "nobody", "--graph", file.to_str().unwrap()]);
+    let (code, out, err) = run(&[
+        "-r",
+        demo,
+        "-Z",
+        "nobody",
+        "--graph",
+        file.to_str().unwrap(),
+    ]);
     let (root_code, _, root_err) = run(&["-r", demo, "-q", "--graph", file.to_str().unwrap()]);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(code, Some(1), "{err}");
@@ -164,7 +179,10 @@ fn quiet_metrics_on_port_0_still_names_the_port() {
     assert_eq!(out.lines().count(), 9);
     let line: Vec<&str> = err.lines().collect();
     assert_eq!(line.len(), 1, "{err}");
-    assert!(line[0].starts_with("mtlsniff: metrics on http://127.0.0.1:"), "{err}");
+    assert!(
+        line[0].starts_with("mtlsniff: metrics on http://127.0.0.1:"),
+        "{err}"
+    );
     assert!(!line[0].contains("127.0.0.1:0/"), "{err}");
 }
 
@@ -198,9 +216,16 @@ fn ports_with_a_trailing_comma_and_summary_format_alone() {
     ]);
     assert_eq!(code, Some(0), "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 3, "one flow, the TSV header and its row: {out}");
+    assert_eq!(
+        lines.len(),
+        3,
+        "one flow, the TSV header and its row: {out}"
+    );
     assert!(lines[1].starts_with("SECURED\tCLIENT\tSERVER"), "{out}");
-    assert!(lines[2].starts_with("all\t127.0.0.1\t127.0.0.1:47211\t"), "{out}");
+    assert!(
+        lines[2].starts_with("all\t127.0.0.1\t127.0.0.1:47211\t"),
+        "{out}"
+    );
 }
 
 /// The edges table and `--expect mtls` judge flows alike: a run fails the
@@ -234,5 +259,35 @@ fn edges_and_expect_agree_on_every_fixture() {
         );
         failing += usize::from(short);
     }
-    assert!(failing > 5, "only {failing} fixtures fall short: the check does not bite");
+    assert!(
+        failing > 5,
+        "only {failing} fixtures fall short: the check does not bite"
+    );
+}
+
+/// Verdict and close events of a flow carry the same Community ID, and
+/// flows differ: lines join with each other and with Zeek or Suricata logs
+/// of the same traffic (issue 16 §4).
+#[test]
+fn verdicts_and_closes_share_their_community_id() {
+    let demo = fixture("demo.pcap");
+    let (code, out, err) = run(&["-r", demo.to_str().unwrap(), "-q", "--json", "--close"]);
+    assert_eq!(code, Some(0), "{err}");
+    let mut by_flow: HashMap<(String, String), Vec<String>> = HashMap::new();
+    for line in out.lines() {
+        let j: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = j["community_id"].as_str().expect("community_id").to_string();
+        assert!(id.starts_with("1:") && id.len() == 30, "{id}");
+        let key = (j["client"].to_string(), j["server"].to_string());
+        by_flow.entry(key).or_default().push(id);
+    }
+    assert_eq!(by_flow.len(), 9);
+    let mut distinct: Vec<&String> = by_flow.values().map(|ids| &ids[0]).collect();
+    for ids in by_flow.values() {
+        assert_eq!(ids.len(), 2, "a verdict and a close: {ids:?}");
+        assert_eq!(ids[0], ids[1]);
+    }
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 9);
 }

@@ -121,6 +121,24 @@ fn list_value(items: &[String]) -> String {
     out
 }
 
+/// The Community ID v1 of a TCP flow (seed 0), the flow hash Zeek,
+/// Suricata, Arkime and Wireshark print: verdict and close lines join on it
+/// with each other and with those tools' logs of the same traffic. The
+/// `community-id` crate lives behind this function only.
+pub fn community_id(client: &Endpoint, server: &Endpoint) -> Option<String> {
+    const TCP: u8 = 6;
+    community_id::calculate_community_id(
+        0,
+        client.ip,
+        server.ip,
+        Some(client.port),
+        Some(server.port),
+        TCP,
+        false,
+    )
+    .ok()
+}
+
 /// ` IP client > server:`, the one place a line's endpoints are written
 /// (verdict and close lines): workload names and a redirect's `via=` go
 /// here when they come.
@@ -245,6 +263,9 @@ pub fn text_line_detailed(v: &Verdict) -> String {
     if let (false, Some(app)) = (v.class == Class::Plaintext, &v.app_proto) {
         t.add("app", &value(app));
     }
+    if let Some(id) = community_id(&v.client, &v.server) {
+        t.add("community_id", &id);
+    }
     let mut reason = String::from("\"");
     escape_into(&mut reason, &v.reason, &[]);
     reason.push('"');
@@ -263,6 +284,8 @@ pub struct JsonVerdict<'a> {
     pub client: String,
     pub server: String,
     pub ip_version: u8,
+    /// The flow's Community ID (v1, seed 0), shared with Zeek and Suricata.
+    pub community_id: Option<String>,
     pub class: &'static str,
     pub outcome: &'static str,
     pub basis: &'static str,
@@ -317,6 +340,7 @@ impl<'a> JsonVerdict<'a> {
             client: v.client.to_string(),
             server: v.server.to_string(),
             ip_version: if v.is_ipv6() { 6 } else { 4 },
+            community_id: community_id(&v.client, &v.server),
             class: v.class.as_str(),
             outcome: v.outcome.as_str(),
             basis: v.basis.as_str(),
@@ -481,6 +505,7 @@ pub struct JsonClose<'a> {
     pub client: String,
     pub server: String,
     pub ip_version: u8,
+    pub community_id: Option<String>,
     pub class: &'static str,
     pub outcome: &'static str,
     pub basis: &'static str,
@@ -503,6 +528,7 @@ impl<'a> JsonClose<'a> {
             client: c.client.to_string(),
             server: c.server.to_string(),
             ip_version: if c.is_ipv6() { 6 } else { 4 },
+            community_id: community_id(&c.client, &c.server),
             class: c.decided.class.as_str(),
             outcome: c.decided.outcome.as_str(),
             basis: c.decided.basis.as_str(),
@@ -593,7 +619,14 @@ impl<W: Write> Printer<W> {
     /// One close line (`--close`), in the chosen view.
     pub fn print_close(&mut self, c: &FlowClose, ids: &CloseIds) -> io::Result<()> {
         match self.format {
-            Format::Text => self.out.write_all(close_line(c, ids).as_bytes())?,
+            Format::Text => {
+                let mut line = close_line(c, ids);
+                if let Some(id) = community_id(&c.client, &c.server).filter(|_| self.detailed) {
+                    line.push_str(" community_id=");
+                    line.push_str(&id);
+                }
+                self.out.write_all(line.as_bytes())?;
+            }
             Format::Json => write_json(&mut self.out, &JsonClose::new(c, ids))?,
         }
         self.out.write_all(b"\n")?;
@@ -720,7 +753,7 @@ mod tests {
             text_line_detailed(&base()),
             "2023-11-14 22:13:20.000042 IP 10.0.0.1:40000 > 10.0.0.2:443: mtls      ok         \
              tls=1.3 basis=inferred sni=foo flight=1188B/3 alpn=h2,http/1.1 \
-             reason=\"client flight of 1188B holds a certificate\""
+             community_id=1:UWHKJ/x6OQ1YiVv4rIl0t3yhjg8= reason=\"client flight of 1188B holds a certificate\""
         );
     }
 
@@ -758,7 +791,8 @@ mod tests {
             "2023-11-14 22:13:20.000042 IP6 [2001:db8::1]:50000 > [2001:db8::2]:8443: tls       rejected   \
              tls=1.2 basis=observed sni=foo resumed=yes cert_req=yes client_cert=empty \
              alert=certificate_required from=server starttls=smtp alpn=h2,http/1.1 alpn_sel=h2 \
-             app=\"http GET /x host=a\" reason=\"server asked, client declined\""
+             app=\"http GET /x host=a\" \
+             community_id=1:iLmQ1l0ylGy5UkJI7y4NT/jWvWc= reason=\"server asked, client declined\""
         );
     }
 
@@ -782,7 +816,7 @@ mod tests {
         assert_eq!(
             text_line_detailed(&v),
             "2023-11-14 22:13:20.000042 IP 10.0.0.1:40000 > 10.0.0.2:443: unknown   unknown    \
-             tls=0x7a7a client_cert=sent(2) reason=\"midstream\""
+             tls=0x7a7a client_cert=sent(2) community_id=1:UWHKJ/x6OQ1YiVv4rIl0t3yhjg8= reason=\"midstream\""
         );
     }
 
@@ -829,6 +863,23 @@ mod tests {
             text_line(&spaced).ends_with(" sni=\"a\u{a0}b\""),
             "a no-break space is quoted"
         );
+    }
+
+    #[test]
+    fn community_id_follows_the_spec_and_joins_both_directions() {
+        // The spec's TCP vector (community-id-spec, baseline tcp.pcap):
+        // 128.232.110.120:34855 -> 66.35.250.204:80.
+        let a = ep("128.232.110.120", 34855);
+        let b = ep("66.35.250.204", 80);
+        let id = community_id(&a, &b).unwrap();
+        assert_eq!(id, "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
+        assert_eq!(community_id(&b, &a).unwrap(), id, "direction-free");
+        let v = base();
+        let j: Value = serde_json::to_value(JsonVerdict::new(&v)).unwrap();
+        let want = community_id(&v.client, &v.server).unwrap();
+        assert_eq!(j["community_id"], want.as_str());
+        assert!(text_line_detailed(&v).contains(&format!(" community_id={want} ")));
+        assert!(!text_line(&v).contains("community_id"));
     }
 
     #[test]
@@ -896,7 +947,7 @@ mod tests {
         assert_eq!(
             text_line_detailed(&offered),
             "2023-11-14 22:13:20.000042 IP 10.0.0.1:40000 > 10.0.0.2:443: unknown   incomplete \
-             tls_offered=1.3 reason=\"no ServerHello\""
+             tls_offered=1.3 community_id=1:UWHKJ/x6OQ1YiVv4rIl0t3yhjg8= reason=\"no ServerHello\""
         );
         let j: Value = serde_json::to_value(JsonVerdict::new(&offered)).unwrap();
         assert_eq!(j["tls_version"], Value::Null);
