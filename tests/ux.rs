@@ -276,7 +276,10 @@ fn verdicts_and_closes_share_their_community_id() {
     let mut by_flow: HashMap<(String, String), Vec<String>> = HashMap::new();
     for line in out.lines() {
         let j: serde_json::Value = serde_json::from_str(line).unwrap();
-        let id = j["community_id"].as_str().expect("community_id").to_string();
+        let id = j["community_id"]
+            .as_str()
+            .expect("community_id")
+            .to_string();
         assert!(id.starts_with("1:") && id.len() == 30, "{id}");
         let key = (j["client"].to_string(), j["server"].to_string());
         by_flow.entry(key).or_default().push(id);
@@ -290,4 +293,60 @@ fn verdicts_and_closes_share_their_community_id() {
     distinct.sort();
     distinct.dedup();
     assert_eq!(distinct.len(), 9);
+}
+
+/// `--only` is a display filter: lines, closes, JSON and the edges table
+/// show the matching flows; the summary, metrics and `--expect` count every
+/// flow (issue 16 §4).
+#[test]
+fn only_filters_every_view_and_the_summary_counts_all() {
+    let demo = fixture("demo.pcap");
+    let demo = demo.to_str().unwrap();
+    let (code, out, err) = run(&["-r", demo, "--only", "class=tls,plaintext", "--summary"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (lines, table) = out.split_once("\n\n").expect("lines, then the table");
+    assert_eq!(lines.lines().count(), 5, "{out}");
+    assert!(
+        lines
+            .lines()
+            .all(|l| l.contains(": tls ") || l.contains(": plaintext ")),
+        "{out}"
+    );
+    assert_eq!(
+        table.lines().filter(|l| !l.starts_with("  ")).count(),
+        6,
+        "{table}"
+    );
+    assert!(!table.contains("\nall "), "{table}");
+    assert!(err.starts_with("mtlsniff: 135 packets, 9 flows: "), "{err}");
+    let (_, out, _) = run(&[
+        "-r",
+        demo,
+        "-q",
+        "--json",
+        "--close",
+        "--only",
+        "outcome=rejected",
+    ]);
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 6, "3 verdicts and their closes: {out}");
+    assert!(events.iter().all(|e| e["outcome"] == "rejected"), "{out}");
+    // --expect still judges every flow: the short tls/ok flow fails it.
+    let (code, _, _) = run(&[
+        "-r",
+        demo,
+        "-q",
+        "--only",
+        "outcome=rejected",
+        "--expect",
+        "mtls",
+    ]);
+    assert_eq!(code, Some(4));
+    // -c counts the lines shown.
+    let (_, out, _) = run(&["-r", demo, "-q", "--only", "class=plaintext", "-c", "1"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains(": plaintext ok "), "{out}");
 }

@@ -11,6 +11,7 @@ use crate::capture::source::Source;
 use crate::pipeline::budget::Bounds;
 use crate::report::answers::SummaryFormat;
 use crate::report::expect::Expectation;
+use crate::report::only::Only;
 use crate::report::output::{Buffering, Format};
 
 /// What the run does.
@@ -54,6 +55,8 @@ pub struct Config {
     pub detailed: bool,
     /// The full summary (`--stats`, `-v`), not its one or two lines.
     pub stats: bool,
+    /// `--only`: the lines and edges shown (the summary counts all).
+    pub only: Option<Only>,
     /// Bytes of each direction of a plaintext flow to show (-A); 0 = off.
     pub preview_bytes: usize,
     /// `--keylog`: read (and, live, followed) by the caller before the run.

@@ -188,9 +188,11 @@ impl Answers {
     }
 
     /// A verdict, in print order; `flow` is its `ReportOrder::flow`.
-    pub fn on_verdict(&mut self, flow: u64, v: &Verdict) {
+    /// `shown`: `--only` lets it through, so the edges view counts it
+    /// (metrics and `--expect` count every flow).
+    pub fn on_verdict(&mut self, flow: u64, v: &Verdict, shown: bool) {
         self.flows += 1;
-        if let Some((t, _)) = &mut self.edges {
+        if let Some((t, _)) = &mut self.edges.as_mut().filter(|_| shown) {
             t.record(v);
         }
         if let Some(m) = &self.metrics {
@@ -334,7 +336,7 @@ mod tests {
         let mut a = Answers::new(Arc::default()).with_close_ids();
         let mut v = Verdict::new(ep(1), ep(2), Timestamp(0), Timestamp(1));
         v.client_certificate = Some(CertSeen::Unparsable);
-        a.on_verdict(7, &v);
+        a.on_verdict(7, &v, true);
         let close = FlowClose {
             ts: Timestamp(5),
             first_seen: Timestamp(0),
@@ -371,7 +373,7 @@ mod tests {
             .with_tally(Tally::new(Expectation::Mtls, false, None), false);
         let mut v = Verdict::new(ep(1), ep(2), Timestamp(0), Timestamp(1));
         v.class = Class::Plaintext;
-        a.on_verdict(0, &v);
+        a.on_verdict(0, &v, true);
         let mut printer = Printer::new(Vec::new(), Format::Text, false);
         a.on_wake(&mut printer).unwrap();
         assert!(printer.into_inner().unwrap().is_empty());

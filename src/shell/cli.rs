@@ -19,6 +19,7 @@ use clap::{ArgAction, Parser, ValueEnum};
 use crate::report::answers::SummaryFormat;
 use crate::report::expect::Expectation;
 use crate::report::graph::GraphFormat;
+use crate::report::only::Only;
 
 use crate::capture::segment::PortSet;
 use crate::capture::source::Source;
@@ -154,6 +155,14 @@ pub struct Args {
     /// Diagnostic log on stderr (default warn; -q makes it error, -qq off).
     #[arg(long = "log-level", value_name = "LEVEL", value_enum)]
     pub log_level: Option<LogLevelArg>,
+
+    /// Show only flows of these classes or outcomes, in every view (flow
+    /// and close lines, JSON, the edges summary); the summary on stderr,
+    /// the metrics and --expect still count every flow. KEY is class
+    /// (plaintext, tls, mtls, unknown) or outcome (ok, rejected,
+    /// incomplete, unknown); repeat --only to require both.
+    #[arg(long = "only", value_name = "KEY=V,...")]
+    pub only: Vec<String>,
 
     /// The full summary on stderr: every counter, the limits in force,
     /// time to verdict and engine time (the default is one or two lines).
@@ -405,7 +414,17 @@ pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
             g.display()
         )));
     }
+    let only = if args.only.is_empty() {
+        None
+    } else {
+        let mut only = Only::default();
+        for spec in &args.only {
+            only.add(spec).map_err(usage)?;
+        }
+        Some(only)
+    };
     Ok(Config {
+        only,
         flow_lines: !args.summary_only,
         close_lines: args.close,
         edges_summary: edges_summary(&args),
@@ -788,6 +807,25 @@ mod tests {
                 }),
             ),
             (&["-r", "x", "--ports", ","], Err("at least one port")),
+            (
+                &[
+                    "-r",
+                    "x",
+                    "--only",
+                    "class=tls,plaintext",
+                    "--only",
+                    "outcome=rejected",
+                ],
+                Ok(|c| {
+                    c.only
+                        .as_ref()
+                        .is_some_and(|o| o.classes.len() == 2 && o.outcomes.len() == 1)
+                }),
+            ),
+            (
+                &["-r", "x", "--only", "class=secure"],
+                Err("one of plaintext"),
+            ),
             (
                 &["-r", "x", "--summary-format", "tsv"],
                 Ok(|c| c.edges_summary == Some(SummaryFormat::Tsv)),
