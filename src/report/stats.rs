@@ -284,7 +284,7 @@ impl Summary {
                 "INPUT LOST"
             }
         );
-        if let Some(line) = self.count_line() {
+        if let Some(line) = self.count_line(false) {
             let _ = writeln!(s, "mtlsniff: {line}");
         }
         if !loss.is_empty() {
@@ -305,12 +305,13 @@ impl Summary {
     }
 
     /// `-c N` stopped the run: where, and why the counts go further.
-    fn count_line(&self) -> Option<String> {
+    fn count_line(&self, full: bool) -> Option<String> {
         let (n, at) = self.count_stop?;
         Some(format!(
             "stopped by -c {n} at packet {at}; the {} packets read ahead of the output were \
-             processed, not printed (--stats counts them)",
-            self.packets.saturating_sub(at)
+             processed, not printed ({})",
+            self.packets.saturating_sub(at),
+            if full { "the counters below count them" } else { "--stats counts them" }
         ))
     }
 
@@ -350,7 +351,7 @@ impl Summary {
             self.packets,
             self.printed()
         );
-        if let Some(line) = self.count_line() {
+        if let Some(line) = self.count_line(true) {
             let _ = writeln!(s, "mtlsniff: {line}");
         }
         let mut flows = Vec::new();

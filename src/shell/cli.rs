@@ -37,7 +37,7 @@ pub const MAX_THREADS: usize = 256;
 const EXAMPLES: &str = "\
 Examples:
   mtlsniff -r capture.pcapng                classify every TCP flow in a file
-  tcpdump -i eth0 -w - | mtlsniff -r -      read a capture from stdin
+  tcpdump -i eth0 -U -w - | mtlsniff -r -   read a capture from stdin
   mtlsniff -i any --ports 9080,8000         live, only these ports (+15008)
   mtlsniff -i eth0 port 9080 or port 15008  live, with a capture filter
   mtlsniff -r x.pcap --json | jq .class     JSON Lines, one object per flow
