@@ -188,7 +188,7 @@ run_step() {
     local out=/dev/null fmt=()
     if [ -n "$json" ]; then out=$json; fmt=(--json); fi
     # shellcheck disable=SC2086
-    ip netns exec "$NR" "$SNIFF" -i "$RX" $opts "${fmt[@]}" >"$out" 2>"$err" &
+    ip netns exec "$NR" "$SNIFF" -i "$RX" --stats $opts "${fmt[@]}" >"$out" 2>"$err" &
     SNIFF_PID=$!
     # Ready when its packet socket is bound (an interface index in /proc/net/packet).
     local i
@@ -230,9 +230,9 @@ run_step() {
     S_PPS=$(sed -n 's/.*Rated: .* Bps, \([0-9.]*\) Mbps, \([0-9.]*\) pps.*/\2/p' "$rep" | tail -1)
     S_FAILED=$(sed -n 's/.*Failed packets: *\([0-9]*\).*/\1/p' "$rep" | tail -1)
     S_READ=$(sed -n 's/^mtlsniff: \([0-9]*\) packets read.*/\1/p' "$err")
-    S_KRECV=$(sed -n 's/^mtlsniff: kernel: \([0-9]*\) received.*/\1/p' "$err")
-    S_KDROP=$(sed -n 's/^mtlsniff: kernel: .* received, \([0-9]*\) dropped,.*/\1/p' "$err")
-    S_IFDROP=$(sed -n 's/^mtlsniff: kernel: .* dropped, \([0-9]*\) dropped by interface.*/\1/p' "$err")
+    S_KRECV=$(sed -n 's/^mtlsniff: kernel: .* (\([0-9]*\) passed the filter.*/\1/p' "$err")
+    S_KDROP=$(sed -n 's/^mtlsniff: kernel: \([0-9]*\) dropped,.*/\1/p' "$err")
+    S_IFDROP=$(sed -n 's/^mtlsniff: kernel: [0-9]* dropped, \([0-9]*\) dropped by interface.*/\1/p' "$err")
     S_QDROP=$(sed -n 's/^mtlsniff: dropped (workers behind.*: \([0-9]*\) segments.*/\1/p' "$err")
     S_QTICKS=$(sed -n 's/^mtlsniff: dropped (workers behind.*[ :] \([0-9]*\) ticks.*/\1/p' "$err")
     S_FLOWS=$(sed -n 's/^mtlsniff: flows: //p' "$err")

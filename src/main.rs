@@ -53,6 +53,8 @@ fn init_logging(level: LogLevel) {
         .with_writer(std::io::stderr)
         .with_max_level(filter)
         .with_target(false)
+        // Colours only on a terminal: a log file or a pipe gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .try_init();
 }
@@ -119,7 +121,8 @@ fn run(
     }
     let stdout = std::io::stdout();
     let line_buffered = wiring::line_buffered(config, tty);
-    let mut printer = Printer::new(stdout.lock(), config.format, line_buffered);
+    let mut printer =
+        Printer::new(stdout.lock(), config.format, line_buffered).detailed(config.detailed);
     if let Some(dir) = workloads {
         printer = printer.with_workloads(dir);
     }
@@ -155,7 +158,9 @@ fn serve_metrics(
         Metrics::new(Arc::clone(gauges))
     };
     let server = MetricsServer::start(addr, registry)?;
-    if wiring::stderr_says(config) {
+    // Port 0 asks the system to choose: the answer is printed even with
+    // -qq, as nothing else tells where to scrape.
+    if wiring::stderr_says(config) || addr.port() == 0 {
         stderr_line(&format!(
             "mtlsniff: metrics on http://{}/metrics",
             server.addr()
@@ -245,6 +250,13 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if config.calibrate && keylog.is_none() {
+        stderr_line(
+            "mtlsniff: error: --calibrate needs secrets: --keylog FILE, or a pcapng input that \
+             carries Decryption Secrets Blocks",
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
     // So is the pods list (--k8s-pods), held to its share of --memory.
     let workloads = match &config.k8s_pods {
         Some(path) => match pods::read_path(path, mtlsniff::pipeline::workloads_budget(&config)) {

@@ -139,11 +139,15 @@ fn summary_follows_the_flow_lines_after_a_blank_line() {
         .split_once("\n\n")
         .expect("a blank line before the table");
     assert_eq!(flows.lines().count(), 9);
-    assert!(table.starts_with("CLIENT "), "{table}");
+    assert!(table.starts_with("SECURED "), "{table}");
+    // Issue 16 §1: one row per server address, its identities as values.
     assert!(
-        table.contains("client-p256  localhost  ") && table.contains(" all "),
+        table.contains("all          127.0.0.1  127.0.0.1:47211  1 ")
+            && table.contains("\n  ids: client-p256, localhost\n"),
         "{table}"
     );
+    assert_eq!(table.matches("localhost").count(), 2, "{table}");
+    assert!(table.lines().all(|l| l.chars().count() <= 100), "{table}");
 }
 
 /// Verify mode: 0 when met, 4 when a flow falls short (each offender on
@@ -473,10 +477,12 @@ fn graph_is_valid_dot_with_padlocks_and_red_plaintext() {
     assert_eq!(edges, 8, "one edge per summary row:\n{dot}");
     assert!(dot.contains("\u{1f512} mtls 1"), "closed padlock:\n{dot}");
     assert!(dot.contains("\u{1f513} tls 1"), "open padlock:\n{dot}");
+    // The plaintext flow the server refused is counted as refused, not
+    // as plaintext let through (issue 16 §1).
     assert_eq!(
         dot.matches(", color=red,").count(),
-        2,
-        "plaintext edges red:\n{dot}"
+        1,
+        "accepted plaintext edges red:\n{dot}"
     );
     assert!(dot.contains("color=darkgreen"), "{dot}");
 
@@ -661,7 +667,7 @@ fn live_summary_on_sigusr1() {
     drop(client);
     talk.join().unwrap();
 
-    let row = format!("127.0.0.1\t127.0.0.1:{port}\t1\t0\t0\t1\t");
+    let row = format!("none\t127.0.0.1\t127.0.0.1:{port}\t1\t0\t0\t1\t");
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = Vec::new();
     let mut tables = 0;

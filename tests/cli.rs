@@ -155,10 +155,83 @@ fn reads_a_pcap_and_exits_0() {
         .expect("run");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("packets read"),
+        stderr(&o).contains(" packets, 1 flows: "),
         "summary missing: {}",
         stderr(&o)
     );
+}
+
+fn demo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo.pcap")
+}
+
+/// Issue 16 §2: a short line by default (the demo's fit 160 columns),
+/// evidence and reason with `-v` (tcpdump's meaning), one summary line
+/// unless `--stats` or `-v` asks for every counter.
+#[test]
+fn default_lines_are_short_and_v_adds_the_evidence() {
+    let o = bin().arg("-r").arg(demo()).output().expect("run");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(out.lines().count(), 9, "{out}");
+    for line in out.lines() {
+        assert!(line.chars().count() <= 160, "{} chars: {line}", line.len());
+        assert!(!line.contains("reason="), "{line}");
+    }
+    assert!(out.contains(": mtls      ok         tls=1.2 basis=observed client_id=client-p256 server_id=localhost\n"), "{out}");
+    assert_eq!(
+        stderr(&o),
+        "mtlsniff: 135 packets, 9 flows: 2 plaintext (1 ok, 1 rejected), 3 tls (1 ok, 2 rejected), \
+         3 mtls (3 ok), 1 unknown (1 ok); no loss\n"
+    );
+    let v = bin().arg("-r").arg(demo()).arg("-v").output().expect("run");
+    let detailed = String::from_utf8_lossy(&v.stdout).to_string();
+    for (short, long) in out.lines().zip(detailed.lines()) {
+        assert!(
+            long.starts_with(short),
+            "-v starts with the short line:\n{short}\n{long}"
+        );
+        assert!(long.contains(" reason=\""), "{long}");
+    }
+    assert!(
+        detailed.contains(" cert_req=yes client_cert=sent(2) "),
+        "{detailed}"
+    );
+    // -v no longer raises the log level: no INFO lines, and the summary is
+    // the full one.
+    let err = stderr(&v);
+    assert!(!err.contains("INFO"), "{err}");
+    assert!(
+        err.contains("mtlsniff: counters: decode.frames=135"),
+        "{err}"
+    );
+    assert!(err.contains("mtlsniff: limits: "), "{err}");
+    let stats = bin()
+        .arg("-r")
+        .arg(demo())
+        .arg("--stats")
+        .output()
+        .expect("run");
+    assert_eq!(stats.stdout, o.stdout, "--stats changes only stderr");
+    let full = stderr(&stats);
+    assert!(
+        full.contains("mtlsniff: counters: decode.frames=135"),
+        "{full}"
+    );
+    assert!(
+        full.contains("mtlsniff: time to verdict (packet time): p50 "),
+        "{full}"
+    );
+    // The log moved to --log-level; colours only on a terminal.
+    let log = bin()
+        .arg("-r")
+        .arg(demo())
+        .args(["--log-level", "info", "-q"])
+        .output()
+        .expect("run");
+    let err = stderr(&log);
+    assert!(err.contains("INFO"), "{err}");
+    assert!(!err.contains('\u{1b}'), "colour escapes on a pipe: {err:?}");
 }
 
 #[test]

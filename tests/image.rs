@@ -298,7 +298,7 @@ fn opens_under_no_new_privileges(podman_bin: &Path, lab: &mut Lab, ns: &str, vet
         .args(K8S_FLAGS)
         .args(["--security-opt", "no-new-privileges"])
         .arg(IMAGE)
-        .args(["-i", veth, "-v"]);
+        .args(["-i", veth, "--log-level", "info"]);
     let i = lab.spawn_command("podman run --security-opt no-new-privileges", cmd);
     lab.wait_for(i, "privileges dropped", Duration::from_secs(30));
     check_privileges(podman_bin, &container.name);
@@ -328,9 +328,9 @@ fn live_capture_matches_file(podman_bin: &Path) {
         .arg(format!("ns:/run/netns/{}", net.ns_srv))
         .args(K8S_FLAGS)
         .arg(IMAGE)
-        .args(["-i", &net.veth_srv, "--json", "-l", "-v"]);
+        .args(["-i", &net.veth_srv, "--json", "-l", "--log-level", "info"]);
     let sniff = lab.spawn_command("podman run mtlsniff -i", cmd);
-    // Logged (-v) once the capture is open and every privilege dropped.
+    // Logged (--log-level info) once the capture is open and every privilege dropped.
     lab.wait_for(sniff, "privileges dropped", Duration::from_secs(30));
     check_privileges(podman_bin, &container.name);
 

@@ -211,7 +211,7 @@ impl Tls {
                     Basis::Inferred,
                     format!(
                         "TLS 1.3 client flight {flight}: first record {first} B holds a certificate \
-                         (>= {CERTIFICATE_RECORD_MIN} B; no-certificate flights are 58-136 B)"
+                         (first record >= {CERTIFICATE_RECORD_MIN} B; without one it is <= {FINISHED_RECORD_MAX} B)"
                     ),
                 );
             }
@@ -221,7 +221,7 @@ impl Tls {
                     Basis::None,
                     format!(
                         "TLS 1.3 client flight {flight}: first record {first} B is between Finished size \
-                         and certificate size"
+                         (<= {FINISHED_RECORD_MAX} B) and certificate size (>= {CERTIFICATE_RECORD_MIN} B)"
                     ),
                 );
             }
@@ -256,7 +256,8 @@ impl Tls {
             Class::Tls,
             Basis::Inferred,
             format!(
-                "TLS 1.3 client flight {flight}: first record {first} B is too small for a certificate{pha}"
+                "TLS 1.3 client flight {flight}: first record {first} B is too small for a certificate \
+                 (first record <= {FINISHED_RECORD_MAX} B){pha}"
             ),
         )
     }

@@ -11,6 +11,7 @@ use crate::capture::source::Source;
 use crate::pipeline::budget::Bounds;
 use crate::report::answers::SummaryFormat;
 use crate::report::expect::Expectation;
+use crate::report::only::Only;
 use crate::report::output::{Buffering, Format};
 
 /// What the run does.
@@ -20,7 +21,7 @@ pub enum Mode {
     Sniff(Source),
 }
 
-/// Log verbosity on stderr, from `-v` / `-q`.
+/// Log verbosity on stderr, from `--log-level` / `-q`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
     Off,
@@ -50,6 +51,12 @@ pub struct Config {
     pub log_level: LogLevel,
     /// Print the summary on stderr at exit.
     pub summary: bool,
+    /// `-v`: text lines with their evidence and reason, full identities.
+    pub detailed: bool,
+    /// The full summary (`--stats`, `-v`), not its one or two lines.
+    pub stats: bool,
+    /// `--only`: the lines and edges shown (the summary counts all).
+    pub only: Option<Only>,
     /// Bytes of each direction of a plaintext flow to show (-A); 0 = off.
     pub preview_bytes: usize,
     /// `--keylog`: read (and, live, followed) by the caller before the run.

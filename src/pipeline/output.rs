@@ -95,13 +95,18 @@ impl OutputStage {
         if self.closed {
             return;
         }
-        if let Event::Verdict(verdict) = &mut report.event {
-            self.sessions.link(verdict);
-            // Tallied before the sink shows it: if showing fails, the run
-            // ends without printing the tally.
-            if let Some(c) = self.calibration.as_mut() {
-                c.record(verdict);
+        match &mut report.event {
+            Event::Verdict(verdict) => {
+                self.sessions.link(verdict);
+                // Tallied before the sink shows it: if showing fails, the
+                // run ends without printing the tally.
+                if let Some(c) = self.calibration.as_mut() {
+                    c.record(verdict);
+                }
             }
+            // Every view of a close (line, JSON, metrics) sees it after
+            // this, so all agree with the linked verdict.
+            Event::Close(close) => self.sessions.link_close(close),
         }
         self.closed = !sink.take(report);
     }

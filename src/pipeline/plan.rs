@@ -32,6 +32,8 @@ pub struct Plan {
     pub limits_line: String,
     /// Print a line per verdict (off with `--summary-only`).
     pub flow_lines: bool,
+    /// `--only`: which lines are printed (all are counted).
+    pub only: Option<crate::report::only::Only>,
     /// Print a line per close (`--close`).
     pub close_lines: bool,
 }
@@ -86,6 +88,7 @@ impl Plan {
                 budget.describe()
             },
             flow_lines: config.flow_lines,
+            only: config.only.clone(),
             close_lines: config.close_lines,
         }
     }
@@ -103,6 +106,7 @@ impl Plan {
             queue_batches: 1,
             limits_line: String::new(),
             flow_lines: true,
+            only: None,
             close_lines: false,
         }
     }

@@ -9,6 +9,7 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::report::answers::Answers;
+use crate::report::only::Only;
 use crate::report::output::Printer;
 use crate::report::stats::Summary;
 use crate::verdict::{Event, Report};
@@ -23,8 +24,12 @@ pub(super) struct Printing<'a, W: Write> {
     /// Printed verdicts by class and outcome, time to verdict.
     pub(super) summary: Summary,
     count: Option<u64>,
+    only: Option<Only>,
     flow_lines: bool,
     close_lines: bool,
+    /// Verdicts `--only` let through (all of them without it): `-c` counts
+    /// these.
+    shown: u64,
     /// Stop printing (count reached, stdout closed, or write failed).
     done: bool,
     pub(super) stdout_closed: bool,
@@ -44,8 +49,10 @@ impl<'a, W: Write> Printing<'a, W> {
             answers,
             summary: Summary::default(),
             count: plan.count,
+            only: plan.only.clone(),
             flow_lines: plan.flow_lines,
             close_lines: plan.close_lines,
+            shown: 0,
             done: false,
             stdout_closed: false,
             error: None,
@@ -92,7 +99,11 @@ impl<W: Write> Sink for Printing<'_, W> {
         let flow = report.order.flow;
         match report.event {
             Event::Verdict(verdict) => {
-                let printed = if self.flow_lines {
+                let shown = self
+                    .only
+                    .as_ref()
+                    .is_none_or(|o| o.keeps(verdict.class, verdict.outcome));
+                let printed = if self.flow_lines && shown {
                     self.printer.print(&verdict)
                 } else {
                     Ok(())
@@ -100,8 +111,14 @@ impl<W: Write> Sink for Printing<'_, W> {
                 match printed {
                     Ok(()) => {
                         self.summary.record(&verdict);
-                        self.answers.on_verdict(flow, &verdict);
-                        if self.count.is_some_and(|c| self.summary.printed() >= c) {
+                        self.answers.on_verdict(flow, &verdict, shown);
+                        if shown {
+                            self.shown += 1;
+                        }
+                        if let Some(c) = self.count.filter(|&c| self.shown >= c) {
+                            // Said in the summary: the packets and counters
+                            // go past this frame, the lines stop at it.
+                            self.summary.count_stop = Some((c, report.order.trigger + 1));
                             let flushed = self.printer.flush();
                             self.end(flushed);
                         }
@@ -111,7 +128,12 @@ impl<W: Write> Sink for Printing<'_, W> {
             }
             Event::Close(close) => {
                 let ids = self.answers.on_close(flow, &close);
+                let shown = self
+                    .only
+                    .as_ref()
+                    .is_none_or(|o| o.keeps(close.decided.class, close.decided.outcome));
                 if self.close_lines
+                    && shown
                     && let Err(e) = self.printer.print_close(&close, &ids)
                 {
                     self.end(Err(e));

@@ -13,10 +13,11 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::capture::segment::Timestamp;
 use crate::report::edges::EdgeTable;
 use crate::report::expect::{Finding, Tally};
 use crate::report::gauges::Gauges;
@@ -88,6 +89,19 @@ struct Schedule {
     signal: Option<Arc<AtomicBool>>,
 }
 
+/// The line above a periodic or SIGUSR1 edges table: the wall-clock time
+/// it was taken (UTC, as the flow lines write packet time) and the flows
+/// counted so far.
+fn live_header(now: SystemTime, flows: u64) -> String {
+    let micros = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    format!(
+        "mtlsniff edges at {} UTC, {flows} flows so far\n",
+        Timestamp(micros).date_time()
+    )
+}
+
 /// The output stage's answers; see the module doc.
 pub struct Answers {
     gauges: Arc<Gauges>,
@@ -102,6 +116,8 @@ pub struct Answers {
     flows: u64,
     /// `--k8s-pods`: the directory each verdict is placed with, and counts.
     workloads: Option<(Arc<Directory>, WorkloadCounts)>,
+    /// `-v`: the aligned table with every identity whole.
+    full_table: bool,
 }
 
 impl Answers {
@@ -118,7 +134,14 @@ impl Answers {
             progress: None,
             flows: 0,
             workloads: None,
+            full_table: false,
         }
+    }
+
+    /// `-v`: the aligned edges table keeps every identity whole.
+    pub fn with_full_table(mut self, on: bool) -> Self {
+        self.full_table = on;
+        self
     }
 
     pub fn gauges(&self) -> Arc<Gauges> {
@@ -182,14 +205,16 @@ impl Answers {
     }
 
     /// A verdict, in print order; `flow` is its `ReportOrder::flow`.
-    pub fn on_verdict(&mut self, flow: u64, v: &Verdict) {
+    /// `shown`: `--only` lets it through, so the edges view counts it
+    /// (metrics and `--expect` count every flow).
+    pub fn on_verdict(&mut self, flow: u64, v: &Verdict, shown: bool) {
         self.flows += 1;
         let placed = self.workloads.as_mut().map(|(d, counts)| {
             let p = Placement::of(d, v);
             counts.record(&p);
             p
         });
-        if let Some((t, _)) = &mut self.edges {
+        if let Some((t, _)) = &mut self.edges.as_mut().filter(|_| shown) {
             match &placed {
                 Some(p) => t.record_placed(v, p),
                 None => t.record(v),
@@ -262,10 +287,15 @@ impl Answers {
         if (signalled || timed)
             && let Some(text) = self.summary_text()
         {
-            // A table stands apart from the flow lines around it; TSV and
-            // JSON stay line-oriented.
-            let gap = matches!(self.edges, Some((_, SummaryFormat::Table)));
-            printer.print_block(&if gap { format!("\n{text}") } else { text })?;
+            // A table stands apart from the flow lines around it, under a
+            // header that says when it was taken; TSV and JSON stay
+            // line-oriented.
+            let table = matches!(self.edges, Some((_, SummaryFormat::Table)));
+            printer.print_block(&if table {
+                format!("\n{}{text}", live_header(SystemTime::now(), self.flows))
+            } else {
+                text
+            })?;
         }
         Ok(())
     }
@@ -274,6 +304,7 @@ impl Answers {
     pub fn summary_text(&self) -> Option<String> {
         let (t, format) = self.edges.as_ref()?;
         Some(match format {
+            SummaryFormat::Table if self.full_table => t.render_table_full(),
             SummaryFormat::Table => t.render_table(),
             SummaryFormat::Tsv => t.render_tsv(),
             SummaryFormat::Json => t.render_json(),
@@ -334,7 +365,7 @@ mod tests {
         let mut a = Answers::new(Arc::default()).with_close_ids();
         let mut v = Verdict::new(ep(1), ep(2), Timestamp(0), Timestamp(1));
         v.client_certificate = Some(CertSeen::Unparsable);
-        a.on_verdict(7, &v);
+        a.on_verdict(7, &v, true);
         let close = FlowClose {
             ts: Timestamp(5),
             first_seen: Timestamp(0),
@@ -371,7 +402,7 @@ mod tests {
             .with_tally(Tally::new(Expectation::Mtls, false, None), false);
         let mut v = Verdict::new(ep(1), ep(2), Timestamp(0), Timestamp(1));
         v.class = Class::Plaintext;
-        a.on_verdict(0, &v);
+        a.on_verdict(0, &v, true);
         let mut printer = Printer::new(Vec::new(), Format::Text, false);
         a.on_wake(&mut printer).unwrap();
         assert!(printer.into_inner().unwrap().is_empty());
@@ -379,7 +410,7 @@ mod tests {
         let mut printer = Printer::new(Vec::new(), Format::Text, false);
         a.on_wake(&mut printer).unwrap();
         let out = String::from_utf8(printer.into_inner().unwrap()).unwrap();
-        assert!(out.starts_with("CLIENT\tSERVER"), "{out}");
+        assert!(out.starts_with("SECURED\tCLIENT\tSERVER"), "{out}");
         assert_eq!(out.lines().count(), 2, "{out}");
         assert!(!signal.load(Ordering::Relaxed), "the signal is consumed");
         assert_eq!(a.tally().unwrap().offenders, 1);

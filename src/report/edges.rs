@@ -2,11 +2,17 @@
 //! the wire's answer to `linkerd viz edges` and Kiali's padlocks.
 //!
 //! This file owns the `EdgeTable` (client peer, server peer) -> counts, the
-//! SECURED rule, and the table's three views (aligned table, TSV, JSON). A
-//! client peer is its certificate identity when one was seen in clear, else
-//! its IP; a server peer is its certificate identity, else `IP:port`. Hints
-//! (SNI) and PROXY-header identities are claims, not proofs: they are listed
-//! under IDENTITIES, never used as a key. It must not look at packets: it
+//! SECURED rule, and the table's three views (aligned table, TSV, JSON).
+//! One key for every edge (issue 16 §1): the client's IP and the server's
+//! `IP:port`, which every flow has; certificate identities, hints (SNI)
+//! and PROXY-header identities are values listed under IDENTITIES, so a
+//! server is one row whether or not a flow showed its certificate. Flows
+//! the server refused (outcome `rejected`) have their own column and the
+//! class columns count accepted flows only: SECURED judges what the server
+//! let through, as `--expect` does (a server that refuses clients without
+//! a certificate is STRICT working). The aligned table fits 100 columns
+//! (SECURED first, identities cut to fit); TSV, JSON and `-v` carry them
+//! whole. It must not look at packets: it
 //! reads verdicts, in report order, so its content is deterministic in file
 //! mode. Bounded: at most `max_edges` edges and `MAX_IDENTITIES` identities
 //! per edge are remembered; later edges are counted in one `other` row.
@@ -21,7 +27,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::classify::mesh::Mesh;
-use crate::report::escape::json_line;
+use crate::report::escape::{is_hostile, json_line};
 use crate::verdict::{CertSeen, Class, Outcome, Verdict};
 use crate::workload::{Placement, Workload};
 
@@ -35,47 +41,39 @@ pub const MAX_IDENTITIES: usize = 4;
 pub struct Peer(pub String);
 
 impl Peer {
-    /// The client: its certificate identity when seen in clear, else its IP.
+    /// The client: its IP (its ports change with every connection).
     pub fn client_of(v: &Verdict) -> Peer {
-        match proven_id(v.client_certificate.as_ref()) {
-            Some(id) => Peer(id),
-            None => Peer(v.client.ip.to_string()),
-        }
+        Peer(v.client.ip.to_string())
     }
 
-    /// The server: its certificate identity when seen in clear, else
-    /// `IP:port` (the port says which service).
+    /// The server: `IP:port` (the port says which service).
     pub fn server_of(v: &Verdict) -> Peer {
-        match proven_id(v.server_certificate.as_ref()) {
-            Some(id) => Peer(id),
-            None => Peer(v.server.to_string()),
-        }
+        Peer(v.server.to_string())
     }
 }
 
-fn proven_id(cert: Option<&CertSeen>) -> Option<String> {
-    match cert {
-        Some(c @ CertSeen::Parsed(_)) => Some(c.id()),
-        _ => None,
-    }
-}
+/// Widest line of the aligned table by default (`-v`: no limit).
+pub const TABLE_WIDTH: usize = 100;
 
-/// Whether an edge's decided flows were all mTLS (the SECURED column).
+/// Whether the flows an edge's server accepted were all mTLS (the SECURED
+/// column); refused flows do not count against it, as in `--expect`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Secured {
-    /// Every flow was mtls.
+    /// Every accepted flow was mtls.
     All,
-    /// Every decided flow was mtls, but some flows are unknown: not proof
-    /// that the edge is secured (an unknown flow may be anything).
+    /// Every decided accepted flow was mtls, but some are unknown: not
+    /// proof that the edge is secured (an unknown flow may be anything).
     #[serde(rename = "all-decided")]
     AllDecided,
-    /// Some were mtls, some were not.
+    /// Some accepted flows were mtls, some were not.
     Mixed,
-    /// No decided flow was mtls.
+    /// No decided accepted flow was mtls.
     None,
-    /// No flow was decided (all unknown).
+    /// No accepted flow was decided (all unknown).
     Unknown,
+    /// The server refused every flow: nothing got through.
+    Refused,
 }
 
 impl Secured {
@@ -86,6 +84,7 @@ impl Secured {
             Secured::Mixed => "mixed",
             Secured::None => "none",
             Secured::Unknown => "unknown",
+            Secured::Refused => "refused",
         }
     }
 }
@@ -93,14 +92,15 @@ impl Secured {
 /// What is counted for one edge.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EdgeStats {
-    /// Flows by class, indexed like `Class::ALL`.
+    /// Accepted flows (outcome not `rejected`) by class, indexed like
+    /// `Class::ALL`.
     pub by_class: [u64; 4],
-    /// Flows the server refused (outcome `rejected`).
+    /// Flows the server refused (outcome `rejected`), any class.
     pub rejected: u64,
     /// Meshes seen (fingerprints), a small sorted set.
     pub meshes: BTreeSet<Mesh>,
-    /// Identities seen on the edge (certificates, hints, PROXY header)
-    /// other than its client and server peers, at most `MAX_IDENTITIES`.
+    /// Identities seen on the edge (certificates, hints, PROXY header), at
+    /// most `MAX_IDENTITIES`.
     pub identities: BTreeSet<String>,
     /// Distinct identities not listed for want of room (upper bound: an
     /// identity seen twice after the list filled is counted twice).
@@ -110,7 +110,12 @@ pub struct EdgeStats {
 }
 
 impl EdgeStats {
+    /// Every flow, accepted or refused.
     pub fn flows(&self) -> u64 {
+        self.accepted() + self.rejected
+    }
+
+    pub fn accepted(&self) -> u64 {
         self.by_class.iter().sum()
     }
 
@@ -125,35 +130,34 @@ impl EdgeStats {
 
     pub fn secured(&self) -> Secured {
         let mtls = self.count(Class::Mtls);
-        let decided = self.flows() - self.count(Class::Unknown);
+        let decided = self.accepted() - self.count(Class::Unknown);
         match (decided, mtls) {
+            _ if self.accepted() == 0 => Secured::Refused,
             (0, _) => Secured::Unknown,
-            (d, m) if m == d && d == self.flows() => Secured::All,
+            (d, m) if m == d && d == self.accepted() => Secured::All,
             (d, m) if m == d => Secured::AllDecided,
             (_, 0) => Secured::None,
             _ => Secured::Mixed,
         }
     }
 
-    /// Count `v`; with `key`, list its identities other than the edge's own
-    /// peers (they are in the CLIENT and SERVER columns already).
-    fn add(&mut self, v: &Verdict, key: Option<&(Peer, Peer)>) {
-        if let Some(slot) = Class::ALL
+    /// Count `v`; with `listed`, list its identities.
+    fn add(&mut self, v: &Verdict, listed: bool) {
+        if v.outcome == Outcome::Rejected {
+            self.rejected += 1;
+        } else if let Some(slot) = Class::ALL
             .iter()
             .position(|&c| c == v.class)
             .and_then(|i| self.by_class.get_mut(i))
         {
             *slot += 1;
         }
-        if v.outcome == Outcome::Rejected {
-            self.rejected += 1;
-        }
         if let Some(m) = &v.mesh {
             self.meshes.insert(m.mesh);
         }
-        let Some((client, server)) = key else {
+        if !listed {
             return;
-        };
+        }
         let seen = [
             v.client_certificate.as_ref().map(CertSeen::id),
             v.server_certificate.as_ref().map(CertSeen::id),
@@ -163,7 +167,7 @@ impl EdgeStats {
             v.proxy_identity.as_ref().map(|p| format!("proxy:{p}")),
         ];
         for id in seen.into_iter().flatten() {
-            if self.identities.contains(&id) || id == client.0 || id == server.0 {
+            if self.identities.contains(&id) {
                 continue;
             }
             if self.identities.len() < MAX_IDENTITIES {
@@ -239,16 +243,16 @@ impl EdgeTable {
 
     fn count(&mut self, v: &Verdict, key: (Peer, Peer), namespaces: [Option<String>; 2]) {
         if let Some(stats) = self.edges.get_mut(&key) {
-            stats.add(v, Some(&key));
+            stats.add(v, true);
         } else if self.edges.len() < self.max_edges {
             let mut stats = EdgeStats {
                 namespaces,
                 ..EdgeStats::default()
             };
-            stats.add(v, Some(&key));
+            stats.add(v, true);
             self.edges.insert(key, stats);
         } else {
-            self.other.add(v, None);
+            self.other.add(v, false);
         }
     }
 
@@ -279,15 +283,15 @@ impl EdgeTable {
     fn rows(&self) -> Vec<Vec<String>> {
         let mut rows = vec![
             [
+                "SECURED",
                 "CLIENT",
                 "SERVER",
                 "FLOWS",
                 "MTLS",
                 "TLS",
-                "PLAINTEXT",
+                "PLAIN",
                 "UNKNOWN",
-                "REJECTED",
-                "SECURED",
+                "REFUSED",
                 "MESH",
                 "IDENTITIES",
             ]
@@ -301,6 +305,7 @@ impl EdgeTable {
                 ids.push(format!("+{}", e.identities_more));
             }
             [
+                e.secured().as_str().to_string(),
                 cell(client),
                 cell(server),
                 e.flows().to_string(),
@@ -309,7 +314,6 @@ impl EdgeTable {
                 e.count(Class::Plaintext).to_string(),
                 e.count(Class::Unknown).to_string(),
                 e.rejected.to_string(),
-                e.secured().as_str().to_string(),
                 dash_if_empty(meshes.join(",")),
                 dash_if_empty(ids.join(",")),
             ]
@@ -327,22 +331,23 @@ impl EdgeTable {
         rows
     }
 
-    /// `linkerd viz edges` columns: SRC, DST (the workload without its
-    /// namespace), SRC_NS, DST_NS (`-`: no pod's), then the counts.
+    /// `linkerd viz edges` columns after SECURED: SRC, DST (the workload
+    /// without its namespace), SRC_NS, DST_NS (`-`: no pod's), then the
+    /// counts.
     fn workload_columns(&self, rows: &mut [Vec<String>]) {
         let stats = std::iter::once(None)
             .chain(self.edges.values().map(Some))
             .chain(self.other().map(|_| None));
         for (row, e) in rows.iter_mut().zip(stats) {
             let ns = |i: usize| e.and_then(|e| e.namespaces.get(i)?.clone());
-            let mut head = match e {
-                None if row.first().is_some_and(|c| c == "CLIENT") => {
+            let peers = match e {
+                None if row.get(1).is_some_and(|c| c == "CLIENT") => {
                     ["SRC", "DST", "SRC_NS", "DST_NS"].map(str::to_string).to_vec()
                 }
                 _ => {
                     let mut cells = Vec::with_capacity(4);
                     for i in 0..2 {
-                        let peer = row.get(i).cloned().unwrap_or_default();
+                        let peer = row.get(i + 1).cloned().unwrap_or_default();
                         cells.push(match ns(i) {
                             Some(n) => peer
                                 .strip_prefix(&format!("{}/", cell(&n)))
@@ -355,33 +360,48 @@ impl EdgeTable {
                     cells
                 }
             };
-            head.extend(row.drain(2..));
-            *row = head;
+            row.splice(1..3, peers);
         }
     }
 
-    /// Aligned columns, two spaces apart, one edge per line.
+    /// Aligned columns, two spaces apart, one edge per line, SECURED
+    /// first; an edge's identities on an indented `ids:` line below it,
+    /// cut at `TABLE_WIDTH` columns and ending in `...` when cut
+    /// (`render_table_full` and the other views have them whole in their
+    /// own column).
     pub fn render_table(&self) -> String {
         let rows = self.rows();
-        let mut widths = vec![0usize; rows.first().map_or(0, Vec::len)];
-        for r in &rows {
-            for (w, c) in widths.iter_mut().zip(r) {
-                *w = (*w).max(c.chars().count());
-            }
-        }
-        let mut s = String::new();
-        for r in &rows {
-            let mut line = String::new();
-            for (i, (c, &w)) in r.iter().zip(&widths).enumerate() {
-                if i > 0 {
-                    line.push_str("  ");
+        let narrow: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                if let Some(ids) = r.last_mut() {
+                    ids.clear();
                 }
-                let _ = write!(line, "{c:<w$}");
-            }
-            s.push_str(line.trim_end());
+                r
+            })
+            .collect();
+        let table = aligned(&narrow);
+        let mut s = String::with_capacity(table.len());
+        for (line, row) in table.lines().zip(&rows) {
+            s.push_str(line);
             s.push('\n');
+            match row.last() {
+                Some(ids) if ids != "-" && ids != "IDENTITIES" => {
+                    let mut more = format!("  ids: {}", ids.replace(',', ", "));
+                    cut(&mut more, TABLE_WIDTH);
+                    s.push_str(&more);
+                    s.push('\n');
+                }
+                _ => {}
+            }
         }
         s
+    }
+
+    /// The aligned table with every identity whole (`-v`).
+    pub fn render_table_full(&self) -> String {
+        aligned(&self.rows())
     }
 
     /// Tab-separated values with a header line.
@@ -412,16 +432,56 @@ impl EdgeTable {
     }
 }
 
-/// A table cell from the wire: printable ASCII, no tab or space ambiguity
-/// (spaces are kept, tabs, controls and non-ASCII are escaped).
+/// Each column's width in characters.
+fn widths(rows: &[Vec<String>]) -> Vec<usize> {
+    let mut widths = vec![0usize; rows.first().map_or(0, Vec::len)];
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    widths
+}
+
+/// Rows as aligned columns, two spaces apart.
+fn aligned(rows: &[Vec<String>]) -> String {
+    let widths = widths(rows);
+    let mut s = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, (c, &w)) in r.iter().zip(&widths).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            let _ = write!(line, "{c:<w$}");
+        }
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    s
+}
+
+/// `s` cut to at most `room` characters, the cut marked `...`.
+fn cut(s: &mut String, room: usize) {
+    if s.chars().count() <= room {
+        return;
+    }
+    let keep = room.saturating_sub(3);
+    let end = s.char_indices().nth(keep).map_or(s.len(), |(i, _)| i);
+    s.truncate(end);
+    s.push_str("...");
+}
+
+/// A table cell from the wire: no tab or line ambiguity. Controls (tab
+/// included), C1, U+2028/U+2029 and bidi controls are escaped as `\u{N}`;
+/// spaces and printable text, ASCII or not, are kept.
 fn cell(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        match c {
-            ' '..='~' => out.push(c),
-            c => {
-                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-            }
+        if c.is_control() || is_hostile(c) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
         }
     }
     out
@@ -452,7 +512,8 @@ struct JsonEdge<'a> {
     tls: u64,
     plaintext: u64,
     unknown: u64,
-    rejected: u64,
+    /// Refused flows; the class counts above are accepted flows only.
+    refused: u64,
     secured: Secured,
     meshes: Vec<&'static str>,
     identities: Vec<&'a str>,
@@ -471,7 +532,7 @@ impl<'a> JsonEdge<'a> {
             tls: e.count(Class::Tls),
             plaintext: e.count(Class::Plaintext),
             unknown: e.count(Class::Unknown),
-            rejected: e.rejected,
+            refused: e.rejected,
             secured: e.secured(),
             meshes: e.meshes.iter().map(|m| m.as_str()).collect(),
             identities: e.identities.iter().map(String::as_str).collect(),
@@ -538,8 +599,29 @@ mod tests {
             Class::Tls,
             Outcome::Rejected,
         ));
+        // A refused flow does not count against SECURED (issue 16 §1):
+        // the server refused it, as `--expect` reads it.
         let e = t.edges().next().unwrap().2;
-        assert_eq!((e.flows(), e.rejected, e.secured()), (4, 1, Secured::Mixed));
+        assert_eq!(
+            (e.flows(), e.rejected, e.secured()),
+            (4, 1, Secured::AllDecided)
+        );
+        t.record(&verdict(
+            "10.0.0.1:1",
+            "10.0.0.9:7",
+            Class::Tls,
+            Outcome::Rejected,
+        ));
+        let refused = t.edges().find(|(_, s, _)| s.0 == "10.0.0.9:7").unwrap().2;
+        assert_eq!(refused.secured(), Secured::Refused);
+        // One key: a server is one row whether or not a flow showed its
+        // certificate; the identity is a value.
+        let mut with_cert = verdict("10.0.0.1:2", "10.0.0.9:7", Class::Mtls, Outcome::Ok);
+        with_cert.server_certificate = Some(CertSeen::Unparsable);
+        t.record(&with_cert);
+        let e = t.edges().find(|(_, s, _)| s.0 == "10.0.0.9:7").unwrap().2;
+        assert_eq!((e.flows(), e.secured()), (2, Secured::All));
+        assert!(e.identities.contains("?"), "{e:?}");
     }
 
     #[test]
@@ -565,7 +647,7 @@ mod tests {
         assert_eq!(t.total().flows(), 6);
         let table = t.render_table();
         assert!(
-            table.lines().last().unwrap().starts_with("(other)"),
+            table.lines().last().unwrap().contains("  (other)  "),
             "{table}"
         );
         assert_eq!(table.lines().count(), 4, "{table}");

@@ -31,11 +31,23 @@ pub enum GraphFormat {
 }
 
 impl GraphFormat {
+    /// The form a file name asks for: `.svg`, else DOT (`.dot`, `.gv`, or
+    /// any other name once `known` has accepted it).
     pub fn of(path: &Path) -> GraphFormat {
         match path.extension().and_then(|e| e.to_str()) {
             Some(e) if e.eq_ignore_ascii_case("svg") => GraphFormat::Svg,
             _ => GraphFormat::Dot,
         }
+    }
+
+    /// Whether the file name says what it will hold: `.dot`, `.gv` or
+    /// `.svg`. A `.png` would silently get DOT text (issue 16 §3).
+    pub fn known(path: &Path) -> bool {
+        path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+            ["dot", "gv", "svg"]
+                .iter()
+                .any(|k| e.eq_ignore_ascii_case(k))
+        })
     }
 }
 
@@ -83,8 +95,10 @@ fn edge_attributes(e: &EdgeStats) -> String {
         lines.push(format!("? unknown {unknown}"));
     }
     if e.rejected > 0 {
-        lines.push(format!("rejected {}", e.rejected));
+        lines.push(format!("refused {}", e.rejected));
     }
+    // The edge's identities (certificates, hints): the nodes are addresses.
+    lines.extend(e.identities.iter().cloned());
     let (color, style) = if plain > 0 {
         ("red", "solid")
     } else if tls > 0 {

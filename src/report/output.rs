@@ -3,9 +3,12 @@
 //!
 //! This file owns formatting, escaping and stdout buffering. It must not
 //! decide anything about a flow (that is the verdict model's job) nor order
-//! reports (the pipeline does). Invariants: one verdict is exactly one line;
-//! no byte from the wire reaches the output unescaped (control characters,
-//! quotes, backslashes and every non-ASCII character are escaped in text,
+//! reports (the pipeline does). The text line is short by default (who,
+//! what, how sure) and carries its evidence and reason with `-v`, as
+//! tcpdump's lines do; JSON always carries every field. Invariants: one
+//! verdict is exactly one line; no byte from the wire reaches the output
+//! unescaped (controls, C1, U+2028/U+2029, bidi controls, quotes and
+//! backslashes are escaped in text, printable non-ASCII is shown as is;
 //! JSON escapes by its own rules plus DEL, C1, U+2028/U+2029 and the bidi
 //! controls, `report::escape`); timestamps are UTC and come from
 //! `Timestamp`, which never fails to format.
@@ -15,12 +18,12 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::capture::segment::Timestamp;
-use crate::report::escape::write_json;
+use crate::capture::segment::{Endpoint, Timestamp};
+use crate::report::escape::{is_hostile, write_json};
 use crate::report::stats::human_micros;
 use crate::report::workloads::{self, JsonMismatch, JsonWorkload};
 use crate::tls::identity::Validity;
-use crate::verdict::{Alert, Basis, CertSeen, ClientCert, FlowClose, Verdict, version_name};
+use crate::verdict::{Alert, Basis, CertSeen, Class, ClientCert, FlowClose, Verdict, version_name};
 use crate::workload::{Directory, Placement};
 
 /// TLS version text: the name, or the raw number when it has none.
@@ -31,20 +34,28 @@ fn version_text(v: u16) -> String {
     }
 }
 
+/// Whether a text view must escape `c`: the line's own syntax (`\\`,
+/// `"`, and `extra`), every control (C0, DEL, C1) and the code points that
+/// act on a terminal or an editor (`escape::is_hostile`: U+2028/U+2029,
+/// bidi controls). Printable text, `§` or `é` or `東`, is shown as it is.
+fn must_escape(c: char, extra: &[char]) -> bool {
+    c == '\\' || c == '"' || c.is_control() || is_hostile(c) || extra.contains(&c)
+}
+
 /// Append `s` escaped for a text line: `\\`, `\"`, `\n`, `\r`, `\t`,
 /// `\xNN` for other ASCII controls and any char in `extra`, `\u{N}` for
-/// non-ASCII. The result is printable ASCII.
+/// C1 controls, U+2028/U+2029 and bidi controls. Printable non-ASCII is
+/// kept (issue 16 §2).
 fn escape_into(out: &mut String, s: &str, extra: &[char]) {
     use std::fmt::Write as _;
-    // Copy runs of plain printable ASCII in one go: reasons and names are
-    // almost all plain, and the output thread writes one line per flow.
-    let plain = |b: u8| {
-        (0x20..0x7f).contains(&b) && b != b'\\' && b != b'"' && !extra.contains(&char::from(b))
-    };
     let mut rest = s;
     loop {
-        let run = rest.bytes().position(|b| !plain(b)).unwrap_or(rest.len());
-        // `run` indexes an ASCII byte (or the end): a char boundary.
+        // Copy runs of plain text in one go: reasons and names are almost
+        // all plain, and the output thread writes one line per flow.
+        let run = rest
+            .char_indices()
+            .find(|&(_, c)| must_escape(c, extra))
+            .map_or(rest.len(), |(i, _)| i);
         let (clean, tail) = rest.split_at(run);
         out.push_str(clean);
         let mut chars = tail.chars();
@@ -75,12 +86,16 @@ pub fn escape_text(s: &str) -> String {
     out
 }
 
-/// A value for `key=value`: bare when it is plain printable ASCII with no
-/// space, quote or backslash, else double-quoted and escaped.
+/// Whether `c` may stand in an unquoted value: printable, not a space of
+/// any kind, nothing `must_escape` (or `extra`) names.
+fn is_bare(c: char, extra: &[char]) -> bool {
+    !c.is_whitespace() && !must_escape(c, extra)
+}
+
+/// A value for `key=value`: bare when it is printable with no space,
+/// quote or backslash, else double-quoted and escaped.
 fn value(s: &str) -> String {
-    let bare = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\');
+    let bare = !s.is_empty() && s.chars().all(|c| is_bare(c, &[]));
     if bare {
         return s.to_string();
     }
@@ -94,11 +109,7 @@ fn value(s: &str) -> String {
 /// Comma-joined list; a comma inside an item is escaped (`\x2c`) so the
 /// split stays unambiguous.
 fn list_value(items: &[String]) -> String {
-    let plain = |i: &String| {
-        !i.is_empty()
-            && i.chars()
-                .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | ','))
-    };
+    let plain = |i: &String| !i.is_empty() && i.chars().all(|c| is_bare(c, &[',']));
     if items.iter().all(plain) {
         return items.join(",");
     }
@@ -113,110 +124,173 @@ fn list_value(items: &[String]) -> String {
     out
 }
 
-/// The text view: one tcpdump-like line, no trailing newline.
-pub fn text_line(v: &Verdict) -> String {
-    text_line_placed(v, None)
+/// The Community ID v1 of a TCP flow (seed 0), the flow hash Zeek,
+/// Suricata, Arkime and Wireshark print: verdict and close lines join on it
+/// with each other and with those tools' logs of the same traffic. The
+/// `community-id` crate lives behind this function only.
+pub fn community_id(client: &Endpoint, server: &Endpoint) -> Option<String> {
+    const TCP: u8 = 6;
+    community_id::calculate_community_id(
+        0,
+        client.ip,
+        server.ip,
+        Some(client.port),
+        Some(server.port),
+        TCP,
+        false,
+    )
+    .ok()
 }
 
-/// The text view with the flow's workloads (`--k8s-pods`) after its class.
-pub fn text_line_placed(v: &Verdict, placed: Option<&Placement>) -> String {
-    let mut s = String::with_capacity(200);
+/// ` IP client > server:`, the one place a line's endpoints are written
+/// (verdict and close lines): workload names and a redirect's `via=` go
+/// here when they come.
+fn push_endpoints(s: &mut String, ipv6: bool, client: &Endpoint, server: &Endpoint) {
+    use std::fmt::Write as _;
+    s.push_str(if ipv6 { " IP6 " } else { " IP " });
+    let _ = write!(s, "{client} > {server}:");
+}
+
+/// Appends ` key=value` tokens to a line.
+struct Tokens<'a>(&'a mut String);
+
+impl Tokens<'_> {
+    fn add(&mut self, key: &str, val: &str) {
+        self.0.push(' ');
+        self.0.push_str(key);
+        self.0.push('=');
+        self.0.push_str(val);
+    }
+}
+
+/// The text view by default: one short tcpdump-like line, no trailing
+/// newline. Time, client > server, class, outcome, TLS version, basis,
+/// then who: the identities seen in clear, else the SNI; a mesh, a
+/// resumption, a plaintext flow's application line. The evidence and the
+/// reason are `text_line_detailed`'s (`-v`).
+pub fn text_line(v: &Verdict) -> String {
+    let mut s = String::with_capacity(160);
+    compact_into(&mut s, v, None);
+    s
+}
+
+/// The text view of one verdict as the printer writes it: with the
+/// flow's workloads (`--k8s-pods`) after its class and outcome, and with
+/// the evidence and reason when `detailed` (`-v`).
+pub fn text_line_placed(v: &Verdict, placed: Option<&Placement>, detailed: bool) -> String {
+    let mut s = String::with_capacity(if detailed { 400 } else { 200 });
+    compact_into(&mut s, v, placed);
+    if detailed {
+        detail_into(&mut s, v);
+    }
+    s
+}
+
+fn compact_into(s: &mut String, v: &Verdict, placed: Option<&Placement>) {
     s.push_str(&v.ts.date_time());
-    s.push_str(if v.is_ipv6() { " IP6 " } else { " IP " });
+    push_endpoints(s, v.is_ipv6(), &v.client, &v.server);
     s.push_str(&format!(
-        "{} > {}: {:<9} {:<10}",
-        v.client,
-        v.server,
+        " {:<9} {:<10}",
         v.class.as_str(),
         v.outcome.as_str()
     ));
     if let Some(p) = placed {
         s.push_str(&workloads::text_tokens(p, value));
     }
-    let mut tok = |k: &str, val: String| {
-        s.push(' ');
-        s.push_str(k);
-        s.push('=');
-        s.push_str(&val);
-    };
-    if v.basis != Basis::None {
-        tok("basis", v.basis.as_str().to_string());
-    }
+    let mut t = Tokens(s);
     match (v.tls_version, v.tls_offered) {
-        (Some(ver), _) => tok("tls", version_text(ver)),
-        (None, Some(offer)) => tok("tls_offered", version_text(offer)),
+        (Some(ver), _) => t.add("tls", &version_text(ver)),
+        (None, Some(offer)) => t.add("tls_offered", &version_text(offer)),
         (None, None) => {}
     }
-    if let Some(req) = v.cert_requested {
-        tok("cert_req", if req { "yes" } else { "no" }.to_string());
+    if v.basis != Basis::None {
+        t.add("basis", v.basis.as_str());
     }
-    match v.client_cert {
-        ClientCert::Sent { count, .. } => tok("client_cert", format!("sent({count})")),
-        ClientCert::SentEncrypted { .. } => tok("client_cert", "sent(encrypted)".to_string()),
-        ClientCert::Empty | ClientCert::NotSent => {
-            tok("client_cert", v.client_cert.as_str().to_string())
-        }
-        ClientCert::Unknown => {}
-    }
+    let mut ids = false;
     for (key, cert) in [
         ("client_id", &v.client_certificate),
         ("server_id", &v.server_certificate),
     ] {
         let Some(cert) = cert else { continue };
-        tok(key, value(&cert.id()));
+        ids = true;
+        t.add(key, &value(&cert.id()));
         match cert.validity_at(v.ts) {
-            Some(Validity::Expired) => tok(&format!("{key}_validity"), "expired".to_string()),
-            Some(Validity::NotYetValid) => {
-                tok(&format!("{key}_validity"), "not-yet-valid".to_string())
-            }
+            Some(Validity::Expired) => t.add(&format!("{key}_validity"), "expired"),
+            Some(Validity::NotYetValid) => t.add(&format!("{key}_validity"), "not-yet-valid"),
             _ => {}
         }
     }
+    if let (false, Some(sni)) = (ids, &v.sni) {
+        t.add("sni", &value(sni));
+    }
     if let Some(m) = &v.mesh {
-        tok("mesh", m.mesh.as_str().to_string());
-    }
-    if let Some(h) = &v.identity_hint {
-        tok(h.kind.as_str(), value(&h.value));
-    }
-    if let Some(p) = &v.proxy_identity {
-        tok("proxy_id", value(p));
-    }
-    if let Some(f) = &v.flight {
-        tok("flight", format!("{}B/{}", f.bytes, f.records.len()));
-    }
-    if let Some(a) = &v.alert {
-        tok("alert", value(&a.name()));
-        tok(
-            "from",
-            if a.from_server { "server" } else { "client" }.to_string(),
-        );
-    }
-    if v.renegotiated {
-        tok("renegotiated", "yes".to_string());
+        t.add("mesh", m.mesh.as_str());
     }
     if v.resumed {
-        tok("resumed", "yes".to_string());
+        t.add("resumed", "yes");
+    }
+    if let (Class::Plaintext, Some(app)) = (v.class, &v.app_proto) {
+        t.add("app", &value(app));
+    }
+}
+
+/// The text view with `-v`: the default line, then the evidence behind
+/// it, the Community ID and the reason.
+pub fn text_line_detailed(v: &Verdict) -> String {
+    text_line_placed(v, None, true)
+}
+
+/// The evidence, Community ID and reason a `-v` line adds.
+fn detail_into(s: &mut String, v: &Verdict) {
+    let shown_ids = v.client_certificate.is_some() || v.server_certificate.is_some();
+    let mut t = Tokens(s);
+    if let Some(req) = v.cert_requested {
+        t.add("cert_req", if req { "yes" } else { "no" });
+    }
+    match v.client_cert {
+        ClientCert::Sent { count, .. } => t.add("client_cert", &format!("sent({count})")),
+        ClientCert::SentEncrypted { .. } => t.add("client_cert", "sent(encrypted)"),
+        ClientCert::Empty | ClientCert::NotSent => t.add("client_cert", v.client_cert.as_str()),
+        ClientCert::Unknown => {}
+    }
+    if let Some(h) = &v.identity_hint {
+        t.add(h.kind.as_str(), &value(&h.value));
+    }
+    if let Some(p) = &v.proxy_identity {
+        t.add("proxy_id", &value(p));
+    }
+    if let Some(f) = &v.flight {
+        t.add("flight", &format!("{}B/{}", f.bytes, f.records.len()));
+    }
+    if let Some(a) = &v.alert {
+        t.add("alert", &value(&a.name()));
+        t.add("from", if a.from_server { "server" } else { "client" });
+    }
+    if v.renegotiated {
+        t.add("renegotiated", "yes");
     }
     if let Some(p) = &v.starttls {
-        tok("starttls", value(p));
+        t.add("starttls", &value(p));
     }
-    if let Some(sni) = &v.sni {
-        tok("sni", value(sni));
+    if let (true, Some(sni)) = (shown_ids, &v.sni) {
+        t.add("sni", &value(sni));
     }
     if !v.alpn_offered.is_empty() {
-        tok("alpn", list_value(&v.alpn_offered));
+        t.add("alpn", &list_value(&v.alpn_offered));
     }
     if let Some(a) = &v.alpn_selected {
-        tok("alpn_sel", value(a));
+        t.add("alpn_sel", &value(a));
     }
-    if let Some(app) = &v.app_proto {
-        tok("app", value(app));
+    if let (false, Some(app)) = (v.class == Class::Plaintext, &v.app_proto) {
+        t.add("app", &value(app));
+    }
+    if let Some(id) = community_id(&v.client, &v.server) {
+        t.add("community_id", &id);
     }
     let mut reason = String::from("\"");
     escape_into(&mut reason, &v.reason, &[]);
     reason.push('"');
-    tok("reason", reason);
-    s
+    t.add("reason", &reason);
 }
 
 /// The JSON view of one verdict: field names and order are stable for
@@ -238,6 +312,8 @@ pub struct JsonVerdict<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_mismatch: Option<Option<Vec<JsonMismatch<'a>>>>,
     pub ip_version: u8,
+    /// The flow's Community ID (v1, seed 0), shared with Zeek and Suricata.
+    pub community_id: Option<String>,
     pub class: &'static str,
     pub outcome: &'static str,
     pub basis: &'static str,
@@ -295,6 +371,7 @@ impl<'a> JsonVerdict<'a> {
             server_workload: None,
             identity_mismatch: None,
             ip_version: if v.is_ipv6() { 6 } else { 4 },
+            community_id: community_id(&v.client, &v.server),
             class: v.class.as_str(),
             outcome: v.outcome.as_str(),
             basis: v.basis.as_str(),
@@ -427,11 +504,9 @@ pub struct CloseIds {
 pub fn close_line(c: &FlowClose, ids: &CloseIds) -> String {
     let mut s = String::with_capacity(160);
     s.push_str(&c.ts.date_time());
-    s.push_str(if c.is_ipv6() { " IP6 " } else { " IP " });
+    push_endpoints(&mut s, c.is_ipv6(), &c.client, &c.server);
     s.push_str(&format!(
-        "{} > {}: close {:<9} {:<10} ended={} duration={} bytes_to_server={} bytes_to_client={} packets={}",
-        c.client,
-        c.server,
+        " close {:<9} {:<10} ended={} duration={} bytes_to_server={} bytes_to_client={} packets={}",
         c.decided.class.as_str(),
         c.decided.outcome.as_str(),
         c.ending.as_str(),
@@ -469,6 +544,7 @@ pub struct JsonClose<'a> {
     pub client: String,
     pub server: String,
     pub ip_version: u8,
+    pub community_id: Option<String>,
     pub class: &'static str,
     pub outcome: &'static str,
     pub basis: &'static str,
@@ -491,6 +567,7 @@ impl<'a> JsonClose<'a> {
             client: c.client.to_string(),
             server: c.server.to_string(),
             ip_version: if c.is_ipv6() { 6 } else { 4 },
+            community_id: community_id(&c.client, &c.server),
             class: c.decided.class.as_str(),
             outcome: c.decided.outcome.as_str(),
             basis: c.decided.basis.as_str(),
@@ -531,6 +608,8 @@ pub struct Printer<W: Write> {
     line_buffered: bool,
     /// `--k8s-pods`: name each flow's workloads.
     workloads: Option<Arc<Directory>>,
+    /// Text lines with their evidence and reason (`-v`).
+    detailed: bool,
 }
 
 impl<W: Write> Printer<W> {
@@ -541,6 +620,7 @@ impl<W: Write> Printer<W> {
             format,
             line_buffered,
             workloads: None,
+            detailed: false,
         }
     }
 
@@ -550,12 +630,19 @@ impl<W: Write> Printer<W> {
         self
     }
 
+    /// Text lines carry their evidence and reason (`-v`); JSON always does.
+    #[must_use]
+    pub fn detailed(mut self, on: bool) -> Self {
+        self.detailed = on;
+        self
+    }
+
     pub fn print(&mut self, v: &Verdict) -> io::Result<()> {
         let placed = self.workloads.as_deref().map(|d| Placement::of(d, v));
         match self.format {
             Format::Text => {
-                self.out
-                    .write_all(text_line_placed(v, placed.as_ref()).as_bytes())?;
+                let line = text_line_placed(v, placed.as_ref(), self.detailed);
+                self.out.write_all(line.as_bytes())?;
                 let preview = preview_lines(v);
                 if !preview.is_empty() {
                     self.out.write_all(b"\n")?;
@@ -581,7 +668,14 @@ impl<W: Write> Printer<W> {
     /// One close line (`--close`), in the chosen view.
     pub fn print_close(&mut self, c: &FlowClose, ids: &CloseIds) -> io::Result<()> {
         match self.format {
-            Format::Text => self.out.write_all(close_line(c, ids).as_bytes())?,
+            Format::Text => {
+                let mut line = close_line(c, ids);
+                if let Some(id) = community_id(&c.client, &c.server).filter(|_| self.detailed) {
+                    line.push_str(" community_id=");
+                    line.push_str(&id);
+                }
+                self.out.write_all(line.as_bytes())?;
+            }
             Format::Json => write_json(&mut self.out, &JsonClose::new(c, ids))?,
         }
         self.out.write_all(b"\n")?;
@@ -645,7 +739,9 @@ mod tests {
                 c if c.is_ascii_control() || (c.is_ascii() && extra.contains(&c)) => {
                     out.push_str(&format!("\\x{:02x}", u32::from(c)))
                 }
-                c if !c.is_ascii() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+                c if c.is_control() || crate::report::escape::is_hostile(c) => {
+                    out.push_str(&format!("\\u{{{:x}}}", u32::from(c)))
+                }
                 c => out.push(c),
             }
         }
@@ -659,7 +755,7 @@ mod tests {
             let mut out = String::new();
             escape_into(&mut out, &s, extra);
             proptest::prop_assert_eq!(&out, &escape_reference(&s, extra));
-            proptest::prop_assert!(out.bytes().all(|b| (0x20..0x7f).contains(&b)));
+            proptest::prop_assert!(!out.chars().any(|c| c.is_control() || is_hostile(c)));
         }
     }
 
@@ -700,8 +796,13 @@ mod tests {
         assert_eq!(
             text_line(&base()),
             "2023-11-14 22:13:20.000042 IP 10.0.0.1:40000 > 10.0.0.2:443: mtls      ok         \
-             basis=inferred tls=1.3 flight=1188B/3 sni=foo alpn=h2,http/1.1 \
-             reason=\"client flight of 1188B holds a certificate\""
+             tls=1.3 basis=inferred sni=foo"
+        );
+        assert_eq!(
+            text_line_detailed(&base()),
+            "2023-11-14 22:13:20.000042 IP 10.0.0.1:40000 > 10.0.0.2:443: mtls      ok         \
+             tls=1.3 basis=inferred sni=foo flight=1188B/3 alpn=h2,http/1.1 \
+             community_id=1:UWHKJ/x6OQ1YiVv4rIl0t3yhjg8= reason=\"client flight of 1188B holds a certificate\""
         );
     }
 
@@ -732,9 +833,15 @@ mod tests {
         assert_eq!(
             text_line(&v),
             "2023-11-14 22:13:20.000042 IP6 [2001:db8::1]:50000 > [2001:db8::2]:8443: tls       rejected   \
-             basis=observed tls=1.2 cert_req=yes client_cert=empty alert=certificate_required from=server \
-             resumed=yes starttls=smtp sni=foo alpn=h2,http/1.1 alpn_sel=h2 app=\"http GET /x host=a\" \
-             reason=\"server asked, client declined\""
+             tls=1.2 basis=observed sni=foo resumed=yes"
+        );
+        assert_eq!(
+            text_line_detailed(&v),
+            "2023-11-14 22:13:20.000042 IP6 [2001:db8::1]:50000 > [2001:db8::2]:8443: tls       rejected   \
+             tls=1.2 basis=observed sni=foo resumed=yes cert_req=yes client_cert=empty \
+             alert=certificate_required from=server starttls=smtp alpn=h2,http/1.1 alpn_sel=h2 \
+             app=\"http GET /x host=a\" \
+             community_id=1:iLmQ1l0ylGy5UkJI7y4NT/jWvWc= reason=\"server asked, client declined\""
         );
     }
 
@@ -756,9 +863,9 @@ mod tests {
             ..base()
         };
         assert_eq!(
-            text_line(&v),
+            text_line_detailed(&v),
             "2023-11-14 22:13:20.000042 IP 10.0.0.1:40000 > 10.0.0.2:443: unknown   unknown    \
-             tls=0x7a7a client_cert=sent(2) reason=\"midstream\""
+             tls=0x7a7a client_cert=sent(2) community_id=1:UWHKJ/x6OQ1YiVv4rIl0t3yhjg8= reason=\"midstream\""
         );
     }
 
@@ -770,7 +877,7 @@ mod tests {
             reason: "quote \" and\r\nnewline".into(),
             ..base()
         };
-        let line = text_line(&v);
+        let line = text_line_detailed(&v);
         assert!(line.bytes().all(|b| (0x20..0x7f).contains(&b)), "{line:?}");
         assert!(
             line.contains(r#"sni="evil\n2023-01-01 fake line\x1b[31m\"x\\\u{202e}\x00""#),
@@ -781,6 +888,47 @@ mod tests {
             line.ends_with(r#"reason="quote \" and\r\nnewline""#),
             "{line}"
         );
+    }
+
+    #[test]
+    fn printable_non_ascii_is_shown_and_harmful_code_points_escaped() {
+        // Issue 16 §2: `§` printed as `\u{a7}` before.
+        let v = Verdict {
+            sni: Some("caf\u{e9}-\u{a7}.example".into()),
+            reason: "n\u{e9}e \u{9b}x \u{2028} \u{202e}".into(),
+            ..base()
+        };
+        let line = text_line_detailed(&v);
+        assert!(line.contains(" sni=caf\u{e9}-\u{a7}.example "), "{line}");
+        assert!(
+            line.ends_with("reason=\"n\u{e9}e \\u{9b}x \\u{2028} \\u{202e}\""),
+            "{line}"
+        );
+        let spaced = Verdict {
+            sni: Some("a\u{a0}b".into()),
+            ..base()
+        };
+        assert!(
+            text_line(&spaced).ends_with(" sni=\"a\u{a0}b\""),
+            "a no-break space is quoted"
+        );
+    }
+
+    #[test]
+    fn community_id_follows_the_spec_and_joins_both_directions() {
+        // The spec's TCP vector (community-id-spec, baseline tcp.pcap):
+        // 128.232.110.120:34855 -> 66.35.250.204:80.
+        let a = ep("128.232.110.120", 34855);
+        let b = ep("66.35.250.204", 80);
+        let id = community_id(&a, &b).unwrap();
+        assert_eq!(id, "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
+        assert_eq!(community_id(&b, &a).unwrap(), id, "direction-free");
+        let v = base();
+        let j: Value = serde_json::to_value(JsonVerdict::new(&v)).unwrap();
+        let want = community_id(&v.client, &v.server).unwrap();
+        assert_eq!(j["community_id"], want.as_str());
+        assert!(text_line_detailed(&v).contains(&format!(" community_id={want} ")));
+        assert!(!text_line(&v).contains("community_id"));
     }
 
     #[test]
@@ -846,9 +994,9 @@ mod tests {
             ..base()
         };
         assert_eq!(
-            text_line(&offered),
+            text_line_detailed(&offered),
             "2023-11-14 22:13:20.000042 IP 10.0.0.1:40000 > 10.0.0.2:443: unknown   incomplete \
-             tls_offered=1.3 reason=\"no ServerHello\""
+             tls_offered=1.3 community_id=1:UWHKJ/x6OQ1YiVv4rIl0t3yhjg8= reason=\"no ServerHello\""
         );
         let j: Value = serde_json::to_value(JsonVerdict::new(&offered)).unwrap();
         assert_eq!(j["tls_version"], Value::Null);
@@ -859,7 +1007,7 @@ mod tests {
             ..offered.clone()
         };
         assert!(
-            text_line(&both).contains(" tls=1.2 "),
+            text_line_detailed(&both).contains(" tls=1.2 "),
             "{}",
             text_line(&both)
         );
@@ -910,9 +1058,13 @@ mod tests {
             }),
             ..base()
         };
-        let line = text_line(&v);
+        let line = text_line_detailed(&v);
         assert!(line.contains(" client_id=spiffe://cluster.local/ns/default/sa/productpage client_id_validity=expired server_id=? "), "{line}");
         assert!(line.contains(" mesh=istio-sidecar destination-service-hint=reviews.default.svc.cluster.local:9080 "), "{line}");
+        assert!(
+            text_line(&v).ends_with(" server_id=? mesh=istio-sidecar"),
+            "{line}"
+        );
         let j: Value = serde_json::to_value(JsonVerdict::new(&v)).unwrap();
         assert_eq!(
             j["client_id"],

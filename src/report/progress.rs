@@ -42,8 +42,11 @@ impl Progress {
         target: ProgressDrawTarget,
     ) -> Progress {
         let bar = ProgressBar::with_draw_target(Some(probe.size()), target);
-        let style = ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {msg} ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        // `wide_bar` takes what the terminal's width leaves: the line never
+        // wraps (a fixed 30-cell bar wrapped at 80 columns, issue 16 §2).
+        let style =
+            ProgressStyle::with_template("{wide_bar} {bytes}/{total_bytes} {msg} ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         let now = Instant::now();
         Progress {
@@ -94,6 +97,44 @@ fn message(pps: f64, flows: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bar_fits_the_terminal_width() {
+        use indicatif::{InMemoryTerm, TermLike};
+        for cols in [60u16, 80, 120] {
+            let term = InMemoryTerm::new(4, cols);
+            let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo.pcap");
+            let source = crate::capture::source::Source::File(demo);
+            let capture = crate::capture::source::Capture::open(
+                &source,
+                &crate::capture::source::Options {
+                    snaplen: 65_535,
+                    buffer_bytes: None,
+                    immediate: false,
+                    filter: None,
+                },
+            )
+            .unwrap();
+            let probe = capture.input_probe().unwrap();
+            let gauges = Arc::new(Gauges::default());
+            let mut p = Progress::with_target(
+                probe,
+                gauges,
+                ProgressDrawTarget::term_like(Box::new(term.clone())),
+            );
+            p.last = Instant::now() - REFRESH;
+            p.update(123_456);
+            p.bar.tick();
+            let screen = term.contents();
+            let lines: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
+            assert_eq!(lines.len(), 1, "{cols} columns: the bar wrapped:\n{screen}");
+            assert!(lines[0].contains("123456 flows"), "{screen}");
+            assert!(
+                lines[0].chars().count() <= usize::from(term.width()),
+                "{screen}"
+            );
+        }
+    }
 
     #[test]
     fn message_scales_the_rate() {

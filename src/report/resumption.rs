@@ -9,11 +9,15 @@
 //! stage, which sees every verdict in deterministic order. This file owns
 //! the bounded memory of sessions; it must not look at packets, nor write a
 //! verdict's conclusions itself (`verdict::assemble::inherit` does).
+//! The engine wrote its `Decided` before the link, so a linked flow is
+//! remembered here (bounded, like the sessions) until its close, which
+//! then carries the verdict's final class and basis (`link_close`).
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::capture::segment::{Endpoint, Timestamp};
 use crate::verdict::assemble::{self, Inheritance};
-use crate::verdict::{Class, ClientCert, Verdict};
+use crate::verdict::{Basis, Class, ClientCert, FlowClose, Verdict};
 
 /// Sessions remembered at once; the oldest is forgotten first (counted).
 pub const MAX_SESSIONS: usize = 65_536;
@@ -27,11 +31,17 @@ struct Origin {
     client_id: Option<String>,
 }
 
+/// A flow by what its verdict and its close both carry.
+type FlowId = (Endpoint, Endpoint, Timestamp);
+
 /// The sessions full handshakes created, by key.
 #[derive(Debug, Default)]
 pub struct SessionMemory {
     by_key: HashMap<u64, Origin>,
     order: VecDeque<u64>,
+    /// Flows that inherited a class, waiting for their close.
+    linked: HashMap<FlowId, (Class, Basis)>,
+    linked_order: VecDeque<FlowId>,
     /// Keys forgotten because the memory was full.
     pub forgotten: u64,
     /// Resumed flows that inherited a verdict.
@@ -56,6 +66,7 @@ impl SessionMemory {
             };
             if assemble::inherit(v, &inheritance) {
                 self.inherited += 1;
+                self.remember_linked(v);
             }
         }
         if v.session.offers.is_empty() || !matches!(v.class, Class::Tls | Class::Mtls) {
@@ -78,6 +89,30 @@ impl SessionMemory {
                 self.by_key.remove(&old);
                 self.forgotten += 1;
             }
+        }
+    }
+
+    fn remember_linked(&mut self, v: &Verdict) {
+        let id = (v.client, v.server, v.first_seen);
+        if self.linked.insert(id, (v.class, v.basis)).is_none() {
+            self.linked_order.push_back(id);
+        }
+        while self.linked_order.len() > MAX_SESSIONS {
+            if let Some(old) = self.linked_order.pop_front() {
+                self.linked.remove(&old);
+            }
+        }
+    }
+
+    /// A close of a flow whose verdict was linked carries the linked class
+    /// and basis, as its verdict line did (issue 16 §1).
+    pub fn link_close(&mut self, c: &mut FlowClose) {
+        let id = (c.client, c.server, c.first_seen);
+        if let Some((class, basis)) = self.linked.remove(&id) {
+            c.decided.class = class;
+            c.decided.basis = basis;
+            // The order queue keeps the id until it is popped; the
+            // removal above already bounds the map.
         }
     }
 }
@@ -120,6 +155,27 @@ mod tests {
             resumed
                 .reason
                 .starts_with("resumed the session of the full handshake")
+        );
+        let mut close = FlowClose {
+            ts: Timestamp(9),
+            first_seen: resumed.first_seen,
+            client: resumed.client,
+            server: resumed.server,
+            ending: crate::verdict::Ending::Fin,
+            decided: crate::verdict::Decided {
+                class: Class::Unknown,
+                outcome: resumed.outcome,
+                basis: Basis::None,
+                mesh: None,
+            },
+            bytes_to_server: 0,
+            bytes_to_client: 0,
+            packets: 0,
+        };
+        m.link_close(&mut close);
+        assert_eq!(
+            (close.decided.class, close.decided.basis),
+            (Class::Mtls, Basis::Inherited)
         );
         // Unknown sessions stay unknown.
         let mut other = verdict(Class::Unknown, true, vec![], vec![9]);

@@ -3,7 +3,10 @@
 //! This file owns the `Summary` counters, the time-to-verdict histogram (the
 //! only user of hdrhistogram) and the summary's text. It must not count
 //! anything itself from packets or threads: the pipeline fills a `Summary`
-//! and `render` turns it into a few compact lines for stderr. Invariant:
+//! and turns it into text for stderr: `render_brief` by default (one line:
+//! packets, flows by class and outcome, loss; a second only when input was
+//! lost, naming what fired; warnings only when they apply), `render` with
+//! `--stats` or `-v` (every non-zero counter, limits, timings). Invariant:
 //! `render` prints only non-zero counters, so a clean run stays short.
 
 use std::fmt::Write as _;
@@ -167,6 +170,8 @@ pub struct Summary {
     pub limits: Option<String>,
     /// Engine time per segment, sampled (`ProcessingTime::SAMPLE_EVERY`).
     pub processing: ProcessingTime,
+    /// `-c N` ended the run: N, and the packet whose verdict was the Nth.
+    pub count_stop: Option<(u64, u64)>,
 }
 
 /// Counters that mean mtlsniff itself lost input or evidence: segments it
@@ -188,17 +193,22 @@ fn outcome_index(o: Outcome) -> usize {
     Outcome::ALL.iter().position(|&x| x == o).unwrap_or(0)
 }
 
-/// `850us`, `12.5ms`, `3.20s`, `2m05s`.
+/// `850us`, `12.5ms`, `3.20s`, `2m05s`, `3h05m`, `2d04h`: the two
+/// largest units, as a person reads a duration.
 pub fn human_micros(us: u64) -> String {
+    let s = us / 1_000_000;
     if us < 1_000 {
         format!("{us}us")
     } else if us < 1_000_000 {
         format!("{:.1}ms", us as f64 / 1e3)
     } else if us < 60_000_000 {
         format!("{:.2}s", us as f64 / 1e6)
-    } else {
-        let s = us / 1_000_000;
+    } else if s < 3_600 {
         format!("{}m{:02}s", s / 60, s % 60)
+    } else if s < 86_400 {
+        format!("{}h{:02}m", s / 3_600, (s % 3_600) / 60)
+    } else {
+        format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3_600)
     }
 }
 
@@ -236,8 +246,103 @@ impl Summary {
         self.flows.iter().flatten().sum()
     }
 
-    /// The summary text: a few lines, each starting `mtlsniff: `, only
-    /// non-zero counters.
+    /// The default summary: `N packets, M flows: ...; no loss` in one
+    /// line; when input was lost, a second line names each source of loss
+    /// that fired (the reason for exit status 3); the skipped-header and key
+    /// log warnings when they apply. The rest is `render`'s (`--stats`).
+    pub fn render_brief(&self) -> String {
+        let mut s = String::new();
+        let mut by_class = Vec::new();
+        for (ci, c) in Class::ALL.iter().enumerate() {
+            let row = self.flows.get(ci).copied().unwrap_or_default();
+            let total: u64 = row.iter().sum();
+            if total == 0 {
+                continue;
+            }
+            let outcomes: Vec<String> = Outcome::ALL
+                .iter()
+                .zip(row)
+                .filter(|(_, n)| *n > 0)
+                .map(|(o, n)| format!("{n} {}", o.as_str()))
+                .collect();
+            by_class.push(format!("{total} {} ({})", c.as_str(), outcomes.join(", ")));
+        }
+        let flows = if by_class.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", by_class.join(", "))
+        };
+        let loss = self.loss_sources();
+        let _ = writeln!(
+            s,
+            "mtlsniff: {} packets, {} flows{flows}; {}",
+            self.packets,
+            self.printed(),
+            if loss.is_empty() {
+                "no loss"
+            } else {
+                "INPUT LOST"
+            }
+        );
+        if let Some(line) = self.count_line(false) {
+            let _ = writeln!(s, "mtlsniff: {line}");
+        }
+        if !loss.is_empty() {
+            let _ = writeln!(
+                s,
+                "mtlsniff: input lost ({}): some flows may be missing or unknown; exit status 3 \
+                 (--stats for every counter)",
+                loss.join(", ")
+            );
+        }
+        for line in [self.keylog_line(), self.skipped_line()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = writeln!(s, "mtlsniff: {line}");
+        }
+        s
+    }
+
+    /// `-c N` stopped the run: where, and why the counts go further.
+    fn count_line(&self, full: bool) -> Option<String> {
+        let (n, at) = self.count_stop?;
+        Some(format!(
+            "stopped by -c {n} at packet {at}; the {} packets read ahead of the output were \
+             processed, not printed ({})",
+            self.packets.saturating_sub(at),
+            if full { "the counters below count them" } else { "--stats counts them" }
+        ))
+    }
+
+    /// What made `lost()` true, each with its number, by the name the full
+    /// summary and the metrics use.
+    pub fn loss_sources(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(k) = self.kernel {
+            if k.dropped > 0 {
+                out.push(format!("kernel dropped {}", k.dropped));
+            }
+            if k.if_dropped > 0 {
+                out.push(format!("interface dropped {}", k.if_dropped));
+            }
+        }
+        if self.dropped_segments > 0 {
+            out.push(format!(
+                "{} segments dropped, workers behind",
+                self.dropped_segments
+            ));
+        }
+        for (name, v) in &self.counters {
+            if *v > 0 && LOSS_COUNTERS.contains(name) {
+                out.push(format!("{name}={v}"));
+            }
+        }
+        out
+    }
+
+    /// The full summary (`--stats`, `-v`): a few lines, each starting
+    /// `mtlsniff: `, only non-zero counters.
     pub fn render(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(
@@ -246,6 +351,9 @@ impl Summary {
             self.packets,
             self.printed()
         );
+        if let Some(line) = self.count_line(true) {
+            let _ = writeln!(s, "mtlsniff: {line}");
+        }
         let mut flows = Vec::new();
         for (ci, c) in Class::ALL.iter().enumerate() {
             for (oi, o) in Outcome::ALL.iter().enumerate() {
@@ -279,10 +387,14 @@ impl Summary {
             );
         }
         if let Some(k) = self.kernel.filter(|k| *k != KernelStats::default()) {
+            // Drops first: they are the loss. libpcap's received count is
+            // not comparable with packets read (on `lo` it counts each
+            // packet once each way), so it is named for what it is.
             let _ = writeln!(
                 s,
-                "mtlsniff: kernel: {} received, {} dropped, {} dropped by interface",
-                k.received, k.dropped, k.if_dropped
+                "mtlsniff: kernel: {} dropped, {} dropped by interface ({} passed the filter, \
+                 as libpcap counts them: twice per packet on loopback)",
+                k.dropped, k.if_dropped, k.received
             );
         }
         if self.dropped_segments > 0 || self.dropped_ticks > 0 {
@@ -323,8 +435,8 @@ impl Summary {
         if self.lost() {
             let _ = writeln!(
                 s,
-                "mtlsniff: input was lost (see kernel, dropped and the loss counters above): \
-                 some flows may be missing or unknown; exit status 3"
+                "mtlsniff: input lost ({}): some flows may be missing or unknown; exit status 3",
+                self.loss_sources().join(", ")
             );
         }
         s
@@ -472,6 +584,27 @@ mod tests {
     }
 
     #[test]
+    fn brief_summary_names_the_counter_behind_exit_3() {
+        let mut s = Summary {
+            packets: 10,
+            ..Summary::default()
+        };
+        s.record(&verdict(Class::Mtls, Outcome::Ok, 1));
+        assert_eq!(
+            s.render_brief(),
+            "mtlsniff: 10 packets, 1 flows: 1 mtls (1 ok); no loss\n"
+        );
+        merge_entries(
+            &mut s.counters,
+            &[("flows.table_full", 3), ("stream.gaps", 2)],
+        );
+        let r = s.render_brief();
+        assert!(r.contains("; INPUT LOST\n"), "{r}");
+        assert!(r.contains("input lost (flows.table_full=3)"), "{r}");
+        assert!(!r.contains("gaps"), "gaps are not loss: {r}");
+    }
+
+    #[test]
     fn empty_summary_is_one_line() {
         let s = Summary {
             packets: 3,
@@ -504,7 +637,21 @@ mod tests {
         let r = s.render();
         assert!(r.contains("100 packets read, 3 flows reported"), "{r}");
         assert!(r.contains("flows: tls/rejected 1, mtls/ok 2"), "{r}");
-        assert!(r.contains("kernel: 100 received, 2 dropped"), "{r}");
+        assert!(
+            r.contains("kernel: 2 dropped, 0 dropped by interface (100 passed"),
+            "{r}"
+        );
+        assert!(
+            r.contains("input lost (kernel dropped 2, 7 segments dropped, workers behind)"),
+            "{r}"
+        );
+        let brief = s.render_brief();
+        assert_eq!(
+            brief,
+            "mtlsniff: 100 packets, 3 flows: 1 tls (1 rejected), 2 mtls (2 ok); INPUT LOST\n\
+             mtlsniff: input lost (kernel dropped 2, 7 segments dropped, workers behind): some \
+             flows may be missing or unknown; exit status 3 (--stats for every counter)\n"
+        );
         assert!(
             r.contains("dropped (workers behind, queue full): 7 segments"),
             "{r}"
@@ -549,5 +696,8 @@ mod tests {
         assert_eq!(human_micros(12_500), "12.5ms");
         assert_eq!(human_micros(3_200_000), "3.20s");
         assert_eq!(human_micros(125_000_000), "2m05s");
+        // Issue 16 §2: `p99 1440m36s` read as minutes; hours and days now.
+        assert_eq!(human_micros(86_436_000_000), "1d00h");
+        assert_eq!(human_micros(11_100_000_000), "3h05m");
     }
 }

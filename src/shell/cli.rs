@@ -18,6 +18,8 @@ use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::report::answers::SummaryFormat;
 use crate::report::expect::Expectation;
+use crate::report::graph::GraphFormat;
+use crate::report::only::Only;
 
 use crate::capture::segment::PortSet;
 use crate::capture::source::Source;
@@ -35,7 +37,7 @@ pub const MAX_THREADS: usize = 256;
 const EXAMPLES: &str = "\
 Examples:
   mtlsniff -r capture.pcapng                classify every TCP flow in a file
-  tcpdump -i eth0 -w - | mtlsniff -r -      read a capture from stdin
+  tcpdump -i eth0 -U -w - | mtlsniff -r -   read a capture from stdin
   mtlsniff -i any --ports 9080,8000         live, only these ports (+15008)
   mtlsniff -i eth0 port 9080 or port 15008  live, with a capture filter
   mtlsniff -r x.pcap --json | jq .class     JSON Lines, one object per flow
@@ -108,8 +110,8 @@ pub struct Args {
 
     /// Track only TCP flows on these ports (comma-separated); 15008 (Istio
     /// HBONE) is always tracked. Default: every TCP flow.
-    #[arg(long = "ports", value_name = "PORT,...", value_delimiter = ',')]
-    pub ports: Vec<u16>,
+    #[arg(long = "ports", value_name = "PORT,...", value_delimiter = ',', value_parser = port_or_empty)]
+    pub ports: Vec<Option<u16>>,
 
     /// Print JSON Lines instead of text.
     #[arg(long = "json")]
@@ -142,13 +144,33 @@ pub struct Args {
     #[arg(long = "threads", value_name = "N")]
     pub threads: Option<usize>,
 
-    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    /// More detail, as in tcpdump: each text line also shows its evidence
+    /// (certificate request, client certificate, flight sizes, alert,
+    /// ALPN), Community ID and reason, the edges table its full
+    /// identities, and the summary every counter and limit (as --stats).
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
     pub verbose: u8,
 
     /// Less output on stderr: -q errors only and no summary, -qq nothing.
     #[arg(short = 'q', long = "quiet", action = ArgAction::Count)]
     pub quiet: u8,
+
+    /// Diagnostic log on stderr (default warn; -q makes it error, -qq off).
+    #[arg(long = "log-level", value_name = "LEVEL", value_enum)]
+    pub log_level: Option<LogLevelArg>,
+
+    /// Show only flows of these classes or outcomes, in every view (flow
+    /// and close lines, JSON, the edges summary); the summary on stderr,
+    /// the metrics and --expect still count every flow. KEY is class
+    /// (plaintext, tls, mtls, unknown) or outcome (ok, rejected,
+    /// incomplete, unknown); repeat --only to require both.
+    #[arg(long = "only", value_name = "KEY=V,...")]
+    pub only: Vec<String>,
+
+    /// The full summary on stderr: every counter, the limits in force,
+    /// time to verdict and engine time (the default is one or two lines).
+    #[arg(long = "stats")]
+    pub stats: bool,
 
     /// Key log (SSLKEYLOGFILE / RFC 9850 format: Envoy key_log, curl,
     /// Firefox, Python, Go KeyLogWriter). TLS 1.3 handshakes whose client
@@ -226,6 +248,7 @@ pub struct Args {
     pub summary: bool,
 
     /// The edges summary's form (default: table, or json with --json).
+    /// Implies --summary.
     #[arg(long = "summary-format", value_name = "FORMAT", value_enum)]
     pub summary_format: Option<SummaryFormatArg>,
 
@@ -282,6 +305,17 @@ pub struct Args {
     /// Capture filter in pcap-filter(7) syntax, as in tcpdump.
     #[arg(value_name = "FILTER")]
     pub filter: Vec<String>,
+}
+
+/// `--log-level` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevelArg {
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
 }
 
 /// `--summary-format` values.
@@ -388,7 +422,27 @@ pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
     if args.namespace.iter().any(|n| n.trim().is_empty()) {
         return Err(usage("--namespace needs a namespace name"));
     }
+    if let Some(g) = args.graph.as_deref().filter(|g| !GraphFormat::known(g)) {
+        let dot = g.with_extension("dot");
+        return Err(usage(format!(
+            "--graph {}: write FILE.dot, FILE.gv or FILE.svg; for another format render the DOT \
+             file, e.g. dot -Tpng {} -o {}",
+            g.display(),
+            dot.display(),
+            g.display()
+        )));
+    }
+    let only = if args.only.is_empty() {
+        None
+    } else {
+        let mut only = Only::default();
+        for spec in &args.only {
+            only.add(spec).map_err(usage)?;
+        }
+        Some(only)
+    };
     Ok(Config {
+        only,
         flow_lines: !args.summary_only,
         close_lines: args.close,
         edges_summary: edges_summary(&args),
@@ -418,8 +472,10 @@ pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
         snaplen,
         buffer_bytes,
         threads,
-        log_level: log_level(args.verbose, args.quiet),
+        log_level: log_level(args.log_level, args.quiet),
         summary: args.quiet == 0,
+        detailed: args.verbose > 0,
+        stats: args.stats || args.verbose > 0,
         keylog: args.keylog,
         calibrate: args.calibrate,
         bounds,
@@ -445,9 +501,12 @@ fn mode(args: &Args) -> Result<Mode, UsageError> {
 
 /// `--calibrate` needs a key log, `-D` takes none, `-c` counts from 1.
 fn check_keylog_and_count(args: &Args, listing: bool) -> Result<(), UsageError> {
-    if args.calibrate && args.keylog.is_none() {
+    // A pcapng may carry its own secrets (Decryption Secrets Blocks): a
+    // file without --keylog is checked once they are read (main.rs).
+    if args.calibrate && args.keylog.is_none() && args.read.is_none() {
         return Err(usage(
-            "--calibrate needs --keylog FILE: it compares the size rule with decrypted handshakes",
+            "--calibrate needs --keylog FILE (or -r a pcapng with its secrets): it compares the \
+             size rule with decrypted handshakes",
         ));
     }
     if listing && args.keylog.is_some() {
@@ -459,8 +518,27 @@ fn check_keylog_and_count(args: &Args, listing: bool) -> Result<(), UsageError> 
     Ok(())
 }
 
+/// One `--ports` item; an empty one (`80,` or `80,,443`) is skipped, as a
+/// shell list often ends with a comma.
+fn port_or_empty(s: &str) -> Result<Option<u16>, String> {
+    match s.trim() {
+        "" => Ok(None),
+        p => p
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{p:?} is not a TCP port (1-65535)")),
+    }
+}
+
 /// `--ports`, plus Istio's HBONE port (tunnelled mTLS, always tracked).
-fn ports(ports: &[u16]) -> Result<Option<PortSet>, UsageError> {
+fn ports(ports: &[Option<u16>]) -> Result<Option<PortSet>, UsageError> {
+    let given = !ports.is_empty();
+    let ports: Vec<u16> = ports.iter().flatten().copied().collect();
+    if given && ports.is_empty() {
+        return Err(usage(
+            "--ports needs at least one port (e.g. --ports 443,8443)",
+        ));
+    }
     if ports.is_empty() {
         return Ok(None);
     }
@@ -510,15 +588,16 @@ fn threads(threads: Option<usize>, cores: usize) -> Result<usize, UsageError> {
     }
 }
 
-/// `-v` and `-q` from the default, warnings.
-fn log_level(verbose: u8, quiet: u8) -> LogLevel {
-    match 2i16 + i16::from(verbose) - i16::from(quiet) {
-        i16::MIN..=0 => LogLevel::Off,
-        1 => LogLevel::Error,
-        2 => LogLevel::Warn,
-        3 => LogLevel::Info,
-        4 => LogLevel::Debug,
-        _ => LogLevel::Trace,
+/// `--log-level` when given, else warnings lowered by `-q` (errors only)
+/// and `-qq` (nothing).
+fn log_level(asked: Option<LogLevelArg>, quiet: u8) -> LogLevel {
+    match (asked, quiet) {
+        (Some(LogLevelArg::Off), _) | (None, 2..) => LogLevel::Off,
+        (Some(LogLevelArg::Error), _) | (None, 1) => LogLevel::Error,
+        (Some(LogLevelArg::Warn), _) | (None, 0) => LogLevel::Warn,
+        (Some(LogLevelArg::Info), _) => LogLevel::Info,
+        (Some(LogLevelArg::Debug), _) => LogLevel::Debug,
+        (Some(LogLevelArg::Trace), _) => LogLevel::Trace,
     }
 }
 
@@ -543,15 +622,17 @@ fn metrics(args: &Args, live: bool) -> Result<Option<SocketAddr>, UsageError> {
 
 /// The edges summary's form, when one is asked for.
 fn edges_summary(args: &Args) -> Option<SummaryFormat> {
-    (args.summary || args.summary_only || args.summary_interval.is_some()).then_some(
-        match args.summary_format {
-            Some(SummaryFormatArg::Table) => SummaryFormat::Table,
-            Some(SummaryFormatArg::Tsv) => SummaryFormat::Tsv,
-            Some(SummaryFormatArg::Json) => SummaryFormat::Json,
-            None if args.json => SummaryFormat::Json,
-            None => SummaryFormat::Table,
-        },
-    )
+    (args.summary
+        || args.summary_only
+        || args.summary_interval.is_some()
+        || args.summary_format.is_some())
+    .then_some(match args.summary_format {
+        Some(SummaryFormatArg::Table) => SummaryFormat::Table,
+        Some(SummaryFormatArg::Tsv) => SummaryFormat::Tsv,
+        Some(SummaryFormatArg::Json) => SummaryFormat::Json,
+        None if args.json => SummaryFormat::Json,
+        None => SummaryFormat::Table,
+    })
 }
 
 /// `value` or `default`, checked against `min..=max`, in the flag's unit.
@@ -737,6 +818,38 @@ mod tests {
                 Ok(|c| c.ports.as_ref().map(PortSet::ports) == Some(vec![8000, 9080, 15008])),
             ),
             (&["-r", "x", "--ports", "0"], Err("not a TCP port")),
+            (
+                &["-r", "x", "--ports", "80,"],
+                Ok(|c| {
+                    c.ports
+                        .as_ref()
+                        .is_some_and(|p| p.contains(80) && !p.contains(81))
+                }),
+            ),
+            (&["-r", "x", "--ports", ","], Err("at least one port")),
+            (
+                &[
+                    "-r",
+                    "x",
+                    "--only",
+                    "class=tls,plaintext",
+                    "--only",
+                    "outcome=rejected",
+                ],
+                Ok(|c| {
+                    c.only
+                        .as_ref()
+                        .is_some_and(|o| o.classes.len() == 2 && o.outcomes.len() == 1)
+                }),
+            ),
+            (
+                &["-r", "x", "--only", "class=secure"],
+                Err("one of plaintext"),
+            ),
+            (
+                &["-r", "x", "--summary-format", "tsv"],
+                Ok(|c| c.edges_summary == Some(SummaryFormat::Tsv)),
+            ),
             (&["-r", "x", "--ports", "70000"], Err("clap")),
             (&["-r", "x", "--ports", "http"], Err("clap")),
             (
@@ -764,9 +877,10 @@ mod tests {
             (&["-r", "x", "--threads", "3"], Ok(|c| c.threads == 3)),
             (&["-r", "x", "--threads", "0"], Err("at least 1")),
             (
-                &["-r", "x", "--calibrate"],
+                &["-i", "eth0", "--calibrate"],
                 Err("--calibrate needs --keylog"),
             ),
+            (&["-r", "x.pcapng", "--calibrate"], Ok(|c| c.calibrate)),
             (
                 &["-r", "x", "--keylog", "k.log", "--calibrate"],
                 Ok(|c| c.keylog.as_deref() == Some(std::path::Path::new("k.log")) && c.calibrate),
@@ -774,10 +888,19 @@ mod tests {
             (&["-r", "x"], Ok(|c| c.keylog.is_none() && !c.calibrate)),
             (&["-D", "--keylog", "k"], Err("-D takes no --keylog")),
             (&["-r", "x", "--threads", "100000"], Err("more than")),
-            (&["-r", "x", "-v"], Ok(|c| c.log_level == LogLevel::Info)),
             (
-                &["-r", "x", "-vvvvv"],
-                Ok(|c| c.log_level == LogLevel::Trace),
+                &["-r", "x", "-v"],
+                Ok(|c| c.log_level == LogLevel::Warn && c.detailed && c.stats),
+            ),
+            (&["-r", "x"], Ok(|c| !c.detailed && !c.stats && c.summary)),
+            (&["-r", "x", "--stats"], Ok(|c| !c.detailed && c.stats)),
+            (
+                &["-r", "x", "--log-level", "trace"],
+                Ok(|c| c.log_level == LogLevel::Trace && !c.detailed),
+            ),
+            (
+                &["-r", "x", "-q", "--log-level", "info"],
+                Ok(|c| c.log_level == LogLevel::Info && !c.summary),
             ),
             (
                 &["-r", "x", "-q"],
@@ -943,6 +1066,12 @@ mod tests {
                 &["-r", "x", "--graph", "e.svg"],
                 Ok(|c| c.graph.as_deref() == Some(std::path::Path::new("e.svg"))),
             ),
+            (&["-r", "x", "--graph", "e.GV"], Ok(|c| c.graph.is_some())),
+            (
+                &["-r", "x", "--graph", "e.png"],
+                Err("dot -Tpng e.dot -o e.png"),
+            ),
+            (&["-r", "x", "--graph", "edges"], Err("write FILE.dot")),
         ];
         for (argv, want) in table {
             let got = config(argv);

@@ -83,7 +83,12 @@ pub fn finish<W: Write, E: Write>(
     }
     // A stderr that is gone is not worth failing the run for.
     if config.summary {
-        let _ = stderr.write_all(outcome.summary.render().as_bytes());
+        let text = if config.stats {
+            outcome.summary.render()
+        } else {
+            outcome.summary.render_brief()
+        };
+        let _ = stderr.write_all(text.as_bytes());
         if let Some(line) = answers.workloads_line() {
             let _ = writeln!(stderr, "mtlsniff: {line}");
         }

@@ -67,6 +67,15 @@ pub fn shows_progress(config: &Config, live: bool, tty: Terminals) -> bool {
 
 /// `--graph x.svg` needs Graphviz's `dot`: say so before reading anything.
 pub fn check_graph(config: &Config) -> Result<(), String> {
+    if let Some(path) = &config.graph {
+        writable(path).map_err(|e| {
+            format!(
+                "--graph {}: cannot write there ({e}); the graph is written at the end of the run, \
+                 as the user mtlsniff runs as then (-Z)",
+                path.display()
+            )
+        })?;
+    }
     match &config.graph {
         Some(path) if GraphFormat::of(path) == GraphFormat::Svg && !graph::dot_available() => {
             Err(format!(
@@ -75,6 +84,28 @@ pub fn check_graph(config: &Config) -> Result<(), String> {
             ))
         }
         _ => Ok(()),
+    }
+}
+
+/// Whether this process (its user now, after `-Z`) may write `path`: the
+/// file itself when it exists, else its directory. Nothing is created.
+fn writable(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let target = if path.exists() {
+        path.to_path_buf()
+    } else {
+        match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        }
+    };
+    let c = std::ffi::CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: access(2) reads a NUL-terminated path we own; no other effect.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -87,7 +118,7 @@ pub fn answers(
     metrics: Option<Metrics>,
     probe: Option<InputProbe>,
 ) -> Answers {
-    let mut answers = Answers::new(Arc::clone(gauges));
+    let mut answers = Answers::new(Arc::clone(gauges)).with_full_table(config.detailed);
     if config.edges_summary.is_some() || config.graph.is_some() {
         // With a pods list the edges are between workloads.
         let table = if config.k8s_pods.is_some() {

@@ -169,8 +169,9 @@ fn hostile_flow(c: char) -> Verdict {
     v
 }
 
+/// Printed in `format`; text with `-v`'s detail (every wire string).
 fn printed(v: &Verdict, format: Format) -> String {
-    let mut p = Printer::new(Vec::new(), format, false);
+    let mut p = Printer::new(Vec::new(), format, false).detailed(true);
     p.print(v).expect("print");
     String::from_utf8(p.into_inner().expect("flush")).expect("utf-8")
 }
@@ -203,6 +204,10 @@ fn hostile_code_points_are_escaped_in_every_view() {
             rust.clone()
         };
         assert_escaped("text", &printed(&v, Format::Text), c, &text_escape, 4);
+        let mut short = Printer::new(Vec::new(), Format::Text, false);
+        short.print(&v).expect("print");
+        let short = String::from_utf8(short.into_inner().expect("flush")).expect("utf-8");
+        assert_escaped("short text", &short, c, &text_escape, 1);
         // JSON: sni, alpn_offered, alpn_selected, client_id, and the
         // certificate's id, subject and SAN.
         let json = printed(&v, Format::Json);
@@ -236,4 +241,10 @@ fn printable_text_and_plain_json_are_unchanged() {
     plain.sni = Some("§ ok".into());
     let json = printed(&plain, Format::Json);
     assert!(json.contains("\"sni\":\"§ ok\""), "{json}");
+    // Text mode shows printable non-ASCII as it is (issue 16 §2: `§` was
+    // `\u{a7}`), quoted because of the space.
+    plain.client_certificate = None;
+    plain.server_certificate = None;
+    let text = printed(&plain, Format::Text);
+    assert!(text.contains(" sni=\"§ ok\""), "{text}");
 }
