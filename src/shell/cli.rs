@@ -399,6 +399,7 @@ pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
         buffer_bytes,
         threads,
         log_level: log_level(args.verbose, args.quiet),
+        unanswered_lines: args.verbose > 0,
         summary: args.quiet == 0,
         keylog: args.keylog,
         calibrate: args.calibrate,
