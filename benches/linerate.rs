@@ -795,7 +795,10 @@ fn flood_expiry(scale: &Scale, templates: &[synth::Template], dir: &Path, tkey: 
                 all_ok &= under && classified == labels.len();
                 rows.push(vec![
                     format!("{pps}/s"),
-                    format!("{mib} MiB{}", if memory.is_none() { " (default)" } else { "" }),
+                    format!(
+                        "{mib} MiB{}",
+                        if memory.is_none() { " (default)" } else { "" }
+                    ),
                     threads.into(),
                     format!("{:.1} MiB", r.maxrss_kib as f64 / 1024.0),
                     pass(under).into(),
@@ -811,7 +814,11 @@ fn flood_expiry(scale: &Scale, templates: &[synth::Template], dir: &Path, tkey: 
         "\n## SYN flood with expiry while the table is full (issue 13)\n\n{} distinct spoofed SYNs at each rate, {} real fixture flows arriving until 40 s after the flood (past the 30 s SYN-only timeout); `mtlsniff --json --threads T [--memory M] -r F`; peak RSS = ru_maxrss (wait4). {}\n\n",
         scale.expiry_syns,
         scale.expiry_real,
-        if all_ok { "All under --memory, every real flow classified." } else { "**Not all under --memory or classified.**" }
+        if all_ok {
+            "All under --memory, every real flow classified."
+        } else {
+            "**Not all under --memory or classified.**"
+        }
     );
     out.push_str(&table(
         &[

@@ -186,7 +186,11 @@ impl Flood {
                 );
             }
         }
-        assert_eq!(seen, self.expected.len(), "every real handshake reported once");
+        assert_eq!(
+            seen,
+            self.expected.len(),
+            "every real handshake reported once"
+        );
         flood_lines
     }
 }
@@ -275,7 +279,12 @@ fn issue_13_syn_flood_expiring_while_the_table_is_full_stays_under_the_budget() 
         );
         assert!(evicted > n / 2 && expired > 10_000, "{err}");
         assert_eq!(evicted + expired, n, "{err}");
-        assert!(err.contains(&format!("unanswered SYNs: {n} ({evicted} evicted, {expired} expired, 0 open at end)")), "{err}");
+        assert!(
+            err.contains(&format!(
+                "unanswered SYNs: {n} ({evicted} evicted, {expired} expired, 0 open at end)"
+            )),
+            "{err}"
+        );
     }
     // -v: the same rule prints each one, however it ended.
     let (_, out, err) = flood.run(&["--threads", "2", "--memory", &mib, "-v"]);

@@ -629,8 +629,7 @@ impl Engine {
             if !flow.reported {
                 // An unanswered SYN shown with `-v`: the rule is the same
                 // however it ends.
-                self.tracker
-                    .conclude(&mut flow, End::Idle, ts, index, out);
+                self.tracker.conclude(&mut flow, End::Idle, ts, index, out);
             }
             self.tracker
                 .close_report(&mut flow, Some(Ending::Evicted), ts, index, out);
@@ -1645,7 +1644,13 @@ mod tests {
             let mut out = Vec::new();
             let server = ep("10.0.0.2", 443);
             let at = |i: u32, t: i64| {
-                let mut s = seg(ep(&format!("10.1.0.{i}"), 50000), server, i, TcpFlags::SYN, &[]);
+                let mut s = seg(
+                    ep(&format!("10.1.0.{i}"), 50000),
+                    server,
+                    i,
+                    TcpFlags::SYN,
+                    &[],
+                );
                 s.ts = Timestamp(t);
                 s
             };
