@@ -236,7 +236,7 @@ fn syn_flood_of_200k_stays_under_the_memory_budget_and_real_handshakes_are_class
 }
 
 /// SYNs in issue 13's expiry shape: more than the table holds.
-const EXPIRY_SYNS: u32 = 100_000;
+const EXPIRY_SYNS: u32 = 50_000;
 /// Real flows, one every 400 ms of packet time, for 40.5 s.
 const EXPIRY_REAL: u32 = 100;
 
@@ -277,7 +277,7 @@ fn issue_13_syn_flood_expiring_while_the_table_is_full_stays_under_the_budget() 
             counter(&err, "flows.unanswered_evicted"),
             counter(&err, "flows.unanswered_expired"),
         );
-        assert!(evicted > n / 2 && expired > 10_000, "{err}");
+        assert!(evicted > n / 3 && expired > n / 3, "{err}");
         assert_eq!(evicted + expired, n, "{err}");
         assert!(
             err.contains(&format!(
