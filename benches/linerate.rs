@@ -42,6 +42,10 @@ struct Scale {
     tiny_flows: u64,
     syn_flood: u64,
     syn_real: u64,
+    /// Issue 13's flood: SYNs at 200k/s and the real flows running past
+    /// the SYN-only timeout.
+    expiry_syns: u64,
+    expiry_real: u64,
     mem_flows: usize,
     repeat: usize,
 }
@@ -74,6 +78,8 @@ impl Scale {
             tiny_flows: n(4_000.0),
             syn_flood: n(2_000_000.0),
             syn_real: n(500.0).max(10),
+            expiry_syns: n(2_000_000.0),
+            expiry_real: n(3_312.0).max(10),
             mem_flows: n(200_000.0).max(1_000) as usize,
             repeat,
         }
@@ -93,8 +99,57 @@ struct Run {
     stderr: String,
 }
 
-/// Runs `cmd`; stdout is counted (or kept whole with `keep`), stderr kept.
+/// The last stderr line of a `measure` child: the tool's ru_maxrss.
+const MAXRSS_TAG: &str = "linerate-child-maxrss-kib=";
+
+/// `cmd` run by a small helper (this binary in `measure` mode) that reports
+/// its peak RSS. Measured from here, a child's ru_maxrss would count this
+/// process's pages: std spawns with vfork (CLONE_VM), and the kernel keeps
+/// the pre-exec high-water mark in the child's maxrss, so a child smaller
+/// than the generator that spawned it read as large as the generator.
+fn measured(cmd: &Command) -> Command {
+    let argv: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut m = Command::new(std::env::current_exe().expect("current_exe"));
+    for (k, v) in cmd.get_envs() {
+        match (k.to_str(), v) {
+            (Some(CHILD_ENV), Some(v)) => m.env("MTLSNIFF_BENCH_INNER", v),
+            (_, Some(v)) => m.env(k, v),
+            (_, None) => m.env_remove(k),
+        };
+    }
+    m.env("MTLSNIFF_BENCH_ARGV", argv.join("\x1f"));
+    m.env(CHILD_ENV, "measure");
+    m
+}
+
+/// Child: run the command in MTLSNIFF_BENCH_ARGV on this process's stdio,
+/// print its ru_maxrss last on stderr, exit with its status.
+fn child_measure() {
+    let argv = std::env::var("MTLSNIFF_BENCH_ARGV").expect("argv");
+    let mut words = argv.split('\x1f');
+    let mut c = Command::new(words.next().expect("program"));
+    c.args(words).env_remove(CHILD_ENV);
+    if let Ok(inner) = std::env::var("MTLSNIFF_BENCH_INNER") {
+        c.env(CHILD_ENV, inner);
+    }
+    let child = c.spawn().expect("spawn");
+    let mut status = 0i32;
+    // SAFETY: wait4 on our own child's pid with valid out-parameters.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    eprintln!("\n{MAXRSS_TAG}{}", ru.ru_maxrss);
+    let ok = r == pid && libc::WIFEXITED(status);
+    std::process::exit(if ok { libc::WEXITSTATUS(status) } else { 1 });
+}
+
+/// Runs `cmd` (through `measured`); stdout is counted (or kept whole with
+/// `keep`), stderr kept.
 fn run(cmd: &mut Command, keep: bool) -> Run {
+    let cmd = &mut measured(cmd);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -140,11 +195,21 @@ fn run(cmd: &mut Command, keep: bool) -> Run {
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
     let secs = t0.elapsed().as_secs_f64();
     let (stdout_lines, stdout) = out_t.join().unwrap_or_default();
-    let stderr = err_t.join().unwrap_or_default();
+    let mut stderr = err_t.join().unwrap_or_default();
     let ok = r == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    // The tool's own peak, from the helper's last line (not `ru`: the
+    // helper's, see `measured`).
+    let maxrss_kib = stderr
+        .rfind(MAXRSS_TAG)
+        .and_then(|i| {
+            let v = stderr[i + MAXRSS_TAG.len()..].trim().parse().ok();
+            stderr.truncate(i);
+            v
+        })
+        .unwrap_or(ru.ru_maxrss);
     Run {
         secs,
-        maxrss_kib: ru.ru_maxrss,
+        maxrss_kib,
         ok,
         stdout_lines,
         stdout,
@@ -679,9 +744,123 @@ fn pass(b: bool) -> &'static str {
     if b { "PASS" } else { "FAIL" }
 }
 
+/// SYNs from distinct spoofed sources at this rate (issue 13: 200k/s).
+const EXPIRY_PPS: [u64; 2] = [200_000, 50_000];
+
+/// Issue 13's flood shape: `expiry_syns` distinct SYNs at 200k (and 50k)
+/// packets/s with `expiry_real` fixture flows arriving until 40 s after the
+/// flood, so the SYN-only flows the full table holds expire (30 s) while
+/// real flows still arrive. Peak RSS for the default budget and 64 MiB,
+/// 1 and 2 threads, against `--memory`; and whether every real flow got
+/// its class. Returns the report section.
+fn flood_expiry(scale: &Scale, templates: &[synth::Template], dir: &Path, tkey: &str) -> String {
+    let mut rows = Vec::new();
+    let mut all_ok = true;
+    for pps in EXPIRY_PPS {
+        let g = synth::cached(
+            dir,
+            &format!("synflood-expiry-{}-{pps}", scale.expiry_syns),
+            &format!("{} {} {pps} {tkey}", scale.expiry_syns, scale.expiry_real),
+            |p, l| {
+                synth::gen_synflood_expiry(
+                    p,
+                    l,
+                    templates,
+                    (scale.expiry_syns, pps),
+                    scale.expiry_real,
+                    40,
+                )
+            },
+        );
+        let labels = synth::read_labels(&g.labels);
+        let f = g.pcap.to_str().expect("utf-8 path").to_string();
+        warm(&g.pcap);
+        for (memory, mib) in [(None, 256i64), (Some("64"), 64)] {
+            for threads in ["1", "2"] {
+                eprintln!("linerate:   flood {pps}/s --memory {mib} --threads {threads}");
+                let mut cmd = Command::new(MTLSNIFF);
+                cmd.args(["--json", "--threads", threads, "-r", &f]);
+                if let Some(m) = memory {
+                    cmd.args(["--memory", m]);
+                }
+                let r = run(&mut cmd, true);
+                let classified = classified_labels(&r.stdout, &labels);
+                let unanswered = r
+                    .stderr
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("flows.unanswered="))
+                    .unwrap_or("?")
+                    .to_string();
+                let under = r.ok && r.maxrss_kib <= mib * 1024;
+                all_ok &= under && classified == labels.len();
+                rows.push(vec![
+                    format!("{pps}/s"),
+                    format!(
+                        "{mib} MiB{}",
+                        if memory.is_none() { " (default)" } else { "" }
+                    ),
+                    threads.into(),
+                    format!("{:.1} MiB", r.maxrss_kib as f64 / 1024.0),
+                    pass(under).into(),
+                    format!("{classified}/{}", labels.len()),
+                    unanswered,
+                    r.stdout_lines.to_string(),
+                    format!("{:.1}", r.secs),
+                ]);
+            }
+        }
+    }
+    let mut out = format!(
+        "\n## SYN flood with expiry while the table is full (issue 13)\n\n{} distinct spoofed SYNs at each rate, {} real fixture flows arriving until 40 s after the flood (past the 30 s SYN-only timeout); `mtlsniff --json --threads T [--memory M] -r F`; peak RSS = ru_maxrss (wait4). {}\n\n",
+        scale.expiry_syns,
+        scale.expiry_real,
+        if all_ok {
+            "All under --memory, every real flow classified."
+        } else {
+            "**Not all under --memory or classified.**"
+        }
+    );
+    out.push_str(&table(
+        &[
+            "SYN rate",
+            "--memory",
+            "threads",
+            "peak RSS",
+            "<= --memory",
+            "real flows classified",
+            "flows.unanswered",
+            "lines",
+            "secs",
+        ],
+        &rows,
+    ));
+    out
+}
+
+/// How many labelled flows a `--json` output gives their labelled class.
+fn classified_labels(
+    stdout: &[u8],
+    labels: &BTreeMap<(String, String), (String, String)>,
+) -> usize {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            let key = (
+                v["client"].as_str().unwrap_or_default().to_string(),
+                v["server"].as_str().unwrap_or_default().to_string(),
+            );
+            labels
+                .get(&key)
+                .is_some_and(|(class, _)| v["class"].as_str() == Some(class.as_str()))
+        })
+        .count()
+}
+
 fn main() {
     if let Ok(mode) = std::env::var(CHILD_ENV) {
         match mode.as_str() {
+            "measure" => child_measure(),
             "floor" => child_floor(&std::env::var("MTLSNIFF_BENCH_FILE").expect("file")),
             "mem" => child_mem(
                 &std::env::var("MTLSNIFF_BENCH_FIXTURE").expect("fixture"),
@@ -735,6 +914,12 @@ fn main() {
         "linerate: generating (or reusing) files in {}",
         dir.display()
     );
+    // MTLSNIFF_BENCH_ONLY=flood: only the flood's peak-RSS table.
+    let flood_table = flood_expiry(&scale, &templates, &dir, &tkey);
+    if std::env::var("MTLSNIFF_BENCH_ONLY").as_deref() == Ok("flood") {
+        println!("{flood_table}");
+        return;
+    }
     let mixed = synth::cached(
         &dir,
         &format!("mixed-{}", scale.mixed_flows),
@@ -1038,6 +1223,7 @@ fn main() {
             ],
         ],
     ));
+    report.push_str(&flood_table);
     let _ = writeln!(report, "\n## Targets\n");
     report.push_str(&table(&["target", "measured", "result"], &targets));
     let _ = writeln!(

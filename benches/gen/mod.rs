@@ -930,6 +930,85 @@ pub fn gen_synflood(
     )
 }
 
+/// Issue 13's flood: `syns` SYN-only frames from distinct spoofed sources
+/// at `pps` packets per second, with `real` fixture flows starting at an
+/// even pace over the flood and `tail_s` seconds after it. The tail runs
+/// past the SYN-only timeout (30 s), so the table, full of the flood's
+/// last SYNs, expires them while real flows are still arriving.
+pub fn gen_synflood_expiry(
+    path: &Path,
+    labels_path: &Path,
+    templates: &[Template],
+    flood: (u64, u64),
+    real: u64,
+    tail_s: u64,
+) -> GenStats {
+    let (syns, pps) = flood;
+    let mut rng = Rng::new(0x6578_7069_7279_2131);
+    let classes = by_class(templates);
+    let syn_gap = 1_000_000.0 / pps.max(1) as f64;
+    let span = syns as f64 * syn_gap + tail_s as f64 * 1e6;
+    let real_gap = span / real.max(1) as f64;
+    let target = ([10, 255, 0, 1], 443u16);
+    let (mut n_real, mut n_syn) = (0u64, 0u64);
+    interleave(
+        path,
+        templates,
+        |_| {
+            let t_syn = (n_syn < syns).then(|| EPOCH_US + (n_syn as f64 * syn_gap) as i64);
+            let t_real = (n_real < real).then(|| EPOCH_US + (n_real as f64 * real_gap) as i64);
+            match (t_syn, t_real) {
+                (_, Some(t)) if t_syn.is_none_or(|s| t <= s) => {
+                    n_real += 1;
+                    let t_idx = pick(&mut rng, &classes);
+                    let tp = &templates[t_idx];
+                    let sp = FlowSpec {
+                        t_idx: t_idx as u32,
+                        t: tp,
+                        client: ((0x0B00_0000u32 | n_real as u32).to_be_bytes(), 40_000),
+                        server: server_addr(n_real, tp.server_port),
+                        start: t,
+                        isn: [rng.next_u64() as u32, rng.next_u64() as u32],
+                        bulk: if tp.takes_bulk() {
+                            [rng.range(100, 2_000), rng.range(1_000, 50_000)]
+                        } else {
+                            [0, 0]
+                        },
+                        half_rtt: rng.range(100, 2_000) as i64,
+                        idle: rng.range(0, 2_000_000) as i64,
+                        seg_max: MSS,
+                        gap: 12,
+                        ack_every: 2,
+                    };
+                    let f = build_flow(&sp, rng.next_u64() as u32);
+                    let l = label(&f, tp);
+                    Some((f, Some(l)))
+                }
+                (Some(t), _) => {
+                    let c = client_addr(n_syn);
+                    n_syn += 1;
+                    let f = Flow {
+                        client: c,
+                        server: target,
+                        pkts: vec![Pkt {
+                            ts: t,
+                            from_client: true,
+                            seq: rng.next_u64() as u32,
+                            ack: 0,
+                            flags: TcpFlags::SYN,
+                            window: 64_240,
+                            payload: Payload::None,
+                        }],
+                    };
+                    Some((f, None))
+                }
+                _ => None,
+            }
+        },
+        labels_path,
+    )
+}
+
 // ---------------------------------------------------------------- cache
 
 /// A generated pcap and its labels.

@@ -76,6 +76,9 @@ pub struct Options {
     /// Report a `FlowClose` when a flow whose verdict is out ends (`--close`,
     /// metrics). Off: no close events at all.
     pub closes: bool,
+    /// Report unanswered SYNs as verdicts (`-v`). Off: they are only
+    /// counted (`flows.unanswered`), and no report is built for them.
+    pub unanswered: bool,
 }
 
 impl Default for Limits {
@@ -145,6 +148,15 @@ counters! {
     flows_evicted_embryonic => "flows.evicted_embryonic",
     /// Flows whose verdict was out, dropped to make room in a full table.
     flows_evicted_decided => "flows.evicted_decided",
+    /// Unanswered SYNs (`Flow::unanswered`): the client's SYN(s) only, no
+    /// SYN-ACK, payload, FIN or RST. Not a decided flow: counted, printed
+    /// only with `Options::unanswered`, however the flow ended.
+    flows_unanswered => "flows.unanswered",
+    /// Of which evicted from a full table (M11), expired (SYN-only idle
+    /// timeout), or still open at the end of input.
+    unanswered_evicted => "flows.unanswered_evicted",
+    unanswered_expired => "flows.unanswered_expired",
+    unanswered_at_end => "flows.unanswered_at_end",
     /// Flows given up because the worker's buffer budget was full: reported
     /// unknown, buffers freed.
     flows_given_up => "mem.flows_given_up",
@@ -393,6 +405,19 @@ impl Flow {
             || self.closed.iter().all(Option::is_some)
     }
 
+    /// The client's SYN(s) and nothing else: no SYN-ACK, no payload, no
+    /// FIN or RST (any of which makes the pre-verdict part), no verdict.
+    /// An unanswered SYN is not a decided flow: `Tracker::ended_unanswered`.
+    fn unanswered(&self) -> bool {
+        let client = self.client.unwrap_or(Side::Lo);
+        !self.reported
+            && self.active.is_none()
+            && self.isn[client].is_some()
+            && self.isn[client.other()].is_none()
+            && self.closed.iter().all(Option::is_none)
+            && !self.has_payload()
+    }
+
     fn has_payload(&self) -> bool {
         self.payload_bytes.iter().any(|&b| b > 0) || Side::BOTH.iter().any(|&s| self.missing(s) > 0)
     }
@@ -573,15 +598,17 @@ impl Engine {
         // Closes of evicted flows go out in first-seen order (victims are
         // in selection order, which depends on the table's history).
         let mut evicted = Vec::new();
-        let counters = &mut self.tracker.counters;
         for (rank, _, key) in victims {
             if let Some(flow) = self.flows.remove(&key) {
+                let counters = &mut self.tracker.counters;
                 if rank == 0 {
                     counters.flows_evicted_embryonic += 1;
                 } else {
                     counters.flows_evicted_decided += 1;
                 }
-                if self.tracker.options.closes && flow.decided.is_some() && !flow.close_sent {
+                let shown = self.tracker.ended_unanswered(&flow, Ending::Evicted);
+                let closes = self.tracker.options.closes;
+                if shown || (closes && flow.decided.is_some() && !flow.close_sent) {
                     evicted.push(flow);
                 }
             }
@@ -599,6 +626,11 @@ impl Engine {
         evicted.sort_by_key(|f| f.first_index);
         for mut flow in evicted {
             let ts = flow.last_seen;
+            if !flow.reported {
+                // An unanswered SYN shown with `-v`: the rule is the same
+                // however it ends.
+                self.tracker.conclude(&mut flow, End::Idle, ts, index, out);
+            }
             self.tracker
                 .close_report(&mut flow, Some(Ending::Evicted), ts, index, out);
         }
@@ -641,7 +673,9 @@ impl Engine {
             };
             if !flow.reported {
                 self.tracker.counters.flows_expired += 1;
-                self.tracker.conclude(&mut flow, End::Idle, now, index, out);
+                if self.tracker.ended_unanswered(&flow, Ending::Idle) {
+                    self.tracker.conclude(&mut flow, End::Idle, now, index, out);
+                }
             }
             let ts = flow.last_seen;
             self.tracker
@@ -678,7 +712,7 @@ impl Engine {
                 continue;
             };
             let ts = flow.last_seen;
-            if !flow.reported {
+            if !flow.reported && self.tracker.ended_unanswered(&flow, Ending::EndOfInput) {
                 self.tracker
                     .conclude(&mut flow, End::EndOfInput, ts, index, out);
             }
@@ -698,6 +732,28 @@ impl Engine {
 }
 
 impl Tracker {
+    /// A flow without a verdict ends (`ending`: evicted, idle, end of
+    /// input). An unanswered SYN is counted, with how it ended; returns
+    /// whether the flow is to be reported: always, unless it is an
+    /// unanswered SYN and `Options::unanswered` is off (then no report is
+    /// built at all, which is what keeps a SYN flood's expiry cheap).
+    fn ended_unanswered(&mut self, flow: &Flow, ending: Ending) -> bool {
+        if !flow.unanswered() {
+            // Evicted flows without a verdict that are not unanswered
+            // SYNs (a SYN and its SYN-ACK, nothing else) stay unreported,
+            // as before: an eviction writes no verdict.
+            return ending != Ending::Evicted;
+        }
+        let c = &mut self.counters;
+        c.flows_unanswered += 1;
+        match ending {
+            Ending::Evicted => c.unanswered_evicted += 1,
+            Ending::EndOfInput => c.unanswered_at_end += 1,
+            _ => c.unanswered_expired += 1,
+        }
+        self.options.unanswered
+    }
+
     /// One segment of a flow already in the table (or just made for it):
     /// counts, closes after the verdict, tracking and classifying before it,
     /// and the reports that follow.
@@ -930,11 +986,14 @@ impl Tracker {
         index: u64,
         out: &mut Vec<Report>,
     ) {
+        // Before the classifier is made, which would hide it.
+        let unanswered = flow.unanswered();
         self.ensure_classifier(flow, None);
         close_out(flow, &mut self.counters);
         if let Some(c) = flow.classifier_mut() {
             c.conclude(end);
         }
+        let before = out.len();
         report(
             flow,
             ts,
@@ -943,6 +1002,11 @@ impl Tracker {
             &mut self.counters,
             out,
         );
+        for r in out.iter_mut().skip(before) {
+            if let Event::Verdict(v) = &mut r.event {
+                v.unanswered = unanswered;
+            }
+        }
     }
 
     /// Insert into side `side`'s stream, within the engine's buffer budget.
@@ -1559,6 +1623,71 @@ mod tests {
             engine.flows.contains_key(&FlowKey::new(client, server)),
             "undecided flow kept"
         );
+    }
+
+    /// Issue 13 §1: one rule for unanswered SYNs (a client SYN, nothing
+    /// back), however the flow ends: evicted, expired, or open at the end
+    /// of input, each is counted by its ending and reported only with
+    /// `Options::unanswered` (`-v`). A SYN answered by a SYN-ACK is not one.
+    #[test]
+    fn unanswered_syns_are_counted_by_ending_and_reported_only_when_asked() {
+        for shown in [false, true] {
+            let limits = Limits {
+                max_flows: 32,
+                ..Limits::default()
+            };
+            let options = Options {
+                unanswered: shown,
+                ..Options::default()
+            };
+            let mut engine = Engine::new(limits, options);
+            let mut out = Vec::new();
+            let server = ep("10.0.0.2", 443);
+            let at = |i: u32, t: i64| {
+                let mut s = seg(
+                    ep(&format!("10.1.0.{i}"), 50000),
+                    server,
+                    i,
+                    TcpFlags::SYN,
+                    &[],
+                );
+                s.ts = Timestamp(t);
+                s
+            };
+            // 40 SYNs in a table of 32: the oldest are evicted to make room.
+            for i in 0..40 {
+                engine.on_segment(at(i, 1_000_000), u64::from(i), &mut out);
+            }
+            // A SYN answered by a SYN-ACK: not unanswered.
+            let answered = ep("10.2.0.1", 40000);
+            engine.on_segment(seg(answered, server, 7, TcpFlags::SYN, &[]), 40, &mut out);
+            let mut synack = seg(server, answered, 9, TcpFlags::SYN | TcpFlags::ACK, &[]);
+            synack.ack = 8;
+            engine.on_segment(synack, 41, &mut out);
+            let evicted = engine.counters().unanswered_evicted;
+            assert!(evicted > 0);
+            // 31 s later: the SYN-only flows expire; one more SYN stays open.
+            engine.on_tick(Timestamp(32_000_000), 42, &mut out);
+            engine.on_segment(at(200, 32_000_000), 42, &mut out);
+            let expired = engine.counters().unanswered_expired;
+            engine.finish(43, &mut out);
+            let c = engine.counters();
+            assert_eq!(c.unanswered_at_end, 1);
+            assert_eq!(evicted + expired, 40, "{c:?}");
+            assert_eq!(c.flows_unanswered, 41);
+            let verdicts = out
+                .iter()
+                .filter(|r| matches!(r.event, Event::Verdict(_)))
+                .count();
+            // Shown: every unanswered SYN, then the answered one (at
+            // expiry); otherwise only the answered one.
+            assert_eq!(verdicts, if shown { 42 } else { 1 }, "shown: {shown}");
+            let marked = out
+                .iter()
+                .filter(|r| matches!(&r.event, Event::Verdict(v) if v.unanswered))
+                .count();
+            assert_eq!(marked, if shown { 41 } else { 0 });
+        }
     }
 
     /// The buffer budget is checked before anything is buffered: flows

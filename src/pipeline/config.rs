@@ -71,6 +71,8 @@ pub struct Config {
     pub flow_lines: bool,
     /// A line per close (`--close`).
     pub close_lines: bool,
+    /// A line per unanswered SYN (`-v`); otherwise they are only counted.
+    pub unanswered_lines: bool,
     /// The edges summary at the end, in this form.
     pub edges_summary: Option<SummaryFormat>,
     /// Live: the edges summary again every this long.

@@ -74,6 +74,7 @@ impl Plan {
                 // Closes feed close lines and the metrics' closed flows and
                 // bytes; without either, none are made.
                 closes: config.close_lines || config.metrics.is_some(),
+                unanswered: config.unanswered_lines,
                 keylog: keylog.map(Arc::new),
             },
             queue_batches: budget.queue_batches,

@@ -117,10 +117,12 @@ impl Tally {
     pub fn check(&mut self, v: &Verdict) -> Finding {
         // --ports keeps a flow when either port matches; the check is about
         // the servers on those ports.
-        if self
-            .ports
-            .as_ref()
-            .is_some_and(|p| !p.contains(v.server.port))
+        // An unanswered SYN (printed with -v) is not a decided flow.
+        if v.unanswered
+            || self
+                .ports
+                .as_ref()
+                .is_some_and(|p| !p.contains(v.server.port))
         {
             return Finding::Untracked;
         }
@@ -253,6 +255,14 @@ mod tests {
         let mut strict = Tally::new(Expectation::Mtls, true, Some(ports));
         assert!(!strict.passed(), "nothing decided fails with --strict");
         strict.check(&v(9080, Class::Mtls, Outcome::Ok));
+        assert!(strict.passed());
+        // An unanswered SYN (printed with -v) is not a decided flow, not
+        // even an unknown one.
+        let syn = Verdict {
+            unanswered: true,
+            ..v(9080, Class::Unknown, Outcome::Unknown)
+        };
+        assert_eq!(strict.check(&syn), Finding::Untracked);
         assert!(strict.passed());
         strict.check(&v(9080, Class::Unknown, Outcome::Ok));
         assert!(!strict.passed());

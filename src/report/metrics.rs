@@ -258,7 +258,7 @@ struct GaugeCollector(Arc<Gauges>);
 impl Collector for GaugeCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = self.0.snapshot();
-        let counters: [(&str, &str, u64); 10] = [
+        let counters: [(&str, &str, u64); 11] = [
             (
                 "mtlsniff_packets",
                 "Frames read from the capture",
@@ -298,6 +298,11 @@ impl Collector for GaugeCollector {
                 "mtlsniff_flows_evicted_embryonic",
                 "SYN-only flows evicted from a full flow table",
                 s.engine.flows_evicted_embryonic,
+            ),
+            (
+                "mtlsniff_flows_unanswered",
+                "Unanswered SYNs (no SYN-ACK, payload, FIN or RST): counted, not verdicts",
+                s.engine.flows_unanswered,
             ),
             (
                 "mtlsniff_flows_table_full",

@@ -295,9 +295,13 @@ impl Summary {
                 loss.join(", ")
             );
         }
-        for line in [self.keylog_line(), self.skipped_line()]
-            .into_iter()
-            .flatten()
+        for line in [
+            self.unanswered_line(),
+            self.keylog_line(),
+            self.skipped_line(),
+        ]
+        .into_iter()
+        .flatten()
         {
             let _ = writeln!(s, "mtlsniff: {line}");
         }
@@ -423,6 +427,9 @@ impl Summary {
         if !counters.is_empty() {
             let _ = writeln!(s, "mtlsniff: counters: {}", counters.join(" "));
         }
+        if let Some(u) = self.unanswered_line() {
+            let _ = writeln!(s, "mtlsniff: {u}");
+        }
         if let Some(k) = self.keylog_line() {
             let _ = writeln!(s, "mtlsniff: {k}");
         }
@@ -440,6 +447,30 @@ impl Summary {
             );
         }
         s
+    }
+
+    /// A counter's value, 0 when absent.
+    fn counter(&self, name: &str) -> u64 {
+        self.counters
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map_or(0, |(_, v)| *v)
+    }
+
+    /// Unanswered SYNs (the client's SYN and nothing back: a scan, a
+    /// flood, a dead server) are not decided flows: one line says how many
+    /// and how they ended, whatever `-v` printed of them.
+    fn unanswered_line(&self) -> Option<String> {
+        let n = self.counter("flows.unanswered");
+        (n > 0).then(|| {
+            format!(
+                "unanswered SYNs: {n} ({} evicted, {} expired, {} open at end): counted, \
+                 not verdicts (-v prints a line for each)",
+                self.counter("flows.unanswered_evicted"),
+                self.counter("flows.unanswered_expired"),
+                self.counter("flows.unanswered_at_end"),
+            )
+        })
     }
 
     /// Key log trouble: flows its secrets did not decrypt, malformed lines.

@@ -473,6 +473,7 @@ pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
         buffer_bytes,
         threads,
         log_level: log_level(args.log_level, args.quiet),
+        unanswered_lines: args.verbose > 0,
         summary: args.quiet == 0,
         detailed: args.verbose > 0,
         stats: args.stats || args.verbose > 0,

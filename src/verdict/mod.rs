@@ -151,6 +151,9 @@ pub struct Verdict {
     pub bytes_to_server: u64,
     pub bytes_to_client: u64,
     pub packets: u64,
+    /// An unanswered SYN (`-v` only; otherwise none is reported): not a
+    /// decided flow, so `--expect` does not count it.
+    pub unanswered: bool,
 }
 
 impl Verdict {
@@ -190,6 +193,7 @@ impl Verdict {
             bytes_to_server: 0,
             bytes_to_client: 0,
             packets: 0,
+            unanswered: false,
         }
     }
 
