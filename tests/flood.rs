@@ -128,6 +128,7 @@ fn syn_flood_of_200k_stays_under_the_memory_budget_and_real_handshakes_are_class
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtlsniff"));
     cmd.arg("-r").arg(&path).args([
         "--json",
+        "--stats",
         "--threads",
         "1",
         "--memory",
