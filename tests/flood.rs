@@ -157,7 +157,10 @@ impl Flood {
     /// stdout, stderr; it must exit 0.
     fn run(&self, args: &[&str]) -> (i64, String, String) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtlsniff"));
-        cmd.arg("-r").arg(&self.path).arg("--json").args(args);
+        cmd.arg("-r")
+            .arg(&self.path)
+            .args(["--json", "--stats"])
+            .args(args);
         let (maxrss_kib, code, out, err) = common::run_measured(cmd);
         eprintln!("{args:?}: peak RSS {maxrss_kib} KiB\n{err}");
         assert_eq!(code, Some(0), "{args:?}: {err}");

@@ -74,9 +74,13 @@ fn counter(err: &str, name: &str) -> u64 {
 /// Run the binary on `capture` (with `--keylog keylog`), measured.
 fn run(capture: &Path, keylog: Option<&Path>) -> (i64, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtlsniff"));
-    cmd.arg("-r")
-        .arg(capture)
-        .args(["--threads", "1", "--memory", &MEMORY_MIB.to_string()]);
+    cmd.arg("-r").arg(capture).args([
+        "--threads",
+        "1",
+        "--stats",
+        "--memory",
+        &MEMORY_MIB.to_string(),
+    ]);
     if let Some(k) = keylog {
         cmd.arg("--keylog").arg(k);
     }

@@ -315,7 +315,11 @@ impl Summary {
             "stopped by -c {n} at packet {at}; the {} packets read ahead of the output were \
              processed, not printed ({})",
             self.packets.saturating_sub(at),
-            if full { "the counters below count them" } else { "--stats counts them" }
+            if full {
+                "the counters below count them"
+            } else {
+                "--stats counts them"
+            }
         ))
     }
 
