@@ -110,6 +110,16 @@ fn list_value(items: &[String]) -> String {
     out
 }
 
+/// The server as the text line shows it: the original destination, then
+/// ` via=` the iptables REDIRECT target when the connection was redirected
+/// (`127.0.0.1:8080 via=127.0.0.1:15001`).
+fn server_text(v: &Verdict) -> String {
+    match v.redirected_to {
+        Some(target) => format!("{} via={target}", v.server),
+        None => v.server.to_string(),
+    }
+}
+
 /// The text view: one tcpdump-like line, no trailing newline.
 pub fn text_line(v: &Verdict) -> String {
     let mut s = String::with_capacity(200);
@@ -118,7 +128,7 @@ pub fn text_line(v: &Verdict) -> String {
     s.push_str(&format!(
         "{} > {}: {:<9} {:<10}",
         v.client,
-        v.server,
+        server_text(v),
         v.class.as_str(),
         v.outcome.as_str()
     ));
@@ -218,6 +228,10 @@ pub struct JsonVerdict<'a> {
     pub first_seen: String,
     pub client: String,
     pub server: String,
+    /// The iptables REDIRECT target (`server` is the original
+    /// destination); the key is left out when there was none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirected_to: Option<String>,
     pub ip_version: u8,
     pub class: &'static str,
     pub outcome: &'static str,
@@ -272,6 +286,7 @@ impl<'a> JsonVerdict<'a> {
             first_seen: v.first_seen.rfc3339(),
             client: v.client.to_string(),
             server: v.server.to_string(),
+            redirected_to: v.redirected_to.map(|e| e.to_string()),
             ip_version: if v.is_ipv6() { 6 } else { 4 },
             class: v.class.as_str(),
             outcome: v.outcome.as_str(),
@@ -648,6 +663,25 @@ mod tests {
                 Timestamp::from_secs_micros(1_700_000_000, 42),
             )
         }
+    }
+
+    #[test]
+    fn a_redirected_flow_names_the_original_destination_and_the_target() {
+        let v = Verdict {
+            redirected_to: Some(ep("127.0.0.1", 15001)),
+            ..base()
+        };
+        let line = text_line(&v);
+        assert!(
+            line.contains(" 10.0.0.1:40000 > 10.0.0.2:443 via=127.0.0.1:15001: mtls "),
+            "{line}"
+        );
+        let j: serde_json::Value = serde_json::to_value(JsonVerdict::new(&v)).unwrap();
+        assert_eq!(j["server"], "10.0.0.2:443");
+        assert_eq!(j["redirected_to"], "127.0.0.1:15001");
+        // Not redirected: no key at all, so older JSON lines stay the same.
+        let j: serde_json::Value = serde_json::to_value(JsonVerdict::new(&base())).unwrap();
+        assert!(j.get("redirected_to").is_none());
     }
 
     #[test]
