@@ -320,6 +320,7 @@ impl Redirects {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::capture::segment::{TcpFlags, Timestamp};
@@ -413,7 +414,7 @@ mod tests {
             })
         };
         assert_eq!(
-            r.on_segment(&mut seg(b, c, 7000, 1001, SYN_ACK), &answered),
+            r.on_segment(&mut seg(b, c, 7000, 1001, SYN_ACK), answered),
             Step::Pass
         );
         // The client also sent a SYN to B itself: that is a flow of its own.
@@ -424,7 +425,7 @@ mod tests {
             })
         };
         assert_eq!(
-            r.on_segment(&mut seg(b, c, 7000, 1001, SYN_ACK), &both),
+            r.on_segment(&mut seg(b, c, 7000, 1001, SYN_ACK), both),
             Step::Pass
         );
         // A client port below a server port: the halves may be on two workers.
