@@ -168,10 +168,10 @@ fn a_spoofed_synack_from_a_third_address_never_makes_a_false_mtls() {
 #[test]
 fn the_join_table_is_bounded_and_counts_what_it_forgets() {
     let limits = Limits {
-        max_flows: 1024,
+        max_flows: 4096,
         ..Limits::default()
     };
-    // max_entries(1024) = 64 pending SYNs: a flood of 1,000 unanswered SYNs
+    // max_entries(4096) = 64 pending SYNs: a flood of 1,000 unanswered SYNs
     // to the proxy port, then the real connection's SYN, forget the oldest
     // 937, counted.
     let proxy = Endpoint {

@@ -110,11 +110,12 @@ pub fn table_bytes(max: usize) -> usize {
 }
 
 /// Entries each table may hold for an engine of `max_flows` flows: a
-/// sixteenth (pending SYNs are also embryonic flows in the table, and a
-/// join lives as long as its flow, mostly much shorter than the table's
-/// idle timeout).
+/// sixty-fourth (3,375 with the default limits), so both tables fit in the
+/// slack of the flow table's share without lowering the flow limit. An
+/// answered SYN leaves the pending table at once, and a full join table
+/// drops joins whose flow is gone first.
 pub fn max_entries(max_flows: usize) -> usize {
-    (max_flows / 16).max(16)
+    (max_flows / 64).max(16)
 }
 
 impl Redirects {
@@ -247,6 +248,7 @@ impl Redirects {
         }
         self.pending.remove(&(client, seg.ack));
         self.join(reply_key, syn_key, target, server, seg.ack);
+        self.trim_joins(|k, c| half(k, c).is_some());
         seg.src = target;
         Step::Joined
     }
@@ -272,12 +274,37 @@ impl Redirects {
         );
         self.targets.insert(syn, reply);
         self.join_order.push_back((reply, serial));
+    }
+
+    /// Over `max` joins: drop the oldest whose SYN-half flow has left the
+    /// table (`alive` says whether it is there), looking at a few of the
+    /// oldest; when they all live, the oldest goes (counted: a long-lived
+    /// connection's later reply segments are then a flow of their own).
+    fn trim_joins(&mut self, alive: impl Fn(&FlowKey, Endpoint) -> bool) {
         while self.joins.len() > self.max {
-            let Some((old, s)) = self.join_order.pop_front() else {
-                break;
+            let mut victim = None;
+            for &(key, s) in self.join_order.iter().take(8) {
+                let Some(j) = self.joins.get(&key).filter(|j| j.serial == s) else {
+                    continue;
+                };
+                let client = if key.lo == j.original { key.hi } else { key.lo };
+                if !alive(&FlowKey::new(client, j.target), client) {
+                    victim = Some(key);
+                    break;
+                }
+                victim.get_or_insert(key);
+            }
+            let Some(key) = victim else {
+                // Only stale queue entries at the front: drop them.
+                self.join_order.pop_front();
+                continue;
             };
-            if self.joins.get(&old).is_some_and(|j| j.serial == s) {
-                self.forget(&old);
+            let was_live = self.joins.get(&key).is_some_and(|j| {
+                let client = if key.lo == j.original { key.hi } else { key.lo };
+                alive(&FlowKey::new(client, j.target), client)
+            });
+            self.forget(&key);
+            if was_live {
                 self.evicted += 1;
             }
         }
