@@ -127,10 +127,18 @@ fn check_captures(captures: &[PathBuf]) -> Tally {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         let wire = hellos_on_the_wire(path);
         for v in common::verdicts(path) {
-            let h = wire
-                .get(&pair(v.client, v.server))
-                .copied()
-                .unwrap_or_default();
+            let hellos = |server| {
+                wire.get(&pair(v.client, server))
+                    .copied()
+                    .unwrap_or_default()
+            };
+            let mut h = hellos(v.server);
+            // An iptables REDIRECT's two halves (issue 14 §1): the client's
+            // hello went to the redirect target, the server's came from the
+            // original destination.
+            if let Some(target) = v.redirected_to {
+                h.client |= hellos(target).client;
+            }
             t.flows += 1;
             t.server_hellos += usize::from(h.server);
             t.offered_only += usize::from(v.tls_version.is_none() && v.tls_offered.is_some());

@@ -85,13 +85,22 @@ impl FlowKey {
 
     /// Worker index for this flow. Deterministic across runs and machines
     /// (FxHash has no random seed), identical for both directions because
-    /// the key is canonical.
+    /// the key is canonical. It hashes the endpoint with the higher port,
+    /// which is the client's ephemeral one in nearly every connection: the
+    /// two halves an iptables REDIRECT makes of one connection (client to
+    /// the proxy port, original destination back to the client) share only
+    /// that endpoint, and `flow::redirect` must see both on one worker.
+    /// Equal ports hash the whole key.
     pub fn shard(&self, shards: usize) -> usize {
         if shards <= 1 {
             return 0;
         }
         let mut h = rustc_hash::FxHasher::default();
-        self.hash(&mut h);
+        match self.lo.port.cmp(&self.hi.port) {
+            std::cmp::Ordering::Greater => self.lo.hash(&mut h),
+            std::cmp::Ordering::Less => self.hi.hash(&mut h),
+            std::cmp::Ordering::Equal => self.hash(&mut h),
+        }
         (h.finish() % shards as u64) as usize
     }
 }
@@ -226,6 +235,20 @@ mod tests {
         assert_eq!(FlowKey::new(a, b), FlowKey::new(b, a));
         for n in 1..8 {
             assert_eq!(FlowKey::new(a, b).shard(n), FlowKey::new(b, a).shard(n));
+        }
+    }
+
+    #[test]
+    fn both_halves_of_a_redirected_connection_share_a_shard() {
+        // Client to the proxy port, and the original destination back.
+        let c = ep("10.99.0.2", 48420);
+        let (a, b) = (ep("127.0.0.1", 15001), ep("10.96.0.10", 8080));
+        let spread: std::collections::BTreeSet<usize> = (40000..40064)
+            .map(|p| FlowKey::new(ep("10.99.0.2", p), a).shard(4))
+            .collect();
+        assert!(spread.len() > 1, "clients spread over workers: {spread:?}");
+        for n in 1..8 {
+            assert_eq!(FlowKey::new(c, a).shard(n), FlowKey::new(b, c).shard(n));
         }
     }
 

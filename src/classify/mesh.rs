@@ -37,6 +37,12 @@ const LINKERD_SNI_MARK: &str = ".serviceaccount.identity.";
 /// Istio ambient: ztunnel's HBONE mTLS port and its unencrypted (h2c) twin.
 pub const HBONE_PORT: u16 = 15008;
 const HBONE_H2C_PORT: u16 = 15009;
+/// The ports meshes redirect to with iptables inside a pod (wire-facts §7):
+/// Istio sidecar outbound 15001 and inbound 15006, ambient in-pod 15001,
+/// 15006 and `HBONE_PORT`, Linkerd outbound 4140 and inbound 4143. On `lo`
+/// a redirected connection's SYN half goes to one of them
+/// (`flow/redirect.rs` joins it to its reply half), so `--ports` keeps them.
+pub const REDIRECT_PORTS: [u16; 5] = [15001, 15006, HBONE_PORT, 4140, 4143];
 
 /// Which mesh data plane a connection looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

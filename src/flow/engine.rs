@@ -27,6 +27,7 @@ use crate::capture::counters::counters;
 use crate::capture::segment::{Endpoint, FlowKey, Segment, Timestamp};
 use crate::classify::{Classifier, Close, Direction, End, Proving};
 use crate::flow::reassembly::{InsertStatus, Stream, StreamLimits};
+use crate::flow::redirect::{self, Half, Redirects, Step};
 use crate::tls::keylog::KeyLog;
 use crate::tls::proof::Failure;
 use crate::verdict::Outcome;
@@ -99,8 +100,9 @@ impl Default for Limits {
             stream_segments: 256,
             handshake_buffer: 64 * KIB,
             records_before_verdict: crate::classify::RECORDS_BEFORE_VERDICT,
-            // The rest of the worker's share: 109.0 MiB.
-            buffer_budget: 114_261_504,
+            // The rest of the worker's share: 107.5 MiB (1.4 MiB went to
+            // the iptables REDIRECT join tables, `flow::redirect`).
+            buffer_budget: 112_758_944,
             idle_timeout: Timestamp(300 * SEC),
             embryonic_timeout: Timestamp(30 * SEC),
             closed_linger: Timestamp(10 * SEC),
@@ -171,6 +173,17 @@ counters! {
     tls_too_many_records => "tls.too_many_records",
     /// Flows whose hello declared more than the handshake buffer (M21).
     tls_handshake_too_large => "tls.handshake_too_large",
+    /// Reply halves of iptables-REDIRECTed connections joined to their SYN
+    /// half (flow/redirect.rs).
+    redirect_joined => "redirect.joined",
+    /// Joined connections whose redirect target answered the SYN too: given
+    /// up as ambiguous.
+    redirect_conflicts => "redirect.conflicts",
+    /// Reply-half segments whose ACK did not line up with the client's
+    /// stream: not joined.
+    redirect_unaligned => "redirect.unaligned",
+    /// Pending SYNs or joins forgotten because the join table was full.
+    redirect_evicted => "redirect.evicted",
     /// TLS 1.3 handshakes opened with a key log.
     decrypted_tls13 => "decrypt.tls13_handshakes",
     /// TLS <= 1.2 renegotiations opened with a key log.
@@ -330,6 +343,7 @@ pub fn table_bytes(max_flows: usize) -> usize {
         .saturating_mul(2)
         .saturating_mul(flow_slot_bytes())
         .saturating_add(scratch)
+        .saturating_add(redirect::table_bytes(redirect::max_entries(max_flows)))
 }
 
 /// Fixed bytes of a flow's pre-verdict part, before any buffer.
@@ -421,6 +435,20 @@ impl Flow {
     fn has_payload(&self) -> bool {
         self.payload_bytes.iter().any(|&b| b > 0) || Side::BOTH.iter().any(|&s| self.missing(s) > 0)
     }
+
+    /// What `flow/redirect.rs` needs to know of this flow as one half.
+    fn half(&self, client: Endpoint) -> Half {
+        let side = if self.key.lo == client {
+            Side::Lo
+        } else {
+            Side::Hi
+        };
+        Half {
+            client_isn: self.isn[side],
+            answered: self.isn[side.other()].is_some(),
+            reported: self.reported,
+        }
+    }
 }
 
 /// Packet time between two expiry scans of the flow table.
@@ -437,6 +465,8 @@ pub struct Engine {
     /// FxHash: fast, and its iteration order is never used for output
     /// (reports are ordered by packet index).
     flows: FxHashMap<FlowKey, Flow>,
+    /// iptables REDIRECT halves waiting to be joined, and the joins.
+    redirects: Redirects,
 }
 
 /// The engine without its flow table: bounds, options, counters and the
@@ -453,6 +483,7 @@ struct Tracker {
 
 impl Engine {
     pub fn new(limits: Limits, options: Options) -> Self {
+        let redirects = Redirects::new(redirect::max_entries(limits.max_flows));
         Engine {
             tracker: Tracker {
                 limits,
@@ -463,6 +494,7 @@ impl Engine {
             last_scan: None,
             finishing: None,
             flows: FxHashMap::default(),
+            redirects,
         }
     }
 
@@ -493,12 +525,16 @@ impl Engine {
         index: u64,
         out: &mut Vec<Report>,
     ) {
+        let start = out.len();
         self.on_view(seg.as_view(), index, out);
+        self.redirects
+            .annotate(out.get_mut(start..).unwrap_or_default());
     }
 
     /// `on_segment` on a payload borrowed from wherever it lives (a batch
     /// arena in the pipeline).
-    fn on_view(&mut self, seg: Segment<&[u8]>, index: u64, out: &mut Vec<Report>) {
+    fn on_view(&mut self, mut seg: Segment<&[u8]>, index: u64, out: &mut Vec<Report>) {
+        self.join_redirect(&mut seg);
         let key = seg.key();
         let side = if seg.src == key.lo {
             Side::Lo
@@ -532,6 +568,37 @@ impl Engine {
             .entry(key)
             .or_insert_with(|| Flow::new(key, index, seg.ts));
         self.tracker.segment(flow, side, &seg, index, out);
+    }
+
+    /// iptables REDIRECT (flow/redirect.rs): a reply half joined to its SYN
+    /// half is readdressed onto it; the target answering a joined SYN itself
+    /// makes that flow ambiguous.
+    fn join_redirect(&mut self, seg: &mut Segment<&[u8]>) {
+        let flows = &self.flows;
+        let step = self
+            .redirects
+            .on_segment(seg, |key, client| flows.get(key).map(|f| f.half(client)));
+        let counters = &mut self.tracker.counters;
+        counters.redirect_evicted = self.redirects.evicted;
+        match step {
+            Step::Joined => counters.redirect_joined += 1,
+            Step::Unaligned => counters.redirect_unaligned += 1,
+            Step::Conflict(key) => {
+                counters.redirect_conflicts += 1;
+                if let Some(flow) = self.flows.get_mut(&key).filter(|f| !f.reported) {
+                    self.tracker.ensure_classifier(flow, None);
+                    if let Some(c) = flow.classifier_mut() {
+                        c.give_up(
+                            "ambiguous: two hosts answered one SYN (an iptables REDIRECT reply \
+                             and the target itself; one may be spoofed)"
+                                .to_string(),
+                            Outcome::Unknown,
+                        );
+                    }
+                }
+            }
+            Step::Pass | Step::Rewritten => {}
+        }
     }
 
     /// A new SYN on the 4-tuple of a closed or reported flow starts a new
@@ -639,6 +706,14 @@ impl Engine {
     /// Packet-time clock tick, sent to every worker at the same packet
     /// positions whatever the thread count: expire idle flows.
     pub fn on_tick(&mut self, now: Timestamp, index: u64, out: &mut Vec<Report>) {
+        let start = out.len();
+        self.expire(now, index, out);
+        self.redirects
+            .annotate(out.get_mut(start..).unwrap_or_default());
+    }
+
+    /// `on_tick` before the redirect annotation.
+    fn expire(&mut self, now: Timestamp, index: u64, out: &mut Vec<Report>) {
         // Walking the table costs milliseconds with 100k+ flows: scan at
         // most once per second of packet time (deterministic: ticks come at
         // input-defined positions with input-defined times).
@@ -693,6 +768,15 @@ impl Engine {
     /// of the next flow still to report, or None when all are done (the
     /// flow table is then empty).
     pub fn finish_some(&mut self, index: u64, max: usize, out: &mut Vec<Report>) -> Option<u64> {
+        let start = out.len();
+        let next = self.finish_chunk(index, max, out);
+        self.redirects
+            .annotate(out.get_mut(start..).unwrap_or_default());
+        next
+    }
+
+    /// `finish_some` before the redirect annotation.
+    fn finish_chunk(&mut self, index: u64, max: usize, out: &mut Vec<Report>) -> Option<u64> {
         let closes = self.tracker.options.closes;
         let pending = self.finishing.get_or_insert_with(|| {
             let mut open: Vec<(u64, FlowKey)> = self

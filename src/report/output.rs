@@ -124,6 +124,16 @@ fn list_value(items: &[String]) -> String {
     out
 }
 
+/// The server as the text line shows it: the original destination, then
+/// ` via=` the iptables REDIRECT target when the connection was redirected
+/// (`127.0.0.1:8080 via=127.0.0.1:15001`).
+fn server_text(v: &Verdict) -> String {
+    match v.redirected_to {
+        Some(target) => format!("{} via={target}", v.server),
+        None => v.server.to_string(),
+    }
+}
+
 /// The Community ID v1 of a TCP flow (seed 0), the flow hash Zeek,
 /// Suricata, Arkime and Wireshark print: verdict and close lines join on it
 /// with each other and with those tools' logs of the same traffic. The
@@ -145,7 +155,7 @@ pub fn community_id(client: &Endpoint, server: &Endpoint) -> Option<String> {
 /// ` IP client > server:`, the one place a line's endpoints are written
 /// (verdict and close lines): workload names and a redirect's `via=` go
 /// here when they come.
-fn push_endpoints(s: &mut String, ipv6: bool, client: &Endpoint, server: &Endpoint) {
+fn push_endpoints(s: &mut String, ipv6: bool, client: &Endpoint, server: impl std::fmt::Display) {
     use std::fmt::Write as _;
     s.push_str(if ipv6 { " IP6 " } else { " IP " });
     let _ = write!(s, "{client} > {server}:");
@@ -188,7 +198,7 @@ pub fn text_line_placed(v: &Verdict, placed: Option<&Placement>, detailed: bool)
 
 fn compact_into(s: &mut String, v: &Verdict, placed: Option<&Placement>) {
     s.push_str(&v.ts.date_time());
-    push_endpoints(s, v.is_ipv6(), &v.client, &v.server);
+    push_endpoints(s, v.is_ipv6(), &v.client, server_text(v));
     s.push_str(&format!(
         " {:<9} {:<10}",
         v.class.as_str(),
@@ -311,6 +321,10 @@ pub struct JsonVerdict<'a> {
     pub server_workload: Option<JsonWorkload<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_mismatch: Option<Option<Vec<JsonMismatch<'a>>>>,
+    /// The iptables REDIRECT target (`server` is the original
+    /// destination); the key is left out when there was none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirected_to: Option<String>,
     pub ip_version: u8,
     /// The flow's Community ID (v1, seed 0), shared with Zeek and Suricata.
     pub community_id: Option<String>,
@@ -370,6 +384,7 @@ impl<'a> JsonVerdict<'a> {
             client_workload: None,
             server_workload: None,
             identity_mismatch: None,
+            redirected_to: v.redirected_to.map(|e| e.to_string()),
             ip_version: if v.is_ipv6() { 6 } else { 4 },
             community_id: community_id(&v.client, &v.server),
             class: v.class.as_str(),
@@ -789,6 +804,25 @@ mod tests {
                 Timestamp::from_secs_micros(1_700_000_000, 42),
             )
         }
+    }
+
+    #[test]
+    fn a_redirected_flow_names_the_original_destination_and_the_target() {
+        let v = Verdict {
+            redirected_to: Some(ep("127.0.0.1", 15001)),
+            ..base()
+        };
+        let line = text_line(&v);
+        assert!(
+            line.contains(" 10.0.0.1:40000 > 10.0.0.2:443 via=127.0.0.1:15001: mtls "),
+            "{line}"
+        );
+        let j: serde_json::Value = serde_json::to_value(JsonVerdict::new(&v)).unwrap();
+        assert_eq!(j["server"], "10.0.0.2:443");
+        assert_eq!(j["redirected_to"], "127.0.0.1:15001");
+        // Not redirected: no key at all, so older JSON lines stay the same.
+        let j: serde_json::Value = serde_json::to_value(JsonVerdict::new(&base())).unwrap();
+        assert!(j.get("redirected_to").is_none());
     }
 
     #[test]

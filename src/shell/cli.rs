@@ -26,8 +26,9 @@ use crate::capture::source::Source;
 use crate::pipeline::budget::{self, Bounds};
 use crate::pipeline::config::{Config, LogLevel, Mode};
 use crate::report::output::{Buffering, Format};
-// Istio's HBONE port: tunnelled mTLS, always tracked whatever `--ports` says.
-use crate::classify::mesh::HBONE_PORT;
+// Istio's HBONE port (tunnelled mTLS) and the ports meshes redirect to with
+// iptables: always tracked whatever `--ports` says.
+use crate::classify::mesh::REDIRECT_PORTS;
 
 /// libpcap's largest snapshot length (MAXIMUM_SNAPLEN), also tcpdump's default.
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
@@ -38,7 +39,7 @@ const EXAMPLES: &str = "\
 Examples:
   mtlsniff -r capture.pcapng                classify every TCP flow in a file
   tcpdump -i eth0 -U -w - | mtlsniff -r -   read a capture from stdin
-  mtlsniff -i any --ports 9080,8000         live, only these ports (+15008)
+  mtlsniff -i any --ports 9080,8000         live, only these ports (+ mesh ports)
   mtlsniff -i eth0 port 9080 or port 15008  live, with a capture filter
   mtlsniff -r x.pcap --json | jq .class     JSON Lines, one object per flow
   mtlsniff -r x.pcap --keylog keys.log      prove TLS 1.3 verdicts by decrypting
@@ -109,7 +110,8 @@ pub struct Args {
     pub list_interfaces: bool,
 
     /// Track only TCP flows on these ports (comma-separated); 15008 (Istio
-    /// HBONE) is always tracked. Default: every TCP flow.
+    /// HBONE) and the mesh redirect ports (15001, 15006, 4140, 4143) are
+    /// always tracked. Default: every TCP flow.
     #[arg(long = "ports", value_name = "PORT,...", value_delimiter = ',', value_parser = port_or_empty)]
     pub ports: Vec<Option<u16>>,
 
@@ -531,7 +533,8 @@ fn port_or_empty(s: &str) -> Result<Option<u16>, String> {
     }
 }
 
-/// `--ports`, plus Istio's HBONE port (tunnelled mTLS, always tracked).
+/// `--ports`, plus Istio's HBONE port (tunnelled mTLS) and the mesh
+/// redirect ports (the SYN half of a redirected connection goes to one).
 fn ports(ports: &[Option<u16>]) -> Result<Option<PortSet>, UsageError> {
     let given = !ports.is_empty();
     let ports: Vec<u16> = ports.iter().flatten().copied().collect();
@@ -547,7 +550,7 @@ fn ports(ports: &[Option<u16>]) -> Result<Option<PortSet>, UsageError> {
         return Err(usage("--ports: 0 is not a TCP port (use 1-65535)"));
     }
     Ok(Some(PortSet::new(
-        ports.iter().copied().chain(std::iter::once(HBONE_PORT)),
+        ports.iter().copied().chain(REDIRECT_PORTS),
     )))
 }
 
@@ -816,7 +819,10 @@ mod tests {
             ),
             (
                 &["-r", "x", "--ports", "9080,8000"],
-                Ok(|c| c.ports.as_ref().map(PortSet::ports) == Some(vec![8000, 9080, 15008])),
+                Ok(|c| {
+                    c.ports.as_ref().map(PortSet::ports)
+                        == Some(vec![4140, 4143, 8000, 9080, 15001, 15006, 15008])
+                }),
             ),
             (&["-r", "x", "--ports", "0"], Err("not a TCP port")),
             (

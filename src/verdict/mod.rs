@@ -92,7 +92,11 @@ pub struct Verdict {
     /// The side that sent the SYN (else the ClientHello, else a guess that
     /// `reason` admits).
     pub client: Endpoint,
+    /// The original destination (what the client connected to).
     pub server: Endpoint,
+    /// The iptables REDIRECT target the connection was sent to, when the
+    /// capture showed it as two halves (flow/redirect.rs); None otherwise.
+    pub redirected_to: Option<Endpoint>,
     pub class: Class,
     pub outcome: Outcome,
     pub basis: Basis,
@@ -164,6 +168,7 @@ impl Verdict {
             first_seen,
             client,
             server,
+            redirected_to: None,
             class: Class::Unknown,
             outcome: Outcome::Unknown,
             basis: Basis::None,

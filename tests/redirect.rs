@@ -1,0 +1,204 @@
+//! Issue 14 §1: a connection that an iptables REDIRECT shows as two halves
+//! (client to the proxy port, original destination back) is one flow with
+//! the right class and outcome, `server` = the original destination and
+//! `redirected_to` = the target; the same for any `--threads`; a spoofed
+//! SYN-ACK never joins a real flow into a false mtls; the join table is
+//! bounded. Fixtures: `fixtures/make-redirect.sh` (netns, iptables, real
+//! servers and clients).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use mtlsniff::capture::segment::{Endpoint, Segment, TcpFlags, Timestamp};
+use mtlsniff::flow::engine::Limits;
+use mtlsniff::verdict::Class;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn redirect_rows() -> Vec<std::collections::HashMap<String, String>> {
+    let rows: Vec<_> = common::tsv(&fixtures().join("fixtures.tsv"))
+        .into_iter()
+        .filter(|r| r["file"].starts_with("redirect-"))
+        .collect();
+    assert!(
+        rows.len() >= 9,
+        "redirect fixtures missing from fixtures.tsv"
+    );
+    rows
+}
+
+#[test]
+fn each_redirected_connection_is_one_flow_with_its_class_outcome_and_target() {
+    for row in redirect_rows() {
+        let file = &row["file"];
+        let verdicts = common::verdicts(&fixtures().join(file));
+        assert_eq!(verdicts.len(), 1, "{file}: {verdicts:#?}");
+        let v = &verdicts[0];
+        let got = (
+            v.client.to_string(),
+            v.server.to_string(),
+            v.class.as_str(),
+            v.outcome.as_str(),
+        );
+        let want = (
+            row["client"].clone(),
+            row["server"].clone(),
+            row["class"].as_str(),
+            row["outcome"].as_str(),
+        );
+        assert_eq!(got, want, "{file}: {}", v.reason);
+        // Captured on lo, the halves are joined and the target named; on the
+        // pod's veth an inbound (PREROUTING) redirect is one ordinary flow.
+        let target = v.redirected_to.map(|e| e.to_string());
+        let want_target = if file.starts_with("redirect-out-") {
+            Some("127.0.0.1:15001")
+        } else if file.starts_with("redirect-in-self-") {
+            Some("127.0.0.1:15006")
+        } else {
+            None
+        };
+        assert_eq!(target.as_deref(), want_target, "{file}");
+    }
+}
+
+#[test]
+fn the_same_output_with_one_and_two_threads() {
+    for row in redirect_rows() {
+        let capture = fixtures().join(&row["file"]);
+        let run = |threads: &str| {
+            let out = Command::new(env!("CARGO_BIN_EXE_mtlsniff"))
+                .arg("-r")
+                .arg(&capture)
+                .args(["-q", "--json", "--threads", threads])
+                .output()
+                .expect("run mtlsniff");
+            assert!(out.status.success());
+            String::from_utf8(out.stdout).expect("utf-8")
+        };
+        let one = run("1");
+        assert_eq!(one, run("2"), "{}", row["file"]);
+        assert_eq!(one.lines().count(), 1, "{}: {one}", row["file"]);
+    }
+}
+
+fn segment(src: Endpoint, dst: Endpoint, seq: u32, ack: u32, flags: u8) -> Segment {
+    Segment {
+        ts: Timestamp(0),
+        src,
+        dst,
+        seq,
+        ack,
+        flags: TcpFlags(flags),
+        window: 1000,
+        payload: Vec::new(),
+        missing: 0,
+    }
+}
+
+/// A real TLS 1.3 mTLS connection (no redirect) with a SYN-ACK from a third
+/// address that acknowledges the client's ISN + 1 inserted at `at`.
+fn with_spoofed_synack(at: usize) -> Vec<Segment> {
+    let mut segs = common::segments(&fixtures().join("tls13-openssl-noauth.pcap"));
+    let syn = segs
+        .iter()
+        .find(|s| s.flags.syn() && !s.flags.ack())
+        .expect("a SYN")
+        .clone();
+    let third = Endpoint {
+        ip: "10.6.6.6".parse().unwrap(),
+        port: 443,
+    };
+    let mut spoof = segment(
+        third,
+        syn.src,
+        0x1234_5678,
+        syn.seq.wrapping_add(1),
+        TcpFlags::SYN | TcpFlags::ACK,
+    );
+    spoof.ts = syn.ts;
+    segs.insert(at, spoof);
+    segs
+}
+
+#[test]
+fn a_spoofed_synack_from_a_third_address_never_makes_a_false_mtls() {
+    let clean = common::verdicts(&fixtures().join("tls13-openssl-noauth.pcap"));
+    assert_eq!(clean.len(), 1);
+    assert_eq!(clean[0].class, Class::Tls);
+    // Before the real SYN-ACK: joined at first, then the real server answers
+    // too, and the flow is given up as ambiguous (never mtls).
+    let (verdicts, counters) = common::run_engine(&with_spoofed_synack(1), Limits::default());
+    assert_eq!(counters.redirect_joined, 1);
+    assert_eq!(counters.redirect_conflicts, 1);
+    assert!(
+        verdicts.iter().all(|v| v.class != Class::Mtls),
+        "{verdicts:#?}"
+    );
+    let real = verdicts
+        .iter()
+        .find(|v| v.client == clean[0].client)
+        .expect("the real flow is reported");
+    assert_eq!(real.class, Class::Unknown, "{}", real.reason);
+    assert!(
+        real.reason.contains("two hosts answered one SYN"),
+        "{}",
+        real.reason
+    );
+    // After the real SYN-ACK: the SYN half is answered, nothing is joined and
+    // the real flow keeps its verdict.
+    let (verdicts, counters) = common::run_engine(&with_spoofed_synack(2), Limits::default());
+    assert_eq!(
+        (counters.redirect_joined, counters.redirect_conflicts),
+        (0, 0)
+    );
+    let real = verdicts
+        .iter()
+        .find(|v| v.client == clean[0].client)
+        .expect("the real flow is reported");
+    assert_eq!(
+        (real.class, real.outcome, real.redirected_to),
+        (clean[0].class, clean[0].outcome, None)
+    );
+}
+
+#[test]
+fn the_join_table_is_bounded_and_counts_what_it_forgets() {
+    let limits = Limits {
+        max_flows: 4096,
+        ..Limits::default()
+    };
+    // max_entries(4096) = 64 pending SYNs: a flood of 1,000 unanswered SYNs
+    // to the proxy port, then the real connection's SYN, forget the oldest
+    // 937, counted.
+    let proxy = Endpoint {
+        ip: "127.0.0.1".parse().unwrap(),
+        port: 15001,
+    };
+    let mut segs: Vec<Segment> = (0..1000u16)
+        .map(|i| {
+            let client = Endpoint {
+                ip: "10.99.0.2".parse().unwrap(),
+                port: 40000 + i,
+            };
+            segment(client, proxy, 1000, 0, TcpFlags::SYN)
+        })
+        .collect();
+    // A real redirected connection after the flood still joins.
+    segs.extend(common::segments(
+        &fixtures().join("redirect-out-tls13-curl-mtls.pcap"),
+    ));
+    let (verdicts, counters) = common::run_engine(&segs, limits);
+    assert_eq!(counters.redirect_evicted, 1001 - 64);
+    assert_eq!(counters.redirect_joined, 1);
+    let joined: Vec<_> = verdicts
+        .iter()
+        .filter(|v| v.redirected_to.is_some())
+        .collect();
+    assert_eq!(joined.len(), 1);
+    assert_eq!(joined[0].class, Class::Mtls);
+    assert_eq!(joined[0].server.to_string(), "10.96.0.10:8080");
+}
