@@ -45,7 +45,7 @@ mod walker;
 mod testing;
 
 pub use self::evidence::{
-    Basis, Class, ClientCert, Evidence, Handshake, Outcome, SessionKeys, SessionKind,
+    Basis, Class, ClientCert, Evidence, Handshake, Outcome, Party, SessionKeys, SessionKind,
 };
 pub use self::prove::Proving;
 pub use self::tls13::{CERTIFICATE_RECORD_MIN, FINISHED_RECORD_MAX};

@@ -318,6 +318,9 @@ impl Tls {
         };
         let handshake_done = self.walker.sides.iter().all(|s| s.ccs);
         if level == 2 && !handshake_done {
+            if conn.class.is_none() && !alert.from_server {
+                conn.class = self.tls13_client_refusal(&alert.name());
+            }
             if conn.class.is_none() {
                 conn.class = Some(self.class_at_failure());
             }

@@ -18,7 +18,7 @@ use crate::capture::segment::Timestamp;
 use crate::report::escape::write_json;
 use crate::report::stats::human_micros;
 use crate::tls::identity::Validity;
-use crate::verdict::{Alert, Basis, CertSeen, ClientCert, FlowClose, Verdict, version_name};
+use crate::verdict::{Alert, Basis, CertSeen, ClientCert, FlowClose, Party, Verdict, version_name};
 
 /// TLS version text: the name, or the raw number when it has none.
 fn version_text(v: u16) -> String {
@@ -130,6 +130,9 @@ pub fn text_line(v: &Verdict) -> String {
     };
     if v.basis != Basis::None {
         tok("basis", v.basis.as_str().to_string());
+    }
+    if let Some(who) = v.rejected_by {
+        tok("rejected_by", who.as_str().to_string());
     }
     match (v.tls_version, v.tls_offered) {
         (Some(ver), _) => tok("tls", version_text(ver)),
@@ -250,6 +253,9 @@ pub struct JsonVerdict<'a> {
     pub flight_records: Option<&'a [u16]>,
     pub alert: Option<String>,
     pub alert_from: Option<&'static str>,
+    /// Outcome `rejected`: `client` or `server`, who refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected_by: Option<&'static str>,
     pub resumed: bool,
     pub renegotiated: bool,
     pub starttls: Option<&'a str>,
@@ -314,6 +320,7 @@ impl<'a> JsonVerdict<'a> {
                 .alert
                 .as_ref()
                 .map(|a| if a.from_server { "server" } else { "client" }),
+            rejected_by: v.rejected_by.map(Party::as_str),
             resumed: v.resumed,
             renegotiated: v.renegotiated,
             starttls: v.starttls.as_deref(),

@@ -20,7 +20,7 @@
 
 use crate::capture::segment::Endpoint;
 use crate::classify::{
-    Basis, Class, ClientCert, Evidence, Handshake, Outcome, SessionKeys, SessionKind, mesh,
+    Basis, Class, ClientCert, Evidence, Handshake, Outcome, Party, SessionKeys, SessionKind, mesh,
 };
 use crate::tls::proof::Facts;
 use crate::verdict::{CertSeen, Flight, SessionLink, Verdict};
@@ -44,7 +44,21 @@ pub fn assemble(v: &mut Verdict, evidence: Option<&Evidence<'_>>, proof: Option<
         }
         None => v.reason = "no payload: nothing to classify".to_string(),
     }
+    v.rejected_by = rejected_by(v, evidence);
     annotate_mesh(v);
+}
+
+/// Who refused a rejected flow: the classifier's answer, unless a
+/// decrypted fatal alert names its sender.
+fn rejected_by(v: &Verdict, e: Option<&Evidence<'_>>) -> Option<Party> {
+    if v.outcome != Outcome::Rejected {
+        return None;
+    }
+    match v.alert {
+        Some(a) if a.level == 2 && !a.from_server => Some(Party::Client),
+        Some(a) if a.level == 2 => Some(Party::Server),
+        _ => e.and_then(|e| e.rejected_by).or(Some(Party::Server)),
+    }
 }
 
 /// The classifier's class, outcome and reason, and the facts it read in
@@ -439,6 +453,7 @@ pub(crate) mod tests {
             why: "first record 53 B".into(),
             outcome: Outcome::Ok,
             outcome_why: "",
+            rejected_by: None,
             client_hello: Some(&hello),
             server_hello: None,
             resumed: false,
@@ -504,6 +519,7 @@ pub(crate) mod tests {
             why: "hellos only".into(),
             outcome: Outcome::Incomplete,
             outcome_why: "",
+            rejected_by: None,
             client_hello: ch,
             server_hello: sh,
             resumed: false,
