@@ -157,6 +157,7 @@ golden! {
     tls13_openssl_client_aborts_unknown_ca = "tls13-openssl-client-aborts-unknown-ca.pcap",
     tls13_python_client_aborts_unknown_ca = "tls13-python-client-aborts-unknown-ca.pcap",
     tls13_gnutls_client_aborts_unknown_ca = "tls13-gnutls-client-aborts-unknown-ca.pcap",
+    plaintext_http_to_nginx_tls_port = "plaintext-http-to-nginx-tls-port.pcap",
 }
 
 /// Issue 13 §2: a Cisco TrustSec link tags the client's frames with a Cisco
