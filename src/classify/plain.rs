@@ -44,6 +44,9 @@ pub(super) struct Plain {
     pub app_proto: String,
     /// Clear text kept for `-A` per direction, at most the preview cap.
     pub preview: [Vec<u8>; 2],
+    /// An HTTP request's answer while it may be a TLS server's refusal
+    /// (`refused_in_reply`): at most `REFUSAL_SCAN` bytes, then dropped.
+    pub reply: Vec<u8>,
 }
 
 /// What a clear-text `feed` led to.
@@ -65,11 +68,14 @@ impl Plain {
             scanned: [0, 0],
             upgrade,
             preview: [Vec::new(), Vec::new()],
+            reply: Vec::new(),
         }
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.app_proto.capacity() + self.preview.iter().map(Vec::capacity).sum::<usize>()
+        self.app_proto.capacity()
+            + self.preview.iter().map(Vec::capacity).sum::<usize>()
+            + self.reply.capacity()
     }
 
     pub fn previews(&self) -> [&[u8]; 2] {
@@ -145,7 +151,9 @@ impl Plain {
         }
         let [client_scanned, server_scanned] = self.scanned;
         let spoke = conn.server().bytes > 0 && conn.client().bytes > 0;
-        if !self.opening.may_upgrade() && spoke {
+        // A server answer still read as a possible refusal decides first.
+        let refusal_pending = !self.reply.is_empty();
+        if !self.opening.may_upgrade() && spoke && !refusal_pending {
             conn.finish_now(
                 (
                     Class::Plaintext,
@@ -207,15 +215,29 @@ impl Plain {
     /// decided or must wait for the rest of a 400 answer (up to
     /// `REFUSAL_SCAN` bytes; a phrase split across segments is missed).
     fn refused_in_reply(&mut self, conn: &mut Connection, data: &[u8]) -> bool {
-        if !matches!(self.opening, Opening::HttpRequest { .. })
-            || !self.app_proto.ends_with(" status=400")
-        {
+        // Only an answer kept whole from its first byte (however it is
+        // segmented) is read: once dropped, it is not looked at again.
+        let whole = (self.reply.len() + data.len()) as u64 == conn.server().bytes;
+        // Not tied to the opening being recognised: an HTTP request split
+        // into small segments can read as unknown clear text.
+        if !whole {
             return false;
         }
-        let Some(server) = plaintext::tls_port_refusal(data) else {
-            // Wait for the page's body, within the budget.
-            return conn.server().bytes < REFUSAL_SCAN && conn.server().closed.is_none();
+        let room = (REFUSAL_SCAN as usize).saturating_sub(self.reply.len());
+        self.reply.extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
+        let status = plaintext::http_400_prefix(&self.reply);
+        let refusal = plaintext::tls_port_refusal(&self.reply);
+        let (true, Some(server)) = (status, refusal) else {
+            // Wait while the answer may still be a 400 with its page to come.
+            let wait = status
+                && self.reply.len() < REFUSAL_SCAN as usize
+                && conn.server().closed.is_none();
+            if !wait {
+                self.reply = Vec::new();
+            }
+            return wait;
         };
+        self.reply = Vec::new();
         conn.finish_now(
             (
                 Class::Plaintext,
@@ -301,6 +323,15 @@ mod tests {
             ),
         ];
         for (head, body, outcome) in answers {
+            let answer = [head, body].concat();
+            let mut bytes = vec![(C, get.clone())];
+            bytes.extend(answer.iter().map(|&b| (S, vec![b])));
+            let c = drive_then(&bytes, |c| {
+                c.on_close(S, Close::Fin);
+                c.conclude(End::Closed);
+            });
+            let v = verdict(&c);
+            assert_eq!(v.outcome, outcome, "1-byte segments: {}", v.reason);
             let split = [(C, get.clone()), (S, head.to_vec()), (S, body.to_vec())];
             let whole = [(C, get.clone()), (S, [head, body].concat())];
             for steps in [&split[..], &whole[..]] {

@@ -271,6 +271,15 @@ const TLS_PORT_REFUSALS: [(&str, &[u8]); 3] = [
     ("go", b"Client sent an HTTP request to an HTTPS server"),
 ];
 
+/// `b` is an HTTP/1.x 400 status line or could still become one (a prefix
+/// of `HTTP/1.1 400`).
+pub fn http_400_prefix(b: &[u8]) -> bool {
+    [b"HTTP/1.1 400 ", b"HTTP/1.0 400 "].iter().any(|line| {
+        let n = b.len().min(line.len());
+        b.get(..n) == line.get(..n)
+    })
+}
+
 /// The server whose wording for "clear text sent to a TLS port" appears in
 /// `data` (a server's answer), if any.
 pub fn tls_port_refusal(data: &[u8]) -> Option<&'static str> {
