@@ -35,6 +35,7 @@ pub mod mesh;
 mod plain;
 pub mod plaintext;
 mod prove;
+mod renegotiation;
 mod sslv2;
 mod tls;
 mod tls12;
@@ -48,6 +49,7 @@ pub use self::evidence::{
     Basis, Class, ClientCert, Evidence, Handshake, Outcome, Party, SessionKeys, SessionKind,
 };
 pub use self::prove::Proving;
+pub use self::renegotiation::{RENEG_CERT_FLIGHT_MIN, RENEG_NO_CERT_FLIGHT_MAX};
 pub use self::tls13::{CERTIFICATE_RECORD_MIN, FINISHED_RECORD_MAX};
 pub use self::walker::{Feed, MAX_PLAINTEXT_RECORD_LEN};
 

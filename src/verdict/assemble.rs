@@ -38,7 +38,7 @@ pub fn assemble(v: &mut Verdict, evidence: Option<&Evidence<'_>>, proof: Option<
                 if matches!(e.handshake, Handshake::Tls13 { .. }) {
                     tls13_proof(v, e, facts);
                 } else {
-                    renegotiation_proof(v, facts, e.outcome_why);
+                    renegotiation_proof(v, e, facts);
                 }
             }
         }
@@ -92,6 +92,8 @@ fn conclusions(v: &mut Verdict, e: &Evidence<'_>, decrypted: bool) {
         v.renegotiated = true;
         let what = if decrypted {
             "decrypted with the key log"
+        } else if e.why.starts_with("TLS 1.2 renegotiation") || e.why.contains("; TLS 1.2 renegotiation") {
+            "its client flight measured"
         } else {
             "a client certificate may be sent there, encrypted"
         };
@@ -300,7 +302,16 @@ fn tls13_decrypted_class(f: &Facts, psk: bool) -> Option<(Class, ClientCert, Str
 
 /// What a decrypted TLS <= 1.2 renegotiation proves: a client certificate
 /// sent there makes the flow mtls.
-fn renegotiation_proof(v: &mut Verdict, f: &Facts, outcome_why: &str) {
+fn renegotiation_proof(v: &mut Verdict, e: &Evidence<'_>, f: &Facts) {
+    let outcome_why = e.outcome_why;
+    // The renegotiation size rule's class, kept for `--calibrate`; a
+    // decrypted flight without a certificate undoes an inferred mtls.
+    let inferred = (e.basis == Basis::Inferred).then_some(e.class);
+    let undo = |v: &mut Verdict| {
+        if inferred.is_some() && v.class != Class::Plaintext {
+            v.class = Class::Tls;
+        }
+    };
     if f.cert_request {
         v.cert_requested = Some(true);
     }
@@ -319,12 +330,14 @@ fn renegotiation_proof(v: &mut Verdict, f: &Facts, outcome_why: &str) {
             )
         }
         Some(_) => {
+            undo(v);
             v.client_cert = ClientCert::Empty;
             "certificate requested in a renegotiation; client sent an empty Certificate \
              (decrypted)"
                 .to_string()
         }
         None if f.client_flight_done => {
+            undo(v);
             "renegotiation without a client Certificate (decrypted)".to_string()
         }
         None => {
@@ -337,6 +350,7 @@ fn renegotiation_proof(v: &mut Verdict, f: &Facts, outcome_why: &str) {
         return;
     }
     v.basis = Basis::Decrypted;
+    v.inferred = inferred;
     v.reason = if outcome_why.is_empty() {
         why
     } else {
