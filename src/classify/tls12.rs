@@ -699,7 +699,6 @@ mod tests {
             steps.extend(flight.iter().map(|&l| (C, protected_handshake(l))));
             let c = drive(&steps);
             assert!(!c.is_final(), "{flight:?}: waits for the client's CCS");
-            let mut steps = steps;
             steps.push((C, vec![20, 3, 3, 0, 25].into_iter().chain([0; 25]).collect()));
             let c = drive(&steps);
             assert!(c.is_final(), "{flight:?}");
