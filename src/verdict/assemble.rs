@@ -92,7 +92,9 @@ fn conclusions(v: &mut Verdict, e: &Evidence<'_>, decrypted: bool) {
         v.renegotiated = true;
         let what = if decrypted {
             "decrypted with the key log"
-        } else if e.why.starts_with("TLS 1.2 renegotiation") || e.why.contains("; TLS 1.2 renegotiation") {
+        } else if e.why.starts_with("TLS 1.2 renegotiation")
+            || e.why.contains("; TLS 1.2 renegotiation")
+        {
             "its client flight measured"
         } else {
             "a client certificate may be sent there, encrypted"
@@ -403,7 +405,8 @@ pub struct Inheritance<'a> {
 /// of the full handshake that created its session (basis `inherited`).
 /// Only a resumed flow left unknown is changed.
 pub fn inherit(v: &mut Verdict, origin: &Inheritance<'_>) -> bool {
-    if !(v.resumed && v.class == Class::Unknown) {
+    // The full handshake beats the ticket's size (`classify::ticket`).
+    if !(v.resumed && (v.class == Class::Unknown || v.basis == Basis::Inferred)) {
         return false;
     }
     v.class = origin.class;
