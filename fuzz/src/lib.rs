@@ -576,15 +576,10 @@ pub fn check_verdict(v: &Verdict) {
             ClientCert::Sent { count, .. } => {
                 assert!(count > 0, "mtls with an empty certificate list")
             }
-            // TLS 1.3's first record, or (renegotiated) the first record of
-            // a TLS 1.2 renegotiation flight the size rule weighed whole.
             ClientCert::SentEncrypted { record_len } => assert!(
-                record_len >= CERTIFICATE_RECORD_MIN || v.renegotiated,
+                record_len >= CERTIFICATE_RECORD_MIN,
                 "mtls from a {record_len} B record"
             ),
-            // A resumption whose ticket's size holds a certificate
-            // (classify::ticket): no certificate on the wire, basis inferred.
-            ClientCert::Unknown if v.resumed && v.basis == Basis::Inferred => {}
             other => panic!("mtls without a client certificate: {other:?}; {}", v.reason),
         }
         assert!(
