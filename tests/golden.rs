@@ -163,9 +163,6 @@ golden! {
     tls12_openssl_reneg_norequest = "tls12-openssl-reneg-norequest.pcap",
     tls12_python_reneg_cert = "tls12-python-reneg-cert.pcap",
     tls12_python_reneg_nocert = "tls12-python-reneg-nocert.pcap",
-    tls13_openssl_resume_nocert = "tls13-openssl-resume-nocert.pcap",
-    tls12_openssl_resume_ticket_nocert = "tls12-openssl-resume-ticket-nocert.pcap",
-    tls12_openssl_resume_ticket_alone = "tls12-openssl-resume-ticket-alone.pcap",
 }
 
 /// Issue 13 §2: a Cisco TrustSec link tags the client's frames with a Cisco

@@ -19,7 +19,6 @@
 use super::connection::Connection;
 use super::evidence::{Basis, Class, ClientCert, Decision, SessionKeys, SessionKind};
 use super::renegotiation::RenegotiationRun;
-use super::ticket::Ticket;
 use super::tls::Tls;
 use super::{Direction, Outcome};
 use crate::tls::record::{self, HandshakeMessage, RecordHeader, content, handshake};
@@ -303,23 +302,12 @@ impl Tls {
                     // ServerHelloDone: an abbreviated handshake (RFC 5246
                     // §7.3), i.e. a resumed session.
                     v12.abbreviated = true;
-                    // A ticket offered (RFC 5077) says what the session was
-                    // (`ticket.rs`); a session id alone says nothing.
-                    conn.decide(match self.ch.as_ref().filter(|c| !c.ticket.is_empty()) {
-                        Some(ch) => Ticket {
-                            what: "TLS 1.2 session ticket",
-                            len: u16::try_from(ch.ticket.len()).unwrap_or(u16::MAX),
-                            head: ticket_head(&ch.ticket),
-                            sni_len: ch.sni.as_ref().map_or(0, |s| s.len() as u16),
-                        }
-                        .decision(),
-                        None => (
-                            Class::Unknown,
-                            Basis::None,
-                            "resumed: abbreviated TLS handshake, no certificates on the wire"
-                                .to_string(),
-                        ),
-                    });
+                    conn.decide((
+                        Class::Unknown,
+                        Basis::None,
+                        "resumed: abbreviated TLS handshake, no certificates on the wire"
+                            .to_string(),
+                    ));
                 }
                 if client_ccs || v12.abbreviated {
                     // The server answered the client's Finished: accepted.
@@ -503,15 +491,6 @@ impl Tls {
         }
         keys
     }
-}
-
-/// The first 4 bytes of a ticket (zeros past its end).
-fn ticket_head(ticket: &[u8]) -> [u8; 4] {
-    let mut head = [0; 4];
-    for (h, b) in head.iter_mut().zip(ticket) {
-        *h = *b;
-    }
-    head
 }
 
 #[cfg(test)]
@@ -720,19 +699,11 @@ mod tests {
             steps.extend(flight.iter().map(|&l| (C, protected_handshake(l))));
             let c = drive(&steps);
             assert!(!c.is_final(), "{flight:?}: waits for the client's CCS");
-            steps.push((
-                C,
-                vec![20, 3, 3, 0, 25].into_iter().chain([0; 25]).collect(),
-            ));
+            steps.push((C, vec![20, 3, 3, 0, 25].into_iter().chain([0; 25]).collect()));
             let c = drive(&steps);
             assert!(c.is_final(), "{flight:?}");
             let v = verdict(&c);
-            assert_eq!(
-                (v.class, v.basis),
-                (*class, *basis),
-                "{flight:?}: {}",
-                v.reason
-            );
+            assert_eq!((v.class, v.basis), (*class, *basis), "{flight:?}: {}", v.reason);
             assert!(v.reason.contains("renegotiation"), "{}", v.reason);
         }
     }

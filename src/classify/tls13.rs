@@ -18,7 +18,6 @@
 
 use super::connection::Connection;
 use super::evidence::{Basis, Class, ClientCert, Decision, Evidence, Handshake};
-use super::ticket::Ticket;
 use super::tls::Tls;
 use super::{Direction, Outcome};
 use crate::tls::record::{self, RecordHeader};
@@ -195,23 +194,11 @@ impl Tls {
     /// not where the rule looks: a resumption, early data.
     pub(super) fn tls13_class(&self) -> Decision {
         if self.sh.as_ref().is_some_and(|s| s.psk) {
-            // The ticket the client offered (one identity, so the one the
-            // server accepted) says what the session was (`ticket.rs`).
-            return match self.ch.as_ref().filter(|c| c.psk_identities == 1) {
-                Some(ch) => Ticket {
-                    what: "TLS 1.3 PSK identity",
-                    len: ch.psk_identity_len,
-                    head: ch.psk_identity_head,
-                    sni_len: ch.sni.as_ref().map_or(0, |s| s.len() as u16),
-                }
-                .decision(),
-                None => (
-                    Class::Unknown,
-                    Basis::None,
-                    "resumed: TLS 1.3 pre-shared key accepted, no certificates on the wire"
-                        .to_string(),
-                ),
-            };
+            return (
+                Class::Unknown,
+                Basis::None,
+                "resumed: TLS 1.3 pre-shared key accepted, no certificates on the wire".to_string(),
+            );
         }
         if self.early_data() && self.finished_index().is_none_or(|i| i > 2) {
             // Early data was offered and the server did not resume: client
@@ -457,8 +444,7 @@ impl Tls {
         let (cert_requested, cert) = self.tls13_cert_detail();
         e.handshake = Handshake::Tls13 {
             cert_requested,
-            // Resumed: the flight says nothing about a certificate.
-            client_cert: if e.class == Class::Unknown || psk {
+            client_cert: if e.class == Class::Unknown {
                 ClientCert::Unknown
             } else {
                 cert
@@ -615,12 +601,7 @@ mod tests {
         let v = verdict(&drive(&steps));
         assert_eq!(
             (v.class, v.basis, v.outcome, v.rejected_by),
-            (
-                Class::Tls,
-                Basis::Observed,
-                Outcome::Rejected,
-                Some(Party::Client)
-            ),
+            (Class::Tls, Basis::Observed, Outcome::Rejected, Some(Party::Client)),
             "{}",
             v.reason
         );
@@ -631,12 +612,7 @@ mod tests {
         let v = verdict(&c);
         assert_eq!(
             (v.class, v.basis, v.outcome, v.rejected_by),
-            (
-                Class::Tls,
-                Basis::Inferred,
-                Outcome::Rejected,
-                Some(Party::Client)
-            ),
+            (Class::Tls, Basis::Inferred, Outcome::Rejected, Some(Party::Client)),
             "{}",
             v.reason
         );
@@ -646,12 +622,7 @@ mod tests {
         c.on_close(C, Close::Fin);
         c.on_close(S, Close::Fin);
         let v = verdict(&c);
-        assert_eq!(
-            (v.outcome, v.rejected_by),
-            (Outcome::Unknown, None),
-            "{}",
-            v.reason
-        );
+        assert_eq!((v.outcome, v.rejected_by), (Outcome::Unknown, None), "{}", v.reason);
 
         // Resumed: no flight is expected, nothing is inferred.
         let steps = vec![

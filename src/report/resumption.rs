@@ -13,7 +13,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::verdict::assemble::{self, Inheritance};
-use crate::verdict::{Basis, Class, ClientCert, Verdict};
+use crate::verdict::{Class, ClientCert, Verdict};
 
 /// Sessions remembered at once; the oldest is forgotten first (counted).
 pub const MAX_SESSIONS: usize = 65_536;
@@ -42,9 +42,7 @@ impl SessionMemory {
     /// Remember what `v` offers and, if `v` is a resumption of a remembered
     /// session, have the verdict assembler give it that session's class.
     pub fn link(&mut self, v: &mut Verdict) {
-        // Unknown, or only the ticket's size (basis inferred): the full
-        // handshake, when remembered, says more.
-        let origin = (v.resumed && (v.class == Class::Unknown || v.basis == Basis::Inferred))
+        let origin = (v.resumed && v.class == Class::Unknown)
             .then(|| v.session.resumes.iter().find_map(|k| self.by_key.get(k)))
             .flatten()
             .cloned();

@@ -280,12 +280,6 @@ pub struct ClientHello {
     pub early_data: bool,
     /// pre_shared_key (41): the client offers resumption.
     pub psk: bool,
-    /// pre_shared_key (41): how many identities are offered, the first
-    /// one's length and its first 4 bytes (RFC 8446 §4.2.11: a stateless
-    /// server's ticket, or a stateful server's id).
-    pub psk_identities: u16,
-    pub psk_identity_len: u16,
-    pub psk_identity_head: [u8; 4],
     /// post_handshake_auth (49): a certificate may be asked for later.
     pub post_handshake_auth: bool,
     /// A non-empty SessionTicket (35): the ticket of a TLS <= 1.2 session
@@ -309,34 +303,6 @@ impl ClientHello {
             .filter(|v| !is_grease(*v) && *v != 0x7f00 && *v <= 0x7fff)
             .max()
             .unwrap_or(self.legacy_version)
-    }
-}
-
-/// OfferedPsks (RFC 8446 §4.2.11): identities<7..2^16-1> of
-/// { identity<1..2^16-1>, obfuscated_ticket_age u32 }, then binders. Only
-/// the count and the first identity's length and head are kept.
-fn read_psk_identities(data: &[u8], out: &mut ClientHello) {
-    let be16 = |at: usize| {
-        data.get(at..at + 2).map(|b| {
-            u16::from_be_bytes([
-                b.first().copied().unwrap_or(0),
-                b.get(1).copied().unwrap_or(0),
-            ])
-        })
-    };
-    let Some(total) = be16(0) else { return };
-    let end = (2 + usize::from(total)).min(data.len());
-    let mut at = 2;
-    while at + 2 <= end {
-        let Some(len) = be16(at) else { return };
-        if out.psk_identities == 0 {
-            out.psk_identity_len = len;
-            for (i, b) in out.psk_identity_head.iter_mut().enumerate() {
-                *b = data.get(at + 2 + i).copied().unwrap_or(0);
-            }
-        }
-        out.psk_identities = out.psk_identities.saturating_add(1);
-        at += 2 + usize::from(len) + 4;
     }
 }
 
@@ -382,10 +348,7 @@ pub fn parse_client_hello(msg: &[u8]) -> Option<ClientHello> {
                     .collect();
             }
             TlsExtension::EarlyData(_) => out.early_data = true,
-            TlsExtension::PreSharedKey(data) => {
-                out.psk = true;
-                read_psk_identities(data, &mut out);
-            }
+            TlsExtension::PreSharedKey(_) => out.psk = true,
             TlsExtension::PostHandshakeAuth => out.post_handshake_auth = true,
             TlsExtension::SessionTicket(t) => out.ticket = t.to_vec(),
             TlsExtension::Unknown(t, _) if t.0 == 19 => out.client_cert_type = true,

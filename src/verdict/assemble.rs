@@ -92,9 +92,7 @@ fn conclusions(v: &mut Verdict, e: &Evidence<'_>, decrypted: bool) {
         v.renegotiated = true;
         let what = if decrypted {
             "decrypted with the key log"
-        } else if e.why.starts_with("TLS 1.2 renegotiation")
-            || e.why.contains("; TLS 1.2 renegotiation")
-        {
+        } else if e.why.starts_with("TLS 1.2 renegotiation") || e.why.contains("; TLS 1.2 renegotiation") {
             "its client flight measured"
         } else {
             "a client certificate may be sent there, encrypted"
@@ -405,8 +403,7 @@ pub struct Inheritance<'a> {
 /// of the full handshake that created its session (basis `inherited`).
 /// Only a resumed flow left unknown is changed.
 pub fn inherit(v: &mut Verdict, origin: &Inheritance<'_>) -> bool {
-    // The full handshake beats the ticket's size (`classify::ticket`).
-    if !(v.resumed && (v.class == Class::Unknown || v.basis == Basis::Inferred)) {
+    if !(v.resumed && v.class == Class::Unknown) {
         return false;
     }
     v.class = origin.class;
