@@ -193,6 +193,17 @@ fn tls13_proof(v: &mut Verdict, e: &Evidence<'_>, f: &Facts) {
         v.client_certificate = Some(cert_seen(c));
     }
     let Some((class, client_cert, why)) = tls13_decrypted_class(f, psk) else {
+        if e.rejected_by == Some(Party::Client) && e.class == Class::Tls {
+            // The client refused the server's flight (opened here) before
+            // sending any flight of its own: no certificate went out.
+            v.basis = Basis::Decrypted;
+            v.inferred = Some(inferred);
+            v.reason = format!(
+                "{}; the key log opened the server's flight, the client sent none",
+                v.reason
+            );
+            return;
+        }
         v.reason = format!(
             "{}; the key log opened the server's flight but not the client's certificate \
              flight",
