@@ -163,6 +163,15 @@ golden! {
     tls13_python_optional_nocert = "tls13-python-optional-nocert.pcap",
     tls13_python_required_nocert_pyserver = "tls13-python-required-nocert-pyserver.pcap",
     tls13_python_untrusted_ca = "tls13-python-untrusted-ca.pcap",
+    tls13_openssl_client_aborts_unknown_ca = "tls13-openssl-client-aborts-unknown-ca.pcap",
+    tls13_python_client_aborts_unknown_ca = "tls13-python-client-aborts-unknown-ca.pcap",
+    tls13_gnutls_client_aborts_unknown_ca = "tls13-gnutls-client-aborts-unknown-ca.pcap",
+    plaintext_http_to_nginx_tls_port = "plaintext-http-to-nginx-tls-port.pcap",
+    tls12_openssl_reneg_cert = "tls12-openssl-reneg-cert.pcap",
+    tls12_openssl_reneg_nocert = "tls12-openssl-reneg-nocert.pcap",
+    tls12_openssl_reneg_norequest = "tls12-openssl-reneg-norequest.pcap",
+    tls12_python_reneg_cert = "tls12-python-reneg-cert.pcap",
+    tls12_python_reneg_nocert = "tls12-python-reneg-nocert.pcap",
 }
 
 /// Issue 13 §2: a Cisco TrustSec link tags the client's frames with a Cisco

@@ -44,6 +44,10 @@ pub(super) struct Connection {
     /// Class decided (possibly before the outcome is known).
     pub class: Option<Decision>,
     pub outcome: Option<(Outcome, String)>,
+    /// The client abandoned the handshake (TLS 1.3: closed after one
+    /// encrypted alert-sized record, before its flight): a rejection that
+    /// is the client's even without a readable alert.
+    pub client_refused: bool,
 }
 
 impl Connection {
@@ -57,6 +61,7 @@ impl Connection {
             proxy_identity: None,
             class: None,
             outcome: None,
+            client_refused: false,
         }
     }
 

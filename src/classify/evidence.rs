@@ -70,6 +70,23 @@ impl Outcome {
     }
 }
 
+/// One end of a flow, where a verdict names who did something (who
+/// refused the connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Party {
+    Client,
+    Server,
+}
+
+impl Party {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Party::Client => "client",
+            Party::Server => "server",
+        }
+    }
+}
+
 /// How the class was reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Basis {
@@ -187,6 +204,9 @@ pub struct Evidence<'a> {
     pub outcome: Outcome,
     /// Why this outcome; empty when the class's sentence says it all.
     pub outcome_why: &'a str,
+    /// Outcome `Rejected`: who refused (a client's fatal alert, or its
+    /// close before its TLS 1.3 flight, is the client's refusal).
+    pub rejected_by: Option<Party>,
     pub client_hello: Option<&'a ClientHello>,
     pub server_hello: Option<&'a ServerHello>,
     /// Session resumption (TLS 1.3 PSK, TLS <= 1.2 abbreviated handshake).
@@ -226,6 +246,7 @@ impl Classifier {
             why,
             outcome,
             outcome_why,
+            rejected_by: self.rejected_by(outcome),
             client_hello: None,
             server_hello: None,
             resumed: false,
@@ -251,5 +272,19 @@ impl Classifier {
             Mode::Plain(_) | Mode::Start => {}
         }
         e
+    }
+
+    /// Who refused a rejected flow: the client when it sent the fatal
+    /// alert or abandoned its handshake, else the server.
+    fn rejected_by(&self, outcome: Outcome) -> Option<Party> {
+        if outcome != Outcome::Rejected {
+            return None;
+        }
+        let client_alert = self.conn.alert.is_some_and(|a| !a.from_server && a.level == 2);
+        Some(if client_alert || self.conn.client_refused {
+            Party::Client
+        } else {
+            Party::Server
+        })
     }
 }

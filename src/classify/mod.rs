@@ -35,6 +35,7 @@ pub mod mesh;
 mod plain;
 pub mod plaintext;
 mod prove;
+mod renegotiation;
 mod sslv2;
 mod tls;
 mod tls12;
@@ -45,9 +46,10 @@ mod walker;
 mod testing;
 
 pub use self::evidence::{
-    Basis, Class, ClientCert, Evidence, Handshake, Outcome, SessionKeys, SessionKind,
+    Basis, Class, ClientCert, Evidence, Handshake, Outcome, Party, SessionKeys, SessionKind,
 };
 pub use self::prove::Proving;
+pub use self::renegotiation::{RENEG_CERT_FLIGHT_MIN, RENEG_NO_CERT_FLIGHT_MAX};
 pub use self::tls13::{CERTIFICATE_RECORD_MIN, FINISHED_RECORD_MAX};
 pub use self::walker::{Feed, MAX_PLAINTEXT_RECORD_LEN};
 
@@ -55,7 +57,7 @@ use self::connection::Connection;
 use self::plain::{Plain, PlainStep};
 use self::plaintext::Opening;
 use self::tls::Tls;
-use crate::tls::record::{self, HeaderRead, content};
+use crate::tls::record::{self, HeaderRead, RecordHeader, content};
 
 /// Records inspected in one direction before the flow must be decided
 /// (hostile-inputs M23); `--max-records` changes it.
@@ -395,16 +397,16 @@ impl Classifier {
                     self.mode = Mode::Tls(self.new_tls());
                     return Some(None);
                 }
-                let why = if start_seen {
+                if !start_seen {
+                    return Some(Some(self.midstream_record(dir, &h, data.len())));
+                }
+                self.conn.unknown(
                     format!(
                         "server sent TLS records (type {}) before any ClientHello",
                         h.content_type
-                    )
-                } else {
-                    "midstream: the flow began before the capture; TLS records but no handshake"
-                        .to_string()
-                };
-                self.conn.unknown(why, Outcome::Unknown);
+                    ),
+                    Outcome::Unknown,
+                );
             }
             HeaderRead::Record(h) => self.conn.unknown(
                 format!(
@@ -417,6 +419,37 @@ impl Classifier {
             HeaderRead::NeedMore | HeaderRead::NotTls => return None,
         }
         Some(Some(Feed::default()))
+    }
+
+    /// A TLS record in a flow that began before the capture: the class
+    /// stays unknown (no handshake), but application data both ways shows
+    /// the connection was accepted (outcome ok). Each record is passed over
+    /// unread, header by header, until both sides have sent application
+    /// data or the flow ends.
+    fn midstream_record(&mut self, dir: Direction, h: &RecordHeader, available: usize) -> Feed {
+        self.conn.decide((
+            Class::Unknown,
+            Basis::None,
+            "midstream: the flow began before the capture; TLS records but no handshake"
+                .to_string(),
+        ));
+        let whole = record::RECORD_HEADER_LEN + usize::from(h.len);
+        if h.content_type == content::APPLICATION_DATA {
+            self.conn.add_bytes(dir, whole as u64);
+        }
+        if self.conn.client().bytes > 0 && self.conn.server().bytes > 0 {
+            self.conn.finish_outcome(
+                Outcome::Ok,
+                "application data both ways after the capture started".to_string(),
+            );
+            return Feed::default();
+        }
+        let consumed = whole.min(available);
+        Feed {
+            consumed,
+            skip: (whole - consumed) as u64,
+            needed: 0,
+        }
     }
 
     fn start_seen(&self, dir: Direction) -> bool {
@@ -500,14 +533,28 @@ fn too_short_to_judge(data: &[u8]) -> bool {
         // see whether it is a ClientHello.
         return true;
     }
-    // Too short to judge; wait unless it is plainly text.
+    // Too short to judge; wait unless it is plainly text. The first bytes
+    // of any record header also wait: a midstream flow's record must be
+    // framed whole, however the segments split it.
+    let record_type = data.first().is_some_and(|t| {
+        (content::CHANGE_CIPHER_SPEC..=content::APPLICATION_DATA).contains(t)
+    });
     matches!(record::read_header(data), HeaderRead::NeedMore)
         && data.len() < 5
-        && (plaintext::needs_more(data) || data.first() == Some(&content::HANDSHAKE))
+        && (plaintext::needs_more(data) || record_type)
 }
 
 /// The flow ends with no payload classified.
 fn conclude_start(conn: &mut Connection, ended: &str) {
+    if conn.class.is_some() {
+        // Midstream TLS (`midstream_record`): application data was not
+        // seen both ways.
+        conn.outcome.get_or_insert((
+            Outcome::Unknown,
+            format!("{ended} before application data was seen both ways"),
+        ));
+        return;
+    }
     let server = conn.server().closed;
     let closed = server.is_some() || conn.client().closed.is_some();
     let (outcome, why) = if server == Some(Close::Rst) {
@@ -544,6 +591,39 @@ mod tests {
         let size = std::mem::size_of::<Classifier>();
         eprintln!("Classifier: {size} bytes");
         assert!(size <= 1000, "{size}");
+    }
+
+    /// Issue 14 §2: a midstream flow with application data both ways is
+    /// accepted (outcome ok), its class still unknown; one way only, or a
+    /// record split across chunks, waits; the end of input says unknown.
+    #[test]
+    fn midstream_application_data_both_ways_is_ok() {
+        let app = encrypted(300);
+        let steps = [
+            (C, app[..100].to_vec()),
+            (C, app[100..].to_vec()),
+            (C, encrypted(40)),
+            (S, encrypted(500)),
+        ];
+        let mut c = Classifier::new(false, false, 65536);
+        let mut fed = drive_with(&mut c, &steps[..3]);
+        assert!(!c.is_final(), "one direction only: not decided");
+        fed += drive_with(&mut c, &steps[3..]);
+        assert!(c.is_final() && fed > 0);
+        let v = verdict(&c);
+        assert_eq!(
+            (v.class, v.basis, v.outcome),
+            (Class::Unknown, Basis::None, Outcome::Ok),
+            "{}",
+            v.reason
+        );
+
+        let mut c = Classifier::new(false, false, 65536);
+        drive_with(&mut c, &steps[..3]);
+        c.conclude(End::EndOfInput);
+        let v = verdict(&c);
+        assert_eq!((v.class, v.outcome), (Class::Unknown, Outcome::Unknown), "{}", v.reason);
+        assert!(v.reason.starts_with("midstream"), "{}", v.reason);
     }
 
     #[test]

@@ -27,6 +27,11 @@ use crate::tls::record::{self, Alert, HeaderRead, content};
 const UPGRADE_SCAN_CLIENT: u64 = 8 * 1024;
 const UPGRADE_SCAN_SERVER: u64 = 32 * 1024;
 
+/// Server bytes searched for a "plain HTTP sent to an HTTPS port" answer
+/// (`plaintext::tls_port_refusal`) after an HTTP 400; the known pages are
+/// under 1 KiB.
+const REFUSAL_SCAN: u64 = 2 * 1024;
+
 /// Clear text; scanning the client stream for a ClientHello.
 #[derive(Debug, Clone)]
 pub(super) struct Plain {
@@ -39,6 +44,9 @@ pub(super) struct Plain {
     pub app_proto: String,
     /// Clear text kept for `-A` per direction, at most the preview cap.
     pub preview: [Vec<u8>; 2],
+    /// An HTTP request's answer while it may be a TLS server's refusal
+    /// (`refused_in_reply`): at most `REFUSAL_SCAN` bytes, then dropped.
+    pub reply: Vec<u8>,
 }
 
 /// What a clear-text `feed` led to.
@@ -60,11 +68,14 @@ impl Plain {
             scanned: [0, 0],
             upgrade,
             preview: [Vec::new(), Vec::new()],
+            reply: Vec::new(),
         }
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.app_proto.capacity() + self.preview.iter().map(Vec::capacity).sum::<usize>()
+        self.app_proto.capacity()
+            + self.preview.iter().map(Vec::capacity).sum::<usize>()
+            + self.reply.capacity()
     }
 
     pub fn previews(&self) -> [&[u8]; 2] {
@@ -135,9 +146,14 @@ impl Plain {
         if dir == Direction::ToClient && self.alert_in_reply(conn, data) {
             return;
         }
+        if dir == Direction::ToClient && self.refused_in_reply(conn, data) {
+            return;
+        }
         let [client_scanned, server_scanned] = self.scanned;
         let spoke = conn.server().bytes > 0 && conn.client().bytes > 0;
-        if !self.opening.may_upgrade() && spoke {
+        // A server answer still read as a possible refusal decides first.
+        let refusal_pending = !self.reply.is_empty();
+        if !self.opening.may_upgrade() && spoke && !refusal_pending {
             conn.finish_now(
                 (
                     Class::Plaintext,
@@ -193,6 +209,47 @@ impl Plain {
         true
     }
 
+    /// An HTTP 400 whose text is a TLS server's refusal of clear text
+    /// (nginx, Apache mod_ssl, Go net/http): the server refused the
+    /// protocol, so the outcome is rejected. Returns true while the flow is
+    /// decided or must wait for the rest of a 400 answer (up to
+    /// `REFUSAL_SCAN` bytes; a phrase split across segments is missed).
+    fn refused_in_reply(&mut self, conn: &mut Connection, data: &[u8]) -> bool {
+        // Only an answer kept whole from its first byte (however it is
+        // segmented) is read: once dropped, it is not looked at again.
+        let whole = (self.reply.len() + data.len()) as u64 == conn.server().bytes;
+        // Not tied to the opening being recognised: an HTTP request split
+        // into small segments can read as unknown clear text.
+        if !whole {
+            return false;
+        }
+        let room = (REFUSAL_SCAN as usize).saturating_sub(self.reply.len());
+        self.reply.extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
+        let status = plaintext::http_400_prefix(&self.reply);
+        let refusal = plaintext::tls_port_refusal(&self.reply);
+        let (true, Some(server)) = (status, refusal) else {
+            // Wait while the answer may still be a 400 with its page to come.
+            let wait = status
+                && self.reply.len() < REFUSAL_SCAN as usize
+                && conn.server().closed.is_none();
+            if !wait {
+                self.reply = Vec::new();
+            }
+            return wait;
+        };
+        self.reply = Vec::new();
+        conn.finish_now(
+            (
+                Class::Plaintext,
+                Basis::Observed,
+                format!("clear text sent to a TLS server: {}", self.app_proto),
+            ),
+            Outcome::Rejected,
+            format!("the server ({server}) refused it: plain HTTP sent to its HTTPS port"),
+        );
+        true
+    }
+
     /// The flow ends before a plaintext verdict.
     pub fn conclude(&self, conn: &mut Connection, ended: &str) {
         let server_spoke = conn.server().bytes > 0;
@@ -236,6 +293,62 @@ mod tests {
     use super::super::testing::*;
     use super::super::*;
     use crate::verdict::assemble::tests::verdict;
+
+    /// Issue 14 §2: clear text to a TLS port, refused in the server's own
+    /// words, is `plaintext rejected`, whichever segment carries the words;
+    /// a 400 with other words is an ordinary answer.
+    #[test]
+    fn plain_http_to_a_tls_port_refused_in_words_is_rejected() {
+        let get = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n".to_vec();
+        let answers: [(&[u8], &[u8], Outcome); 4] = [
+            (
+                b"HTTP/1.1 400 Bad Request\r\nServer: nginx\r\n\r\n",
+                b"<title>400 The plain HTTP request was sent to HTTPS port</title>",
+                Outcome::Rejected,
+            ),
+            (
+                b"HTTP/1.1 400 Bad Request\r\n\r\n<p>Reason: You're ",
+                b"speaking plain HTTP to an SSL-enabled server port.<br />",
+                Outcome::Rejected,
+            ),
+            (
+                b"HTTP/1.0 400 Bad Request\r\n\r\n",
+                b"Client sent an HTTP request to an HTTPS server.\n",
+                Outcome::Rejected,
+            ),
+            (
+                b"HTTP/1.1 400 Bad Request\r\n\r\n",
+                b"missing Host header",
+                Outcome::Ok,
+            ),
+        ];
+        for (head, body, outcome) in answers {
+            let answer = [head, body].concat();
+            let mut bytes = vec![(C, get.clone())];
+            bytes.extend(answer.iter().map(|&b| (S, vec![b])));
+            let c = drive_then(&bytes, |c| {
+                c.on_close(S, Close::Fin);
+                c.conclude(End::Closed);
+            });
+            let v = verdict(&c);
+            assert_eq!(v.outcome, outcome, "1-byte segments: {}", v.reason);
+            let split = [(C, get.clone()), (S, head.to_vec()), (S, body.to_vec())];
+            let whole = [(C, get.clone()), (S, [head, body].concat())];
+            for steps in [&split[..], &whole[..]] {
+                let c = drive_then(steps, |c| {
+                    c.on_close(S, Close::Fin);
+                    c.conclude(End::Closed);
+                });
+                let v = verdict(&c);
+                assert_eq!(
+                    (v.class, v.outcome),
+                    (Class::Plaintext, outcome),
+                    "{}",
+                    v.reason
+                );
+            }
+        }
+    }
 
     #[test]
     fn plaintext_and_starttls() {

@@ -255,6 +255,40 @@ fn banner(line: &[u8]) -> Option<Opening> {
     Some(Opening::Banner { proto, text })
 }
 
+/// What common TLS servers answer when clear text reaches a TLS port, and
+/// who says it. Envoy (BoringSSL) says nothing: it closes the connection
+/// (envoyproxy/envoy#41622), which the plaintext rule already calls a
+/// refusal ("server closed without answering").
+const TLS_PORT_REFUSALS: [(&str, &[u8]); 3] = [
+    // ngx_http_request.c: 497 turned into "400 The plain HTTP request was
+    // sent to HTTPS port" (title and body).
+    ("nginx", b"The plain HTTP request was sent to HTTPS port"),
+    // mod_ssl ssl_engine_io.c: "Reason: You're speaking plain HTTP to an
+    // SSL-enabled server port."
+    ("apache", b"speaking plain HTTP to an SSL-enabled server port"),
+    // Go net/http server.go: "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an
+    // HTTP request to an HTTPS server.\n"
+    ("go", b"Client sent an HTTP request to an HTTPS server"),
+];
+
+/// `b` is an HTTP/1.x 400 status line or could still become one (a prefix
+/// of `HTTP/1.1 400`).
+pub fn http_400_prefix(b: &[u8]) -> bool {
+    [b"HTTP/1.1 400 ", b"HTTP/1.0 400 "].iter().any(|line| {
+        let n = b.len().min(line.len());
+        b.get(..n) == line.get(..n)
+    })
+}
+
+/// The server whose wording for "clear text sent to a TLS port" appears in
+/// `data` (a server's answer), if any.
+pub fn tls_port_refusal(data: &[u8]) -> Option<&'static str> {
+    TLS_PORT_REFUSALS
+        .iter()
+        .find(|(_, text)| contains_ci(data, text))
+        .map(|(server, _)| *server)
+}
+
 fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len())
         .any(|w| w.eq_ignore_ascii_case(needle))

@@ -76,6 +76,15 @@ pub fn drive(steps: &[(Direction, Vec<u8>)]) -> Classifier {
 
 pub fn drive_then(steps: &[(Direction, Vec<u8>)], end: impl FnOnce(&mut Classifier)) -> Classifier {
     let mut c = Classifier::new(true, true, 64 * 1024);
+    drive_with(&mut c, steps);
+    end(&mut c);
+    c
+}
+
+/// Feeds `steps` to `c` (see `drive`); returns the bytes consumed or
+/// skipped.
+pub fn drive_with(c: &mut Classifier, steps: &[(Direction, Vec<u8>)]) -> usize {
+    let mut taken = 0;
     let mut bufs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     let mut skips = [0u64; 2];
     for (dir, bytes) in steps {
@@ -87,6 +96,7 @@ pub fn drive_then(steps: &[(Direction, Vec<u8>)], end: impl FnOnce(&mut Classifi
         bufs[d].extend_from_slice(chunk);
         loop {
             let f = c.feed(*dir, &bufs[d]);
+            taken += f.consumed + f.skip as usize;
             bufs[d].drain(..f.consumed);
             let now = (f.skip as usize).min(bufs[d].len());
             bufs[d].drain(..now);
@@ -96,8 +106,7 @@ pub fn drive_then(steps: &[(Direction, Vec<u8>)], end: impl FnOnce(&mut Classifi
             }
         }
     }
-    end(&mut c);
-    c
+    taken
 }
 
 /// TLS 1.3 handshake up to the client flight, then the given client

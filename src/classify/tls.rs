@@ -9,13 +9,14 @@
 //! walker's (`walker.rs`). This file must not use ports or fingerprints to
 //! decide a class, and reads no body the walker did not frame. Invariant:
 //! `Class::Mtls` is decided only by `tls12` (a visible non-empty client
-//! Certificate) or `tls13` (a first client record too large to be anything
-//! else).
+//! Certificate, or a renegotiation flight `renegotiation.rs` sizes as a
+//! certificate's) or `tls13` (a first client record too large to be
+//! anything else).
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::connection::Connection;
-use super::evidence::{Evidence, Handshake};
+use super::evidence::{Basis, Class, ClientCert, Evidence, Handshake};
 use super::tls12::Tls12;
 use super::tls13::{FlightState, TLS13_ALERT_RECORD_LEN, Tls13};
 use super::walker::Walker;
@@ -318,6 +319,9 @@ impl Tls {
         };
         let handshake_done = self.walker.sides.iter().all(|s| s.ccs);
         if level == 2 && !handshake_done {
+            if conn.class.is_none() && !alert.from_server {
+                conn.class = self.tls13_client_refusal(&alert.name());
+            }
             if conn.class.is_none() {
                 conn.class = Some(self.class_at_failure());
             }
@@ -365,9 +369,20 @@ impl Tls {
         if self.is_tls13() {
             self.tls13_evidence(e, psk);
         } else if self.sh.is_some() || self.ch.is_some() {
-            e.handshake = Handshake::Tls12 {
-                cert_requested: self.v12.cert_requested(),
-                client_cert: self.v12.client_cert,
+            let first = self.v12.renegotiation_run.records.first().copied();
+            e.handshake = match first {
+                // The renegotiation size rule said mtls: a certificate was
+                // requested and sent there, encrypted.
+                Some(record_len) if e.class == Class::Mtls && e.basis == Basis::Inferred => {
+                    Handshake::Tls12 {
+                        cert_requested: Some(true),
+                        client_cert: ClientCert::SentEncrypted { record_len },
+                    }
+                }
+                _ => Handshake::Tls12 {
+                    cert_requested: self.v12.cert_requested(),
+                    client_cert: self.v12.client_cert,
+                },
             };
         }
     }

@@ -6,17 +6,19 @@
 //! It owns the ≤ 1.2 evidence (`Tls12`): what each side sent, the
 //! abbreviated handshake of a resumed session (RFC 5246 §7.3), settling
 //! after the handshake, renegotiation (RFC 5246 §7.4.1.1, followed to the
-//! client's next ChangeCipherSpec with a key log), the session keys that
-//! link a resumption to its full handshake (RFC 5077 tickets), and the
-//! leaf certificates seen in clear. It must not infer anything from record
-//! sizes. Invariant: `Class::Mtls` only from a Certificate message with at
-//! least one certificate, and the first certificate sent decides (a later
+//! client's next ChangeCipherSpec, whose flight's size `renegotiation.rs`
+//! reads), the session keys that link a resumption to its full handshake
+//! (RFC 5077 tickets), and the leaf certificates seen in clear. It must not
+//! infer anything from record sizes itself. Invariant: `Class::Mtls` only
+//! from a Certificate message with at least one certificate, or from the
+//! renegotiation size rule; the first certificate sent decides (a later
 //! empty one does not unsay it: issue 5).
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use super::connection::Connection;
 use super::evidence::{Basis, Class, ClientCert, Decision, SessionKeys, SessionKind};
+use super::renegotiation::RenegotiationRun;
 use super::tls::Tls;
 use super::{Direction, Outcome};
 use crate::tls::record::{self, HandshakeMessage, RecordHeader, content, handshake};
@@ -25,7 +27,7 @@ use crate::tls::record::{self, HandshakeMessage, RecordHeader, content, handshak
 /// record, after which the verdict is given without waiting for the server.
 const SETTLING_CLIENT_RECORDS: u32 = 4;
 /// Records after a TLS <= 1.2 renegotiation started that are followed for
-/// its client flight (with a key log) before the verdict is given anyway.
+/// its client flight before the verdict is given anyway.
 const RENEGOTIATION_RECORDS_MAX: u32 = 32;
 
 /// One side's TLS <= 1.2 progress past its ChangeCipherSpec.
@@ -61,6 +63,9 @@ pub(super) struct Tls12 {
     /// Who started a renegotiation (RFC 5246 §7.4.1.1).
     pub renegotiation: Option<Direction>,
     pub renegotiation_records: u32,
+    /// The client's encrypted handshake records since the server last
+    /// spoke, during a renegotiation; taken at its ChangeCipherSpec.
+    pub renegotiation_run: RenegotiationRun,
     /// The leaf certificate each side sent in clear, bounded by the
     /// handshake buffer; parsed only when the verdict is assembled.
     pub client_leaf: Option<Vec<u8>>,
@@ -83,7 +88,8 @@ impl Tls12 {
             .into_iter()
             .flatten()
             .map(Vec::capacity)
-            .sum()
+            .sum::<usize>()
+            + self.renegotiation_run.heap_bytes()
     }
 
     /// Some(true) a CertificateRequest was seen, Some(false) the server's
@@ -184,11 +190,11 @@ impl Tls12 {
         self.settling = true;
     }
 
-    /// With a key log, a renegotiation is followed up to the client's next
-    /// ChangeCipherSpec (its certificate comes before it), bounded by
-    /// RENEGOTIATION_RECORDS_MAX records.
-    fn follows_renegotiation(&mut self, conn: &mut Connection, key_log: bool) -> bool {
-        if !key_log || self.renegotiation.is_none() {
+    /// A renegotiation is followed up to the client's next ChangeCipherSpec
+    /// (its certificate comes before it: the key log reads it, the size
+    /// rule weighs it), bounded by RENEGOTIATION_RECORDS_MAX records.
+    fn follows_renegotiation(&mut self, conn: &mut Connection) -> bool {
+        if self.renegotiation.is_none() || self.side(Direction::ToServer).renegotiation_ccs {
             return false;
         }
         self.renegotiation_records += 1;
@@ -199,6 +205,43 @@ impl Tls12 {
             return false;
         }
         true
+    }
+
+    /// A record during a renegotiation, before the client's ChangeCipherSpec:
+    /// the client's handshake records since the server last spoke are its
+    /// flight.
+    fn renegotiation_record(&mut self, dir: Direction, h: &RecordHeader) {
+        if self.renegotiation.is_none() || self.side(Direction::ToServer).renegotiation_ccs {
+            return;
+        }
+        match dir {
+            Direction::ToClient => self.renegotiation_run.clear(),
+            Direction::ToServer if h.content_type == content::HANDSHAKE => {
+                self.renegotiation_run.push(h.len)
+            }
+            Direction::ToServer => {}
+        }
+    }
+
+    /// The client's renegotiation ChangeCipherSpec: its flight's size
+    /// (`renegotiation.rs`) says whether a certificate was sent. A
+    /// certificate seen in clear before keeps its class; a resumed
+    /// session's unknown class becomes mtls only.
+    fn renegotiation_flight(&mut self, conn: &mut Connection) {
+        let (class, basis, why) = self.renegotiation_run.decision();
+        let Some((before, _, before_why)) = conn.class.as_mut() else {
+            conn.class = Some((class, basis, why));
+            return;
+        };
+        match (*before, class) {
+            (Class::Mtls, _) | (Class::Plaintext, _) => {}
+            (_, Class::Mtls) => conn.class = Some((class, basis, why)),
+            (Class::Tls, _) => {
+                let joined = format!("{before_why}; {why}");
+                conn.class = Some((class, basis, joined));
+            }
+            (Class::Unknown, _) => {}
+        }
     }
 
     /// Application data after the handshake (no renegotiation followed).
@@ -225,6 +268,10 @@ impl Tls {
         if !self.is_tls13() && self.v12.renegotiation.is_some() && self.walker.ccs(dir) {
             // A renegotiation's ChangeCipherSpec (followed only with a key
             // log): the client's ends its flight, the one to read.
+            let first_ccs = !self.v12.side(dir).renegotiation_ccs;
+            if dir == Direction::ToServer && first_ccs {
+                self.v12.renegotiation_flight(conn);
+            }
             if let Some(s) = self.v12.side_mut(dir) {
                 s.renegotiation_ccs = true;
             }
@@ -296,7 +343,6 @@ impl Tls {
             self.early_records += 1;
             return;
         }
-        let key_log = self.sealed.is_some();
         let ccs = self.walker.ccs(dir);
         let v12 = &mut self.v12;
         if h.content_type == content::HANDSHAKE && ccs {
@@ -309,12 +355,14 @@ impl Tls {
             // A handshake after Finished: HelloRequest or a new ClientHello,
             // encrypted. A client certificate may be exchanged there.
             v12.renegotiation.get_or_insert(dir);
-            if v12.settling && !v12.follows_renegotiation(conn, key_log) {
+            v12.renegotiation_record(dir, &h);
+            if v12.settling && !v12.follows_renegotiation(conn) {
                 conn.finish();
             }
             return;
         }
-        if v12.follows_renegotiation(conn, key_log) {
+        v12.renegotiation_record(dir, &h);
+        if v12.follows_renegotiation(conn) {
             // Waiting for the renegotiation's client flight (key log):
             // application data in between does not end the wait.
             return;
@@ -629,5 +677,34 @@ mod tests {
         let c = drive(&steps);
         assert!(c.is_final());
         assert!(!verdict(&c).renegotiated);
+    }
+
+    /// Issue 14 §2: the renegotiation is followed to the client's next
+    /// ChangeCipherSpec without a key log; its flight (the client's
+    /// handshake records since the server last spoke, not its new
+    /// ClientHello) decides by size.
+    #[test]
+    fn tls12_renegotiation_flight_size_is_inferred() {
+        let table: &[(&[u16], Class, Basis)] = &[
+            (&[965, 61, 104], Class::Mtls, Basis::Inferred),
+            (&[31, 61], Class::Tls, Basis::Inferred),
+            (&[700], Class::Unknown, Basis::None),
+        ];
+        for (flight, class, basis) in table {
+            let mut steps = tls12_accepted();
+            steps.push((C, encrypted(100)));
+            steps.push((S, protected_handshake(28))); // HelloRequest
+            steps.push((C, protected_handshake(448))); // ClientHello
+            steps.push((S, protected_handshake(1400))); // the server's flight
+            steps.extend(flight.iter().map(|&l| (C, protected_handshake(l))));
+            let c = drive(&steps);
+            assert!(!c.is_final(), "{flight:?}: waits for the client's CCS");
+            steps.push((C, vec![20, 3, 3, 0, 25].into_iter().chain([0; 25]).collect()));
+            let c = drive(&steps);
+            assert!(c.is_final(), "{flight:?}");
+            let v = verdict(&c);
+            assert_eq!((v.class, v.basis), (*class, *basis), "{flight:?}: {}", v.reason);
+            assert!(v.reason.contains("renegotiation"), "{}", v.reason);
+        }
     }
 }

@@ -168,6 +168,28 @@ impl Tls {
         }
     }
 
+    /// The client refused the server's handshake (RFC 8446 §6.2: a fatal
+    /// alert, `what`) after the ServerHello and before sending any flight
+    /// record: no Certificate can have gone out, so the flow is `tls`.
+    /// Not with a PSK or early data, where records before the flight are
+    /// not the flight's.
+    pub(super) fn tls13_client_refusal(&self, what: &str) -> Option<Decision> {
+        let refused_before_flight = self.is_tls13()
+            && self.v13.client_flight.is_empty()
+            && !self.early_data()
+            && !self.sh.as_ref().is_some_and(|s| s.psk);
+        refused_before_flight.then(|| {
+            (
+                Class::Tls,
+                Basis::Observed,
+                format!(
+                    "TLS 1.3: the client refused the server's handshake ({what}) before sending \
+                     its flight: no client certificate was sent"
+                ),
+            )
+        })
+    }
+
     /// The size rule (wire-facts §2), after the cases where the flight is
     /// not where the rule looks: a resumption, early data.
     pub(super) fn tls13_class(&self) -> Decision {
@@ -333,6 +355,24 @@ impl Tls {
             if flight_seen && v13.flight == FlightState::Open {
                 self.v13.client_closed_first = true;
             }
+            if self.client_abandoned() && conn.class.is_none() {
+                // One encrypted alert-sized record and the client's close,
+                // before its flight: the client refused the server.
+                conn.decide((
+                    Class::Tls,
+                    Basis::Inferred,
+                    "TLS 1.3: the client's only record after the ServerHello is alert-sized \
+                     (19 B, smaller than any Finished or Certificate) and it closed: no client \
+                     certificate was sent"
+                        .to_string(),
+                ));
+                conn.client_refused = true;
+                conn.finish_outcome(
+                    Outcome::Rejected,
+                    "client sent an encrypted alert-sized record and closed before its flight"
+                        .into(),
+                );
+            }
             return;
         }
         if v13.client_closed_first && conn.outcome.is_none() {
@@ -362,6 +402,17 @@ impl Tls {
                 "server closed after the client's flight without sending data".into(),
             );
         }
+    }
+
+    /// The client's records after the ServerHello are one encrypted
+    /// alert-sized record (RFC 8446 §5.2: 2 + 17 B; a Finished is at least
+    /// 53 B and an empty Certificate 25 B), the server has not answered,
+    /// and nothing (PSK, early data) moves the flight elsewhere.
+    fn client_abandoned(&self) -> bool {
+        self.v13.client_flight == [TLS13_ALERT_RECORD_LEN]
+            && self.v13.flight == FlightState::Open
+            && !self.early_data()
+            && !self.sh.as_ref().is_some_and(|s| s.psk)
     }
 
     /// The flow ends before a TLS 1.3 verdict.
@@ -536,6 +587,54 @@ mod tests {
             "{}",
             v.reason
         );
+    }
+
+    /// Issue 14 §2: the client refuses the server's certificate after the
+    /// ServerHello and closes without a flight. In clear (OpenSSL) or as
+    /// one encrypted 19-byte record (GnuTLS): `tls`, rejected by the client.
+    /// A 19-byte record followed by more records, or a PSK, is not that.
+    #[test]
+    fn tls13_client_abort_before_its_flight_is_tls_rejected_by_the_client() {
+        // OpenSSL's client sends its alert in clear, before any CCS.
+        let mut steps = tls13(&[], None);
+        steps.retain(|(_, bytes)| bytes.as_slice() != CCS.as_slice());
+        steps.push((C, vec![21, 3, 3, 0, 2, 2, 48]));
+        let v = verdict(&drive(&steps));
+        assert_eq!(
+            (v.class, v.basis, v.outcome, v.rejected_by),
+            (Class::Tls, Basis::Observed, Outcome::Rejected, Some(Party::Client)),
+            "{}",
+            v.reason
+        );
+
+        let mut c = drive(&tls13(&[19], None));
+        c.on_close(C, Close::Fin);
+        assert!(c.is_final(), "the client's close decides");
+        let v = verdict(&c);
+        assert_eq!(
+            (v.class, v.basis, v.outcome, v.rejected_by),
+            (Class::Tls, Basis::Inferred, Outcome::Rejected, Some(Party::Client)),
+            "{}",
+            v.reason
+        );
+
+        // Finished then close_notify: an ordinary client close.
+        let mut c = drive(&tls13(&[53, 19], None));
+        c.on_close(C, Close::Fin);
+        c.on_close(S, Close::Fin);
+        let v = verdict(&c);
+        assert_eq!((v.outcome, v.rejected_by), (Outcome::Unknown, None), "{}", v.reason);
+
+        // Resumed: no flight is expected, nothing is inferred.
+        let steps = vec![
+            (C, client_hello(&[])),
+            (S, server_hello(0x1301, true, false)),
+            (C, encrypted(19)),
+        ];
+        let mut c = drive(&steps);
+        c.on_close(C, Close::Fin);
+        c.on_close(S, Close::Fin);
+        assert_eq!(verdict(&c).class, Class::Unknown);
     }
 
     #[test]

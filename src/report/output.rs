@@ -23,7 +23,9 @@ use crate::report::escape::{is_hostile, write_json};
 use crate::report::stats::human_micros;
 use crate::report::workloads::{self, JsonMismatch, JsonWorkload};
 use crate::tls::identity::Validity;
-use crate::verdict::{Alert, Basis, CertSeen, Class, ClientCert, FlowClose, Verdict, version_name};
+use crate::verdict::{
+    Alert, Basis, CertSeen, Class, ClientCert, FlowClose, Party, Verdict, version_name,
+};
 use crate::workload::{Directory, Placement};
 
 /// TLS version text: the name, or the raw number when it has none.
@@ -208,6 +210,9 @@ fn compact_into(s: &mut String, v: &Verdict, placed: Option<&Placement>) {
         s.push_str(&workloads::text_tokens(p, value));
     }
     let mut t = Tokens(s);
+    if let Some(who) = v.rejected_by {
+        t.add("rejected_by", who.as_str());
+    }
     match (v.tls_version, v.tls_offered) {
         (Some(ver), _) => t.add("tls", &version_text(ver)),
         (None, Some(offer)) => t.add("tls_offered", &version_text(offer)),
@@ -359,6 +364,9 @@ pub struct JsonVerdict<'a> {
     pub flight_records: Option<&'a [u16]>,
     pub alert: Option<String>,
     pub alert_from: Option<&'static str>,
+    /// Outcome `rejected`: `client` or `server`, who refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected_by: Option<&'static str>,
     pub resumed: bool,
     pub renegotiated: bool,
     pub starttls: Option<&'a str>,
@@ -428,6 +436,7 @@ impl<'a> JsonVerdict<'a> {
                 .alert
                 .as_ref()
                 .map(|a| if a.from_server { "server" } else { "client" }),
+            rejected_by: v.rejected_by.map(Party::as_str),
             resumed: v.resumed,
             renegotiated: v.renegotiated,
             starttls: v.starttls.as_deref(),

@@ -20,7 +20,7 @@
 
 use crate::capture::segment::Endpoint;
 use crate::classify::{
-    Basis, Class, ClientCert, Evidence, Handshake, Outcome, SessionKeys, SessionKind, mesh,
+    Basis, Class, ClientCert, Evidence, Handshake, Outcome, Party, SessionKeys, SessionKind, mesh,
 };
 use crate::tls::proof::Facts;
 use crate::verdict::{CertSeen, Flight, SessionLink, Verdict};
@@ -38,13 +38,27 @@ pub fn assemble(v: &mut Verdict, evidence: Option<&Evidence<'_>>, proof: Option<
                 if matches!(e.handshake, Handshake::Tls13 { .. }) {
                     tls13_proof(v, e, facts);
                 } else {
-                    renegotiation_proof(v, facts, e.outcome_why);
+                    renegotiation_proof(v, e, facts);
                 }
             }
         }
         None => v.reason = "no payload: nothing to classify".to_string(),
     }
+    v.rejected_by = rejected_by(v, evidence);
     annotate_mesh(v);
+}
+
+/// Who refused a rejected flow: the classifier's answer, unless a
+/// decrypted fatal alert names its sender.
+fn rejected_by(v: &Verdict, e: Option<&Evidence<'_>>) -> Option<Party> {
+    if v.outcome != Outcome::Rejected {
+        return None;
+    }
+    match v.alert {
+        Some(a) if a.level == 2 && !a.from_server => Some(Party::Client),
+        Some(a) if a.level == 2 => Some(Party::Server),
+        _ => e.and_then(|e| e.rejected_by).or(Some(Party::Server)),
+    }
 }
 
 /// The classifier's class, outcome and reason, and the facts it read in
@@ -78,6 +92,8 @@ fn conclusions(v: &mut Verdict, e: &Evidence<'_>, decrypted: bool) {
         v.renegotiated = true;
         let what = if decrypted {
             "decrypted with the key log"
+        } else if e.why.starts_with("TLS 1.2 renegotiation") || e.why.contains("; TLS 1.2 renegotiation") {
+            "its client flight measured"
         } else {
             "a client certificate may be sent there, encrypted"
         };
@@ -177,6 +193,17 @@ fn tls13_proof(v: &mut Verdict, e: &Evidence<'_>, f: &Facts) {
         v.client_certificate = Some(cert_seen(c));
     }
     let Some((class, client_cert, why)) = tls13_decrypted_class(f, psk) else {
+        if e.rejected_by == Some(Party::Client) && e.class == Class::Tls {
+            // The client refused the server's flight (opened here) before
+            // sending any flight of its own: no certificate went out.
+            v.basis = Basis::Decrypted;
+            v.inferred = Some(inferred);
+            v.reason = format!(
+                "{}; the key log opened the server's flight, the client sent none",
+                v.reason
+            );
+            return;
+        }
         v.reason = format!(
             "{}; the key log opened the server's flight but not the client's certificate \
              flight",
@@ -286,7 +313,16 @@ fn tls13_decrypted_class(f: &Facts, psk: bool) -> Option<(Class, ClientCert, Str
 
 /// What a decrypted TLS <= 1.2 renegotiation proves: a client certificate
 /// sent there makes the flow mtls.
-fn renegotiation_proof(v: &mut Verdict, f: &Facts, outcome_why: &str) {
+fn renegotiation_proof(v: &mut Verdict, e: &Evidence<'_>, f: &Facts) {
+    let outcome_why = e.outcome_why;
+    // The renegotiation size rule's class, kept for `--calibrate`; a
+    // decrypted flight without a certificate undoes an inferred mtls.
+    let inferred = (e.basis == Basis::Inferred).then_some(e.class);
+    let undo = |v: &mut Verdict| {
+        if inferred.is_some() && v.class != Class::Plaintext {
+            v.class = Class::Tls;
+        }
+    };
     if f.cert_request {
         v.cert_requested = Some(true);
     }
@@ -305,12 +341,14 @@ fn renegotiation_proof(v: &mut Verdict, f: &Facts, outcome_why: &str) {
             )
         }
         Some(_) => {
+            undo(v);
             v.client_cert = ClientCert::Empty;
             "certificate requested in a renegotiation; client sent an empty Certificate \
              (decrypted)"
                 .to_string()
         }
         None if f.client_flight_done => {
+            undo(v);
             "renegotiation without a client Certificate (decrypted)".to_string()
         }
         None => {
@@ -323,6 +361,7 @@ fn renegotiation_proof(v: &mut Verdict, f: &Facts, outcome_why: &str) {
         return;
     }
     v.basis = Basis::Decrypted;
+    v.inferred = inferred;
     v.reason = if outcome_why.is_empty() {
         why
     } else {
@@ -439,6 +478,7 @@ pub(crate) mod tests {
             why: "first record 53 B".into(),
             outcome: Outcome::Ok,
             outcome_why: "",
+            rejected_by: None,
             client_hello: Some(&hello),
             server_hello: None,
             resumed: false,
@@ -504,6 +544,7 @@ pub(crate) mod tests {
             why: "hellos only".into(),
             outcome: Outcome::Incomplete,
             outcome_why: "",
+            rejected_by: None,
             client_hello: ch,
             server_hello: sh,
             resumed: false,

@@ -18,7 +18,7 @@ use crate::capture::segment::{Endpoint, Timestamp};
 use crate::classify::mesh::{Fingerprint, Hint, Mesh};
 /// The class and outcome words are the classifier's evidence types (they
 /// live in the lower stage so `classify` never imports `verdict`).
-pub use crate::classify::{Basis, Class, ClientCert, Outcome};
+pub use crate::classify::{Basis, Class, ClientCert, Outcome, Party};
 use crate::tls::identity::{CertIdentity, Validity};
 pub use crate::tls::record::Alert;
 
@@ -123,6 +123,8 @@ pub struct Verdict {
     /// TLS 1.3 only: the client's encrypted flight.
     pub flight: Option<Flight>,
     pub alert: Option<Alert>,
+    /// Outcome `Rejected`: who refused the connection.
+    pub rejected_by: Option<Party>,
     /// Session resumption detected (no certificates on the wire).
     pub resumed: bool,
     /// TLS <= 1.2: a renegotiation started after the handshake; a client
@@ -182,6 +184,7 @@ impl Verdict {
             client_cert: ClientCert::Unknown,
             flight: None,
             alert: None,
+            rejected_by: None,
             resumed: false,
             renegotiated: false,
             client_certificate: None,
