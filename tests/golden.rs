@@ -154,6 +154,16 @@ golden! {
     tls13_python_optional_nocert = "tls13-python-optional-nocert.pcap",
     tls13_python_required_nocert_pyserver = "tls13-python-required-nocert-pyserver.pcap",
     tls13_python_untrusted_ca = "tls13-python-untrusted-ca.pcap",
+    // Real mesh stacks (fixtures/make-stacks.sh: rustls as Linkerd and ztunnel).
+    tls13_rustls_linkerd_mtls = "tls13-rustls-linkerd-mtls.pcap",
+    tls13_rustls_linkerd_noauth = "tls13-rustls-linkerd-noauth.pcap",
+    tls13_rustls_linkerd_optional_nocert = "tls13-rustls-linkerd-optional-nocert.pcap",
+    tls13_rustls_linkerd_required_nocert = "tls13-rustls-linkerd-required-nocert.pcap",
+    tls13_rustls_linkerd_resume = "tls13-rustls-linkerd-resume.pcap",
+    tls13_rustls_ztunnel_hbone_mtls = "tls13-rustls-ztunnel-hbone-mtls.pcap",
+    tls13_rustls_ztunnel_hbone_noauth = "tls13-rustls-ztunnel-hbone-noauth.pcap",
+    tls13_rustls_ztunnel_hbone_required_nocert = "tls13-rustls-ztunnel-hbone-required-nocert.pcap",
+    tls13_rustls_ztunnel_hbone_resume = "tls13-rustls-ztunnel-hbone-resume.pcap",
 }
 
 /// Issue 13 §2: a Cisco TrustSec link tags the client's frames with a Cisco
