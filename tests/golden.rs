@@ -172,6 +172,16 @@ golden! {
     tls12_openssl_reneg_norequest = "tls12-openssl-reneg-norequest.pcap",
     tls12_python_reneg_cert = "tls12-python-reneg-cert.pcap",
     tls12_python_reneg_nocert = "tls12-python-reneg-nocert.pcap",
+    // Real mesh stacks (fixtures/make-stacks.sh: rustls as Linkerd and ztunnel).
+    tls13_rustls_linkerd_mtls = "tls13-rustls-linkerd-mtls.pcap",
+    tls13_rustls_linkerd_noauth = "tls13-rustls-linkerd-noauth.pcap",
+    tls13_rustls_linkerd_optional_nocert = "tls13-rustls-linkerd-optional-nocert.pcap",
+    tls13_rustls_linkerd_required_nocert = "tls13-rustls-linkerd-required-nocert.pcap",
+    tls13_rustls_linkerd_resume = "tls13-rustls-linkerd-resume.pcap",
+    tls13_rustls_ztunnel_hbone_mtls = "tls13-rustls-ztunnel-hbone-mtls.pcap",
+    tls13_rustls_ztunnel_hbone_noauth = "tls13-rustls-ztunnel-hbone-noauth.pcap",
+    tls13_rustls_ztunnel_hbone_required_nocert = "tls13-rustls-ztunnel-hbone-required-nocert.pcap",
+    tls13_rustls_ztunnel_hbone_resume = "tls13-rustls-ztunnel-hbone-resume.pcap",
 }
 
 /// Issue 13 §2: a Cisco TrustSec link tags the client's frames with a Cisco
