@@ -9,5 +9,6 @@
 
 pub mod counters;
 pub mod decode;
+pub mod mapped;
 pub mod segment;
 pub mod source;
