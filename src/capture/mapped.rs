@@ -14,7 +14,10 @@
 //! length past libpcap's maximum (262,144 bytes for every link type we
 //! decode); a record longer than the file's snaplen is cut to it, the rest
 //! skipped, as libpcap does. Invariant: `pos` is always a record boundary
-//! inside the mapping, and the progress offset published is `pos`.
+//! inside the mapping, and the progress offset published is `pos`. Pages
+//! behind the walk are handed back to the kernel every `RELEASE_STEP`
+//! bytes, so the file's pages never count against `--memory` (the peak RSS
+//! `tests/flood.rs` measures): a mapping's touched pages are resident.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -23,7 +26,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::Mmap;
-use pcap_parser::pcap::{LegacyPcapBlock, parse_pcap_frame, parse_pcap_frame_be, parse_pcap_header};
+use pcap_parser::pcap::{
+    LegacyPcapBlock, parse_pcap_frame, parse_pcap_frame_be, parse_pcap_header,
+};
 
 /// libpcap's `MAXIMUM_SNAPLEN`, and `max_snaplen_for_dlt` for every link
 /// type `decode` reads: a record claiming more is damage, not a packet.
@@ -32,6 +37,11 @@ const MAX_CAPLEN: u32 = 262_144;
 const FILE_HEADER: usize = 24;
 /// A classic pcap record header.
 const RECORD_HEADER: usize = 16;
+
+/// Bytes walked between two releases of the pages behind the walk.
+const RELEASE_STEP: usize = 4 << 20;
+/// Release boundaries are aligned to this (a multiple of any page size).
+const RELEASE_ALIGN: usize = 64 << 10;
 
 /// One record, borrowed from the mapping.
 #[derive(Debug, Clone, Copy)]
@@ -51,10 +61,37 @@ struct At {
     orig_len: u32,
 }
 
+/// The mapped file, shared with the workers, which read payloads from it
+/// in place (`pipeline/batch.rs`) instead of from a copy.
+#[derive(Clone)]
+pub struct Mapping(Arc<Mmap>);
+
+impl Mapping {
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Where `part` starts in the mapping, if it lies wholly inside it.
+    pub fn offset_of(&self, part: &[u8]) -> Option<usize> {
+        let start = (part.as_ptr() as usize).checked_sub(self.0.as_ptr() as usize)?;
+        (start.checked_add(part.len())? <= self.0.len()).then_some(start)
+    }
+}
+
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapping")
+            .field("len", &self.0.len())
+            .finish()
+    }
+}
+
 /// A mapped classic pcap file and the walk through its records.
 pub struct Mapped {
-    map: Mmap,
+    map: Arc<Mmap>,
     pos: usize,
+    /// Everything before this was handed back to the kernel.
+    released: usize,
     big_endian: bool,
     nanos: bool,
     /// libpcap's snapshot length for the file (0 or past the maximum in
@@ -102,10 +139,16 @@ impl Mapped {
             nanos: header.is_nanosecond_precision(),
             snaplen,
             swapped_lengths: header.version_minor < 3,
-            map,
+            map: Arc::new(map),
             pos: FILE_HEADER,
+            released: 0,
             progress: Arc::new(AtomicU64::new(FILE_HEADER as u64)),
         })
+    }
+
+    /// The mapping, for readers of payloads on other threads.
+    pub fn mapping(&self) -> Mapping {
+        Mapping(Arc::clone(&self.map))
     }
 
     /// The shared progress offset (bytes walked so far).
@@ -138,6 +181,7 @@ impl Mapped {
 
     /// Step past the next record and say where its kept bytes lie.
     fn next_at(&mut self) -> Result<Option<At>, String> {
+        self.release_behind();
         let rest = self.map.get(self.pos..).unwrap_or_default();
         if rest.is_empty() {
             return Ok(None);
@@ -171,6 +215,33 @@ impl Mapped {
         self.pos = start + caplen as usize;
         self.progress.store(self.pos as u64, Ordering::Relaxed);
         Ok(Some(at))
+    }
+
+    /// Hand the pages the walk has left behind back to the kernel (they
+    /// stay in the page cache), once `RELEASE_STEP` bytes have gathered.
+    fn release_behind(&mut self) {
+        // Trail the walk by a step: workers may still read payloads just
+        // behind it (a page released under them is read again, correctly).
+        let end = self.pos.saturating_sub(RELEASE_STEP) / RELEASE_ALIGN * RELEASE_ALIGN;
+        if end.saturating_sub(self.released) < RELEASE_STEP {
+            return;
+        }
+        #[cfg(unix)]
+        {
+            // SAFETY: MADV_DONTNEED on a read-only private file mapping only
+            // drops page-table entries: a later access reads the file again,
+            // never zeroes, so a payload a worker still reads there (a
+            // `Mapping`) reads the same bytes; `released..end` is inside
+            // the mapping and aligned.
+            let _ = unsafe {
+                self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    self.released,
+                    end - self.released,
+                )
+            };
+        }
+        self.released = end;
     }
 
     /// The record header at the front of `rest` (at least 16 bytes), its
@@ -268,7 +339,10 @@ mod tests {
         f.extend(record(8, 9_999, 6, 6, b"abcdef"));
         let mut m = mapped(&f).unwrap();
         let r = m.next_record(|_| true).unwrap().unwrap();
-        assert_eq!((r.secs, r.micros, r.data, r.orig_len), (7, 5, &b"abc"[..], 60));
+        assert_eq!(
+            (r.secs, r.micros, r.data, r.orig_len),
+            (7, 5, &b"abc"[..], 60)
+        );
         let r = m.next_record(|_| true).unwrap().unwrap();
         assert_eq!((r.secs, r.micros, r.data), (8, 9, &b"abcd"[..]));
         assert!(m.next_record(|_| true).unwrap().is_none());
@@ -280,8 +354,14 @@ mod tests {
         let good = record(1, 0, 2, 2, b"ab");
         let cases: [(Vec<u8>, &str); 3] = [
             (vec![0; 10], "tried to read 16 header bytes, only got 10"),
-            (record(1, 0, 50, 50, b"short"), "tried to read 50 captured bytes, only got 5"),
-            (record(1, 0, 0x7fff_ffff, 1, b""), "bigger than maximum of 262144"),
+            (
+                record(1, 0, 50, 50, b"short"),
+                "tried to read 50 captured bytes, only got 5",
+            ),
+            (
+                record(1, 0, 0x7fff_ffff, 1, b""),
+                "bigger than maximum of 262144",
+            ),
         ];
         for (tail, words) in cases {
             let mut f = header(0xa1b2_c3d4, 4, 65535);
@@ -296,8 +376,17 @@ mod tests {
 
     #[test]
     fn declines_what_libpcap_reads() {
-        assert!(mapped(&header(0xa1b2_cd34, 4, 65535)).is_none(), "modified format");
-        assert!(mapped(b"\x0a\x0d\x0d\x0a0123456789abcdefghijkl").is_none(), "pcapng");
-        assert!(mapped(&header(0xa1b2_c3d4, 4, 65535)[..10]).is_none(), "short");
+        assert!(
+            mapped(&header(0xa1b2_cd34, 4, 65535)).is_none(),
+            "modified format"
+        );
+        assert!(
+            mapped(b"\x0a\x0d\x0d\x0a0123456789abcdefghijkl").is_none(),
+            "pcapng"
+        );
+        assert!(
+            mapped(&header(0xa1b2_c3d4, 4, 65535)[..10]).is_none(),
+            "short"
+        );
     }
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::capture::decode::{self, DecodeCounters, Frame, LinkType};
-use crate::capture::mapped::Mapped;
+use crate::capture::mapped::{Mapped, Mapping};
 use crate::capture::segment::{Segment, Timestamp};
 
 /// How long a live read waits before reporting `Read::Timeout`, so idle
@@ -341,6 +341,15 @@ impl Capture {
             offset,
             size: p.size,
         })
+    }
+
+    /// A mapped file's bytes, which frames (and their payloads) borrow
+    /// from; None when frames come from libpcap's buffer.
+    pub fn mapping(&self) -> Option<Mapping> {
+        match &self.handle {
+            Handle::Mapped { records, .. } => Some(records.mapping()),
+            _ => None,
+        }
     }
 
     pub fn link(&self) -> LinkType {
