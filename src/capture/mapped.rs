@@ -297,6 +297,7 @@ fn header_only(head: &[u8], big_endian: bool) -> LegacyPcapBlock<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use std::io::Write;
