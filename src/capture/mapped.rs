@@ -40,6 +40,10 @@ const RECORD_HEADER: usize = 16;
 
 /// Bytes walked between two releases of the pages behind the walk.
 const RELEASE_STEP: usize = 4 << 20;
+/// Each release covers this much behind the walk again: a worker reading a
+/// payload from a released page maps it back in, and the next releases
+/// hand it back as long as the worker trails by less than this.
+const RELEASE_WINDOW: usize = 64 << 20;
 /// Release boundaries are aligned to this (a multiple of any page size).
 const RELEASE_ALIGN: usize = 64 << 10;
 
@@ -90,7 +94,7 @@ impl std::fmt::Debug for Mapping {
 pub struct Mapped {
     map: Arc<Mmap>,
     pos: usize,
-    /// Everything before this was handed back to the kernel.
+    /// Where the last release ended.
     released: usize,
     big_endian: bool,
     nanos: bool,
@@ -218,7 +222,8 @@ impl Mapped {
     }
 
     /// Hand the pages the walk has left behind back to the kernel (they
-    /// stay in the page cache), once `RELEASE_STEP` bytes have gathered.
+    /// stay in the page cache), once `RELEASE_STEP` bytes have gathered:
+    /// the last `RELEASE_WINDOW` bytes before `end`, again.
     fn release_behind(&mut self) {
         // Trail the walk by a step: workers may still read payloads just
         // behind it (a page released under them is read again, correctly).
@@ -226,18 +231,20 @@ impl Mapped {
         if end.saturating_sub(self.released) < RELEASE_STEP {
             return;
         }
+        let start = end.saturating_sub(RELEASE_WINDOW);
         #[cfg(unix)]
         {
             // SAFETY: MADV_DONTNEED on a read-only private file mapping only
             // drops page-table entries: a later access reads the file again,
             // never zeroes, so a payload a worker still reads there (a
-            // `Mapping`) reads the same bytes; `released..end` is inside
-            // the mapping and aligned.
+            // `Mapping`) reads the same bytes; `start..end` is inside
+            // the mapping and aligned (`start` is `end` less a multiple of
+            // the alignment, or 0).
             let _ = unsafe {
                 self.map.unchecked_advise_range(
                     memmap2::UncheckedAdvice::DontNeed,
-                    self.released,
-                    end - self.released,
+                    start,
+                    end - start,
                 )
             };
         }
