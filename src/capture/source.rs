@@ -5,7 +5,10 @@
 //! filter), the link-type check, kernel statistics, the interface list, and
 //! turning libpcap's error strings into one-line messages that say what to
 //! do. It must not decode, buffer or make threads: `Capture::read_next` lends one
-//! `Frame` borrowed from libpcap's buffer, valid until the next call.
+//! `Frame` borrowed from libpcap's buffer (or, for a classic pcap file,
+//! from the file's mapping: `capture/mapped.rs` walks its records in place
+//! once libpcap has opened and checked it, and the filter runs on each
+//! record through `pcap_offline_filter`), valid until the next call.
 //! Invariant: a `Capture` that exists has a link type `decode` supports and
 //! its filter (if any) installed.
 
@@ -14,8 +17,11 @@ use std::fs::File;
 use std::io::Seek;
 use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::capture::decode::{self, DecodeCounters, Frame, LinkType};
+use crate::capture::mapped::{Mapped, Mapping};
 use crate::capture::segment::{Segment, Timestamp};
 
 /// How long a live read waits before reporting `Read::Timeout`, so idle
@@ -185,22 +191,42 @@ pub enum Read<'a> {
 enum Handle {
     Live(pcap::Capture<pcap::Active>),
     File(pcap::Capture<pcap::Offline>),
+    /// A classic pcap file walked in place; the filter, compiled by the
+    /// libpcap handle that opened the file, runs on each record.
+    Mapped {
+        records: Mapped,
+        filter: Option<pcap::BpfProgram>,
+    },
 }
 
-/// How far libpcap has read into a capture file, for a progress bar: a
-/// duplicate of libpcap's file descriptor, which shares its file offset.
-/// The offset runs ahead of the packets by at most libpcap's stdio buffer.
+/// Where the offset of a progress bar comes from.
+#[derive(Debug)]
+enum Offset {
+    /// A duplicate of libpcap's file descriptor, which shares its file
+    /// offset (ahead of the packets by at most libpcap's stdio buffer).
+    Shared(File),
+    /// The mapped reader's position.
+    Mapped(Arc<AtomicU64>),
+}
+
+/// How far reading has got into a capture file, for a progress bar.
 #[derive(Debug)]
 pub struct InputProbe {
-    file: File,
+    offset: Offset,
     size: u64,
 }
 
 impl InputProbe {
     /// Bytes read so far (0 if the kernel cannot say).
     pub fn offset(&self) -> u64 {
-        // `Seek for &File`: SEEK_CUR by 0 reads the shared offset, moves nothing.
-        (&self.file).stream_position().unwrap_or(0)
+        match &self.offset {
+            // `Seek for &File`: SEEK_CUR by 0 reads the shared offset, moves nothing.
+            Offset::Shared(file) => {
+                let mut f: &File = file;
+                f.stream_position().unwrap_or(0)
+            }
+            Offset::Mapped(pos) => pos.load(Ordering::Relaxed),
+        }
     }
     /// The file's size when it was opened.
     pub fn size(&self) -> u64 {
@@ -247,6 +273,7 @@ impl Capture {
             let res = match &mut cap.handle {
                 Handle::Live(c) => c.filter(expr, true),
                 Handle::File(c) => c.filter(expr, true),
+                Handle::Mapped { .. } => Ok(()),
             };
             res.map_err(|e| CaptureError::Filter {
                 expr: expr.clone(),
@@ -256,12 +283,45 @@ impl Capture {
         let link = match &cap.handle {
             Handle::Live(c) => c.get_datalink(),
             Handle::File(c) => c.get_datalink(),
+            Handle::Mapped { .. } => pcap::Linktype(0),
         };
         cap.link = LinkType(link.0);
         if !cap.link.is_supported() {
             return Err(CaptureError::UnsupportedLink { link: cap.link });
         }
+        if let Source::File(path) = source {
+            cap.map_file(path, opts.filter.as_deref())?;
+        }
         Ok(cap)
+    }
+
+    /// A regular classic pcap file that libpcap opened and checked (link
+    /// type, filter): read its records from a mapping instead, with the
+    /// filter libpcap compiled for it. Anything the mapped reader declines
+    /// stays with libpcap.
+    fn map_file(&mut self, path: &Path, filter: Option<&str>) -> Result<(), CaptureError> {
+        let Handle::File(c) = &self.handle else {
+            return Ok(());
+        };
+        let Some(size) = self.probe.as_ref().map(|p| p.size) else {
+            return Ok(()); // stdin, or not a regular file
+        };
+        let Some(records) = File::open(path).ok().and_then(|f| Mapped::open(&f)) else {
+            return Ok(());
+        };
+        let filter = match filter {
+            Some(expr) => Some(c.compile(expr, true).map_err(|e| CaptureError::Filter {
+                expr: expr.to_string(),
+                detail: pcap_text(&e),
+            })?),
+            None => None,
+        };
+        self.probe = Some(InputProbe {
+            offset: Offset::Mapped(records.progress()),
+            size,
+        });
+        self.handle = Handle::Mapped { records, filter };
+        Ok(())
     }
 
     pub fn is_live(&self) -> bool {
@@ -273,10 +333,23 @@ impl Capture {
     /// refuses a duplicate.
     pub fn input_probe(&self) -> Option<InputProbe> {
         let p = self.probe.as_ref()?;
+        let offset = match &p.offset {
+            Offset::Shared(file) => Offset::Shared(file.try_clone().ok()?),
+            Offset::Mapped(pos) => Offset::Mapped(Arc::clone(pos)),
+        };
         Some(InputProbe {
-            file: p.file.try_clone().ok()?,
+            offset,
             size: p.size,
         })
+    }
+
+    /// A mapped file's bytes, which frames (and their payloads) borrow
+    /// from; None when frames come from libpcap's buffer.
+    pub fn mapping(&self) -> Option<Mapping> {
+        match &self.handle {
+            Handle::Mapped { records, .. } => Some(records.mapping()),
+            _ => None,
+        }
     }
 
     pub fn link(&self) -> LinkType {
@@ -306,6 +379,9 @@ impl Capture {
                 }
             }
             Handle::File(c) => c.next_packet(),
+            Handle::Mapped { records, filter } => {
+                return read_mapped(records, filter.as_ref(), link);
+            }
         };
         match res {
             Ok(p) => Ok(Read::Frame(Frame {
@@ -331,9 +407,36 @@ impl Capture {
                 dropped: u64::from(s.dropped),
                 if_dropped: u64::from(s.if_dropped),
             }),
-            Handle::File(_) => None,
+            Handle::File(_) | Handle::Mapped { .. } => None,
         }
     }
+}
+
+/// The next record of a mapped file that passes the filter.
+fn read_mapped<'a>(
+    records: &'a mut Mapped,
+    filter: Option<&pcap::BpfProgram>,
+    link: LinkType,
+) -> Result<Read<'a>, CaptureError> {
+    // pcap_offline_filter: the crate passes the captured length as the
+    // wire length too, which only `len`-based filters (`greater`, `less`)
+    // on snaplen-cut records could notice.
+    let keep = |data: &[u8]| filter.is_none_or(|f| f.filter(data));
+    let record = records
+        .next_record(keep)
+        .map_err(|detail| CaptureError::Read {
+            detail,
+            live: false,
+        })?;
+    Ok(match record {
+        Some(r) => Read::Frame(Frame {
+            ts: Timestamp::from_secs_micros(r.secs, r.micros),
+            link,
+            data: r.data,
+            orig_len: r.orig_len,
+        }),
+        None => Read::End,
+    })
 }
 
 /// Open a regular file ourselves so a duplicate descriptor can follow
@@ -353,7 +456,8 @@ fn open_file(
         // so libpcap's FILE becomes its sole owner (and closes it); `probe`
         // is a separate descriptor that only shares the file offset.
         if let Ok(c) = unsafe { pcap::Capture::from_raw_fd(fd) } {
-            return Ok((c, Some(InputProbe { file: probe, size })));
+            let offset = Offset::Shared(probe);
+            return Ok((c, Some(InputProbe { offset, size })));
         }
     }
     open_file_by_path(path).map(|c| (c, None))

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::capture::decode::{self, DecodeCounters, Frame};
+use crate::capture::mapped::Mapping;
 use crate::capture::segment::{PortSet, Segment, Timestamp};
 use crate::capture::source::{Capture, CaptureError, KernelStats, Read};
 use crate::report::gauges::Gauges;
@@ -102,6 +103,7 @@ pub(super) struct Dispatcher {
     /// Emptied batches coming back from the workers.
     recycled: Receiver<Batch>,
     live: bool,
+    mapping: Option<Mapping>,
     pub(super) dropped_segments: u64,
     pub(super) dropped_ticks: u64,
     /// A worker is gone (it panicked): stop reading.
@@ -109,13 +111,21 @@ pub(super) struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub(super) fn new(txs: Vec<Sender<ToWorker>>, recycled: Receiver<Batch>, live: bool) -> Self {
-        let batches = txs.iter().map(|_| Batch::new()).collect();
+    /// `mapping`: the mapped file frames come from, whose payloads the
+    /// batches then point into instead of copying.
+    pub(super) fn new(
+        txs: Vec<Sender<ToWorker>>,
+        recycled: Receiver<Batch>,
+        live: bool,
+        mapping: Option<Mapping>,
+    ) -> Self {
+        let batches = txs.iter().map(|_| Batch::new(mapping.clone())).collect();
         Dispatcher {
             txs,
             batches,
             recycled,
             live,
+            mapping,
             dropped_segments: 0,
             dropped_ticks: 0,
             broken: false,
@@ -172,7 +182,7 @@ impl Dispatcher {
         if b.segments.is_empty() {
             return;
         }
-        let fresh = self.recycled.try_recv().unwrap_or_else(|_| Batch::new());
+        let fresh = (self.recycled.try_recv()).unwrap_or_else(|_| Batch::new(self.mapping.clone()));
         let batch = std::mem::replace(b, fresh);
         let n = batch.segments.len() as u64;
         if self.send(worker, ToWorker::Segments(batch), may_drop) {

@@ -164,7 +164,7 @@ fn start<'scope>(
         // Too few threads: dropping the senders ends the workers started.
         handles.push(h.ok()?);
     }
-    let disp = Dispatcher::new(to_workers, recycle_rx, capture.is_live());
+    let disp = Dispatcher::new(to_workers, recycle_rx, capture.is_live(), capture.mapping());
     let keylog = plan.options.keylog.as_deref();
     let intake = Intake::new(workers, plan.ports.as_ref(), keylog);
     let capture = std::thread::Builder::new()

@@ -111,12 +111,9 @@ fn on_batch(
     reports: &mut Vec<Report>,
 ) -> ReportOrder {
     let mut next = 0;
-    for (index, seg) in batch.segments.drain(..) {
-        let bytes = &batch.bytes;
-        let seg = seg.map_payload(|(offset, len)| {
-            let (o, l) = (offset as usize, len as usize);
-            bytes.get(o..o + l).unwrap_or_default()
-        });
+    let segments = std::mem::take(&mut batch.segments);
+    for (index, seg) in &segments {
+        let (index, seg) = (*index, seg.clone().map_payload(|at| batch.payload(at)));
         // Time one segment in SAMPLE_EVERY: two clock reads per packet
         // would cost more than the rest of a decided flow's packet.
         if index.is_multiple_of(ProcessingTime::SAMPLE_EVERY) {
@@ -129,6 +126,7 @@ fn on_batch(
         }
         next = index.saturating_add(1);
     }
+    batch.segments = segments;
     batch.clear();
     // Back to the capture thread; if it has enough, drop it. An arena grown
     // by one oversized segment is not kept.
