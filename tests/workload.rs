@@ -111,7 +111,14 @@ fn json_carries_both_workload_objects_and_the_mismatch() {
             fields.sort_unstable();
             assert_eq!(
                 fields,
-                ["kind", "name", "namespace", "node", "pod", "service_account"]
+                [
+                    "kind",
+                    "name",
+                    "namespace",
+                    "node",
+                    "pod",
+                    "service_account"
+                ]
             );
         }
     }
@@ -121,18 +128,33 @@ fn json_carries_both_workload_objects_and_the_mismatch() {
     assert_eq!(flows[6]["client_workload"]["name"], serde_json::Value::Null);
     let deployment = &flows[0]["client_workload"];
     assert_eq!(
-        (&deployment["kind"], &deployment["pod"], &deployment["service_account"]),
-        (&"Deployment".into(), &"frontend-7d9f8b6c5d-x2x7q".into(), &"frontend".into())
+        (
+            &deployment["kind"],
+            &deployment["pod"],
+            &deployment["service_account"]
+        ),
+        (
+            &"Deployment".into(),
+            &"frontend-7d9f8b6c5d-x2x7q".into(),
+            &"frontend".into()
+        )
     );
     let mismatched: Vec<&serde_json::Value> = flows
         .iter()
         .filter(|f| !f["identity_mismatch"].is_null())
         .collect();
-    assert_eq!(mismatched.len(), 1, "only the debug pod presents another's id");
+    assert_eq!(
+        mismatched.len(),
+        1,
+        "only the debug pod presents another's id"
+    );
     let m = &mismatched[0]["identity_mismatch"][0];
     assert_eq!(m["side"], "client");
     assert_eq!(m["spiffe_id"], "spiffe://cluster.local/ns/shop/sa/frontend");
-    assert_eq!((&m["pod_namespace"], &m["pod_service_account"]), (&"default".into(), &"default".into()));
+    assert_eq!(
+        (&m["pod_namespace"], &m["pod_service_account"]),
+        (&"default".into(), &"default".into())
+    );
     golden("cluster.json", &json);
 }
 
@@ -154,8 +176,12 @@ fn edges_and_graph_are_between_workloads() {
     let table = stdout(&["-q", "--summary-only", "--summary"]);
     let head: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(&head[..5], ["SRC", "DST", "SRC_NS", "DST_NS", "FLOWS"]);
-    assert!(table.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()[..5]
-        == ["frontend", "cart", "shop", "shop", "2"]));
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()[..5]
+                == ["frontend", "cart", "shop", "shop", "2"])
+    );
     golden("cluster.edges.txt", &table);
     let json = stdout(&["-q", "--summary-only", "--summary-format", "json"]);
     golden("cluster.edges.json", &json);
@@ -182,7 +208,9 @@ fn metrics_carry_istios_workload_labels() {
     let mut last = String::new();
     let body = loop {
         let body = processes::http_get_ok(addr, "/metrics").unwrap_or_default();
-        let closed = body.matches("mtlsniff_tcp_connections_closed_total{").count();
+        let closed = body
+            .matches("mtlsniff_tcp_connections_closed_total{")
+            .count();
         if (closed >= 8 && body == last) || Instant::now() > deadline {
             break body;
         }
@@ -199,7 +227,10 @@ fn metrics_carry_istios_workload_labels() {
     assert!(got.contains(
         "source_workload=\"frontend\",source_workload_namespace=\"shop\",destination_workload=\"cart\",destination_workload_namespace=\"shop\""
     ), "{got}");
-    assert!(got.contains("mtlsniff_identity_mismatches_total 1"), "{got}");
+    assert!(
+        got.contains("mtlsniff_identity_mismatches_total 1"),
+        "{got}"
+    );
     golden("cluster.metrics.txt", &got);
 }
 
@@ -210,7 +241,11 @@ fn expect_by_namespace_checks_only_that_namespaces_flows() {
     // certificate. default: debug -> cart, mtls. shop: every flow to cart
     // and catalog (five plaintext ones).
     let out = run(&["-q", "--expect", "mtls", "--namespace", "monitoring"]);
-    assert_eq!(out.status.code(), Some(4), "report -> log-agent is tls only");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "report -> log-agent is tls only"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.matches("expect mtls: short").count(), 1, "{stderr}");
     let out = run(&["-q", "--expect", "mtls", "--namespace", "default"]);
@@ -219,8 +254,19 @@ fn expect_by_namespace_checks_only_that_namespaces_flows() {
     assert_eq!(out.status.code(), Some(4));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.matches("expect mtls: short").count(), 5, "{stderr}");
-    let nothing = run(&["-q", "--expect", "mtls", "--namespace", "nosuch", "--strict"]);
-    assert_eq!(nothing.status.code(), Some(4), "strict: nothing was verified");
+    let nothing = run(&[
+        "-q",
+        "--expect",
+        "mtls",
+        "--namespace",
+        "nosuch",
+        "--strict",
+    ]);
+    assert_eq!(
+        nothing.status.code(),
+        Some(4),
+        "strict: nothing was verified"
+    );
 }
 
 #[test]
@@ -268,12 +314,19 @@ fn with_pods(pods: &[u8], extra: &[&str]) -> Output {
 
 #[test]
 fn a_malformed_pods_file_is_one_line_and_exit_2() {
-    for bad in [&b"{\"items\": [ {\"metadata\": "[..], b"not json", b"{\"items\": 3}"] {
+    for bad in [
+        &b"{\"items\": [ {\"metadata\": "[..],
+        b"not json",
+        b"{\"items\": 3}",
+    ] {
         let out = with_pods(bad, &["-q"]);
         assert_eq!(out.status.code(), Some(2));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(stderr.starts_with("mtlsniff: error: --k8s-pods "), "{stderr}");
+        assert!(
+            stderr.starts_with("mtlsniff: error: --k8s-pods "),
+            "{stderr}"
+        );
     }
     let missing = Command::new(env!("CARGO_BIN_EXE_mtlsniff"))
         .args(["-r", "x.pcap", "--k8s-pods", "/nonexistent/pods.json"])
@@ -302,7 +355,10 @@ fn a_huge_pods_list_is_held_to_its_share_of_memory() {
     let out = with_pods(pods.as_bytes(), &["--summary-only", "--memory", "64"]);
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let line = stderr.lines().find(|l| l.contains("workloads:")).expect(&stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("workloads:"))
+        .expect(&stderr);
     let kib: usize = line
         .split(" addresses (")
         .nth(1)

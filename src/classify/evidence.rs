@@ -280,7 +280,10 @@ impl Classifier {
         if outcome != Outcome::Rejected {
             return None;
         }
-        let client_alert = self.conn.alert.is_some_and(|a| !a.from_server && a.level == 2);
+        let client_alert = self
+            .conn
+            .alert
+            .is_some_and(|a| !a.from_server && a.level == 2);
         Some(if client_alert || self.conn.client_refused {
             Party::Client
         } else {

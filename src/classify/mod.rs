@@ -536,9 +536,9 @@ fn too_short_to_judge(data: &[u8]) -> bool {
     // Too short to judge; wait unless it is plainly text. The first bytes
     // of any record header also wait: a midstream flow's record must be
     // framed whole, however the segments split it.
-    let record_type = data.first().is_some_and(|t| {
-        (content::CHANGE_CIPHER_SPEC..=content::APPLICATION_DATA).contains(t)
-    });
+    let record_type = data
+        .first()
+        .is_some_and(|t| (content::CHANGE_CIPHER_SPEC..=content::APPLICATION_DATA).contains(t));
     matches!(record::read_header(data), HeaderRead::NeedMore)
         && data.len() < 5
         && (plaintext::needs_more(data) || record_type)
@@ -622,7 +622,12 @@ mod tests {
         drive_with(&mut c, &steps[..3]);
         c.conclude(End::EndOfInput);
         let v = verdict(&c);
-        assert_eq!((v.class, v.outcome), (Class::Unknown, Outcome::Unknown), "{}", v.reason);
+        assert_eq!(
+            (v.class, v.outcome),
+            (Class::Unknown, Outcome::Unknown),
+            "{}",
+            v.reason
+        );
         assert!(v.reason.starts_with("midstream"), "{}", v.reason);
     }
 

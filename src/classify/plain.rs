@@ -224,7 +224,8 @@ impl Plain {
             return false;
         }
         let room = (REFUSAL_SCAN as usize).saturating_sub(self.reply.len());
-        self.reply.extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
+        self.reply
+            .extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
         let status = plaintext::http_400_prefix(&self.reply);
         let refusal = plaintext::tls_port_refusal(&self.reply);
         let (true, Some(server)) = (status, refusal) else {

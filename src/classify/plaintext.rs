@@ -265,7 +265,10 @@ const TLS_PORT_REFUSALS: [(&str, &[u8]); 3] = [
     ("nginx", b"The plain HTTP request was sent to HTTPS port"),
     // mod_ssl ssl_engine_io.c: "Reason: You're speaking plain HTTP to an
     // SSL-enabled server port."
-    ("apache", b"speaking plain HTTP to an SSL-enabled server port"),
+    (
+        "apache",
+        b"speaking plain HTTP to an SSL-enabled server port",
+    ),
     // Go net/http server.go: "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an
     // HTTP request to an HTTPS server.\n"
     ("go", b"Client sent an HTTP request to an HTTPS server"),

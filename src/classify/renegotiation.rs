@@ -80,7 +80,12 @@ impl RenegotiationRun {
     /// the thresholds. The reason prints the sizes and the thresholds.
     pub fn decision(&self) -> Decision {
         let parts: Vec<String> = self.records.iter().map(u16::to_string).collect();
-        let sizes = format!("{} B in {} record(s) [{}]", self.bytes, self.count, parts.join(","));
+        let sizes = format!(
+            "{} B in {} record(s) [{}]",
+            self.bytes,
+            self.count,
+            parts.join(",")
+        );
         if self.count >= CERT_FLIGHT_RECORDS && self.bytes >= RENEG_CERT_FLIGHT_MIN {
             (
                 Class::Mtls,
@@ -130,23 +135,27 @@ mod tests {
     #[test]
     fn renegotiation_flight_sizes_decide_the_class() {
         let table: &[(&[u16], Class)] = &[
-            (&[61], Class::Tls),                // OpenSSL, not asked
-            (&[31, 61], Class::Tls),            // OpenSSL/Python, declined
-            (&[31, 94], Class::Tls),            // GnuTLS, declined
-            (&[965, 61, 104], Class::Mtls),     // OpenSSL/Python, P-256
-            (&[521, 94, 103], Class::Mtls),     // GnuTLS, P-256
-            (&[295], Class::Tls),               // 300 B
-            (&[296], Class::Unknown),           // 301 B
-            (&[542], Class::Unknown),           // RSA-4096 key transport
-            (&[1100], Class::Unknown),          // one coalesced record
-            (&[31, 1100], Class::Unknown),      // two records
-            (&[400, 100, 85], Class::Mtls),     // 600 B
-            (&[400, 100, 84], Class::Unknown),  // 599 B
+            (&[61], Class::Tls),               // OpenSSL, not asked
+            (&[31, 61], Class::Tls),           // OpenSSL/Python, declined
+            (&[31, 94], Class::Tls),           // GnuTLS, declined
+            (&[965, 61, 104], Class::Mtls),    // OpenSSL/Python, P-256
+            (&[521, 94, 103], Class::Mtls),    // GnuTLS, P-256
+            (&[295], Class::Tls),              // 300 B
+            (&[296], Class::Unknown),          // 301 B
+            (&[542], Class::Unknown),          // RSA-4096 key transport
+            (&[1100], Class::Unknown),         // one coalesced record
+            (&[31, 1100], Class::Unknown),     // two records
+            (&[400, 100, 85], Class::Mtls),    // 600 B
+            (&[400, 100, 84], Class::Unknown), // 599 B
         ];
         for (records, class) in table {
             let (got, basis, why) = run(records).decision();
             assert_eq!(got, *class, "{records:?}: {why}");
-            let want = if *class == Class::Unknown { Basis::None } else { Basis::Inferred };
+            let want = if *class == Class::Unknown {
+                Basis::None
+            } else {
+                Basis::Inferred
+            };
             assert_eq!(basis, want, "{records:?}");
             assert!(why.contains(&run(records).bytes.to_string()), "{why}");
         }

@@ -699,11 +699,19 @@ mod tests {
             steps.extend(flight.iter().map(|&l| (C, protected_handshake(l))));
             let c = drive(&steps);
             assert!(!c.is_final(), "{flight:?}: waits for the client's CCS");
-            steps.push((C, vec![20, 3, 3, 0, 25].into_iter().chain([0; 25]).collect()));
+            steps.push((
+                C,
+                vec![20, 3, 3, 0, 25].into_iter().chain([0; 25]).collect(),
+            ));
             let c = drive(&steps);
             assert!(c.is_final(), "{flight:?}");
             let v = verdict(&c);
-            assert_eq!((v.class, v.basis), (*class, *basis), "{flight:?}: {}", v.reason);
+            assert_eq!(
+                (v.class, v.basis),
+                (*class, *basis),
+                "{flight:?}: {}",
+                v.reason
+            );
             assert!(v.reason.contains("renegotiation"), "{}", v.reason);
         }
     }

@@ -602,7 +602,12 @@ mod tests {
         let v = verdict(&drive(&steps));
         assert_eq!(
             (v.class, v.basis, v.outcome, v.rejected_by),
-            (Class::Tls, Basis::Observed, Outcome::Rejected, Some(Party::Client)),
+            (
+                Class::Tls,
+                Basis::Observed,
+                Outcome::Rejected,
+                Some(Party::Client)
+            ),
             "{}",
             v.reason
         );
@@ -613,7 +618,12 @@ mod tests {
         let v = verdict(&c);
         assert_eq!(
             (v.class, v.basis, v.outcome, v.rejected_by),
-            (Class::Tls, Basis::Inferred, Outcome::Rejected, Some(Party::Client)),
+            (
+                Class::Tls,
+                Basis::Inferred,
+                Outcome::Rejected,
+                Some(Party::Client)
+            ),
             "{}",
             v.reason
         );
@@ -623,7 +633,12 @@ mod tests {
         c.on_close(C, Close::Fin);
         c.on_close(S, Close::Fin);
         let v = verdict(&c);
-        assert_eq!((v.outcome, v.rejected_by), (Outcome::Unknown, None), "{}", v.reason);
+        assert_eq!(
+            (v.outcome, v.rejected_by),
+            (Outcome::Unknown, None),
+            "{}",
+            v.reason
+        );
 
         // Resumed: no flight is expected, nothing is inferred.
         let steps = vec![

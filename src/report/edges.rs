@@ -342,7 +342,9 @@ impl EdgeTable {
             let ns = |i: usize| e.and_then(|e| e.namespaces.get(i)?.clone());
             let peers = match e {
                 None if row.get(1).is_some_and(|c| c == "CLIENT") => {
-                    ["SRC", "DST", "SRC_NS", "DST_NS"].map(str::to_string).to_vec()
+                    ["SRC", "DST", "SRC_NS", "DST_NS"]
+                        .map(str::to_string)
+                        .to_vec()
                 }
                 _ => {
                     let mut cells = Vec::with_capacity(4);

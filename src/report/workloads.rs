@@ -219,7 +219,11 @@ mod tests {
         Arc::new(Workload {
             namespace: ns.map(Arc::from),
             name: name.into(),
-            kind: if ns.is_some() { Kind::Deployment } else { Kind::Node },
+            kind: if ns.is_some() {
+                Kind::Deployment
+            } else {
+                Kind::Node
+            },
             pod: None,
             service_account: None,
             node: None,
@@ -238,7 +242,10 @@ mod tests {
             " client_wl=shop/web server_wl=node/n1"
         );
         let none = Placement::default();
-        assert_eq!(text_tokens(&none, str::to_string), " client_wl=? server_wl=?");
+        assert_eq!(
+            text_tokens(&none, str::to_string),
+            " client_wl=? server_wl=?"
+        );
     }
 
     #[test]

@@ -126,10 +126,7 @@ pub fn answers(
         } else {
             EdgeTable::default()
         };
-        answers = answers.with_edges(
-            table,
-            config.edges_summary.unwrap_or(SummaryFormat::Table),
-        );
+        answers = answers.with_edges(table, config.edges_summary.unwrap_or(SummaryFormat::Table));
     }
     if let Some(e) = config.expect {
         answers = answers.with_tally(

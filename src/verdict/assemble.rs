@@ -92,7 +92,9 @@ fn conclusions(v: &mut Verdict, e: &Evidence<'_>, decrypted: bool) {
         v.renegotiated = true;
         let what = if decrypted {
             "decrypted with the key log"
-        } else if e.why.starts_with("TLS 1.2 renegotiation") || e.why.contains("; TLS 1.2 renegotiation") {
+        } else if e.why.starts_with("TLS 1.2 renegotiation")
+            || e.why.contains("; TLS 1.2 renegotiation")
+        {
             "its client flight measured"
         } else {
             "a client certificate may be sent there, encrypted"

@@ -264,7 +264,13 @@ pub fn spiffe_ns_sa(id: &str) -> Option<(&str, &str)> {
     let rest = id.strip_prefix("spiffe://")?;
     let (_, path) = rest.split_once('/')?;
     let mut parts = path.split('/');
-    match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
         (Some("ns"), Some(ns), Some("sa"), Some(sa), None) if !ns.is_empty() && !sa.is_empty() => {
             Some((ns, sa))
         }
@@ -320,7 +326,12 @@ mod tests {
         let mut d = Directory::new(1000);
         let mut stored = 0;
         for i in 0..100u8 {
-            if d.insert(IpAddr::from([10, 0, 0, i]), None, None, w("ns", "name", "sa")) {
+            if d.insert(
+                IpAddr::from([10, 0, 0, i]),
+                None,
+                None,
+                w("ns", "name", "sa"),
+            ) {
                 stored += 1;
             }
         }

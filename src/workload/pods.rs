@@ -24,8 +24,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::{Directory, Kind, Workload};
 
@@ -70,9 +70,7 @@ pub fn read<R: Read>(input: R, budget: usize) -> Result<Directory, String> {
     ListSeed(&mut dir)
         .deserialize(&mut de)
         .and_then(|()| de.end())
-        .map_err(|e| {
-            format!("not a pods list (kubectl get pods -A -o json): {e}")
-        })?;
+        .map_err(|e| format!("not a pods list (kubectl get pods -A -o json): {e}"))?;
     Ok(dir)
 }
 
@@ -168,7 +166,11 @@ impl<'de> Deserialize<'de> for Key {
                 f.write_str("a key")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Key, E> {
-                Ok(Key(if s.len() <= 64 { s.to_string() } else { String::new() }))
+                Ok(Key(if s.len() <= 64 {
+                    s.to_string()
+                } else {
+                    String::new()
+                }))
             }
         }
         d.deserialize_str(V)
@@ -510,7 +512,10 @@ mod tests {
             let e = read(input.as_bytes(), 1 << 20).unwrap_err();
             assert!(e.contains(says) && !e.contains('\n'), "{input}: {e}");
         }
-        let huge = format!("{{\"items\":[{{\"metadata\":{{\"name\":\"{}\"}}}}]}}", "a".repeat(MAX_STRING + 1));
+        let huge = format!(
+            "{{\"items\":[{{\"metadata\":{{\"name\":\"{}\"}}}}]}}",
+            "a".repeat(MAX_STRING + 1)
+        );
         let e = read(huge.as_bytes(), 1 << 20).unwrap_err();
         assert!(e.contains("longer than"), "{e}");
     }
