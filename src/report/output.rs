@@ -528,7 +528,7 @@ pub struct CloseIds {
 pub fn close_line(c: &FlowClose, ids: &CloseIds) -> String {
     let mut s = String::with_capacity(160);
     s.push_str(&c.ts.date_time());
-    push_endpoints(&mut s, c.is_ipv6(), &c.client, &c.server);
+    push_endpoints(&mut s, c.is_ipv6(), &c.client, c.server);
     s.push_str(&format!(
         " close {:<9} {:<10} ended={} duration={} bytes_to_server={} bytes_to_client={} packets={}",
         c.decided.class.as_str(),
