@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use crate::capture::segment::PortSet;
 use crate::capture::segment::Timestamp;
+use crate::capture::source::Source;
 use crate::flow::engine::{self, Limits, Options};
 use crate::pipeline::batch::{RECYCLED_PER_WORKER, batch_footprint};
 use crate::pipeline::budget;
-use crate::pipeline::config::Config;
+use crate::pipeline::config::{Config, Mode};
 use crate::tls::keylog::KeyLog;
 
 /// What the pipeline needs from the configuration.
@@ -63,6 +64,8 @@ impl Plan {
         };
         bounds.memory = bounds.memory.saturating_sub(pods);
         let budget = budget::plan(&bounds, workers, &sizes(), secrets);
+        let queue_batches = queue_batches(config, budget.queue_batches);
+        let planned_queue = format!("{} queued batches", budget.queue_batches);
         Plan {
             workers,
             ports: config.ports.clone(),
@@ -77,7 +80,7 @@ impl Plan {
                 unanswered: config.unanswered_lines,
                 keylog: keylog.map(Arc::new),
             },
-            queue_batches: budget.queue_batches,
+            queue_batches,
             limits_line: if pods > 0 {
                 format!(
                     "{}; pods list: {:.1} MiB of --memory {} MiB, the rest as above",
@@ -87,7 +90,8 @@ impl Plan {
                 )
             } else {
                 budget.describe()
-            },
+            }
+            .replace(&planned_queue, &format!("{queue_batches} queued batches")),
             flow_lines: config.flow_lines,
             only: config.only.clone(),
             close_lines: config.close_lines,
@@ -110,6 +114,23 @@ impl Plan {
             only: None,
             close_lines: false,
         }
+    }
+}
+
+/// Batches queued per worker when `-c N` reads a file: the capture thread
+/// waits on a full queue, so reading stops a few batches after the N-th
+/// verdict instead of `budget`'s hundreds of batches later (issue 16 §1).
+/// The output is the same: file mode loses nothing whatever the depth.
+pub const COUNT_QUEUE_BATCHES: usize = 2;
+
+/// The queue depth: `budget`'s, but short for `-c` on a file (live mode
+/// keeps its depth: it drops rather than waits).
+fn queue_batches(config: &Config, planned: usize) -> usize {
+    let file = matches!(config.mode, Mode::Sniff(Source::File(_)));
+    if file && config.count.is_some() {
+        planned.min(COUNT_QUEUE_BATCHES)
+    } else {
+        planned
     }
 }
 
