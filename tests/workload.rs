@@ -175,13 +175,14 @@ fn without_a_pods_list_json_has_no_workload_keys() {
 fn edges_and_graph_are_between_workloads() {
     let table = stdout(&["-q", "--summary-only", "--summary"]);
     let head: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(&head[..5], ["SRC", "DST", "SRC_NS", "DST_NS", "FLOWS"]);
-    assert!(
-        table
-            .lines()
-            .any(|l| l.split_whitespace().collect::<Vec<_>>()[..5]
-                == ["frontend", "cart", "shop", "shop", "2"])
+    assert_eq!(
+        &head[..6],
+        ["SECURED", "SRC", "DST", "SRC_NS", "DST_NS", "FLOWS"]
     );
+    assert!(table.lines().any(|l| {
+        let cells: Vec<&str> = l.split_whitespace().collect();
+        cells.get(1..6) == Some(&["frontend", "cart", "shop", "shop", "2"][..])
+    }));
     golden("cluster.edges.txt", &table);
     let json = stdout(&["-q", "--summary-only", "--summary-format", "json"]);
     golden("cluster.edges.json", &json);
