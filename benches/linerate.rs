@@ -779,7 +779,7 @@ fn flood_expiry(scale: &Scale, templates: &[synth::Template], dir: &Path, tkey: 
             for threads in ["1", "2"] {
                 eprintln!("linerate:   flood {pps}/s --memory {mib} --threads {threads}");
                 let mut cmd = Command::new(MTLSNIFF);
-                cmd.args(["--json", "--threads", threads, "-r", &f]);
+                cmd.args(["--json", "--stats", "--threads", threads, "-r", &f]);
                 if let Some(m) = memory {
                     cmd.args(["--memory", m]);
                 }

@@ -853,6 +853,59 @@ pub fn gen_tiny(path: &Path, labels: &Path, templates: &[Template], flows: u64) 
     )
 }
 
+/// Real flow number `n_real` of a flood bench: a template of `classes`'
+/// pick, its client in 11.0.0.0/8, starting at `start`.
+fn flood_real_flow(
+    rng: &mut Rng,
+    templates: &[Template],
+    classes: &[Vec<usize>; 3],
+    n_real: u64,
+    start: i64,
+) -> (Flow, Option<Label>) {
+    let t_idx = pick(rng, classes);
+    let t = &templates[t_idx];
+    let sp = FlowSpec {
+        t_idx: t_idx as u32,
+        t,
+        // 11.0.0.0/8 for the real clients.
+        client: ((0x0B00_0000u32 | n_real as u32).to_be_bytes(), 40_000),
+        server: server_addr(n_real, t.server_port),
+        start,
+        isn: [rng.next_u64() as u32, rng.next_u64() as u32],
+        bulk: if t.takes_bulk() {
+            [rng.range(100, 2_000), rng.range(1_000, 50_000)]
+        } else {
+            [0, 0]
+        },
+        half_rtt: rng.range(100, 2_000) as i64,
+        idle: rng.range(0, 2_000_000) as i64,
+        seg_max: MSS,
+        gap: 12,
+        ack_every: 2,
+    };
+    let f = build_flow(&sp, rng.next_u64() as u32);
+    let l = label(&f, t);
+    (f, Some(l))
+}
+
+/// SYN number `n_syn` of a flood: one SYN from its own spoofed source.
+fn flood_syn(rng: &mut Rng, n_syn: u64, target: ([u8; 4], u16), ts: i64) -> (Flow, Option<Label>) {
+    let f = Flow {
+        client: client_addr(n_syn),
+        server: target,
+        pkts: vec![Pkt {
+            ts,
+            from_client: true,
+            seq: rng.next_u64() as u32,
+            ack: 0,
+            flags: TcpFlags::SYN,
+            window: 64_240,
+            payload: Payload::None,
+        }],
+    };
+    (f, None)
+}
+
 /// Worst case 2: `syns` SYNs from distinct spoofed clients to one server
 /// (100,000 per second, no answer), with `real` real handshakes mixed in.
 /// Only the real flows are labelled.
@@ -881,50 +934,13 @@ pub fn gen_synflood(
             let t_now = EPOCH_US + n_syn as i64 * syn_gap;
             if n_real < real && n_syn >= (n_real * every + every / 2) {
                 n_real += 1;
-                let t_idx = pick(&mut rng, &classes);
-                let t = &templates[t_idx];
-                let sp = FlowSpec {
-                    t_idx: t_idx as u32,
-                    t,
-                    // 11.0.0.0/8 for the real clients.
-                    client: ((0x0B00_0000u32 | n_real as u32).to_be_bytes(), 40_000),
-                    server: server_addr(n_real, t.server_port),
-                    start: t_now,
-                    isn: [rng.next_u64() as u32, rng.next_u64() as u32],
-                    bulk: if t.takes_bulk() {
-                        [rng.range(100, 2_000), rng.range(1_000, 50_000)]
-                    } else {
-                        [0, 0]
-                    },
-                    half_rtt: rng.range(100, 2_000) as i64,
-                    idle: rng.range(0, 2_000_000) as i64,
-                    seg_max: MSS,
-                    gap: 12,
-                    ack_every: 2,
-                };
-                let f = build_flow(&sp, rng.next_u64() as u32);
-                let l = label(&f, t);
-                return Some((f, Some(l)));
+                return Some(flood_real_flow(&mut rng, templates, &classes, n_real, t_now));
             }
             if n_syn >= syns {
                 return None;
             }
-            let c = client_addr(n_syn);
             n_syn += 1;
-            let f = Flow {
-                client: c,
-                server: target,
-                pkts: vec![Pkt {
-                    ts: t_now,
-                    from_client: true,
-                    seq: rng.next_u64() as u32,
-                    ack: 0,
-                    flags: TcpFlags::SYN,
-                    window: 64_240,
-                    payload: Payload::None,
-                }],
-            };
-            Some((f, None))
+            Some(flood_syn(&mut rng, n_syn - 1, target, t_now))
         },
         labels_path,
     )
@@ -960,47 +976,11 @@ pub fn gen_synflood_expiry(
             match (t_syn, t_real) {
                 (_, Some(t)) if t_syn.is_none_or(|s| t <= s) => {
                     n_real += 1;
-                    let t_idx = pick(&mut rng, &classes);
-                    let tp = &templates[t_idx];
-                    let sp = FlowSpec {
-                        t_idx: t_idx as u32,
-                        t: tp,
-                        client: ((0x0B00_0000u32 | n_real as u32).to_be_bytes(), 40_000),
-                        server: server_addr(n_real, tp.server_port),
-                        start: t,
-                        isn: [rng.next_u64() as u32, rng.next_u64() as u32],
-                        bulk: if tp.takes_bulk() {
-                            [rng.range(100, 2_000), rng.range(1_000, 50_000)]
-                        } else {
-                            [0, 0]
-                        },
-                        half_rtt: rng.range(100, 2_000) as i64,
-                        idle: rng.range(0, 2_000_000) as i64,
-                        seg_max: MSS,
-                        gap: 12,
-                        ack_every: 2,
-                    };
-                    let f = build_flow(&sp, rng.next_u64() as u32);
-                    let l = label(&f, tp);
-                    Some((f, Some(l)))
+                    Some(flood_real_flow(&mut rng, templates, &classes, n_real, t))
                 }
                 (Some(t), _) => {
-                    let c = client_addr(n_syn);
                     n_syn += 1;
-                    let f = Flow {
-                        client: c,
-                        server: target,
-                        pkts: vec![Pkt {
-                            ts: t,
-                            from_client: true,
-                            seq: rng.next_u64() as u32,
-                            ack: 0,
-                            flags: TcpFlags::SYN,
-                            window: 64_240,
-                            payload: Payload::None,
-                        }],
-                    };
-                    Some((f, None))
+                    Some(flood_syn(&mut rng, n_syn - 1, target, t))
                 }
                 _ => None,
             }
