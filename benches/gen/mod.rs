@@ -934,7 +934,9 @@ pub fn gen_synflood(
             let t_now = EPOCH_US + n_syn as i64 * syn_gap;
             if n_real < real && n_syn >= (n_real * every + every / 2) {
                 n_real += 1;
-                return Some(flood_real_flow(&mut rng, templates, &classes, n_real, t_now));
+                return Some(flood_real_flow(
+                    &mut rng, templates, &classes, n_real, t_now,
+                ));
             }
             if n_syn >= syns {
                 return None;

@@ -100,6 +100,11 @@ struct Tenure {
     who: Arc<Workload>,
 }
 
+/// Holders remembered per address (a recycled IP has a few; a list with
+/// thousands of pods on one address is hostile): past it the oldest is
+/// dropped and counted.
+pub const MAX_TENURES_PER_IP: usize = 256;
+
 /// Addresses to workloads, bounded by a byte budget.
 #[derive(Debug, Default)]
 pub struct Directory {
@@ -108,7 +113,8 @@ pub struct Directory {
     budget: usize,
     /// Pods read.
     pub pods: u64,
-    /// Pods with an address not stored because the budget was reached.
+    /// Pods with an address not stored because the budget was reached,
+    /// or dropped as the oldest of `MAX_TENURES_PER_IP` on one address.
     pub dropped: u64,
 }
 
@@ -153,10 +159,19 @@ impl Directory {
         }
         self.bytes += cost;
         let list = self.by_ip.entry(ip).or_default();
-        list.push(Tenure { from, until, who });
         // Creation order; a tenure ends where the next one on its address
-        // begins (a recycled IP: the older pod had ended).
-        list.sort_by_key(|t| t.from.unwrap_or(i64::MIN));
+        // begins (a recycled IP: the older pod had ended). Placed, not
+        // sorted: a hostile list with every pod on one address stays
+        // linear per pod.
+        let key = |t: &Tenure| t.from.unwrap_or(i64::MIN);
+        let at = list.partition_point(|t| key(t) <= from.unwrap_or(i64::MIN));
+        list.insert(at, Tenure { from, until, who });
+        if list.len() > MAX_TENURES_PER_IP {
+            // The oldest holder goes: flows are placed at recent times.
+            let gone = list.remove(0);
+            self.bytes = self.bytes.saturating_sub(gone.who.cost());
+            self.dropped += 1;
+        }
         true
     }
 
@@ -319,6 +334,28 @@ mod tests {
         assert_eq!(at(150).as_deref(), Some("old"));
         assert_eq!(at(200).as_deref(), Some("new"));
         assert_eq!(at(300), None, "after the newer pod was deleted");
+    }
+
+    #[test]
+    fn one_address_keeps_its_newest_holders_only() {
+        let ip: IpAddr = "10.1.1.2".parse().unwrap();
+        let mut d = Directory::new(1 << 24);
+        let n = MAX_TENURES_PER_IP as i64 + 744;
+        // Out of time order, as a pods list is sorted by name.
+        for i in (0..n).rev() {
+            let until = Some(i * 10 + 10);
+            assert!(d.insert(ip, Some(i * 10), until, w("a", &format!("p{i}"), "x")));
+        }
+        assert_eq!(d.by_ip[&ip].len(), MAX_TENURES_PER_IP);
+        assert_eq!(d.dropped, 744);
+        let at = |t| d.lookup(ip, Timestamp(t)).map(|w| w.name.to_string());
+        assert_eq!(
+            at((n - 1) * 10 + 5).as_deref(),
+            Some(format!("p{}", n - 1).as_str())
+        );
+        assert_eq!(at(5), None, "the oldest holder was dropped, not guessed");
+        let kept: usize = d.by_ip[&ip].iter().map(|t| t.who.cost()).sum();
+        assert_eq!(d.bytes(), kept, "dropped holders give their bytes back");
     }
 
     #[test]
