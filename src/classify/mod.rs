@@ -106,6 +106,9 @@ pub enum End {
     Idle,
     /// End of the capture.
     EndOfInput,
+    /// Dropped from a full flow table to make room (an unanswered SYN
+    /// shown with `-v`).
+    Evicted,
 }
 
 /// Hostile-input notes of one flow, summed into the engine counters when
@@ -514,6 +517,7 @@ impl Classifier {
             End::Closed => "the connection closed",
             End::Idle => "the flow went idle",
             End::EndOfInput => "the capture ended",
+            End::Evicted => "the flow was evicted from the full flow table",
         };
         let conn = &mut self.conn;
         match &mut self.mode {

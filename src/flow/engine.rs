@@ -696,7 +696,8 @@ impl Engine {
             if !flow.reported {
                 // An unanswered SYN shown with `-v`: the rule is the same
                 // however it ends.
-                self.tracker.conclude(&mut flow, End::Idle, ts, index, out);
+                self.tracker
+                    .conclude(&mut flow, End::Evicted, ts, index, out);
             }
             self.tracker
                 .close_report(&mut flow, Some(Ending::Evicted), ts, index, out);
@@ -1771,6 +1772,15 @@ mod tests {
                 .filter(|r| matches!(&r.event, Event::Verdict(v) if v.unanswered))
                 .count();
             assert_eq!(marked, if shown { 41 } else { 0 });
+            // Each says how it ended: evicted ones never read as idle.
+            let said = |what: &str| {
+                out.iter()
+                    .filter(|r| matches!(&r.event, Event::Verdict(v) if v.reason.contains(what)))
+                    .count() as u64
+            };
+            if shown {
+                assert_eq!(said("evicted from the full flow table"), evicted);
+            }
         }
     }
 
