@@ -85,6 +85,37 @@ fn the_same_output_with_one_and_two_threads() {
     }
 }
 
+/// A redirected connection's close line and JSON close name the same
+/// server and target as its verdict.
+#[test]
+fn close_lines_carry_the_redirect_target_too() {
+    let capture = fixtures().join("redirect-out-tls13-curl-mtls.pcap");
+    let run = |json: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtlsniff"));
+        cmd.arg("-r").arg(&capture).args(["-q", "--close"]);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().expect("run mtlsniff");
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let text = run(false);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for line in &lines {
+        assert!(
+            line.contains("> 10.96.0.10:8080 via=127.0.0.1:15001:"),
+            "{line}"
+        );
+    }
+    for line in run(true).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+        assert_eq!(v["server"], "10.96.0.10:8080", "{line}");
+        assert_eq!(v["redirected_to"], "127.0.0.1:15001", "{line}");
+    }
+}
+
 fn segment(src: Endpoint, dst: Endpoint, seq: u32, ack: u32, flags: u8) -> Segment {
     Segment {
         ts: Timestamp(0),

@@ -1248,6 +1248,7 @@ impl Tracker {
                 first_seen: flow.first_seen,
                 client: flow.endpoint(client),
                 server: flow.endpoint(client.other()),
+                redirected_to: None,
                 ending,
                 decided,
                 bytes_to_server: flow.payload_bytes[client],

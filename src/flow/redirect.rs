@@ -168,7 +168,10 @@ impl Redirects {
                     v.server = join.original;
                     v.redirected_to = Some(join.target);
                 }
-                Event::Close(c) => c.server = join.original,
+                Event::Close(c) => {
+                    c.server = join.original;
+                    c.redirected_to = Some(join.target);
+                }
             }
         }
     }

@@ -371,6 +371,7 @@ mod tests {
             first_seen: Timestamp(0),
             client: ep(1),
             server: ep(2),
+            redirected_to: None,
             ending: Ending::Fin,
             decided: Decided {
                 class: Class::Mtls,

@@ -130,9 +130,15 @@ fn list_value(items: &[String]) -> String {
 /// ` via=` the iptables REDIRECT target when the connection was redirected
 /// (`127.0.0.1:8080 via=127.0.0.1:15001`).
 fn server_text(v: &Verdict) -> String {
-    match v.redirected_to {
-        Some(target) => format!("{} via={target}", v.server),
-        None => v.server.to_string(),
+    server_via(&v.server, v.redirected_to)
+}
+
+/// `server` and, for a redirected connection, ` via=TARGET` (verdict and
+/// close lines alike).
+fn server_via(server: &Endpoint, via: Option<Endpoint>) -> String {
+    match via {
+        Some(target) => format!("{server} via={target}"),
+        None => server.to_string(),
     }
 }
 
@@ -528,7 +534,12 @@ pub struct CloseIds {
 pub fn close_line(c: &FlowClose, ids: &CloseIds) -> String {
     let mut s = String::with_capacity(160);
     s.push_str(&c.ts.date_time());
-    push_endpoints(&mut s, c.is_ipv6(), &c.client, c.server);
+    push_endpoints(
+        &mut s,
+        c.is_ipv6(),
+        &c.client,
+        server_via(&c.server, c.redirected_to),
+    );
     s.push_str(&format!(
         " close {:<9} {:<10} ended={} duration={} bytes_to_server={} bytes_to_client={} packets={}",
         c.decided.class.as_str(),
@@ -567,6 +578,9 @@ pub struct JsonClose<'a> {
     pub first_seen: String,
     pub client: String,
     pub server: String,
+    /// As on the verdict: left out when the connection was not redirected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirected_to: Option<String>,
     pub ip_version: u8,
     pub community_id: Option<String>,
     pub class: &'static str,
@@ -590,6 +604,7 @@ impl<'a> JsonClose<'a> {
             first_seen: c.first_seen.rfc3339(),
             client: c.client.to_string(),
             server: c.server.to_string(),
+            redirected_to: c.redirected_to.map(|e| e.to_string()),
             ip_version: if c.is_ipv6() { 6 } else { 4 },
             community_id: community_id(&c.client, &c.server),
             class: c.decided.class.as_str(),
@@ -1135,6 +1150,7 @@ mod tests {
             first_seen: Timestamp(0),
             client: ep(1),
             server: ep(2),
+            redirected_to: None,
             ending: crate::verdict::Ending::Fin,
             decided: crate::verdict::Decided {
                 class: Class::Mtls,

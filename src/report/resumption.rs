@@ -161,6 +161,7 @@ mod tests {
             first_seen: resumed.first_seen,
             client: resumed.client,
             server: resumed.server,
+            redirected_to: None,
             ending: crate::verdict::Ending::Fin,
             decided: crate::verdict::Decided {
                 class: Class::Unknown,

@@ -301,6 +301,9 @@ pub struct FlowClose {
     pub first_seen: Timestamp,
     pub client: Endpoint,
     pub server: Endpoint,
+    /// The iptables REDIRECT target when the connection was redirected
+    /// (`server` is then the original destination), as on its verdict.
+    pub redirected_to: Option<Endpoint>,
     pub ending: Ending,
     pub decided: Decided,
     /// TCP payload bytes each way over the whole flow (retransmitted and
