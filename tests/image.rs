@@ -37,7 +37,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lab::{FLOWS, Lab, Tools, check_expected, find_tool, is_root, parse_verdicts, run};
+use lab::{FLOWS, Lab, Tools, check_live_against_file, find_tool, is_root, run};
 
 const IMAGE: &str = "localhost/mtlsniff:test";
 /// The issue's target for the whole image.
@@ -365,12 +365,6 @@ fn live_capture_matches_file(podman_bin: &Path) {
          {VERDICT_GRACE:?} after the last flow closed\n{report}"
     );
     eprintln!("{report}");
-    let live = parse_verdicts(&live_out).unwrap_or_else(|e| panic!("image: {e}\n{report}"));
-    let from_file = parse_verdicts(&file_out).unwrap_or_else(|e| panic!("file: {e}\n{report}"));
-    assert_eq!(
-        live, from_file,
-        "the image's live verdicts differ from the file's\n{report}"
-    );
-    check_expected(&live, &net, &report);
+    check_live_against_file("image's live", &live_out, &file_out, &net, &report);
     drop(container);
 }

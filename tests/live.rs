@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lab::{FLOWS, Lab, Tools, check_expected, is_root, parse_verdicts};
+use lab::{FLOWS, Lab, Tools, check_live_against_file, is_root};
 
 /// Hard cap on the whole test; every individual wait is much shorter.
 const TEST_BUDGET: Duration = Duration::from_secs(55);
@@ -140,14 +140,7 @@ fn live_capture_matches_file() {
     assert!(file.status.success(), "mtlsniff -r failed\n{report}");
     eprintln!("{report}");
 
-    let live = parse_verdicts(&live_out).unwrap_or_else(|e| panic!("live: {e}\n{report}"));
-    let from_file = parse_verdicts(&file_out).unwrap_or_else(|e| panic!("file: {e}\n{report}"));
-    assert_eq!(
-        live, from_file,
-        "live verdicts differ from the file's\n{report}"
-    );
-
-    check_expected(&live, &net, &report);
+    check_live_against_file("live", &live_out, &file_out, &net, &report);
 
     assert!(
         live_faults.is_empty(),

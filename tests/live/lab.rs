@@ -540,6 +540,35 @@ impl Lab {
     }
 }
 
+/// A live capture's verdicts (`live_out`, JSON Lines; `what` names the
+/// capture) against `mtlsniff -r` of tcpdump's file (`file_out`): the
+/// same verdicts, and each the one the lab's flow must get.
+pub fn check_live_against_file(
+    what: &str,
+    live_out: &str,
+    file_out: &str,
+    net: &Net,
+    report: &str,
+) {
+    let live = parse_verdicts(live_out).unwrap_or_else(|e| {
+        panic!(
+            "{what}: {e}
+{report}"
+        )
+    });
+    let from_file = parse_verdicts(file_out).unwrap_or_else(|e| {
+        panic!(
+            "file: {e}
+{report}"
+        )
+    });
+    assert_eq!(
+        live, from_file,
+        "the {what} verdicts differ from the file's\n{report}"
+    );
+    check_expected(&live, net, report);
+}
+
 /// The verdicts the lab's flows must get, checked by server port (client
 /// ports are ephemeral): plaintext on HTTP, mtls 1.2 and 1.3 on the mTLS
 /// server, tls 1.2 and 1.3 on the other.
