@@ -203,8 +203,9 @@ fn the_join_table_is_bounded_and_counts_what_it_forgets() {
         ..Limits::default()
     };
     // max_entries(4096) = 64 pending SYNs: a flood of 1,000 unanswered SYNs
-    // to the proxy port, then the real connection's SYN, forget the oldest
-    // 937, counted.
+    // to the proxy port forgets the oldest 936, counted. The flood's flows
+    // expire before the real connection (packet time moves on by years), and
+    // the 64 SYNs left go with them: its SYN evicts none.
     let proxy = Endpoint {
         ip: "127.0.0.1".parse().unwrap(),
         port: 15001,
@@ -223,7 +224,7 @@ fn the_join_table_is_bounded_and_counts_what_it_forgets() {
         &fixtures().join("redirect-out-tls13-curl-mtls.pcap"),
     ));
     let (verdicts, counters) = common::run_engine(&segs, limits);
-    assert_eq!(counters.redirect_evicted, 1001 - 64);
+    assert_eq!(counters.redirect_evicted, 1000 - 64);
     assert_eq!(counters.redirect_joined, 1);
     let joined: Vec<_> = verdicts
         .iter()
@@ -232,4 +233,88 @@ fn the_join_table_is_bounded_and_counts_what_it_forgets() {
     assert_eq!(joined.len(), 1);
     assert_eq!(joined[0].class, Class::Mtls);
     assert_eq!(joined[0].server.to_string(), "10.96.0.10:8080");
+}
+
+/// The redirected plain-HTTP connection again, `secs` later, with both
+/// directions' sequence numbers moved by `shift`; without its handshake
+/// (SYN, SYN-ACK, first ACK) when `midstream`.
+fn again(first: &[Segment], secs: i64, shift: u32, midstream: bool) -> Vec<Segment> {
+    first
+        .iter()
+        .skip(if midstream { 3 } else { 0 })
+        .map(|s| {
+            let mut s = s.clone();
+            s.ts = Timestamp(s.ts.0 + secs * 1_000_000);
+            s.seq = s.seq.wrapping_add(shift);
+            if s.flags.ack() {
+                s.ack = s.ack.wrapping_add(shift);
+            }
+            s
+        })
+        .collect()
+}
+
+/// Issue 14 §1 (joins at expiry): a joined connection's flow expires and its
+/// join ends with it (`redirect.ended`), its close line still naming the
+/// target; a later connection on the same client port is joined by its own
+/// SYN, and one whose handshake was not captured is not joined at all (the
+/// old join's ports are no evidence).
+#[test]
+fn a_join_ends_when_its_flow_expires_and_the_client_port_is_judged_afresh() {
+    use mtlsniff::flow::engine::Options;
+    use mtlsniff::pipeline::Input;
+    use mtlsniff::verdict::{Ending, Event};
+
+    let whole = common::segments(&fixtures().join("redirect-out-plaintext-http.pcap"));
+    assert!(whole[0].flags.syn() && !whole[0].flags.ack());
+    // Up to the last ACK before the FINs: the flow ends by idle expiry.
+    let first: Vec<Segment> = whole.iter().take_while(|s| !s.flags.fin()).cloned().collect();
+    assert!(first.len() >= 8);
+    for midstream in [true, false] {
+        let mut segs = first.clone();
+        segs.extend(again(&whole, 400, 0x1000, midstream));
+        let options = Options {
+            closes: true,
+            ..Options::default()
+        };
+        let run = common::offline_with(Input::Segments(&segs), Limits::default(), options);
+        let counters = run.engine.clone();
+        let closes: Vec<_> = run
+            .reports
+            .iter()
+            .filter_map(|r| match &r.event {
+                Event::Close(c) => Some(c.clone()),
+                Event::Verdict(_) => None,
+            })
+            .collect();
+        let expired = closes
+            .iter()
+            .find(|c| c.ending == Ending::Idle)
+            .expect("the first connection expires");
+        assert_eq!(
+            (expired.server.to_string(), expired.redirected_to.map(|e| e.to_string())),
+            ("127.0.0.1:8080".to_string(), Some("127.0.0.1:15001".to_string()))
+        );
+        let verdicts = run.into_verdicts();
+        assert_eq!(
+            verdicts[0].redirected_to.map(|e| e.to_string()).as_deref(),
+            Some("127.0.0.1:15001")
+        );
+        let later = &verdicts[1..];
+        assert!(!later.is_empty());
+        if midstream {
+            assert!(
+                later.iter().all(|v| v.redirected_to.is_none()),
+                "{later:#?}"
+            );
+            assert_eq!((counters.redirect_joined, counters.redirect_ended), (1, 1));
+        } else {
+            assert_eq!((counters.redirect_joined, counters.redirect_ended), (2, 2));
+            assert_eq!(later.len(), 1, "{later:#?}");
+            assert_eq!(
+                (later[0].server.to_string(), later[0].redirected_to),
+                ("127.0.0.1:8080".to_string(), verdicts[0].redirected_to)
+            );
+        }
+    }
 }

@@ -184,6 +184,9 @@ counters! {
     redirect_unaligned => "redirect.unaligned",
     /// Pending SYNs or joins forgotten because the join table was full.
     redirect_evicted => "redirect.evicted",
+    /// Joined connections ended because their flow left the table (expiry,
+    /// eviction, port reuse, end of input).
+    redirect_ended => "redirect.ended",
     /// TLS 1.3 handshakes opened with a key log.
     decrypted_tls13 => "decrypt.tls13_handshakes",
     /// TLS <= 1.2 renegotiations opened with a key log.
@@ -449,6 +452,12 @@ impl Flow {
             reported: self.reported,
         }
     }
+
+    /// The ISNs of the SYNs sent from `key.lo` and `key.hi`, for
+    /// `Redirects::flow_left`.
+    fn syn_isns(&self) -> [Option<u32>; 2] {
+        [self.isn[Side::Lo], self.isn[Side::Hi]]
+    }
 }
 
 /// Packet time between two expiry scans of the flow table.
@@ -527,8 +536,15 @@ impl Engine {
     ) {
         let start = out.len();
         self.on_view(seg.as_view(), index, out);
-        self.redirects
-            .annotate(out.get_mut(start..).unwrap_or_default());
+        self.annotate(out.get_mut(start..).unwrap_or_default());
+    }
+
+    /// Name the original destination and redirect target in this call's
+    /// reports, then end the joins of flows that left (flow/redirect.rs).
+    fn annotate(&mut self, reports: &mut [Report]) {
+        self.redirects.annotate(reports);
+        self.redirects.settle();
+        self.tracker.counters.redirect_ended = self.redirects.ended;
     }
 
     /// `on_segment` on a payload borrowed from wherever it lives (a batch
@@ -621,6 +637,7 @@ impl Engine {
         if reuse {
             // Its verdict is out, or it carried nothing: replace it quietly.
             if let Some(mut old) = self.flows.remove(key) {
+                self.redirects.flow_left(key, old.syn_isns());
                 let ts = old.last_seen;
                 self.tracker
                     .close_report(&mut old, Some(Ending::Reused), ts, index, out);
@@ -667,6 +684,7 @@ impl Engine {
         let mut evicted = Vec::new();
         for (rank, _, key) in victims {
             if let Some(flow) = self.flows.remove(&key) {
+                self.redirects.flow_left(&key, flow.syn_isns());
                 let counters = &mut self.tracker.counters;
                 if rank == 0 {
                     counters.flows_evicted_embryonic += 1;
@@ -709,8 +727,7 @@ impl Engine {
     pub fn on_tick(&mut self, now: Timestamp, index: u64, out: &mut Vec<Report>) {
         let start = out.len();
         self.expire(now, index, out);
-        self.redirects
-            .annotate(out.get_mut(start..).unwrap_or_default());
+        self.annotate(out.get_mut(start..).unwrap_or_default());
     }
 
     /// `on_tick` before the redirect annotation.
@@ -747,6 +764,7 @@ impl Engine {
             let Some(mut flow) = self.flows.remove(&key) else {
                 continue;
             };
+            self.redirects.flow_left(&key, flow.syn_isns());
             if !flow.reported {
                 self.tracker.counters.flows_expired += 1;
                 if self.tracker.ended_unanswered(&flow, Ending::Idle) {
@@ -771,8 +789,7 @@ impl Engine {
     pub fn finish_some(&mut self, index: u64, max: usize, out: &mut Vec<Report>) -> Option<u64> {
         let start = out.len();
         let next = self.finish_chunk(index, max, out);
-        self.redirects
-            .annotate(out.get_mut(start..).unwrap_or_default());
+        self.annotate(out.get_mut(start..).unwrap_or_default());
         next
     }
 
@@ -796,6 +813,7 @@ impl Engine {
             let Some(mut flow) = self.flows.remove(&key) else {
                 continue;
             };
+            self.redirects.flow_left(&key, flow.syn_isns());
             let ts = flow.last_seen;
             if !flow.reported && self.tracker.ended_unanswered(&flow, Ending::EndOfInput) {
                 self.tracker
@@ -809,6 +827,7 @@ impl Engine {
             Some(&(next, _)) => Some(next),
             None => {
                 self.flows = FxHashMap::default();
+                self.redirects.all_left();
                 self.finishing = None;
                 None
             }

@@ -26,6 +26,13 @@
 //! `--threads` makes the same joins. Bounded: pending SYNs and joins are
 //! each held to `max` entries, oldest dropped first (counted). It must not
 //! look at payloads nor keep anything per packet.
+//!
+//! A join lives as long as its flow: when the engine removes the SYN-half
+//! flow from its table (expiry, eviction, port reuse, end of input) it calls
+//! `flow_left`, and the join ends (`ended`) once the reports of that engine
+//! call are annotated (`settle`), so the flow's last close line still names
+//! its target. A later connection on the same client port is then judged
+//! afresh, by its own SYN, never by the old join's ports.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -86,10 +93,16 @@ pub struct Redirects {
     /// SYN-half key (client, target) → reply-half key.
     targets: FxHashMap<FlowKey, FlowKey>,
     join_order: VecDeque<(FlowKey, u64)>,
+    /// Joins whose flow left during the current engine call, by reply-half
+    /// key and serial: ended by `settle`, after `annotate` (at most `max`).
+    left: Vec<(FlowKey, u64)>,
     serial: u64,
     max: usize,
     /// Pending SYNs or joins forgotten because their table was full.
     pub evicted: u64,
+    /// Joins ended because their flow left the engine's table or a new
+    /// connection took its 4-tuple.
+    pub ended: u64,
 }
 
 /// Worst-case heap bytes of one engine's tables when each holds `max`
@@ -104,9 +117,11 @@ pub fn table_bytes(max: usize) -> usize {
         + size_of::<(FlowKey, FlowKey)>()
         + 3;
     let queues = size_of::<((Endpoint, u32), u64)>() + size_of::<(FlowKey, u64)>();
+    let left = max.saturating_mul(size_of::<(FlowKey, u64)>());
     buckets
         .saturating_mul(slots)
         .saturating_add(max.saturating_mul(2).saturating_mul(queues))
+        .saturating_add(left)
 }
 
 /// Entries each table may hold for an engine of `max_flows` flows: a
@@ -177,9 +192,15 @@ impl Redirects {
     }
 
     /// A SYN: remember it until it is answered; a new connection on a
-    /// joined 4-tuple ends that join.
+    /// joined 4-tuple ends that join (after this call's reports, which may
+    /// close the old flow), a retransmitted SYN does not.
     fn on_syn(&mut self, seg: &Segment<&[u8]>) {
-        self.forget(&seg.key());
+        let key = seg.key();
+        let next = seg.seq.wrapping_add(1);
+        match self.reply_key(&key) {
+            Some((reply, j)) if j.next != next => self.left.push((reply, j.serial)),
+            _ => {}
+        }
         if self.max == 0 {
             return;
         }
@@ -338,6 +359,57 @@ impl Redirects {
         Step::Rewritten
     }
 
+    /// The flow with key `key` left the engine's table; `client_isns` are
+    /// the ISNs of the SYNs sent from `key.lo` and from `key.hi`. Its
+    /// pending SYN goes now; its join, if it is a join's SYN half, goes at
+    /// `settle`. A reply-half flow of its own (unaligned segments) leaving
+    /// does not end the join.
+    pub fn flow_left(&mut self, key: &FlowKey, client_isns: [Option<u32>; 2]) {
+        for (client, isn) in [(key.lo, client_isns[0]), (key.hi, client_isns[1])] {
+            let Some(isn) = isn else { continue };
+            let server = if client == key.lo { key.hi } else { key.lo };
+            let pending = (client, isn.wrapping_add(1));
+            if self.pending.get(&pending).is_some_and(|&(d, _)| d == server) {
+                self.pending.remove(&pending);
+            }
+        }
+        if let Some(&reply) = self.targets.get(key)
+            && let Some(j) = self.joins.get(&reply)
+        {
+            self.left.push((reply, j.serial));
+        }
+    }
+
+    /// Every flow left (end of input): every join ends at `settle`, every
+    /// pending SYN now.
+    pub fn all_left(&mut self) {
+        self.pending.clear();
+        self.pending_order.clear();
+        self.left
+            .extend(self.joins.iter().map(|(k, j)| (*k, j.serial)));
+    }
+
+    /// End the joins whose flow left during this engine call; call it after
+    /// `annotate`. A join made since (same key, new serial) stays.
+    pub fn settle(&mut self) {
+        for (reply, serial) in std::mem::take(&mut self.left) {
+            if self.joins.get(&reply).is_some_and(|j| j.serial == serial) {
+                self.forget(&reply);
+                self.ended += 1;
+            }
+        }
+        if self.joins.is_empty() {
+            self.join_order.clear();
+        }
+    }
+
+    /// The join `key` belongs to, by either half's key: its reply-half key
+    /// and the join.
+    fn reply_key(&self, key: &FlowKey) -> Option<(FlowKey, Join)> {
+        let reply = self.targets.get(key).copied().unwrap_or(*key);
+        self.joins.get(&reply).map(|j| (reply, *j))
+    }
+
     /// Drop the join a key belongs to, by either half's key.
     fn forget(&mut self, key: &FlowKey) {
         if let Some(j) = self.joins.remove(key) {
@@ -491,6 +563,79 @@ mod tests {
         );
         let mut late = seg(m, c, 67, 1001, ACK);
         assert_eq!(r.on_segment(&mut late, &t), Step::Pass);
+    }
+
+    #[test]
+    fn a_join_ends_after_its_flow_leaves_and_not_before() {
+        let (c, a, b) = (
+            ep("10.0.0.5", 40000),
+            ep("127.0.0.1", 15001),
+            ep("10.96.0.1", 8080),
+        );
+        let t = table(c, a, 1000);
+        let joined = || {
+            let mut r = Redirects::new(16);
+            r.on_segment(&mut seg(c, a, 1000, 0, SYN), &t);
+            assert_eq!(
+                r.on_segment(&mut seg(b, c, 7000, 1001, SYN_ACK), &t),
+                Step::Joined
+            );
+            r
+        };
+        // The reply half's own flow (unaligned segments) leaving ends nothing.
+        let mut r = joined();
+        r.flow_left(&FlowKey::new(c, b), [None, None]);
+        r.settle();
+        assert_eq!((r.joins.len(), r.ended), (1, 0));
+        // The SYN half leaving: the join holds until `settle` (the flow's
+        // last reports are annotated in between), then ends, counted.
+        r.flow_left(&FlowKey::new(c, a), [None, Some(1000)]);
+        assert_eq!(r.joins.len(), 1);
+        r.settle();
+        assert_eq!((r.joins.len(), r.targets.len(), r.ended), (0, 0, 1));
+        let mut late = seg(b, c, 7001, 1051, ACK);
+        assert_eq!(r.on_segment(&mut late, &t), Step::Pass);
+        assert_eq!(late.src, b);
+        // A retransmitted SYN keeps the join; a new ISN on its 4-tuple ends
+        // it at `settle`.
+        let mut r = joined();
+        r.on_segment(&mut seg(c, a, 1000, 0, SYN), &t);
+        r.settle();
+        assert_eq!((r.joins.len(), r.ended), (1, 0));
+        r.on_segment(&mut seg(c, a, 5000, 0, SYN), &t);
+        assert_eq!(r.joins.len(), 1);
+        r.settle();
+        assert_eq!((r.joins.len(), r.ended), (0, 1));
+        // End of input ends every join.
+        let mut r = joined();
+        r.all_left();
+        r.settle();
+        assert_eq!((r.joins.len(), r.ended), (0, 1));
+    }
+
+    #[test]
+    fn a_pending_syn_goes_with_its_flow() {
+        let (c, a) = (ep("10.0.0.5", 40000), ep("127.0.0.1", 15001));
+        let none = |_: &FlowKey, _| None;
+        let mut r = Redirects::new(16);
+        r.on_segment(&mut seg(c, a, 1000, 0, SYN), none);
+        // The client's SYN with ISN 1000 on the flow `key`.
+        let isns = |key: FlowKey| {
+            if key.lo == c {
+                [Some(1000), None]
+            } else {
+                [None, Some(1000)]
+            }
+        };
+        // Another flow of the client's, with the same ISN, leaving does not
+        // take it.
+        let other = FlowKey::new(c, ep("127.0.0.1", 15006));
+        r.flow_left(&other, isns(other));
+        assert_eq!(r.pending.len(), 1);
+        let key = FlowKey::new(c, a);
+        r.flow_left(&key, isns(key));
+        assert!(r.pending.is_empty());
+        assert_eq!(r.ended, 0);
     }
 
     #[test]
