@@ -3,8 +3,9 @@
 //! the right class and outcome, `server` = the original destination and
 //! `redirected_to` = the target; the same for any `--threads`; a spoofed
 //! SYN-ACK never joins a real flow into a false mtls; the join table is
-//! bounded. Fixtures: `fixtures/make-redirect.sh` (netns, iptables, real
-//! servers and clients).
+//! bounded; a join ends with its flow. Fixtures: `fixtures/make-redirect.sh`
+//! (netns, iptables with the Istio sidecar, Linkerd and ambient in-pod rules,
+//! real servers and clients).
 
 mod common;
 
@@ -25,9 +26,22 @@ fn redirect_rows() -> Vec<std::collections::HashMap<String, String>> {
         .filter(|r| r["file"].starts_with("redirect-"))
         .collect();
     assert!(
-        rows.len() >= 9,
+        rows.len() >= 18,
         "redirect fixtures missing from fixtures.tsv"
     );
+    // Every mesh's redirect port is covered: Istio sidecar 15001/15006,
+    // Linkerd 4140/4143, ambient 15001/15006 and its HBONE port 15008.
+    let shapes = [
+        "redirect-out-",
+        "redirect-in-",
+        "redirect-l5d-out-",
+        "redirect-l5d-in-",
+        "redirect-ambient-out-",
+        "redirect-ambient-in-hbone-15008-",
+    ];
+    for shape in shapes {
+        assert!(rows.iter().any(|r| r["file"].starts_with(shape)), "{shape}");
+    }
     rows
 }
 
@@ -52,15 +66,18 @@ fn each_redirected_connection_is_one_flow_with_its_class_outcome_and_target() {
         );
         assert_eq!(got, want, "{file}: {}", v.reason);
         // Captured on lo, the halves are joined and the target named; on the
-        // pod's veth an inbound (PREROUTING) redirect is one ordinary flow.
+        // pod's veth an inbound (PREROUTING) redirect is one ordinary flow,
+        // and so is ambient's HBONE, which its rules leave on 15008.
         let target = v.redirected_to.map(|e| e.to_string());
-        let want_target = if file.starts_with("redirect-out-") {
-            Some("127.0.0.1:15001")
-        } else if file.starts_with("redirect-in-self-") {
-            Some("127.0.0.1:15006")
-        } else {
-            None
-        };
+        let want_target = [
+            ("redirect-out-", "127.0.0.1:15001"),
+            ("redirect-in-self-", "127.0.0.1:15006"),
+            ("redirect-l5d-out-", "127.0.0.1:4140"),
+            ("redirect-ambient-out-", "127.0.0.1:15001"),
+        ]
+        .iter()
+        .find(|(prefix, _)| file.starts_with(prefix))
+        .map(|&(_, target)| target);
         assert_eq!(target.as_deref(), want_target, "{file}");
     }
 }
