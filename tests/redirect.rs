@@ -285,7 +285,11 @@ fn a_join_ends_when_its_flow_expires_and_the_client_port_is_judged_afresh() {
     let whole = common::segments(&fixtures().join("redirect-out-plaintext-http.pcap"));
     assert!(whole[0].flags.syn() && !whole[0].flags.ack());
     // Up to the last ACK before the FINs: the flow ends by idle expiry.
-    let first: Vec<Segment> = whole.iter().take_while(|s| !s.flags.fin()).cloned().collect();
+    let first: Vec<Segment> = whole
+        .iter()
+        .take_while(|s| !s.flags.fin())
+        .cloned()
+        .collect();
     assert!(first.len() >= 8);
     for midstream in [true, false] {
         let mut segs = first.clone();
@@ -309,8 +313,14 @@ fn a_join_ends_when_its_flow_expires_and_the_client_port_is_judged_afresh() {
             .find(|c| c.ending == Ending::Idle)
             .expect("the first connection expires");
         assert_eq!(
-            (expired.server.to_string(), expired.redirected_to.map(|e| e.to_string())),
-            ("127.0.0.1:8080".to_string(), Some("127.0.0.1:15001".to_string()))
+            (
+                expired.server.to_string(),
+                expired.redirected_to.map(|e| e.to_string())
+            ),
+            (
+                "127.0.0.1:8080".to_string(),
+                Some("127.0.0.1:15001".to_string())
+            )
         );
         let verdicts = run.into_verdicts();
         assert_eq!(

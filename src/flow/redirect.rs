@@ -369,7 +369,11 @@ impl Redirects {
             let Some(isn) = isn else { continue };
             let server = if client == key.lo { key.hi } else { key.lo };
             let pending = (client, isn.wrapping_add(1));
-            if self.pending.get(&pending).is_some_and(|&(d, _)| d == server) {
+            if self
+                .pending
+                .get(&pending)
+                .is_some_and(|&(d, _)| d == server)
+            {
                 self.pending.remove(&pending);
             }
         }
