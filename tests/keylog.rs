@@ -475,3 +475,56 @@ fn decrypted_output_is_identical_for_any_thread_count() {
     );
     assert!(runs.iter().all(|r| *r == runs[0]));
 }
+
+/// Issue 14 §3: on the real mesh stacks (BoringSSL configured as Envoy,
+/// rustls configured as linkerd2-proxy and ztunnel; fixtures/make-stacks.sh)
+/// the class inferred from the record sizes without the key log equals the
+/// class the decrypted handshake shows, and no flow is called mtls without
+/// a client Certificate that carries one.
+#[test]
+fn real_mesh_stacks_infer_the_class_the_key_log_proves() {
+    let dir = fixtures();
+    let rows: Vec<_> = common::tsv(&dir.join("fixtures.tsv"))
+        .into_iter()
+        .filter(|r| r["file"].contains("-boring-") || r["file"].contains("-rustls-"))
+        .filter(|r| r["tls_version"] == "1.3")
+        .collect();
+    for stack in ["-boring-", "-rustls-linkerd-", "-rustls-ztunnel-"] {
+        let n = rows.iter().filter(|r| r["file"].contains(stack)).count();
+        assert!(n >= 5, "{n} TLS 1.3 fixture rows of {stack}");
+    }
+    let mut failures = Vec::new();
+    for row in &rows {
+        let capture = dir.join(&row["file"]);
+        assert!(keylog_of(&capture).is_some(), "{}: no key log", row["file"]);
+        let (inferred, _) = run(&capture, None);
+        let (decrypted, _) = run(&capture, store(&capture));
+        let (Some(i), Some(d)) = (
+            find(&inferred, &row["client"], &row["server"]),
+            find(&decrypted, &row["client"], &row["server"]),
+        ) else {
+            failures.push(format!("{} {}: no verdict", row["file"], row["client"]));
+            continue;
+        };
+        assert_ne!(i.basis, Basis::Decrypted, "{}", row["file"]);
+        assert_eq!(d.basis, Basis::Decrypted, "{}: {}", row["file"], d.reason);
+        if (i.class, i.outcome) != (d.class, d.outcome) {
+            failures.push(format!(
+                "{} {}: inferred {} {}, decrypted {} {}",
+                row["file"],
+                row["client"],
+                i.class.as_str(),
+                i.outcome.as_str(),
+                d.class.as_str(),
+                d.outcome.as_str()
+            ));
+        }
+        let sent = matches!(d.client_cert, ClientCert::Sent { count, .. } if count > 0);
+        for v in [i, d] {
+            if v.class == Class::Mtls && !sent {
+                failures.push(format!("{}: mtls without a certificate", row["file"]));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
