@@ -100,9 +100,10 @@ impl Default for Limits {
             stream_segments: 256,
             handshake_buffer: 64 * KIB,
             records_before_verdict: crate::classify::RECORDS_BEFORE_VERDICT,
-            // The rest of the worker's share: 107.5 MiB (1.4 MiB went to
-            // the iptables REDIRECT join tables, `flow::redirect`).
-            buffer_budget: 112_758_944,
+            // The rest of the worker's share: 107.4 MiB (the iptables
+            // REDIRECT join tables, `flow::redirect::table_bytes`, took
+            // theirs first).
+            buffer_budget: 112_596_896,
             idle_timeout: Timestamp(300 * SEC),
             embryonic_timeout: Timestamp(30 * SEC),
             closed_linger: Timestamp(10 * SEC),

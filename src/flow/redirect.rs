@@ -94,7 +94,8 @@ pub struct Redirects {
     targets: FxHashMap<FlowKey, FlowKey>,
     join_order: VecDeque<(FlowKey, u64)>,
     /// Joins whose flow left during the current engine call, by reply-half
-    /// key and serial: ended by `settle`, after `annotate` (at most `max`).
+    /// key and serial: ended by `settle`, after `annotate` (at most `max` +
+    /// 1: see `table_bytes`).
     left: Vec<(FlowKey, u64)>,
     serial: u64,
     max: usize,
@@ -117,7 +118,11 @@ pub fn table_bytes(max: usize) -> usize {
         + size_of::<(FlowKey, FlowKey)>()
         + 3;
     let queues = size_of::<((Endpoint, u32), u64)>() + size_of::<(FlowKey, u64)>();
-    let left = max.saturating_mul(size_of::<(FlowKey, u64)>());
+    // Within one engine call each join's flow leaves at most once, and one
+    // SYN may end one more join (`on_syn`).
+    let left = max
+        .saturating_add(1)
+        .saturating_mul(size_of::<(FlowKey, u64)>());
     buckets
         .saturating_mul(slots)
         .saturating_add(max.saturating_mul(2).saturating_mul(queues))
@@ -389,6 +394,7 @@ impl Redirects {
     pub fn all_left(&mut self) {
         self.pending.clear();
         self.pending_order.clear();
+        self.left.clear();
         self.left
             .extend(self.joins.iter().map(|(k, j)| (*k, j.serial)));
     }
