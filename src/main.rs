@@ -70,6 +70,35 @@ fn list_interfaces() -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Stdin's pcapng secrets before its first packet (read as the capture
+/// opened) join the key log, made for them if there was none, so the
+/// memory plan counts them as it counts a file's.
+fn with_leading_secrets(
+    config: &Config,
+    capture: &mut Capture,
+    keylog: Option<KeyLog>,
+) -> Result<Option<KeyLog>, String> {
+    let texts = capture.take_leading_secrets();
+    let keylog = if texts.is_empty() {
+        keylog
+    } else {
+        let store =
+            keylog.unwrap_or_else(|| KeyLog::new(mtlsniff::pipeline::secrets_budget(config)));
+        for text in &texts {
+            store.add_capture_block(text);
+        }
+        Some(store)
+    };
+    if config.calibrate && keylog.is_none() {
+        return Err(
+            "error: --calibrate needs secrets: --keylog FILE, or a pcapng input that carries \
+             Decryption Secrets Blocks"
+                .to_string(),
+        );
+    }
+    Ok(keylog)
+}
+
 fn run(
     config: &Config,
     keylog: Option<KeyLog>,
@@ -90,7 +119,8 @@ fn run(
         let raised = privilege::raise_net_raw();
         tracing::debug!(cap_net_raw_effective = raised, "before opening the capture");
     }
-    let capture = Capture::open(source, &options).map_err(|e| e.to_string())?;
+    let mut capture = Capture::open(source, &options).map_err(|e| e.to_string())?;
+    let keylog = with_leading_secrets(config, &mut capture, keylog)?;
     // The socket is open and filtered: nothing from here on needs a
     // privilege. This must come before the first thread (the signal
     // handler's, the pipeline's): capabilities are per thread.
@@ -250,7 +280,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if config.calibrate && keylog.is_none() {
+    // Stdin's secrets are known once it is open (`with_leading_secrets`).
+    let stdin = capture_file.is_some_and(|p| p.as_os_str() == "-");
+    if config.calibrate && keylog.is_none() && !stdin {
         stderr_line(
             "mtlsniff: error: --calibrate needs secrets: --keylog FILE, or a pcapng input that \
              carries Decryption Secrets Blocks",
