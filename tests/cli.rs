@@ -378,7 +378,9 @@ fn broken_pipe_exits_0_quietly() {
 
 /// Our own fixture, by name.
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 /// `mtlsniff -r - ARGS` with `input` on stdin (closed after it), and

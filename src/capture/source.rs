@@ -19,7 +19,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::Seek;
-use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +28,7 @@ use std::time::Duration;
 use crate::capture::decode::{self, DecodeCounters, Frame, LinkType};
 use crate::capture::mapped::{Mapped, Mapping};
 use crate::capture::segment::{Segment, Timestamp};
-use crate::capture::stdin::{self, Item, StdinReader};
+use crate::capture::stdin::{self, Item, StdinReader, wait_readable};
 
 /// How long a live read waits before reporting `Read::Timeout`, so idle
 /// flows expire, output flushes and a stop request is seen. Also libpcap's
@@ -626,21 +626,6 @@ fn open_live(name: &str, opts: &Options) -> Result<pcap::Capture<pcap::Active>, 
             name: name.to_string(),
             detail: pcap_text(&e),
         })
-}
-
-/// Wait until `fd` is readable or `timeout_ms` passes; false on timeout.
-/// An error or a signal (EINTR) counts as readable: the caller reads, finds
-/// nothing, and comes back, having checked its stop flag on the way.
-pub(crate) fn wait_readable(fd: RawFd, timeout_ms: i32) -> bool {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: `pfd` is one valid, initialised pollfd that outlives the call,
-    // and nfds is 1.
-    let ready = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-    ready != 0
 }
 
 /// One interface, as `-D` prints it.

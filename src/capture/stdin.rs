@@ -64,6 +64,36 @@ pub enum Item<'a> {
     End,
 }
 
+/// Wait until `fd` is readable or `timeout_ms` passes; false on timeout.
+/// An error or a signal (EINTR) counts as readable: the caller reads, finds
+/// nothing, and comes back, having checked its stop flag on the way.
+pub(crate) fn wait_readable(fd: i32, timeout_ms: i32) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one valid, initialised pollfd that outlives the call,
+    // and nfds is 1.
+    let ready = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    ready != 0
+}
+
+/// Whether `fd` has bytes (or its end) within `timeout_ms`. Unlike
+/// `wait_readable`, a signal counts as quiet: the read that follows is a
+/// blocking one, which must not start on an empty pipe.
+fn readable(fd: i32, timeout_ms: i32) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one valid, initialised pollfd that outlives the call,
+    // and nfds is 1.
+    let ready = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    ready > 0 || (ready < 0 && std::io::Error::last_os_error().kind() != io::ErrorKind::Interrupted)
+}
+
 /// What the next read found, as places in the buffer (so a caller can
 /// step over a filtered-out record and read on before borrowing).
 #[derive(Debug, Clone, Copy)]
@@ -154,8 +184,11 @@ impl<R: io::Read> Stream<R> {
                 return Ok(Fill::Eof);
             }
             if let Some(fd) = self.fd
-                && !crate::capture::source::wait_readable(fd, wait_ms)
+                && !readable(fd, wait_ms)
             {
+                if wait_ms < 0 {
+                    continue; // a signal, while waiting for good
+                }
                 return Ok(Fill::Quiet);
             }
             self.make_room(need);
