@@ -19,7 +19,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::Seek;
-use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -342,6 +342,14 @@ impl Capture {
         });
         self.handle = Handle::Mapped { records, filter };
         Ok(())
+    }
+
+    /// A live capture's socket (libpcap's), for `fanout` to join a group.
+    pub fn raw_fd(&self) -> Option<RawFd> {
+        match &self.handle {
+            Handle::Live(c) => Some(c.as_raw_fd()),
+            _ => None,
+        }
     }
 
     pub fn is_live(&self) -> bool {
