@@ -198,13 +198,23 @@ const TAX: u16 = 0x07;
 const JA: u16 = 0x05;
 const JEQ_K: u16 = 0x15;
 const JEQ_X: u16 = 0x1d;
-const JGT_X: u16 = 0x3d;
+const JGT_X: u16 = 0x2d;
 const JSET_K: u16 = 0x45;
 const XOR_X: u16 = 0xac;
 const MUL_K: u16 = 0x24;
 const RSH_K: u16 = 0x74;
 const RET_A: u16 = 0x16;
 const RET_K: u16 = 0x06;
+
+/// Where loads point (linux/filter.h): `NET + k` is k bytes into the
+/// network header, wherever the frame's data starts. A fanout program
+/// runs before AF_PACKET puts the link header back: a received packet's
+/// data starts at its IP header, a sent one's at its Ethernet header, so
+/// absolute offsets would read different fields in the two directions.
+const NET: u32 = 0xfff0_0000;
+/// The packet's ethertype (`skb->protocol`, SKF_AD_OFF + SKF_AD_PROTOCOL),
+/// also right when a VLAN tag was taken off by the card.
+const PROTOCOL: u32 = 0xffff_f000;
 
 /// Scratch slots: source port, destination port, source and destination
 /// address (IPv6: its four words xored).
@@ -231,36 +241,36 @@ fn xor_words(off: u32, slot: u32) -> Vec<Ins> {
 fn listing() -> Vec<Ins> {
     use Ins::{J, Label, S};
     let mut p = vec![
-        S(LD_H_ABS, 12),
+        S(LD_W_ABS, PROTOCOL),
         J(JEQ_K, 0x86dd, Some("v6"), None),
         J(JEQ_K, 0x0800, None, Some("other")),
         // IPv4: TCP, not a fragment (offset or more-fragments set).
-        S(LD_B_ABS, 23),
+        S(LD_B_ABS, NET + 9),
         J(JEQ_K, 6, None, Some("other")),
-        S(LD_H_ABS, 20),
+        S(LD_H_ABS, NET + 6),
         J(JSET_K, 0x3fff, Some("other"), None),
-        S(LDX_B_MSH, 14),
-        S(LD_H_IND, 14),
+        S(LDX_B_MSH, NET),
+        S(LD_H_IND, NET),
         S(ST, SPORT),
-        S(LD_H_IND, 16),
+        S(LD_H_IND, NET + 2),
         S(ST, DPORT),
-        S(LD_W_ABS, 26),
+        S(LD_W_ABS, NET + 12),
         S(ST, SADDR),
-        S(LD_W_ABS, 30),
+        S(LD_W_ABS, NET + 16),
         S(ST, DADDR),
         J(JA, 0, Some("pick"), Some("pick")),
     ];
     p.extend([
         Label("v6"),
-        S(LD_B_ABS, 20),
+        S(LD_B_ABS, NET + 6),
         J(JEQ_K, 6, None, Some("other")),
-        S(LD_H_ABS, 54),
+        S(LD_H_ABS, NET + 40),
         S(ST, SPORT),
-        S(LD_H_ABS, 56),
+        S(LD_H_ABS, NET + 42),
         S(ST, DPORT),
     ]);
-    p.extend(xor_words(22, SADDR));
-    p.extend(xor_words(38, DADDR));
+    p.extend(xor_words(NET + 8, SADDR));
+    p.extend(xor_words(NET + 24, DADDR));
     p.extend([
         Label("pick"),
         S(LDX_MEM, DPORT),
@@ -334,14 +344,20 @@ fn assemble(listing: &[Ins]) -> Vec<(u16, u8, u8, u32)> {
     out
 }
 
-/// Run the program over `frame` as the kernel would (the subset of
-/// classic BPF it uses), for tests: the member hash, or None when the
-/// program reads past the frame (the kernel then returns 0).
+/// Run the program over an Ethernet `frame` as the kernel would (the
+/// subset of classic BPF it uses), for tests: the member hash, or None
+/// when the program reads past the frame (the kernel then returns 0).
+/// Network-header loads read from byte 14 on, the protocol from byte 12.
 #[cfg(test)]
 fn interpret(frame: &[u8]) -> Option<u32> {
     let prog = assemble(&listing());
     let (mut a, mut x, mut mem, mut pc) = (0u32, 0u32, [0u32; 16], 0usize);
     let load = |off: usize, size: usize| -> Option<u32> {
+        let off = if off == PROTOCOL as usize {
+            return Some(u32::from(u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?])));
+        } else {
+            off.checked_sub(NET as usize)? + 14
+        };
         let b = frame.get(off..off + size)?;
         Some(b.iter().fold(0u32, |v, &byte| (v << 8) | u32::from(byte)))
     };

@@ -143,8 +143,16 @@ pub struct Args {
     pub buffer_kib: Option<u32>,
 
     /// Worker threads (default: available cores minus one, at least 1).
+    /// Live on Linux, the size of the AF_PACKET fanout group: N sockets,
+    /// each captured and judged by its own thread.
     #[arg(long = "threads", value_name = "N")]
     pub threads: Option<usize>,
+
+    /// Live: capture through one libpcap socket feeding the worker threads,
+    /// not an AF_PACKET fanout group (which -i any, IP-only links and
+    /// systems other than Linux never use).
+    #[arg(long = "no-fanout")]
+    pub no_fanout: bool,
 
     /// More detail, as in tcpdump: each text line also shows its evidence
     /// (certificate request, client certificate, flight sizes, alert,
@@ -474,6 +482,7 @@ pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
         snaplen,
         buffer_bytes,
         threads,
+        no_fanout: args.no_fanout,
         log_level: log_level(args.log_level, args.quiet),
         unanswered_lines: args.verbose > 0,
         summary: args.quiet == 0,
