@@ -84,6 +84,15 @@ pub enum Opened {
 /// kernel says no) gives back one plain capture and the reason.
 pub fn open(name: &str, opts: &Options, members: usize) -> Result<Opened, CaptureError> {
     let source = Source::Live(name.to_string());
+    // The kernel buffer asked for (-B) is the group's: each socket gets its
+    // share, so N members hold what one socket would.
+    let shared = Options {
+        buffer_bytes: opts
+            .buffer_bytes
+            .map(|b| b / u32::try_from(members.max(1)).unwrap_or(1)),
+        ..opts.clone()
+    };
+    let opts = &shared;
     let first = Capture::open(&source, opts)?;
     if name == "any" {
         return Ok(Opened::Single(first, NoFanout::AnyInterface));
