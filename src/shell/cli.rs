@@ -617,6 +617,11 @@ fn log_level(asked: Option<LogLevelArg>, quiet: u8) -> LogLevel {
 /// `--summary-interval` and `--metrics-linger` each belong to one kind of
 /// source; then the `--metrics` address.
 fn metrics(args: &Args, live: bool) -> Result<Option<SocketAddr>, UsageError> {
+    if args.no_fanout && !live {
+        return Err(usage(
+            "--no-fanout is for live capture (-i): a file is read by one reader",
+        ));
+    }
     if args.summary_interval.is_some() && !live {
         return Err(usage(
             "--summary-interval is for live capture (-i); a file's summary is printed at its end",
@@ -902,6 +907,9 @@ mod tests {
                 Ok(|c| c.keylog.as_deref() == Some(std::path::Path::new("k.log")) && c.calibrate),
             ),
             (&["-r", "x"], Ok(|c| c.keylog.is_none() && !c.calibrate)),
+            (&["-r", "x", "--no-fanout"], Err("--no-fanout is for live capture")),
+            (&["-i", "eth0", "--no-fanout"], Ok(|c| c.no_fanout)),
+            (&["-i", "eth0"], Ok(|c| !c.no_fanout)),
             (&["-D", "--keylog", "k"], Err("-D takes no --keylog")),
             (&["-r", "x", "--threads", "100000"], Err("more than")),
             (
