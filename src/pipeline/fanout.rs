@@ -133,6 +133,7 @@ impl Member<'_> {
             processing: ProcessingTime::default(),
         };
         let mut error = None;
+        let mut publish_due = false;
         while !self.stop.load(Ordering::Relaxed) {
             match capture.read_next() {
                 Err(e) => {
@@ -153,9 +154,15 @@ impl Member<'_> {
                     if let Some((index, now)) = intake.tick(frame.ts) {
                         judge.engine.on_tick(now, index, &mut judge.reports);
                         intake.poll_keylog();
+                        // The frame borrows the capture: publish after it.
+                        publish_due = true;
                     }
                     judge.segment(&mut intake, &frame);
                 }
+            }
+            if publish_due {
+                publish_due = false;
+                self.publish(&intake, &mut capture, &judge.engine);
             }
             if !self.send(&mut judge, intake.index) {
                 break;
