@@ -300,6 +300,7 @@ echo "$hdr"
 ABORTED=""
 BEST_UNCONF=0; BEST_UNCONF_LINE=""
 declare -A BEST_OF   # configuration -> its highest zero-drop rate
+declare -A AT_TOP    # configuration -> 1 when clean at the sender's top speed
 # Search, per configuration: top speed, run twice (drops depend on
 # scheduling); unless both runs are clean, FLOOR_PPS, then BISECT bisection
 # steps between the highest clean and the lowest dropping rate; then the
@@ -356,6 +357,7 @@ for cfg in "${CONFIGS[@]}"; do
     if [ -n "$best" ]; then
         SUMMARY+=("highest zero-drop rate with \`$l\`: $bestline")
         BEST_OF["$cfg"]=$best
+        case "$bestline" in *"at top speed"*) AT_TOP["$cfg"]=1 ;; esac
         if [ "$confirmed" = 1 ] && [ "$best" -gt "$BEST_PPS" ]; then BEST_PPS=$best; BEST_LINE="$bestline, with options \`$l\`"; fi
         if [ "$confirmed" = 0 ] && [ "$best" -gt "$BEST_UNCONF" ]; then BEST_UNCONF=$best; BEST_UNCONF_LINE="$bestline, with options \`$l\`"; fi
     else
@@ -369,7 +371,9 @@ if [ "$BEST_PPS" = 0 ] && [ -n "$BEST_UNCONF_LINE" ]; then BEST_PPS=$BEST_UNCONF
 SCALING="not measured (run the fanout configurations '-B 65536 --threads 1' and '-B 65536 --threads 2')"
 f1=${BEST_OF["-B 65536 --threads 1"]:-}; f2=${BEST_OF["-B 65536 --threads 2"]:-}
 lp=${BEST_OF["--no-fanout -B 65536"]:-}
-if [ -n "$f1" ] && [ -n "$f2" ] && [ "$f1" -gt 0 ]; then
+if [ -n "${AT_TOP["-B 65536 --threads 1"]:-}" ] && [ -n "${AT_TOP["-B 65536 --threads 2"]:-}" ]; then
+    SCALING="not measured: 1 and 2 sockets were both clean at the senders' top speed ($f1 and $f2 pps), so the senders were the limit; add senders (--senders) or a faster host"
+elif [ -n "$f1" ] && [ -n "$f2" ] && [ "$f1" -gt 0 ]; then
     SCALING=$(python3 -c "import sys; a, b = map(int, sys.argv[1:3]); lp = sys.argv[3]; \
 print('fanout of 2 sockets %d pps / fanout of 1 %d pps = %.2fx (target >= 1.6x)' % (b, a, b / a) \
 + ('; libpcap path %s pps' % lp if lp else ''))" "$f1" "$f2" "$lp")
