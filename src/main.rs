@@ -199,7 +199,10 @@ fn run(
         answers = answers.with_live_summary(config.summary_interval, Some(usr1));
     }
     let stop = Arc::new(AtomicBool::new(false));
-    if live || wiring::lingers(config) {
+    // A pipe (`tcpdump -U -w - | mtlsniff -r -`) stops on Ctrl-C as live
+    // capture does: what was read is reported, with the summary.
+    let pipe = matches!(source, Source::File(p) if p.as_os_str() == "-");
+    if live || pipe || wiring::lingers(config) {
         stop_on_signals(&stop)?;
     }
     let stdout = std::io::stdout();

@@ -502,3 +502,31 @@ fn damaged_stdin_is_one_line_naming_the_offset() {
         assert_one_line_error(&o, "stdin is not a pcap or pcapng capture");
     }
 }
+
+#[test]
+fn ctrl_c_on_a_pipe_reports_what_was_read() {
+    // `tcpdump -U -w - | mtlsniff -r -`, then Ctrl-C: the verdicts so far
+    // and the summary, exit 0, as a live capture stops.
+    let bytes = std::fs::read(demo()).expect("read demo");
+    let mut child = bin()
+        .args(["-r", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(&bytes).expect("feed");
+    stdin.flush().expect("flush");
+    // Past a quiet tick: everything written has been read.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-INT", &pid]).status();
+    assert!(killed.is_ok_and(|s| s.success()));
+    let o = child.wait_with_output().expect("wait");
+    drop(stdin);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let file = run(&["-r", demo().to_str().expect("utf-8 path")]);
+    assert_eq!(o.stdout, file.stdout);
+    assert!(stderr(&o).contains("packets"), "no summary: {}", stderr(&o));
+}
