@@ -7,7 +7,10 @@
 //! in chunks as a worker does.
 //!
 //! Frames stamped before the group was complete are skipped: until every
-//! socket joined, a packet may have reached more than one. The members'
+//! socket joined, a packet may have reached more than one. Only at the
+//! start: a socket's ring is in arrival order, so after its first later
+//! frame nothing is skipped again (a clock stepped back later loses
+//! nothing). The members'
 //! kernel counters (PACKET_STATISTICS, one per socket) and packet counts
 //! are summed in `Totals` for the metrics and progress gauges and, at the
 //! end, in the merged `CaptureEnd`. It must not make threads (`run.rs`
@@ -134,6 +137,7 @@ impl Member<'_> {
         };
         let mut error = None;
         let mut publish_due = false;
+        let mut starting = true;
         while !self.stop.load(Ordering::Relaxed) {
             match capture.read_next() {
                 Err(e) => {
@@ -149,8 +153,9 @@ impl Member<'_> {
                     self.publish(&intake, &mut capture, &judge.engine);
                 }
                 // Possibly seen by another member too: before the start.
-                Ok(Read::Frame(frame)) if frame.ts < self.since => {}
+                Ok(Read::Frame(frame)) if starting && frame.ts < self.since => {}
                 Ok(Read::Frame(frame)) => {
+                    starting = false;
                     if let Some((index, now)) = intake.tick(frame.ts) {
                         judge.engine.on_tick(now, index, &mut judge.reports);
                         intake.poll_keylog();
