@@ -13,10 +13,16 @@
 # highest zero-drop rate found, per configuration and overall, and an
 # accuracy check of the snaplen option (verdicts with -s 2048 and -s 256
 # against the full snaplen), to stdout and as Markdown to target/bench/live.md.
+# The default configurations compare the libpcap path (--no-fanout) with
+# an AF_PACKET fanout group of 1 and 2 sockets, and the report ends with
+# the fanout scaling: the highest zero-drop rate of 2 sockets over 1's.
 #
 # Usage (as root):
-#   scripts/bench-live.sh [--quick] [--out FILE] [--config 'OPTS']... [PCAP]
+#   scripts/bench-live.sh [--quick] [--senders N] [--out FILE] [--config 'OPTS']... [PCAP]
 #
+#   --senders N  N tcpreplay processes at once, each sending 1/N of the rate
+#                and of the packets (default 1): one sender tops out near
+#                one core's speed, which must not be what a step measures
 #   PCAP         Ethernet pcap to replay (default target/bench/mixed.pcap; when
 #                that does not exist, a stand-in is built from fixtures/*.pcap:
 #                IPv4 frames, 100 copies, copy k readdressed to 10.199.k.0/24)
@@ -39,9 +45,11 @@ QUICK=0
 PCAP=""
 OUT="$ROOT/target/bench/live.md"
 CONFIGS=()
+SENDERS=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
+        --senders) SENDERS=$2; shift ;;
         --out) OUT=$2; shift ;;
         --config) CONFIGS+=("$2"); shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -56,13 +64,13 @@ if [ "$QUICK" = 1 ]; then
     TOP_PKTS=1000000   # packets per top-speed step
     STEP_SECS=1.5      # seconds of traffic per rate step
     BISECT=2           # bisection steps after the 10k pps floor
-    [ ${#CONFIGS[@]} -gt 0 ] || CONFIGS=("" "-l" "-B 65536")
+    [ ${#CONFIGS[@]} -gt 0 ] || CONFIGS=("--no-fanout -B 65536" "-B 65536 --threads 1" "-B 65536 --threads 2")
 else
     BUDGET=540
     TOP_PKTS=2000000
     STEP_SECS=4
     BISECT=6
-    [ ${#CONFIGS[@]} -gt 0 ] || CONFIGS=("" "-l" "-l -B 65536" "-B 65536" "-B 65536 --threads 2" "-B 65536 -s 2048")
+    [ ${#CONFIGS[@]} -gt 0 ] || CONFIGS=("--no-fanout -B 65536" "--no-fanout -B 65536 --threads 2" "-B 65536 --threads 1" "-B 65536 --threads 2" "-l -B 65536" "-B 65536 -s 2048")
 fi
 FLOOR_PPS=10000
 MIN_STEP_PKTS=20000
@@ -86,10 +94,10 @@ P=$$
 NT="mtlsb-tx-$P"; NR="mtlsb-rx-$P"
 TX="mbt$P"; RX="mbr$P"          # <= 15 characters
 NS_MADE=()
-SNIFF_PID=""; REPLAY_PID=""
+SNIFF_PID=""; REPLAY_PIDS=""
 cleanup() {
     local rc=$?
-    for pid in $REPLAY_PID $SNIFF_PID; do
+    for pid in $REPLAY_PIDS $SNIFF_PID; do
         if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
     done
     for ns in "${NS_MADE[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
@@ -200,12 +208,22 @@ run_step() {
     sleep 0.3
     kill -0 "$SNIFF_PID" 2>/dev/null || { wait "$SNIFF_PID" || true; SNIFF_PID=""; die "mtlsniff -i $RX $opts exited early: $(cat "$err")"; }
     local txd0 snd0; txd0=$(tx_dropped); snd0=$(softnet_dropped)
-    local speed=(--topspeed); [ "$rate" = top ] || speed=(--pps="$rate")
-    local limit=(--limit="$pkts"); [ "$pkts" != 0 ] || limit=()
-    ip netns exec "$NT" tcpreplay -i "$TX" "${PRELOAD[@]}" --loop="$loops" "${limit[@]}" "${speed[@]}" "$PCAP" >"$rep" 2>&1 &
-    REPLAY_PID=$!
-    wait "$REPLAY_PID" || { REPLAY_PID=""; die "tcpreplay failed: $(tail -5 "$rep")"; }
-    REPLAY_PID=""
+    # SENDERS senders at once, each with its share of the rate and packets.
+    local speed=(--topspeed); [ "$rate" = top ] || speed=(--pps="$(( (rate + SENDERS - 1) / SENDERS ))")
+    local limit=(--limit="$(( (pkts + SENDERS - 1) / SENDERS ))"); [ "$pkts" != 0 ] || limit=()
+    local k pids=()
+    for k in $(seq "$SENDERS"); do
+        ip netns exec "$NT" tcpreplay -i "$TX" "${PRELOAD[@]}" --loop="$loops" "${limit[@]}" "${speed[@]}" "$PCAP" >"$rep.$k" 2>&1 &
+        pids+=($!)
+    done
+    REPLAY_PIDS="${pids[*]}"
+    for k in "${!pids[@]}"; do
+        wait "${pids[$k]}" || { die "tcpreplay failed: $(tail -5 "$rep.$((k + 1))")"; }
+    done
+    REPLAY_PIDS=""
+    cat "$rep".* >"$rep"
+    # Summed over the senders (they ran side by side): packets, Mbps, pps.
+    sum_rep() { sed -n "$1" "$rep" | awk '{ s += $1 } END { printf "%s", (NR ? s : "") }'; }
     # Let mtlsniff finish reading: SIGINT stops it at its next read, and what
     # is still in the ring then would be neither read nor counted as dropped.
     # Idle = under 2 CPU ticks in 0.4 s (bounded: 20 s).
@@ -224,11 +242,11 @@ run_step() {
     wait "$SNIFF_PID" 2>/dev/null || true
     SNIFF_PID=""
     S_TXDROP=$(( $(tx_dropped) - txd0 )); S_SOFTNET=$(( $(softnet_dropped) - snd0 ))
-    S_SENT=$(sed -n 's/.*Actual: \([0-9]*\) packets.*/\1/p' "$rep" | tail -1)
-    S_SECS=$(sed -n 's/.*packets ([0-9]* bytes) sent in \([0-9.]*\) seconds.*/\1/p' "$rep" | tail -1)
-    S_MBPS=$(sed -n 's/.*Rated: .* Bps, \([0-9.]*\) Mbps, \([0-9.]*\) pps.*/\1/p' "$rep" | tail -1)
-    S_PPS=$(sed -n 's/.*Rated: .* Bps, \([0-9.]*\) Mbps, \([0-9.]*\) pps.*/\2/p' "$rep" | tail -1)
-    S_FAILED=$(sed -n 's/.*Failed packets: *\([0-9]*\).*/\1/p' "$rep" | tail -1)
+    S_SENT=$(sum_rep 's/.*Actual: \([0-9]*\) packets.*/\1/p')
+    S_SECS=$(sed -n 's/.*packets ([0-9]* bytes) sent in \([0-9.]*\) seconds.*/\1/p' "$rep" | sort -n | tail -1)
+    S_MBPS=$(sum_rep 's/.*Rated: .* Bps, \([0-9.]*\) Mbps, \([0-9.]*\) pps.*/\1/p')
+    S_PPS=$(sum_rep 's/.*Rated: .* Bps, \([0-9.]*\) Mbps, \([0-9.]*\) pps.*/\2/p')
+    S_FAILED=$(sum_rep 's/.*Failed packets: *\([0-9]*\).*/\1/p')
     S_READ=$(sed -n 's/^mtlsniff: \([0-9]*\) packets read.*/\1/p' "$err")
     S_KRECV=$(sed -n 's/^mtlsniff: kernel: .* (\([0-9]*\) passed the filter.*/\1/p' "$err")
     S_KDROP=$(sed -n 's/^mtlsniff: kernel: \([0-9]*\) dropped,.*/\1/p' "$err")
@@ -281,6 +299,8 @@ echo
 echo "$hdr"
 ABORTED=""
 BEST_UNCONF=0; BEST_UNCONF_LINE=""
+declare -A BEST_OF   # configuration -> its highest zero-drop rate
+declare -A AT_TOP    # configuration -> 1 when clean at the sender's top speed
 # Search, per configuration: top speed, run twice (drops depend on
 # scheduling); unless both runs are clean, FLOOR_PPS, then BISECT bisection
 # steps between the highest clean and the lowest dropping rate; then the
@@ -336,6 +356,8 @@ for cfg in "${CONFIGS[@]}"; do
     [ -z "$note" ] || bestline="$bestline [${note%; }]"
     if [ -n "$best" ]; then
         SUMMARY+=("highest zero-drop rate with \`$l\`: $bestline")
+        BEST_OF["$cfg"]=$best
+        case "$bestline" in *"at top speed"*) AT_TOP["$cfg"]=1 ;; esac
         if [ "$confirmed" = 1 ] && [ "$best" -gt "$BEST_PPS" ]; then BEST_PPS=$best; BEST_LINE="$bestline, with options \`$l\`"; fi
         if [ "$confirmed" = 0 ] && [ "$best" -gt "$BEST_UNCONF" ]; then BEST_UNCONF=$best; BEST_UNCONF_LINE="$bestline, with options \`$l\`"; fi
     else
@@ -344,6 +366,22 @@ for cfg in "${CONFIGS[@]}"; do
     [ -z "$ABORTED" ] || break
 done
 if [ "$BEST_PPS" = 0 ] && [ -n "$BEST_UNCONF_LINE" ]; then BEST_PPS=$BEST_UNCONF; BEST_LINE=$BEST_UNCONF_LINE; fi
+# Fanout scaling: 2 sockets against 1 (same options otherwise), and each
+# against the libpcap path.
+SCALING="not measured (run the fanout configurations '-B 65536 --threads 1' and '-B 65536 --threads 2')"
+f1=${BEST_OF["-B 65536 --threads 1"]:-}; f2=${BEST_OF["-B 65536 --threads 2"]:-}
+lp=${BEST_OF["--no-fanout -B 65536"]:-}
+if [ -n "${AT_TOP["-B 65536 --threads 1"]:-}" ] && [ -n "${AT_TOP["-B 65536 --threads 2"]:-}" ]; then
+    SCALING="not measured: 1 and 2 sockets were both clean at the senders' top speed ($f1 and $f2 pps), so the senders were the limit; add senders (--senders) or a faster host"
+elif [ -n "$f1" ] && [ -n "$f2" ] && [ "$f1" -gt 0 ]; then
+    # 2 sockets clean at the senders' top speed: their limit is higher,
+    # the ratio only a lower bound.
+    atleast=""; [ -z "${AT_TOP["-B 65536 --threads 2"]:-}" ] || atleast="at least "
+    SCALING=$(python3 -c "import sys; a, b = map(int, sys.argv[1:3]); lp, al = sys.argv[3:5]; \
+print('fanout of 2 sockets %d pps / fanout of 1 %d pps = %s%.2fx (target >= 1.6x)' % (b, a, al, b / a) \
++ (' (2 sockets were clean at the senders\' top speed: the senders were their limit)' if al else '') \
++ ('; libpcap path %s pps' % lp if lp else ''))" "$f1" "$f2" "$lp" "$atleast")
+fi
 
 # ---------------------------------------------------------------- accuracy of -s
 # One pass over the file (at most TOP_PKTS packets) at a rate every
@@ -409,6 +447,7 @@ echo
 for s in "${SUMMARY[@]}"; do echo "$s" | tr -d '`'; done
 [ -z "$ABORTED" ] || echo "note: $ABORTED"
 echo "highest zero-drop rate: $BEST_LINE" | tr -d '`'
+echo "fanout scaling: $SCALING"
 
 mkdir -p "$(dirname "$OUT")"
 {
@@ -417,7 +456,7 @@ mkdir -p "$(dirname "$OUT")"
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $VERSION (commit $COMMIT), \`scripts/bench-live.sh$([ "$QUICK" = 1 ] && echo ' --quick')\`"
     echo
     echo "- host: $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), Linux $(uname -r)"
-    echo "- sender: $(tcpreplay --version 2>&1 | head -1) \`-K --loop --limit --topspeed|--pps\` on a veth in namespace A; capture: \`mtlsniff -i\` on its peer in namespace B (MTU 65535, promiscuous), stdout to /dev/null"
+    echo "- sender: $SENDERS x $(tcpreplay --version 2>&1 | head -1) \`-K --loop --limit --topspeed|--pps\` (each 1/$SENDERS of the rate) on a veth in namespace A; capture: \`mtlsniff -i\` on its peer in namespace B (MTU 65535, promiscuous), stdout to /dev/null"
     if [ "$STANDIN" = 1 ]; then
         echo "- input: stand-in (target/bench/mixed.pcap did not exist): fixtures/*.pcap, IPv4 frames, 100 copies readdressed to 10.199.k.0/24: $FILE_PKTS packets, $FILE_BYTES bytes, longest frame $MAXLEN B, $OVER2048 frames > 2048 B"
     else
@@ -437,6 +476,8 @@ mkdir -p "$(dirname "$OUT")"
     [ -z "$ABORTED" ] || echo "- note: $ABORTED"
     echo
     echo "**highest zero-drop rate: $BEST_LINE**"
+    echo
+    echo "**fanout scaling: $SCALING** ($SENDERS sender(s))"
     echo
     echo "Reading the options: without \`-l\` (stdout not a terminal) libpcap uses TPACKET_V3: blocks of 256 KiB"
     echo "holding many packets, 8 of them in libpcap's default 2 MiB buffer, \`-B\` adds blocks. \`-l\` (or stdout on a"

@@ -20,6 +20,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use mtlsniff::capture::fanout;
 use mtlsniff::capture::source::{self, Capture, Source};
 use mtlsniff::pipeline::config::{Config, LogLevel, Mode};
 use mtlsniff::pipeline::{self, Plan};
@@ -70,6 +71,79 @@ fn list_interfaces() -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the pipeline reads: one capture, or a live fanout group.
+enum Input {
+    One(Capture),
+    Group(fanout::Group),
+}
+
+/// Open the source: live on Linux, an AF_PACKET fanout group of
+/// `--threads` sockets unless `--no-fanout` or it does not apply (then one
+/// libpcap socket). With it, live only, which path was taken and why, for
+/// `--stats`.
+fn open_input(
+    config: &Config,
+    source: &Source,
+    options: &source::Options,
+) -> Result<(Input, Option<String>), String> {
+    let one = |why: &dyn std::fmt::Display| {
+        format!(
+            "libpcap, one socket and {} worker thread(s) ({why})",
+            config.threads
+        )
+    };
+    let name = match source {
+        Source::Live(name) if !config.no_fanout => name,
+        Source::Live(_) => {
+            let capture = Capture::open(source, options).map_err(|e| e.to_string())?;
+            return Ok((Input::One(capture), Some(one(&fanout::NoFanout::Asked))));
+        }
+        Source::File(_) => {
+            let capture = Capture::open(source, options).map_err(|e| e.to_string())?;
+            return Ok((Input::One(capture), None));
+        }
+    };
+    match fanout::open(name, options, config.threads).map_err(|e| e.to_string())? {
+        fanout::Opened::Group(group) => {
+            let path = format!(
+                "AF_PACKET fanout, {} socket(s), each captured and judged by its own thread",
+                group.members.len()
+            );
+            Ok((Input::Group(group), Some(path)))
+        }
+        fanout::Opened::Single(capture, why) => Ok((Input::One(capture), Some(one(&why)))),
+    }
+}
+
+/// Stdin's pcapng secrets before its first packet (read as the capture
+/// opened) join the key log, made for them if there was none, so the
+/// memory plan counts them as it counts a file's.
+fn with_leading_secrets(
+    config: &Config,
+    capture: &mut Capture,
+    keylog: Option<KeyLog>,
+) -> Result<Option<KeyLog>, String> {
+    let texts = capture.take_leading_secrets();
+    let keylog = if texts.is_empty() {
+        keylog
+    } else {
+        let store =
+            keylog.unwrap_or_else(|| KeyLog::new(mtlsniff::pipeline::secrets_budget(config)));
+        for text in &texts {
+            store.add_capture_block(text);
+        }
+        Some(store)
+    };
+    if config.calibrate && keylog.is_none() {
+        return Err(
+            "error: --calibrate needs secrets: --keylog FILE, or a pcapng input that carries \
+             Decryption Secrets Blocks"
+                .to_string(),
+        );
+    }
+    Ok(keylog)
+}
+
 fn run(
     config: &Config,
     keylog: Option<KeyLog>,
@@ -90,7 +164,11 @@ fn run(
         let raised = privilege::raise_net_raw();
         tracing::debug!(cap_net_raw_effective = raised, "before opening the capture");
     }
-    let capture = Capture::open(source, &options).map_err(|e| e.to_string())?;
+    let (mut input, path) = open_input(config, source, &options)?;
+    let keylog = match &mut input {
+        Input::One(capture) => with_leading_secrets(config, capture, keylog)?,
+        Input::Group(_) => keylog,
+    };
     // The socket is open and filtered: nothing from here on needs a
     // privilege. This must come before the first thread (the signal
     // handler's, the pipeline's): capabilities are per thread.
@@ -100,12 +178,17 @@ fn run(
         bounding_set_cleared = dropped.bounding_cleared,
         "privileges dropped: no capabilities, no-new-privileges set"
     );
-    let live = capture.is_live();
+    let live = source.is_live();
     wiring::check_graph(config)?;
     let gauges = Arc::new(Gauges::default());
     let (metrics, _metrics_server) = serve_metrics(config, &gauges)?.unzip();
-    let probe = wiring::shows_progress(config, live, tty).then(|| capture.input_probe());
-    let mut answers = wiring::answers(config, &gauges, metrics, probe.flatten());
+    let probe = match &input {
+        Input::One(capture) => wiring::shows_progress(config, live, tty)
+            .then(|| capture.input_probe())
+            .flatten(),
+        Input::Group(_) => None,
+    };
+    let mut answers = wiring::answers(config, &gauges, metrics, probe);
     if let Some(dir) = &workloads {
         answers = answers.with_workloads(Arc::clone(dir));
     }
@@ -116,7 +199,10 @@ fn run(
         answers = answers.with_live_summary(config.summary_interval, Some(usr1));
     }
     let stop = Arc::new(AtomicBool::new(false));
-    if live || wiring::lingers(config) {
+    // A pipe (`tcpdump -U -w - | mtlsniff -r -`) stops on Ctrl-C as live
+    // capture does: what was read is reported, with the summary.
+    let pipe = matches!(source, Source::File(p) if p.as_os_str() == "-");
+    if live || pipe || wiring::lingers(config) {
         stop_on_signals(&stop)?;
     }
     let stdout = std::io::stdout();
@@ -127,11 +213,20 @@ fn run(
         printer = printer.with_workloads(dir);
     }
     let plan = Plan::from_config(config, keylog);
-    let outcome = pipeline::run(capture, &plan, &mut printer, &mut answers, &stop)
-        .map_err(|e| e.to_string())?;
+    let outcome = match input {
+        Input::One(capture) => pipeline::run(capture, &plan, &mut printer, &mut answers, &stop),
+        Input::Group(group) => {
+            pipeline::run_fanout(group, &plan, &mut printer, &mut answers, &stop)
+        }
+    }
+    .map_err(|e| e.to_string())?;
     answers.finish_progress();
     let mut stderr = std::io::stderr();
-    match ending::finish(config, &outcome, &mut printer, &answers, &mut stderr) {
+    let ending = ending::finish(config, &outcome, &mut printer, &answers, &mut stderr);
+    if let Some(path) = path.filter(|_| config.stats) {
+        stderr_line(&format!("mtlsniff: capture: {path}"));
+    }
+    match ending {
         Ending::Exit(code) => Ok(ExitCode::from(code)),
         Ending::Fail(msg) => Err(msg),
         Ending::Linger(code) => {
@@ -250,7 +345,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if config.calibrate && keylog.is_none() {
+    // Stdin's secrets are known once it is open (`with_leading_secrets`).
+    let stdin = capture_file.is_some_and(|p| p.as_os_str() == "-");
+    if config.calibrate && keylog.is_none() && !stdin {
         stderr_line(
             "mtlsniff: error: --calibrate needs secrets: --keylog FILE, or a pcapng input that \
              carries Decryption Secrets Blocks",

@@ -375,3 +375,158 @@ fn broken_pipe_exits_0_quietly() {
         );
     }
 }
+
+/// Our own fixture, by name.
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+/// `mtlsniff -r - ARGS` with `input` on stdin (closed after it), and
+/// `mtlsniff -r FILE ARGS` on the same bytes.
+fn stdin_and_file(input: &[u8], args: &[&str]) -> (Output, Output) {
+    let path = scratch("stdin-and-file.pcap", input);
+    let mut child = bin()
+        .args(["-r", "-"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // A reader that stops early (an error) closes the pipe: not our failure.
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    let piped = child.wait_with_output().expect("wait");
+    let file = bin()
+        .arg("-r")
+        .arg(&path)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    let _ = std::fs::remove_file(&path);
+    (piped, file)
+}
+
+#[test]
+fn a_quiet_pipe_shows_verdicts_before_it_ends() {
+    // tcpdump -U -w - | mtlsniff -r -: the packets so far are all there,
+    // the writer is still alive, no more come. libpcap's reader would sit
+    // on them until more packet time or the end.
+    let bytes = std::fs::read(demo()).expect("read demo");
+    let mut child = bin()
+        .args(["-r", "-", "-l"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // Half now (some flows complete), the rest after the first line.
+    let half = bytes.len() / 2;
+    stdin.write_all(&bytes[..half]).expect("feed");
+    stdin.flush().expect("flush");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx.recv_timeout(std::time::Duration::from_secs(20));
+    let first = first.expect("no verdict line within 20 s while the pipe was open and quiet");
+    assert!(first.contains(" IP 127.0.0.1:"), "{first}");
+    stdin.write_all(&bytes[half..]).expect("feed the rest");
+    drop(stdin);
+    let status = child.wait().expect("wait");
+    reader.join().expect("reader");
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert_eq!(status.code(), Some(0));
+    // Every flow once, as the file gives them.
+    let file = run(&["-r", demo().to_str().expect("utf-8 path")]);
+    let from_file = String::from_utf8_lossy(&file.stdout);
+    let mut piped: Vec<String> = std::iter::once(first).chain(rest).collect();
+    let mut expected: Vec<String> = from_file.lines().map(str::to_string).collect();
+    piped.sort();
+    expected.sort();
+    assert_eq!(piped, expected);
+}
+
+#[test]
+fn pcapng_secrets_on_stdin_decrypt_as_from_the_file() {
+    let name = "tls13-openssl-mtls-dsb.pcapng";
+    let bytes = std::fs::read(fixture(name)).expect("read fixture");
+    let (piped, file) = stdin_and_file(&bytes, &["--json", "-v"]);
+    assert_eq!(piped.status.code(), Some(0), "{}", stderr(&piped));
+    let out = String::from_utf8_lossy(&piped.stdout);
+    assert!(out.contains("\"basis\":\"decrypted\""), "{out}");
+    assert_eq!(piped.stdout, file.stdout);
+    assert!(
+        stderr(&piped).contains("keylog.secrets_from_capture=3"),
+        "{}",
+        stderr(&piped)
+    );
+}
+
+#[test]
+fn stdin_keeps_the_capture_filter_and_both_formats() {
+    let demo_bytes = std::fs::read(demo()).expect("read demo");
+    let (piped, file) = stdin_and_file(&demo_bytes, &["port", "47245"]);
+    assert_eq!(piped.status.code(), Some(0), "{}", stderr(&piped));
+    assert_eq!(piped.stdout, file.stdout);
+    assert_eq!(String::from_utf8_lossy(&piped.stdout).lines().count(), 2);
+    let bad = stdin_and_file(&demo_bytes, &["port", "nonsense"]).0;
+    assert_one_line_error(&bad, "bad capture filter");
+}
+
+#[test]
+fn damaged_stdin_is_one_line_naming_the_offset() {
+    let bytes = std::fs::read(demo()).expect("read demo");
+    let (cut, _) = stdin_and_file(&bytes[..3000], &["-q"]);
+    assert_eq!(cut.status.code(), Some(1), "{}", stderr(&cut));
+    let err = stderr(&cut);
+    assert!(
+        err.contains("truncated record at byte 2164") && err.contains("damaged or truncated"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    for garbage in [&b""[..], b"not a capture at all, just words", &bytes[..10]] {
+        let (o, _) = stdin_and_file(garbage, &[]);
+        assert_eq!(o.status.code(), Some(1));
+        assert_one_line_error(&o, "stdin is not a pcap or pcapng capture");
+    }
+}
+
+#[test]
+fn ctrl_c_on_a_pipe_reports_what_was_read() {
+    // `tcpdump -U -w - | mtlsniff -r -`, then Ctrl-C: the verdicts so far
+    // and the summary, exit 0, as a live capture stops.
+    let bytes = std::fs::read(demo()).expect("read demo");
+    let mut child = bin()
+        .args(["-r", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(&bytes).expect("feed");
+    stdin.flush().expect("flush");
+    // Past a quiet tick: everything written has been read.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-INT", &pid]).status();
+    assert!(killed.is_ok_and(|s| s.success()));
+    let o = child.wait_with_output().expect("wait");
+    drop(stdin);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let file = run(&["-r", demo().to_str().expect("utf-8 path")]);
+    assert_eq!(o.stdout, file.stdout);
+    assert!(stderr(&o).contains("packets"), "no summary: {}", stderr(&o));
+}

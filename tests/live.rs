@@ -32,8 +32,27 @@ fn skip(why: &str) {
     eprintln!("SKIP: live capture test: {why}");
 }
 
+/// The libpcap path: one socket, a capture thread and workers.
 #[test]
 fn live_capture_matches_file() {
+    live_case("mtv", &["--no-fanout"], "libpcap, one socket");
+}
+
+/// An AF_PACKET fanout group of one socket: one thread does everything.
+#[test]
+fn fanout_of_one_matches_file() {
+    live_case("mf1", &["--threads", "1"], "AF_PACKET fanout, 1 socket(s)");
+}
+
+/// Two sockets: each flow on one of them, the lines the same.
+#[test]
+fn fanout_of_two_matches_file() {
+    live_case("mf2", &["--threads", "2"], "AF_PACKET fanout, 2 socket(s)");
+}
+
+/// Capture the lab's flows live with `args`, compare with tcpdump's file;
+/// `--stats` must name the capture path `path`.
+fn live_case(prefix: &str, args: &[&str], path: &str) {
     let started = Instant::now();
     if !is_root() {
         return skip("not root (needs network namespaces and raw capture)");
@@ -43,7 +62,7 @@ fn live_capture_matches_file() {
         Err(e) => return skip(&e),
     };
     let mtlsniff = PathBuf::from(env!("CARGO_BIN_EXE_mtlsniff"));
-    let (mut lab, net) = match Lab::build(&tools, "mtv", TEST_BUDGET) {
+    let (mut lab, net) = match Lab::build(&tools, prefix, TEST_BUDGET) {
         Ok(built) => built,
         Err(e) => return skip(&e),
     };
@@ -53,12 +72,9 @@ fn live_capture_matches_file() {
     // Both captures on the server's end of the veth, started together.
     let pcap = lab.file("live.pcap");
     let dump = lab.start_tcpdump(&tools, &net, &pcap);
-    let sniff = lab.spawn(
-        "mtlsniff -i",
-        &net.ns_srv,
-        &mtlsniff,
-        &["-i", &veth_srv, "--json", "-l"],
-    );
+    let mut sniff_args = vec!["-i", veth_srv.as_str(), "--json", "-l", "--stats"];
+    sniff_args.extend(args);
+    let sniff = lab.spawn("mtlsniff -i", &net.ns_srv, &mtlsniff, &sniff_args);
     // mtlsniff logs nothing when its capture is open: give it a moment, and
     // make sure it is still running.
     thread::sleep(Duration::from_millis(1500));
@@ -141,6 +157,11 @@ fn live_capture_matches_file() {
     eprintln!("{report}");
 
     check_live_against_file("live", &live_out, &file_out, &net, &report);
+    let said = format!("mtlsniff: capture: {path}");
+    assert!(
+        lab.procs[sniff].err.text().contains(&said),
+        "--stats does not say {said:?}\n{report}"
+    );
 
     assert!(
         live_faults.is_empty(),

@@ -1,6 +1,8 @@
 //! Capture stage: where frames come from and what they become. `source`
 //! owns libpcap (file, stdin, interface, filter, kernel statistics),
 //! `mapped` walks a classic pcap file in place from a memory mapping,
+//! `stdin` reads `-r -` as its bytes arrive (pcap and pcapng), `fanout`
+//! joins N live captures in one AF_PACKET fanout group,
 //! `decode` turns one frame into an owned `Segment` (link, tunnel, IP and
 //! TCP headers), and `segment` holds the types every later stage shares
 //! (`Segment`, `FlowKey`, `Endpoint`, `Timestamp`), and `counters` the
@@ -10,6 +12,8 @@
 
 pub mod counters;
 pub mod decode;
+pub mod fanout;
 pub mod mapped;
 pub mod segment;
 pub mod source;
+pub mod stdin;

@@ -9,6 +9,10 @@
 //! from the file's mapping: `capture/mapped.rs` walks its records in place
 //! once libpcap has opened and checked it, and the filter runs on each
 //! record through `pcap_offline_filter`), valid until the next call.
+//! Stdin (`-r -`) is read by `capture/stdin.rs` instead, which waits for
+//! bytes at most `LIVE_TIMEOUT_MS` (`Read::Quiet`) and hands out a pcapng's
+//! secrets (`Read::Secrets`); its filter is compiled for its link type on a
+//! dead libpcap handle and runs on each record, as for a mapped file.
 //! Invariant: a `Capture` that exists has a link type `decode` supports and
 //! its filter (if any) installed.
 
@@ -19,10 +23,12 @@ use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::capture::decode::{self, DecodeCounters, Frame, LinkType};
 use crate::capture::mapped::{Mapped, Mapping};
 use crate::capture::segment::{Segment, Timestamp};
+use crate::capture::stdin::{self, Item, StdinReader, wait_readable};
 
 /// How long a live read waits before reporting `Read::Timeout`, so idle
 /// flows expire, output flushes and a stop request is seen. Also libpcap's
@@ -184,6 +190,12 @@ pub enum Read<'a> {
     /// Live only: no packet arrived within `LIVE_TIMEOUT_MS` (or a signal
     /// interrupted the wait).
     Timeout,
+    /// Stdin only: no whole record within `LIVE_TIMEOUT_MS`; no byte has
+    /// arrived for this long.
+    Quiet(Duration),
+    /// Stdin only: the TLS key log text of a pcapng Decryption Secrets
+    /// Block met after the first packet.
+    Secrets(&'a [u8]),
     /// End of file.
     End,
 }
@@ -195,6 +207,11 @@ enum Handle {
     /// libpcap handle that opened the file, runs on each record.
     Mapped {
         records: Mapped,
+        filter: Option<pcap::BpfProgram>,
+    },
+    /// Stdin, read as its bytes arrive.
+    Stdin {
+        reader: Box<StdinReader>,
         filter: Option<pcap::BpfProgram>,
     },
 }
@@ -257,6 +274,9 @@ impl Capture {
     /// Open `source`, install the filter, check the link type.
     pub fn open(source: &Source, opts: &Options) -> Result<Capture, CaptureError> {
         let (handle, probe) = match source {
+            Source::File(path) if path == Path::new("-") => {
+                return open_stdin(opts.filter.as_deref());
+            }
             Source::File(path) => {
                 let (c, probe) = open_file(path)?;
                 (Handle::File(c), probe)
@@ -273,7 +293,7 @@ impl Capture {
             let res = match &mut cap.handle {
                 Handle::Live(c) => c.filter(expr, true),
                 Handle::File(c) => c.filter(expr, true),
-                Handle::Mapped { .. } => Ok(()),
+                Handle::Mapped { .. } | Handle::Stdin { .. } => Ok(()),
             };
             res.map_err(|e| CaptureError::Filter {
                 expr: expr.clone(),
@@ -283,7 +303,7 @@ impl Capture {
         let link = match &cap.handle {
             Handle::Live(c) => c.get_datalink(),
             Handle::File(c) => c.get_datalink(),
-            Handle::Mapped { .. } => pcap::Linktype(0),
+            Handle::Mapped { .. } | Handle::Stdin { .. } => pcap::Linktype(0),
         };
         cap.link = LinkType(link.0);
         if !cap.link.is_supported() {
@@ -324,6 +344,14 @@ impl Capture {
         Ok(())
     }
 
+    /// A live capture's socket (libpcap's), for `fanout` to join a group.
+    pub fn raw_fd(&self) -> Option<RawFd> {
+        match &self.handle {
+            Handle::Live(c) => Some(c.as_raw_fd()),
+            _ => None,
+        }
+    }
+
     pub fn is_live(&self) -> bool {
         matches!(self.handle, Handle::Live(_))
     }
@@ -356,6 +384,16 @@ impl Capture {
         self.link
     }
 
+    /// Stdin only: the TLS key log text of the pcapng Decryption Secrets
+    /// Blocks before its first packet (read at open, so the run's key log
+    /// and memory plan include them), once.
+    pub fn take_leading_secrets(&mut self) -> Vec<zeroize::Zeroizing<Vec<u8>>> {
+        match &mut self.handle {
+            Handle::Stdin { reader, .. } => reader.take_leading_secrets(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The next frame, a live timeout, or the end of the file. An `Err`
     /// ends the run (a truncated file, an interface that went away).
     pub fn read_next(&mut self) -> Result<Read<'_>, CaptureError> {
@@ -382,6 +420,9 @@ impl Capture {
             Handle::Mapped { records, filter } => {
                 return read_mapped(records, filter.as_ref(), link);
             }
+            Handle::Stdin { reader, filter } => {
+                return read_stdin(reader, filter.as_ref(), link);
+            }
         };
         match res {
             Ok(p) => Ok(Read::Frame(Frame {
@@ -407,9 +448,75 @@ impl Capture {
                 dropped: u64::from(s.dropped),
                 if_dropped: u64::from(s.if_dropped),
             }),
-            Handle::File(_) | Handle::Mapped { .. } => None,
+            Handle::File(_) | Handle::Mapped { .. } | Handle::Stdin { .. } => None,
         }
     }
+}
+
+/// Stdin's capture, read by `capture/stdin.rs`; the filter compiled for
+/// its link type on a dead libpcap handle.
+fn open_stdin(filter: Option<&str>) -> Result<Capture, CaptureError> {
+    let path = PathBuf::from("-");
+    let reader = StdinReader::open_stdin().map_err(|e| match e {
+        stdin::OpenError::NotACapture(detail) => CaptureError::NotACapture {
+            path: path.clone(),
+            detail,
+        },
+        stdin::OpenError::Read(detail) => CaptureError::OpenFile {
+            path: path.clone(),
+            detail,
+        },
+    })?;
+    let link = LinkType(reader.link());
+    if !link.is_supported() {
+        return Err(CaptureError::UnsupportedLink { link });
+    }
+    let filter = match filter {
+        Some(expr) => {
+            let bad = |e: pcap::Error| CaptureError::Filter {
+                expr: expr.to_string(),
+                detail: pcap_text(&e),
+            };
+            let dead = pcap::Capture::dead(pcap::Linktype(link.0)).map_err(bad)?;
+            Some(dead.compile(expr, true).map_err(bad)?)
+        }
+        None => None,
+    };
+    Ok(Capture {
+        handle: Handle::Stdin {
+            reader: Box::new(reader),
+            filter,
+        },
+        probe: None,
+        link,
+        drained: false,
+    })
+}
+
+/// The next packet from stdin that passes the filter, or what came instead.
+fn read_stdin<'a>(
+    reader: &'a mut StdinReader,
+    filter: Option<&pcap::BpfProgram>,
+    link: LinkType,
+) -> Result<Read<'a>, CaptureError> {
+    let keep = |data: &[u8]| filter.is_none_or(|f| f.filter(data));
+    let item = reader
+        .next_item(keep)
+        .map_err(|detail| CaptureError::Read {
+            detail,
+            live: false,
+        })?;
+    Ok(match item {
+        Item::Packet(r) => Read::Frame(Frame {
+            ts: Timestamp::from_secs_micros(r.secs, r.micros),
+            link,
+            data: r.data,
+            orig_len: r.orig_len,
+        }),
+        Item::Secrets(text) => Read::Secrets(text),
+        Item::Quiet(quiet) => Read::Quiet(quiet),
+        Item::End => Read::End,
+    })
 }
 
 /// The next record of a mapped file that passes the filter.
@@ -529,21 +636,6 @@ fn open_live(name: &str, opts: &Options) -> Result<pcap::Capture<pcap::Active>, 
         })
 }
 
-/// Wait until `fd` is readable or `timeout_ms` passes; false on timeout.
-/// An error or a signal (EINTR) counts as readable: the caller reads, finds
-/// nothing, and comes back, having checked its stop flag on the way.
-fn wait_readable(fd: RawFd, timeout_ms: i32) -> bool {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: `pfd` is one valid, initialised pollfd that outlives the call,
-    // and nfds is 1.
-    let ready = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-    ready != 0
-}
-
 /// One interface, as `-D` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interface {
@@ -585,7 +677,7 @@ pub fn file_segments(path: &Path) -> Result<(Vec<Segment>, DecodeCounters), Capt
     loop {
         match capture.read_next() {
             Ok(Read::Frame(frame)) => segments.extend(decode::decode(&frame, &mut counters)),
-            Ok(Read::Drained | Read::Timeout) => {}
+            Ok(Read::Drained | Read::Timeout | Read::Quiet(_) | Read::Secrets(_)) => {}
             Ok(Read::End) | Err(_) => break,
         }
     }

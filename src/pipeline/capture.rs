@@ -10,6 +10,7 @@
 //! payloads or keeps flow state.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
@@ -32,6 +33,7 @@ pub(super) struct Intake<'a> {
     ports: Option<&'a PortSet>,
     pub(super) ports_skipped: u64,
     keylog: Option<&'a KeyLog>,
+    secrets_skipped: bool,
     shards: usize,
 }
 
@@ -48,6 +50,7 @@ impl<'a> Intake<'a> {
             ports,
             ports_skipped: 0,
             keylog,
+            secrets_skipped: false,
             shards: shards.max(1),
         }
     }
@@ -62,6 +65,29 @@ impl<'a> Intake<'a> {
     /// Live capture idle: a tick at wall time.
     pub(super) fn idle(&mut self) -> (u64, Timestamp) {
         (self.index, self.clock.on_idle(wall_clock()))
+    }
+
+    /// A pipe quiet for `quiet`: a tick at the last packet time plus it.
+    pub(super) fn quiet(&mut self, quiet: Duration) -> (u64, Timestamp) {
+        (self.index, self.clock.on_quiet(quiet))
+    }
+
+    /// A pcapng Decryption Secrets Block met in the stream: to the key
+    /// log, as a file's are. Without one (no `--keylog`, no secrets before
+    /// the first packet, so none was planned for) it is skipped, said once.
+    pub(super) fn secrets(&mut self, text: &[u8]) {
+        match self.keylog {
+            Some(k) => k.add_capture_block(text),
+            None => {
+                if !self.secrets_skipped {
+                    tracing::warn!(
+                        "a Decryption Secrets Block after the first packet was skipped: pass the \
+                         key log with --keylog, or put the secrets first (editcap --inject-secrets)"
+                    );
+                }
+                self.secrets_skipped = true;
+            }
+        }
     }
 
     /// At a tick, after it is sent: pick up key log lines the proxy
@@ -244,6 +270,12 @@ pub(super) fn capture_loop(
                 intake.poll_keylog();
                 publish(gauges, intake.index, &disp, &mut capture);
             }
+            Ok(Read::Quiet(quiet)) => {
+                let (index, now) = intake.quiet(quiet);
+                disp.tick(index, now);
+                publish(gauges, intake.index, &disp, &mut capture);
+            }
+            Ok(Read::Secrets(text)) => intake.secrets(text),
             Ok(Read::Frame(frame)) => {
                 if let Some((index, now)) = intake.tick(frame.ts) {
                     disp.tick(index, now);

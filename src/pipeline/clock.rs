@@ -3,10 +3,16 @@
 //! output to be identical for any `--threads`, they must come at the same
 //! frame indexes with the same packet times whatever the sharding, so the
 //! clock is a pure function of frame indexes and packet times (plus wall
-//! time when a live capture is idle). It must not look at payloads or
-//! make threads.
+//! time when a live capture is idle, and time since the last byte when a
+//! pipe is quiet). It must not look at payloads or make threads.
+//!
+//! A quiet pipe (`-r -`) ticks at its last packet's time plus the wall time
+//! it has been quiet, not at wall time itself: `tcpdump -U -w -` stamps
+//! packets with the wall clock, so the two agree there, while a pipe fed an
+//! old capture (`cat old.pcap |`) that pauses does not expire every flow
+//! at once, only those idle longer than the pause.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::capture::segment::Timestamp;
 
@@ -22,6 +28,8 @@ pub struct TickClock {
     /// Highest packet time seen: the engines' clock never runs backwards.
     now: Option<Timestamp>,
     last_tick: Option<Timestamp>,
+    /// Highest packet time seen (`now` also moves on quiet ticks).
+    packets: Option<Timestamp>,
 }
 
 impl TickClock {
@@ -30,6 +38,7 @@ impl TickClock {
     pub fn on_frame(&mut self, index: u64, ts: Timestamp) -> Option<Timestamp> {
         let now = self.now.map_or(ts, |n| n.max(ts));
         self.now = Some(now);
+        self.packets = Some(self.packets.map_or(ts, |p| p.max(ts)));
         let last = *self.last_tick.get_or_insert(now);
         let due = (index > 0 && index.is_multiple_of(TICK_FRAMES))
             || now.0.saturating_sub(last.0) >= TICK_PERIOD.0;
@@ -42,6 +51,22 @@ impl TickClock {
     /// Live capture idle: tick at wall time (never before packet time).
     pub fn on_idle(&mut self, wall: Timestamp) -> Timestamp {
         let now = self.now.map_or(wall, |n| n.max(wall));
+        self.now = Some(now);
+        self.last_tick = Some(now);
+        now
+    }
+}
+
+impl TickClock {
+    /// A pipe has been quiet for `quiet`: tick at the latest packet time
+    /// plus that (never backwards). Before any packet: no flow exists, so
+    /// the time only needs to be the clock's own.
+    pub fn on_quiet(&mut self, quiet: Duration) -> Timestamp {
+        let micros = i64::try_from(quiet.as_micros()).unwrap_or(i64::MAX);
+        let base = self
+            .packets
+            .map_or(Timestamp(0), |p| Timestamp(p.0.saturating_add(micros)));
+        let now = self.now.map_or(base, |n| n.max(base));
         self.now = Some(now);
         self.last_tick = Some(now);
         now
@@ -83,5 +108,24 @@ mod tests {
         assert_eq!(c.on_idle(Timestamp(3 * sec)), Timestamp(12 * sec));
         assert_eq!(c.on_idle(Timestamp(20 * sec)), Timestamp(20 * sec));
         assert_eq!(c.on_frame(TICK_FRAMES + 2, Timestamp(20 * sec + 10)), None);
+    }
+
+    #[test]
+    fn a_quiet_pipe_ticks_at_its_last_packet_plus_the_quiet() {
+        let mut c = TickClock::default();
+        let sec = TICK_PERIOD.0;
+        assert_eq!(c.on_frame(0, Timestamp(100 * sec)), None);
+        assert_eq!(c.on_frame(1, Timestamp(90 * sec)), None);
+        let quiet = |s: u64| Duration::from_secs(s);
+        assert_eq!(c.on_quiet(quiet(3)), Timestamp(103 * sec));
+        // Measured from the last packet each time, not added up.
+        assert_eq!(c.on_quiet(quiet(5)), Timestamp(105 * sec));
+        assert_eq!(
+            c.on_quiet(quiet(1)),
+            Timestamp(105 * sec),
+            "never backwards"
+        );
+        assert_eq!(c.on_frame(2, Timestamp(104 * sec)), None);
+        assert_eq!(c.on_quiet(quiet(2)), Timestamp(106 * sec));
     }
 }

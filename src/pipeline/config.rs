@@ -48,6 +48,9 @@ pub struct Config {
     /// Kernel buffer in bytes (fits libpcap's `int`).
     pub buffer_bytes: Option<u32>,
     pub threads: usize,
+    /// Live: capture through one libpcap socket and worker threads even
+    /// where an AF_PACKET fanout group of `threads` members would do.
+    pub no_fanout: bool,
     pub log_level: LogLevel,
     /// Print the summary on stderr at exit.
     pub summary: bool,

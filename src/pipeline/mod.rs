@@ -32,6 +32,7 @@ pub mod config;
 mod batch;
 mod capture;
 mod clock;
+mod fanout;
 mod offline;
 mod output;
 mod plan;
@@ -53,7 +54,7 @@ pub use offline::{Input, OfflineRun, run_offline};
 pub use output::{OutputStage, Sink};
 pub use plan::{Plan, engine_limits, secrets_budget, sizes, workloads_budget};
 pub use reorder::ReorderBuffer;
-pub use run::run;
+pub use run::{run, run_fanout};
 
 /// How a run ended, when it did not fail.
 #[derive(Debug)]

@@ -140,7 +140,9 @@ impl<'p> Offline<'p> {
         loop {
             match capture.read_next() {
                 Ok(Read::Frame(frame)) => self.frame(&frame),
-                Ok(Read::Drained | Read::Timeout) => {}
+                // In-process runs are deterministic: no wall-clock ticks.
+                Ok(Read::Drained | Read::Timeout | Read::Quiet(_)) => {}
+                Ok(Read::Secrets(text)) => self.intake.secrets(text),
                 Ok(Read::End) => return None,
                 Err(e) => return Some(e),
             }

@@ -1,7 +1,9 @@
 //! The threaded run: the only place that makes the pipeline's threads and
 //! channels (crossbeam). One capture thread (`capture::capture_loop`), N
 //! workers (`worker::worker_loop`), and the output stage on the calling
-//! thread (it owns the `Printer`). Everything each thread does is in those
+//! thread (it owns the `Printer`); or, live with an AF_PACKET fanout group,
+//! one member thread per socket (`fanout::Member`) instead of the capture
+//! thread and workers. Everything each thread does is in those
 //! modules and in `output`; this file only wires them and collects what
 //! they hand back.
 
@@ -11,6 +13,7 @@ use std::thread::{Scope, ScopedJoinHandle};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
+use crate::capture::fanout::Group;
 use crate::capture::source::Capture;
 use crate::flow::engine::EngineCounters;
 use crate::report::answers::Answers;
@@ -20,6 +23,7 @@ use crate::report::stats::ProcessingTime;
 
 use super::batch::{Batch, FromWorker, RECYCLED_PER_WORKER, ToWorker};
 use super::capture::{CaptureEnd, Dispatcher, Intake, capture_loop};
+use super::fanout::{Member, Totals, merge_ends};
 use super::output::{OutputStage, summarise};
 use super::printing::Printing;
 use super::worker::worker_loop;
@@ -35,12 +39,49 @@ pub fn run<W: Write>(
     answers: &mut Answers,
     stop: &AtomicBool,
 ) -> Result<RunOutcome, RunError> {
+    run_input(Input::Capture(capture), plan, printer, answers, stop)
+}
+
+/// `run` over a fanout group: one thread per member, each capturing and
+/// judging its share; `plan.workers` engines' worth of memory is split
+/// among the members as among workers.
+pub fn run_fanout<W: Write>(
+    group: Group,
+    plan: &Plan,
+    printer: &mut Printer<W>,
+    answers: &mut Answers,
+    stop: &AtomicBool,
+) -> Result<RunOutcome, RunError> {
+    run_input(Input::Fanout(group), plan, printer, answers, stop)
+}
+
+/// Where the run's packets come from.
+enum Input {
+    Capture(Capture),
+    Fanout(Group),
+}
+
+fn run_input<W: Write>(
+    input: Input,
+    plan: &Plan,
+    printer: &mut Printer<W>,
+    answers: &mut Answers,
+    stop: &AtomicBool,
+) -> Result<RunOutcome, RunError> {
     let gauges = answers.gauges();
-    let workers = plan.workers.max(1);
-    let mut stage = OutputStage::new(workers, !capture.is_live(), plan.calibrate);
+    let (workers, ordered) = match &input {
+        Input::Capture(c) => (plan.workers.max(1), !c.is_live()),
+        Input::Fanout(g) => (g.members.len().max(1), false),
+    };
+    let mut stage = OutputStage::new(workers, ordered, plan.calibrate);
     let mut sink = Printing::new(printer, answers, plan, stop);
+    let totals = Totals::default();
     let threads = std::thread::scope(|s| {
-        let Some(running) = start(s, capture, plan, &gauges, stop) else {
+        let running = match input {
+            Input::Capture(capture) => start(s, capture, plan, &gauges, stop),
+            Input::Fanout(group) => Some(start_members(s, group, plan, &gauges, stop, &totals)),
+        };
+        let Some(running) = running else {
             return Threads::default();
         };
         let mut threads = Threads::default();
@@ -84,7 +125,8 @@ pub fn run<W: Write>(
 struct Running<'scope> {
     out_rx: Receiver<FromWorker>,
     workers: Vec<ScopedJoinHandle<'scope, ()>>,
-    capture: std::io::Result<ScopedJoinHandle<'scope, CaptureEnd>>,
+    /// The capture thread, or every fanout member.
+    captures: Vec<std::io::Result<ScopedJoinHandle<'scope, CaptureEnd>>>,
 }
 
 /// What the threads handed back.
@@ -133,7 +175,13 @@ impl Threads {
         for h in running.workers {
             self.panicked |= h.join().is_err();
         }
-        self.end = running.capture.ok().and_then(|h| h.join().ok());
+        let n = running.captures.len();
+        let ends: Vec<CaptureEnd> = running
+            .captures
+            .into_iter()
+            .filter_map(|c| c.ok().and_then(|h| h.join().ok()))
+            .collect();
+        self.end = if ends.len() == n { merge_ends(ends) } else { None };
         self.panicked |= self.end.is_none();
     }
 }
@@ -173,6 +221,44 @@ fn start<'scope>(
     Some(Running {
         out_rx,
         workers: handles,
-        capture,
+        captures: vec![capture],
     })
+}
+
+/// Start one thread per fanout member.
+fn start_members<'scope>(
+    s: &'scope Scope<'scope, '_>,
+    group: Group,
+    plan: &'scope Plan,
+    gauges: &'scope Gauges,
+    stop: &'scope AtomicBool,
+    totals: &'scope Totals,
+) -> Running<'scope> {
+    let n = group.members.len();
+    let (out_tx, out_rx) = bounded::<FromWorker>(n * 4 + 16);
+    let since = group.since;
+    let captures = group
+        .members
+        .into_iter()
+        .enumerate()
+        .map(|(index, capture)| {
+            let member = Member {
+                index,
+                since,
+                plan,
+                tx: out_tx.clone(),
+                stop,
+                totals,
+                gauges,
+            };
+            std::thread::Builder::new()
+                .name(format!("mtlsniff-member-{index}"))
+                .spawn_scoped(s, move || member.run(capture))
+        })
+        .collect();
+    Running {
+        out_rx,
+        workers: Vec::new(),
+        captures,
+    }
 }

@@ -143,8 +143,16 @@ pub struct Args {
     pub buffer_kib: Option<u32>,
 
     /// Worker threads (default: available cores minus one, at least 1).
+    /// Live on Linux, the size of the AF_PACKET fanout group: N sockets,
+    /// each captured and judged by its own thread.
     #[arg(long = "threads", value_name = "N")]
     pub threads: Option<usize>,
+
+    /// Live: capture through one libpcap socket feeding the worker threads,
+    /// not an AF_PACKET fanout group (which -i any, IP-only links and
+    /// systems other than Linux never use).
+    #[arg(long = "no-fanout")]
+    pub no_fanout: bool,
 
     /// More detail, as in tcpdump: each text line also shows its evidence
     /// (certificate request, client certificate, flight sizes, alert,
@@ -474,6 +482,7 @@ pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
         snaplen,
         buffer_bytes,
         threads,
+        no_fanout: args.no_fanout,
         log_level: log_level(args.log_level, args.quiet),
         unanswered_lines: args.verbose > 0,
         summary: args.quiet == 0,
@@ -608,6 +617,11 @@ fn log_level(asked: Option<LogLevelArg>, quiet: u8) -> LogLevel {
 /// `--summary-interval` and `--metrics-linger` each belong to one kind of
 /// source; then the `--metrics` address.
 fn metrics(args: &Args, live: bool) -> Result<Option<SocketAddr>, UsageError> {
+    if args.no_fanout && !live {
+        return Err(usage(
+            "--no-fanout is for live capture (-i): a file is read by one reader",
+        ));
+    }
     if args.summary_interval.is_some() && !live {
         return Err(usage(
             "--summary-interval is for live capture (-i); a file's summary is printed at its end",
@@ -893,6 +907,9 @@ mod tests {
                 Ok(|c| c.keylog.as_deref() == Some(std::path::Path::new("k.log")) && c.calibrate),
             ),
             (&["-r", "x"], Ok(|c| c.keylog.is_none() && !c.calibrate)),
+            (&["-r", "x", "--no-fanout"], Err("--no-fanout is for live capture")),
+            (&["-i", "eth0", "--no-fanout"], Ok(|c| c.no_fanout)),
+            (&["-i", "eth0"], Ok(|c| !c.no_fanout)),
             (&["-D", "--keylog", "k"], Err("-D takes no --keylog")),
             (&["-r", "x", "--threads", "100000"], Err("more than")),
             (

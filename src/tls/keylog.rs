@@ -611,6 +611,16 @@ impl KeyLog {
         t.0.flush(&mut partial, true);
     }
 
+    /// One Decryption Secrets Block's text met in a stream (stdin), held to
+    /// the budget as `add_capture_file` holds a file's.
+    pub fn add_capture_block(&self, text: &[u8]) {
+        let budget = read(&self.table).0.budget;
+        if text.len() > budget {
+            write(&self.table).0.counters.dsb_over_budget += 1;
+        }
+        self.add_capture_text(text);
+    }
+
     /// Read the TLS secrets of every Decryption Secrets Block of the
     /// pcapng at `path` (see `scan_capture_secrets`) in chunks; returns
     /// whether there was any.
