@@ -81,6 +81,16 @@ impl Tls {
             .is_some_and(|sh| !sh.hrr && is_tls13_version(sh.version))
     }
 
+    /// The client's PSK identity the server accepted (RFC 8446 §4.2.11
+    /// `selected_identity`), if it was kept.
+    pub(super) fn accepted_psk_identity(&self) -> Option<&[u8]> {
+        let selected = self.sh.as_ref()?.psk_selected?;
+        let ch = self.ch.as_ref()?;
+        ch.psk_identities
+            .get(usize::from(selected))
+            .map(Vec::as_slice)
+    }
+
     /// Early data was offered or sent (RFC 8446 §4.2.10).
     pub fn early_data(&self) -> bool {
         self.ch.as_ref().is_some_and(|c| c.early_data) || self.early_records > 0
@@ -94,6 +104,7 @@ impl Tls {
             c.random.capacity()
                 + c.session_id.capacity()
                 + c.ticket.capacity()
+                + c.psk_identities.iter().map(|i| i.capacity() + 24).sum::<usize>()
                 + c.sni.as_ref().map_or(0, String::capacity)
                 + c.alpn.iter().map(|a| a.capacity() + 24).sum::<usize>()
                 + c.versions.capacity() * 2

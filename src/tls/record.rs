@@ -280,6 +280,9 @@ pub struct ClientHello {
     pub early_data: bool,
     /// pre_shared_key (41): the client offers resumption.
     pub psk: bool,
+    /// The offered PSK identities (RFC 8446 §4.2.11: for a resumption, the
+    /// server's ticket as it issued it), at most `PSK_IDENTITIES_KEPT`.
+    pub psk_identities: Vec<Vec<u8>>,
     /// post_handshake_auth (49): a certificate may be asked for later.
     pub post_handshake_auth: bool,
     /// A non-empty SessionTicket (35): the ticket of a TLS <= 1.2 session
@@ -348,7 +351,10 @@ pub fn parse_client_hello(msg: &[u8]) -> Option<ClientHello> {
                     .collect();
             }
             TlsExtension::EarlyData(_) => out.early_data = true,
-            TlsExtension::PreSharedKey(_) => out.psk = true,
+            TlsExtension::PreSharedKey(d) => {
+                out.psk = true;
+                out.psk_identities = psk_identities(d);
+            }
             TlsExtension::PostHandshakeAuth => out.post_handshake_auth = true,
             TlsExtension::SessionTicket(t) => out.ticket = t.to_vec(),
             TlsExtension::Unknown(t, _) if t.0 == 19 => out.client_cert_type = true,
@@ -357,6 +363,37 @@ pub fn parse_client_hello(msg: &[u8]) -> Option<ClientHello> {
         }
     }
     Some(out)
+}
+
+/// PSK identities kept from one ClientHello (a resumption offers one or
+/// two; the rest are counted out, never stored).
+pub const PSK_IDENTITIES_KEPT: usize = 4;
+
+/// The identities of an OfferedPsks (RFC 8446 §4.2.11): `PskIdentity
+/// identities<7..2^16-1>` (each `opaque identity<1..2^16-1>` then a
+/// 4-byte obfuscated_ticket_age), then the binders, which are not read.
+/// A list that overruns its bytes ends the walk with what was whole.
+fn psk_identities(d: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let Some((len, rest)) = d.split_first_chunk::<2>() else {
+        return out;
+    };
+    let mut list = rest.get(..usize::from(u16::from_be_bytes(*len))).unwrap_or(rest);
+    while out.len() < PSK_IDENTITIES_KEPT {
+        let Some((len, rest)) = list.split_first_chunk::<2>() else {
+            break;
+        };
+        let n = usize::from(u16::from_be_bytes(*len));
+        let (Some(identity), Some(after)) = (rest.get(..n), rest.get(n + 4..)) else {
+            break;
+        };
+        if identity.is_empty() {
+            break;
+        }
+        out.push(identity.to_vec());
+        list = after;
+    }
+    out
 }
 
 /// What a ServerHello (or HelloRetryRequest) says in clear.
@@ -375,6 +412,8 @@ pub struct ServerHello {
     pub cipher: u16,
     /// pre_shared_key (41) accepted: a resumed TLS 1.3 session.
     pub psk: bool,
+    /// The index of the client's PSK identity the server accepted.
+    pub psk_selected: Option<u16>,
     /// ALPN chosen (TLS <= 1.2; TLS 1.3 sends it encrypted).
     pub alpn: Option<String>,
 }
@@ -418,7 +457,14 @@ pub fn parse_server_hello(msg: &[u8]) -> Option<ServerHello> {
                     out.version = v.0;
                 }
             }
-            TlsExtension::PreSharedKey(_) => out.psk = true,
+            TlsExtension::PreSharedKey(d) => {
+                out.psk = true;
+                // RFC 8446 §4.2.11: `uint16 selected_identity`.
+                out.psk_selected = match d {
+                    [hi, lo] => Some(u16::from_be_bytes([*hi, *lo])),
+                    _ => None,
+                };
+            }
             TlsExtension::ALPN(protos) => out.alpn = protos.first().map(|p| lossy(p)),
             _ => {}
         }
