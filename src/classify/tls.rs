@@ -15,13 +15,13 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use super::connection::Connection;
+use super::connection::{Connection, Phase};
 use super::evidence::{Basis, Class, ClientCert, Evidence, Handshake};
 use super::tls12::Tls12;
 use super::tls13::{FlightState, TLS13_ALERT_RECORD_LEN, Tls13};
 use super::walker::Walker;
 use super::{Direction, Outcome};
-use crate::tls::proof::Sealed;
+use crate::tls::proof::{POST_HANDSHAKE_RECORDS_MAX, Sealed};
 use crate::tls::record::{
     self, Alert, ClientHello, HandshakeMessage, RecordHeader, ServerHello, content, handshake,
 };
@@ -57,6 +57,9 @@ pub(super) struct Tls {
     /// With a key log: the protected handshake records, kept until they
     /// are opened (`prove`) or the flow is reported.
     pub sealed: Option<Box<Sealed>>,
+    /// Records each way after the client's flight while a post-handshake
+    /// certificate is watched for (`watches_post_handshake`).
+    pub post_records: [u64; 2],
 }
 
 impl Tls {
@@ -72,6 +75,7 @@ impl Tls {
             v12: Tls12::default(),
             v13: Tls13::default(),
             sealed: sealed_cap.map(|cap| Box::new(Sealed::new(cap))),
+            post_records: [0, 0],
         }
     }
 
@@ -89,6 +93,45 @@ impl Tls {
         ch.psk_identities
             .get(usize::from(selected))
             .map(Vec::as_slice)
+    }
+
+    /// With a key log, a TLS 1.3 client that offered post_handshake_auth
+    /// may still be asked for its certificate after the handshake (RFC 8446
+    /// §4.6.2), inside records of application-data type: once its flight
+    /// is answered, the next `POST_HANDSHAKE_RECORDS_MAX` records each way
+    /// are kept sealed for `prove`, and the verdict waits for them (or the
+    /// close). Without a key log nothing changes: the records cannot be
+    /// read.
+    fn watches_post_handshake(&self) -> bool {
+        self.sealed.is_some()
+            && self.is_tls13()
+            && self.ch.as_ref().is_some_and(|c| c.post_handshake_auth)
+            && !self.sh.as_ref().is_some_and(|s| s.psk)
+            && !self.v13.client_flight.is_empty()
+            && self.v13.flight == FlightState::Answered
+    }
+
+    fn post_handshake_room(&self, dir: Direction) -> bool {
+        self.post_records
+            .get(dir.idx())
+            .is_some_and(|&n| n <= POST_HANDSHAKE_RECORDS_MAX)
+    }
+
+    /// A verdict that would be final waits while post-handshake
+    /// authentication may still come: the flow went on (outcome ok), no
+    /// certificate was seen yet, and neither side has used its records.
+    fn hold_for_post_handshake(&self, conn: &mut Connection) {
+        let held = conn.is_final()
+            && self.watches_post_handshake()
+            && matches!(conn.outcome, Some((Outcome::Ok, _)))
+            && !matches!(conn.class, Some((Class::Mtls, ..)))
+            && self
+                .post_records
+                .iter()
+                .all(|&n| n < POST_HANDSHAKE_RECORDS_MAX);
+        if held {
+            conn.phase = Phase::Reading;
+        }
     }
 
     /// Early data was offered or sent (RFC 8446 §4.2.10).
@@ -149,6 +192,9 @@ impl Tls {
             if h.content_type != content::APPLICATION_DATA || self.sh_clock.is_none() {
                 return false;
             }
+            if self.watches_post_handshake() && self.post_handshake_room(dir) {
+                return true;
+            }
             return match dir {
                 Direction::ToServer => self.v13.flight == FlightState::Open,
                 Direction::ToClient => {
@@ -175,7 +221,7 @@ impl Tls {
         let keep_header = self.is_tls13()
             && h.content_type == content::APPLICATION_DATA
             && self.sh_clock.is_some()
-            && dir == Direction::ToClient;
+            && (dir == Direction::ToClient || self.watches_post_handshake());
         if !wanted && !keep_header {
             return;
         }
@@ -198,6 +244,12 @@ impl Tls {
     ) {
         self.walker.count(dir, h.content_type, body.is_some());
         conn.add_bytes(dir, (record::RECORD_HEADER_LEN + usize::from(h.len)) as u64);
+        if h.content_type == content::APPLICATION_DATA
+            && self.watches_post_handshake()
+            && let Some(n) = self.post_records.get_mut(dir.idx())
+        {
+            *n = n.saturating_add(1);
+        }
         if self.sealed.is_some() {
             self.seal(dir, &h, body);
         }
@@ -218,6 +270,7 @@ impl Tls {
             }
             _ => {}
         }
+        self.hold_for_post_handshake(conn);
         if !conn.is_final() && conn.class.is_none() && self.walker.over_limit(dir) {
             conn.notes.too_many_records = true;
             conn.unknown(

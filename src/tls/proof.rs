@@ -34,6 +34,9 @@ const SEALED_RECORDS_MAX: usize = 64;
 /// Client records after the ServerHello that may be 0-RTT (EndOfEarlyData,
 /// early data captured late) and are passed over.
 const EARLY_RECORDS_MAX: u32 = 8;
+/// Records after each side's Finished opened to look for post-handshake
+/// authentication (the classifier keeps no more).
+pub const POST_HANDSHAKE_RECORDS_MAX: u64 = 16;
 /// An encrypted 2-byte alert: content type byte and 16-byte tag added.
 const ALERT_RECORD_LEN: u16 = 2 + 1 + decrypt::TAG_LEN as u16;
 
@@ -176,6 +179,13 @@ pub struct Facts {
     pub alert: Option<Alert>,
     /// Client records after the ServerHello passed over as 0-RTT.
     pub early_records_skipped: u32,
+    /// Post-handshake client authentication (RFC 8446 §4.6.2), read under
+    /// the application traffic secrets when the client offered it: the
+    /// server's CertificateRequest, the client's Certificate and
+    /// CertificateVerify.
+    pub post_cert_request: bool,
+    pub post_client_cert: Option<CertMessage>,
+    pub post_client_cert_verify: bool,
 }
 
 /// Why a flow's records were not (fully) opened.
@@ -249,11 +259,15 @@ fn client_message(facts: &mut Facts, m: &HandshakeMessage, tls13: bool) {
 /// protected records after it, `early_data` whether the ClientHello offered
 /// 0-RTT. A direction whose secret is missing is left unopened (its facts
 /// stay empty); no secret at all is `NoSecrets`.
+/// `post_handshake`: the client offered post_handshake_auth, so records
+/// after each side's Finished are opened with the application traffic
+/// secrets (at most `POST_HANDSHAKE_RECORDS_MAX`) for a CertificateRequest
+/// and the client's answer; any other content is dropped unread.
 pub fn tls13(
     cipher: u16,
     sealed: &Sealed,
     secrets: &FlowSecrets,
-    early_data: bool,
+    (early_data, post_handshake): (bool, bool),
     handshake_cap: usize,
 ) -> Result<Facts, Failure> {
     let suite = decrypt::suite13(cipher).ok_or(Failure::UnsupportedSuite)?;
@@ -270,14 +284,22 @@ pub fn tls13(
         server13(
             &mut facts,
             sealed.dir(1),
-            &key,
-            traffic.as_ref(),
+            (&key, traffic.as_ref()),
+            post_handshake,
             handshake_cap,
         )?;
     }
     if let Some(secret) = &secrets.client_handshake {
         let key = RecordKey::tls13(suite, secret.bytes()).ok_or(Failure::KeyMismatch)?;
-        client13(&mut facts, sealed.dir(0), &key, early_data, handshake_cap)?;
+        let records = client13(&mut facts, sealed.dir(0), &key, early_data, handshake_cap)?;
+        let traffic = secrets
+            .client_traffic
+            .as_ref()
+            .and_then(|s| RecordKey::tls13(suite, s.bytes()));
+        if let (true, Some(traffic)) = (post_handshake && facts.client_flight_done, traffic) {
+            let after = sealed.dir(0).get(records..).unwrap_or_default();
+            client_post_handshake(&mut facts, after, &traffic, handshake_cap);
+        }
     }
     Ok(facts)
 }
@@ -285,11 +307,12 @@ pub fn tls13(
 fn server13(
     facts: &mut Facts,
     records: &[SealedRecord],
-    key: &RecordKey,
-    traffic: Option<&RecordKey>,
+    (key, traffic): (&RecordKey, Option<&RecordKey>),
+    post_handshake: bool,
     cap: usize,
 ) -> Result<(), Failure> {
     let mut hs = HandshakeReassembler::new(cap);
+    let mut post = HandshakeReassembler::new(cap);
     let mut seq = 0u64;
     // Records after the server's Finished, under its application key.
     let mut after_finished: Option<u64> = None;
@@ -297,18 +320,32 @@ fn server13(
         if let Some(k) = after_finished.as_mut() {
             let n = *k;
             *k += 1;
-            // Only a lone alert-sized record can name a rejection; anything
-            // else after Finished is application data and stays sealed.
-            if rec.len() != ALERT_RECORD_LEN || facts.alert.is_some() {
+            // A lone alert-sized record can name a rejection; with
+            // post_handshake_auth offered, the first records may hold a
+            // CertificateRequest. Anything else stays sealed.
+            let alert_sized = rec.len() == ALERT_RECORD_LEN && facts.alert.is_none();
+            if !alert_sized && !(post_handshake && n < POST_HANDSHAKE_RECORDS_MAX) {
                 continue;
             }
             let (Some(key), Some(whole)) = (traffic, rec.whole()) else {
                 continue;
             };
-            if let Some(o) = key.open13(n, &whole)
-                && o.content_type == content::ALERT
-            {
-                facts.alert = alert_of(&o.plaintext, true);
+            let Some(o) = key.open13(n, &whole) else {
+                continue;
+            };
+            match o.content_type {
+                content::ALERT if alert_sized => facts.alert = alert_of(&o.plaintext, true),
+                content::HANDSHAKE => {
+                    let messages = post.push(&o.plaintext);
+                    if messages
+                        .iter()
+                        .any(|m| m.msg_type == handshake::CERTIFICATE_REQUEST)
+                    {
+                        facts.post_cert_request = true;
+                    }
+                }
+                // Application data: its plaintext is dropped unread.
+                _ => {}
             }
             continue;
         }
@@ -333,19 +370,24 @@ fn server13(
     Ok(())
 }
 
+/// The client's handshake flight; returns how many of `records` it
+/// spans (through its Finished), so what follows can be looked at for
+/// post-handshake authentication.
 fn client13(
     facts: &mut Facts,
     records: &[SealedRecord],
     key: &RecordKey,
     early_data: bool,
     cap: usize,
-) -> Result<(), Failure> {
+) -> Result<usize, Failure> {
     let mut hs = HandshakeReassembler::new(cap);
     let mut seq = 0u64;
+    let mut used = 0;
     for rec in records {
         if facts.client_flight_done {
-            break; // what follows is application data: never opened
+            break; // what follows is application data: never opened here
         }
+        used += 1;
         let whole = rec.whole().ok_or(Failure::Incomplete)?;
         let Some(opened) = key.open13(seq, &whole) else {
             // 0-RTT records (EndOfEarlyData, early data the capture shows
@@ -371,7 +413,35 @@ fn client13(
             _ => break,
         }
     }
-    Ok(())
+    Ok(used)
+}
+
+/// The client's records after its Finished, under CLIENT_TRAFFIC_SECRET_0
+/// (RFC 8446 §4.6.2: a post-handshake Certificate, CertificateVerify and
+/// Finished travel as handshake content among application data). Only
+/// handshake content is read; application data is dropped unread, and a
+/// record that does not open ends the walk (a KeyUpdate changes the key).
+fn client_post_handshake(facts: &mut Facts, records: &[SealedRecord], key: &RecordKey, cap: usize) {
+    let mut hs = HandshakeReassembler::new(cap);
+    for (seq, rec) in (0..POST_HANDSHAKE_RECORDS_MAX).zip(records) {
+        let Some(whole) = rec.whole() else {
+            continue;
+        };
+        let Some(o) = key.open13(seq, &whole) else {
+            return;
+        };
+        if o.content_type != content::HANDSHAKE {
+            continue;
+        }
+        for m in hs.push(&o.plaintext) {
+            match m.msg_type {
+                handshake::CERTIFICATE => facts.post_client_cert = cert_message(&m, true),
+                handshake::CERTIFICATE_VERIFY => facts.post_client_cert_verify = true,
+                handshake::FINISHED => return,
+                _ => {}
+            }
+        }
+    }
 }
 
 /// Open a TLS <= 1.2 renegotiation: `sealed` holds each side's protected
@@ -484,9 +554,10 @@ mod tests {
             client_handshake: Some(secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET", 6, 32)),
             server_handshake: Some(secret("SERVER_HANDSHAKE_TRAFFIC_SECRET", 5, 32)),
             server_traffic: Some(secret("SERVER_TRAFFIC_SECRET_0", 7, 32)),
+            client_traffic: None,
             master: None,
         };
-        let f = tls13(0x1303, &sealed, &secrets, true, 65536).unwrap();
+        let f = tls13(0x1303, &sealed, &secrets, (true, false), 65536).unwrap();
         assert!(f.encrypted_extensions && f.cert_request && f.server_finished);
         assert!(f.client_cert_verify && f.client_flight_done);
         assert_eq!(f.client_cert.as_ref().unwrap().count, 1);
@@ -495,7 +566,7 @@ mod tests {
         assert_eq!(f.alert.unwrap().name(), "certificate_required");
         // Without 0-RTT offered, an unopenable first record is a mismatch.
         assert_eq!(
-            tls13(0x1303, &sealed, &secrets, false, 65536),
+            tls13(0x1303, &sealed, &secrets, (false, false), 65536),
             Err(Failure::KeyMismatch)
         );
         // The wrong key log.
@@ -504,15 +575,15 @@ mod tests {
             ..FlowSecrets::default()
         };
         assert_eq!(
-            tls13(0x1303, &sealed, &wrong, true, 65536),
+            tls13(0x1303, &sealed, &wrong, (true, false), 65536),
             Err(Failure::KeyMismatch)
         );
         assert_eq!(
-            tls13(0x1303, &sealed, &FlowSecrets::default(), true, 65536),
+            tls13(0x1303, &sealed, &FlowSecrets::default(), (true, false), 65536),
             Err(Failure::NoSecrets)
         );
         assert_eq!(
-            tls13(0x1304, &sealed, &secrets, true, 65536),
+            tls13(0x1304, &sealed, &secrets, (true, false), 65536),
             Err(Failure::UnsupportedSuite)
         );
         // A body over the cap is not kept: incomplete, not a mismatch.
@@ -520,7 +591,7 @@ mod tests {
         small.push(1, header(&r), Some(&r[5..]), 0);
         assert!(small.over_cap);
         assert_eq!(
-            tls13(0x1303, &small, &secrets, false, 65536),
+            tls13(0x1303, &small, &secrets, (false, false), 65536),
             Err(Failure::Incomplete)
         );
     }
