@@ -21,7 +21,7 @@ use super::tls12::Tls12;
 use super::tls13::{FlightState, TLS13_ALERT_RECORD_LEN, Tls13};
 use super::walker::Walker;
 use super::{Direction, Outcome};
-use crate::tls::proof::{POST_HANDSHAKE_RECORDS_MAX, Sealed};
+use crate::tls::proof::{POST_HANDSHAKE_RECORDS_MAX, Sealed, TICKET_RECORDS_MAX};
 use crate::tls::record::{
     self, Alert, ClientHello, HandshakeMessage, RecordHeader, ServerHello, content, handshake,
 };
@@ -95,40 +95,57 @@ impl Tls {
             .map(Vec::as_slice)
     }
 
-    /// With a key log, a TLS 1.3 client that offered post_handshake_auth
-    /// may still be asked for its certificate after the handshake (RFC 8446
-    /// §4.6.2), inside records of application-data type: once its flight
-    /// is answered, the next `POST_HANDSHAKE_RECORDS_MAX` records each way
-    /// are kept sealed for `prove`, and the verdict waits for them (or the
-    /// close). Without a key log nothing changes: the records cannot be
-    /// read.
-    fn watches_post_handshake(&self) -> bool {
+    /// With a key log, what follows a TLS 1.3 client's flight can still
+    /// matter: the server's NewSessionTickets (RFC 8446 §4.6.1), which link
+    /// a later resumption to this handshake, and, when the client offered
+    /// post_handshake_auth, a certificate asked for after the handshake
+    /// (§4.6.2). Both travel in records of application-data type that only
+    /// the key log opens, so those records are kept sealed for `prove` and
+    /// the verdict waits for them (`hold_for_post_handshake`). Without a
+    /// key log nothing changes: the records cannot be read.
+    fn follows_after_flight(&self) -> bool {
         self.sealed.is_some()
             && self.is_tls13()
-            && self.ch.as_ref().is_some_and(|c| c.post_handshake_auth)
             && !self.sh.as_ref().is_some_and(|s| s.psk)
             && !self.v13.client_flight.is_empty()
-            && self.v13.flight == FlightState::Answered
     }
 
-    fn post_handshake_room(&self, dir: Direction) -> bool {
+    /// A record of `dir` comes after the client's flight: the server's
+    /// first record after it ends the flight; the client's come after that.
+    fn after_flight(&self, dir: Direction) -> bool {
+        self.follows_after_flight()
+            && (dir == Direction::ToClient || self.v13.flight == FlightState::Answered)
+    }
+
+    /// Records of `dir` after the flight that are kept and waited for:
+    /// 16 each way for a post_handshake_auth client, else the server's
+    /// first 4 (its tickets) until the client speaks again.
+    fn after_flight_limit(&self, dir: Direction) -> u64 {
+        let pha = self.ch.as_ref().is_some_and(|c| c.post_handshake_auth);
+        match (pha, dir) {
+            (true, _) => POST_HANDSHAKE_RECORDS_MAX,
+            (false, Direction::ToClient) => TICKET_RECORDS_MAX,
+            (false, Direction::ToServer) => 0,
+        }
+    }
+
+    fn after_flight_room(&self, dir: Direction) -> bool {
         self.post_records
             .get(dir.idx())
-            .is_some_and(|&n| n <= POST_HANDSHAKE_RECORDS_MAX)
+            .is_some_and(|&n| n <= self.after_flight_limit(dir))
     }
 
-    /// A verdict that would be final waits while post-handshake
-    /// authentication may still come: the flow went on (outcome ok), no
-    /// certificate was seen yet, and neither side has used its records.
+    /// A verdict that would be final waits while tickets or post-handshake
+    /// authentication may still come: the flow went on (outcome ok) and
+    /// neither side has used up its records.
     fn hold_for_post_handshake(&self, conn: &mut Connection) {
+        let [to_server, to_client] = self.post_records;
         let held = conn.is_final()
-            && self.watches_post_handshake()
+            && self.follows_after_flight()
+            && self.v13.flight == FlightState::Answered
             && matches!(conn.outcome, Some((Outcome::Ok, _)))
-            && !matches!(conn.class, Some((Class::Mtls, ..)))
-            && self
-                .post_records
-                .iter()
-                .all(|&n| n < POST_HANDSHAKE_RECORDS_MAX);
+            && to_client < self.after_flight_limit(Direction::ToClient)
+            && to_server < self.after_flight_limit(Direction::ToServer).max(1);
         if held {
             conn.phase = Phase::Reading;
         }
@@ -192,7 +209,7 @@ impl Tls {
             if h.content_type != content::APPLICATION_DATA || self.sh_clock.is_none() {
                 return false;
             }
-            if self.watches_post_handshake() && self.post_handshake_room(dir) {
+            if self.after_flight(dir) && self.after_flight_room(dir) {
                 return true;
             }
             return match dir {
@@ -221,7 +238,7 @@ impl Tls {
         let keep_header = self.is_tls13()
             && h.content_type == content::APPLICATION_DATA
             && self.sh_clock.is_some()
-            && (dir == Direction::ToClient || self.watches_post_handshake());
+            && (dir == Direction::ToClient || self.after_flight(dir));
         if !wanted && !keep_header {
             return;
         }
@@ -245,7 +262,7 @@ impl Tls {
         self.walker.count(dir, h.content_type, body.is_some());
         conn.add_bytes(dir, (record::RECORD_HEADER_LEN + usize::from(h.len)) as u64);
         if h.content_type == content::APPLICATION_DATA
-            && self.watches_post_handshake()
+            && self.after_flight(dir)
             && let Some(n) = self.post_records.get_mut(dir.idx())
         {
             *n = n.saturating_add(1);

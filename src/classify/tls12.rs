@@ -477,6 +477,16 @@ impl Tls {
             return keys;
         };
         if self.is_tls13() {
+            // The ticket a TLS 1.3 resumption sends as its PSK identity; the
+            // tickets a full handshake issued are read only with a key log
+            // (`verdict::assemble` offers them).
+            if resumed {
+                keys.resumes = [
+                    self.accepted_psk_identity()
+                        .map(|id| (SessionKind::Ticket, id)),
+                    None,
+                ];
+            }
             return keys;
         }
         if resumed {

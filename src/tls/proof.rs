@@ -37,6 +37,12 @@ const EARLY_RECORDS_MAX: u32 = 8;
 /// Records after each side's Finished opened to look for post-handshake
 /// authentication (the classifier keeps no more).
 pub const POST_HANDSHAKE_RECORDS_MAX: u64 = 16;
+/// Server records after the client's flight kept for their
+/// NewSessionTickets when post-handshake authentication was not offered
+/// (OpenSSL sends two tickets, rustls two to four, before any data).
+pub const TICKET_RECORDS_MAX: u64 = 4;
+/// Tickets remembered from one handshake.
+const TICKETS_KEPT: usize = 4;
 /// An encrypted 2-byte alert: content type byte and 16-byte tag added.
 const ALERT_RECORD_LEN: u16 = 2 + 1 + decrypt::TAG_LEN as u16;
 
@@ -186,6 +192,10 @@ pub struct Facts {
     pub post_cert_request: bool,
     pub post_client_cert: Option<CertMessage>,
     pub post_client_cert_verify: bool,
+    /// TLS 1.3 NewSessionTicket tickets the server issued after the
+    /// handshake (RFC 8446 §4.6.1), at most `TICKETS_KEPT`: a resumption
+    /// that sends one as its PSK identity resumes this session.
+    pub tickets: Vec<Vec<u8>>,
 }
 
 /// Why a flow's records were not (fully) opened.
@@ -320,11 +330,17 @@ fn server13(
         if let Some(k) = after_finished.as_mut() {
             let n = *k;
             *k += 1;
-            // A lone alert-sized record can name a rejection; with
-            // post_handshake_auth offered, the first records may hold a
-            // CertificateRequest. Anything else stays sealed.
+            // A lone alert-sized record can name a rejection; the first
+            // records may hold NewSessionTickets and, with
+            // post_handshake_auth offered, a CertificateRequest. Anything
+            // else stays sealed.
             let alert_sized = rec.len() == ALERT_RECORD_LEN && facts.alert.is_none();
-            if !alert_sized && !(post_handshake && n < POST_HANDSHAKE_RECORDS_MAX) {
+            let limit = if post_handshake {
+                POST_HANDSHAKE_RECORDS_MAX
+            } else {
+                TICKET_RECORDS_MAX
+            };
+            if !alert_sized && n >= limit {
                 continue;
             }
             let (Some(key), Some(whole)) = (traffic, rec.whole()) else {
@@ -336,12 +352,16 @@ fn server13(
             match o.content_type {
                 content::ALERT if alert_sized => facts.alert = alert_of(&o.plaintext, true),
                 content::HANDSHAKE => {
-                    let messages = post.push(&o.plaintext);
-                    if messages
-                        .iter()
-                        .any(|m| m.msg_type == handshake::CERTIFICATE_REQUEST)
-                    {
-                        facts.post_cert_request = true;
+                    for m in post.push(&o.plaintext) {
+                        match m.msg_type {
+                            handshake::CERTIFICATE_REQUEST => facts.post_cert_request = true,
+                            handshake::NEW_SESSION_TICKET if facts.tickets.len() < TICKETS_KEPT => {
+                                facts
+                                    .tickets
+                                    .extend(record::parse_new_session_ticket13(&m.bytes));
+                            }
+                            _ => {}
+                        }
                     }
                 }
                 // Application data: its plaintext is dropped unread.

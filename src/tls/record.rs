@@ -472,6 +472,19 @@ pub fn parse_server_hello(msg: &[u8]) -> Option<ServerHello> {
     Some(out)
 }
 
+/// The ticket of a TLS 1.3 NewSessionTicket message (RFC 8446 §4.6.1,
+/// 4-byte header included): `uint32 ticket_lifetime; uint32
+/// ticket_age_add; opaque ticket_nonce<0..255>; opaque
+/// ticket<1..2^16-1>; Extension extensions<0..2^16-2>`. The ticket is what
+/// a resuming client sends as its PSK identity.
+pub fn parse_new_session_ticket13(msg: &[u8]) -> Option<Vec<u8>> {
+    let body = msg.get(4..)?;
+    let at = 9 + usize::from(*body.get(8)?);
+    let len = usize::from(u16::from_be_bytes([*body.get(at)?, *body.get(at + 1)?]));
+    let ticket = body.get(at + 2..at + 2 + len)?;
+    (!ticket.is_empty()).then(|| ticket.to_vec())
+}
+
 /// The ticket of a TLS <= 1.2 NewSessionTicket message (RFC 5077 §3.3),
 /// sent in clear before the server's ChangeCipherSpec.
 pub fn parse_new_session_ticket(msg: &[u8]) -> Option<Vec<u8>> {

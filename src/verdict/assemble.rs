@@ -37,6 +37,7 @@ pub fn assemble(v: &mut Verdict, evidence: Option<&Evidence<'_>>, proof: Option<
             if let Some(facts) = proof {
                 if matches!(e.handshake, Handshake::Tls13 { .. }) {
                     tls13_proof(v, e, facts);
+                    offer_tickets(v, facts);
                 } else {
                     renegotiation_proof(v, e, facts);
                 }
@@ -140,7 +141,23 @@ fn handshake(v: &mut Verdict, e: &Evidence<'_>) {
     }
 }
 
-/// The hashed keys linking a TLS <= 1.2 resumption to its full handshake.
+/// A decrypted TLS 1.3 handshake with a class offers the tickets it
+/// issued (read with the key log): a resumption that sends one as its PSK
+/// identity inherits this class (`report::resumption`). A resumed or
+/// undecided handshake offers none.
+fn offer_tickets(v: &mut Verdict, f: &Facts) {
+    if v.resumed || v.basis != Basis::Decrypted || !matches!(v.class, Class::Tls | Class::Mtls) {
+        return;
+    }
+    let server = v.server;
+    v.session.offers.extend(
+        f.tickets
+            .iter()
+            .map(|t| SessionLink::key(server, SessionKind::Ticket as u8, t)),
+    );
+}
+
+/// The hashed keys linking a resumption to its full handshake.
 fn session_link(server: Endpoint, keys: &SessionKeys<'_>) -> SessionLink {
     let hash = |list: &[Option<(SessionKind, &[u8])>; 2]| {
         list.iter()
