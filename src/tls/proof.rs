@@ -616,6 +616,60 @@ mod tests {
         );
     }
 
+    /// After both Finished messages: the server's NewSessionTicket and a
+    /// post-handshake CertificateRequest under SERVER_TRAFFIC_SECRET_0, the
+    /// client's application data then Certificate + CertificateVerify +
+    /// Finished under CLIENT_TRAFFIC_SECRET_0. Application data is passed
+    /// over; without post_handshake_auth only the tickets are read.
+    #[test]
+    fn tickets_and_post_handshake_authentication_are_read_after_the_handshake() {
+        let suite = decrypt::suite13(0x1301).unwrap();
+        let (sh, ch, st, ct) = ([5u8; 32], [6u8; 32], [7u8; 32], [8u8; 32]);
+        let mut sealed = Sealed::new(65536);
+        let mut push = |d: usize, secret: &[u8], seq: u64, t: u8, m: &[u8]| {
+            let r = seal::record13(suite, secret, seq, t, m);
+            sealed.push(d, header(&r), Some(&r[5..]), 0);
+        };
+        push(1, &sh, 0, 22, &[hs(8, &[0, 0]), hs(20, &[0; 32])].concat());
+        push(0, &ch, 0, 22, &hs(20, &[0; 32]));
+        push(0, &ct, 0, 23, b"GET / HTTP/1.1\r\n\r\n");
+        // NewSessionTicket: lifetime, age_add, nonce<1>, ticket<2>, no extensions.
+        let ticket = [0xa5u8; 40];
+        let nst = [&[0, 0, 0, 60, 1, 2, 3, 4, 1, 0, 0, 40][..], &ticket, &[0, 0]].concat();
+        push(1, &st, 0, 22, &hs(4, &nst));
+        push(1, &st, 1, 23, b"application data, never read");
+        push(1, &st, 2, 22, &hs(13, &[1, 9, 0, 0]));
+        let cert_list = [&[0, 0, 3, 0x30, 0, 0][..], &[0, 0]].concat();
+        // certificate_request_context echoes the request's (1 B: 9).
+        let mut cert = vec![1, 9, 0, 0, cert_list.len() as u8];
+        cert.extend_from_slice(&cert_list);
+        push(0, &ct, 1, 22, &[hs(11, &cert), hs(15, &[0; 8]), hs(20, &[0; 32])].concat());
+        let secrets = FlowSecrets {
+            client_handshake: Some(secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET", 6, 32)),
+            server_handshake: Some(secret("SERVER_HANDSHAKE_TRAFFIC_SECRET", 5, 32)),
+            server_traffic: Some(secret("SERVER_TRAFFIC_SECRET_0", 7, 32)),
+            client_traffic: Some(secret("CLIENT_TRAFFIC_SECRET_0", 8, 32)),
+            master: None,
+        };
+        let f = tls13(0x1301, &sealed, &secrets, (false, true), 65536).unwrap();
+        assert_eq!(f.tickets, vec![ticket.to_vec()]);
+        assert!(f.client_flight_done && f.client_cert.is_none());
+        assert!(f.post_cert_request && f.post_client_cert_verify, "{f:?}");
+        assert_eq!(f.post_client_cert.as_ref().map(|c| c.count), Some(1));
+        // Not offered: the server's first records only (its tickets);
+        // nothing after the client's Finished is opened.
+        let f = tls13(0x1301, &sealed, &secrets, (false, false), 65536).unwrap();
+        assert_eq!(f.tickets.len(), 1);
+        assert!(f.post_client_cert.is_none() && !f.post_client_cert_verify);
+        // Without CLIENT_TRAFFIC_SECRET_0 the request is seen, not the answer.
+        let no_client = FlowSecrets {
+            client_traffic: None,
+            ..secrets
+        };
+        let f = tls13(0x1301, &sealed, &no_client, (false, true), 65536).unwrap();
+        assert!(f.post_cert_request && f.post_client_cert.is_none());
+    }
+
     #[test]
     fn tls12_renegotiation_finds_the_client_certificate() {
         let suite = decrypt::suite12(0xc02c).unwrap();

@@ -713,6 +713,43 @@ impl Alert {
 mod tests {
     use super::*;
 
+    /// OfferedPsks (RFC 8446 §4.2.11) and NewSessionTicket (§4.6.1):
+    /// identities kept in order up to `PSK_IDENTITIES_KEPT`, a list that
+    /// overruns its bytes keeps what was whole, a ticket that overruns is
+    /// refused.
+    #[test]
+    fn psk_identities_and_tls13_tickets_are_read_within_their_bytes() {
+        let identity = |n: usize, b: u8| {
+            let mut v = (n as u16).to_be_bytes().to_vec();
+            v.extend(vec![b; n]);
+            v.extend_from_slice(&[0, 0, 0, 7]);
+            v
+        };
+        let list: Vec<u8> = (1..=6).flat_map(|i| identity(10 * i, i as u8)).collect();
+        let mut d = (list.len() as u16).to_be_bytes().to_vec();
+        d.extend(&list);
+        let ids = psk_identities(&d);
+        assert_eq!(ids.len(), PSK_IDENTITIES_KEPT);
+        assert_eq!((ids[0].len(), ids[3].len(), ids[3][0]), (10, 40, 4));
+        let cut = &d[..d.len() - 200];
+        assert!(psk_identities(cut).len() < PSK_IDENTITIES_KEPT);
+        assert!(psk_identities(&[0]).is_empty() && psk_identities(&[0, 0]).is_empty());
+
+        let nst = |ticket_len: u16, have: usize| {
+            let mut b = vec![0, 0, 1, 0, 9, 9, 9, 9, 2, 0xaa, 0xbb];
+            b.extend_from_slice(&ticket_len.to_be_bytes());
+            b.extend(vec![0x77; have]);
+            b.extend_from_slice(&[0, 0]);
+            let mut m = vec![4, 0, 0, b.len() as u8];
+            m.extend(b);
+            m
+        };
+        assert_eq!(parse_new_session_ticket13(&nst(5, 5)), Some(vec![0x77; 5]));
+        assert_eq!(parse_new_session_ticket13(&nst(50, 5)), None);
+        assert_eq!(parse_new_session_ticket13(&nst(0, 0)), None);
+        assert_eq!(parse_new_session_ticket13(&[4, 0, 0, 1, 0]), None);
+    }
+
     /// Wrap a handshake body into a message with its 4-byte header.
     fn hs(msg_type: u8, body: &[u8]) -> Vec<u8> {
         let n = body.len() as u32;
