@@ -133,7 +133,10 @@ mod tests {
             list.extend(std::iter::repeat_n(0x5a, n));
             list.extend_from_slice(&[0, 0, 0, 1]); // obfuscated_ticket_age
         }
-        let mut d = u16::try_from(list.len()).unwrap_or(0).to_be_bytes().to_vec();
+        let mut d = u16::try_from(list.len())
+            .unwrap_or(0)
+            .to_be_bytes()
+            .to_vec();
         d.extend(list);
         d.extend_from_slice(&[0, 33, 32]); // binders (not read)
         d.extend([0; 32]);
@@ -174,6 +177,10 @@ mod tests {
             (C, encrypted(53)),
         ];
         let v = verdict(&drive(&steps));
-        assert!(v.resumed && !v.reason.contains("PSK identity"), "{}", v.reason);
+        assert!(
+            v.resumed && !v.reason.contains("PSK identity"),
+            "{}",
+            v.reason
+        );
     }
 }

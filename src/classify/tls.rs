@@ -164,7 +164,10 @@ impl Tls {
             c.random.capacity()
                 + c.session_id.capacity()
                 + c.ticket.capacity()
-                + c.psk_identities.iter().map(|i| i.capacity() + 24).sum::<usize>()
+                + c.psk_identities
+                    .iter()
+                    .map(|i| i.capacity() + 24)
+                    .sum::<usize>()
                 + c.sni.as_ref().map_or(0, String::capacity)
                 + c.alpn.iter().map(|a| a.capacity() + 24).sum::<usize>()
                 + c.versions.capacity() * 2

@@ -297,11 +297,7 @@ impl Tls {
         let client_ccs = self.walker.ccs(Direction::ToServer);
         // RFC 5077 §3.4: a server resuming from a ticket echoes the
         // client's session id; the ticket is what the client sent.
-        let ticket_len = self
-            .ch
-            .as_ref()
-            .map(|c| c.ticket.len())
-            .filter(|&n| n > 0);
+        let ticket_len = self.ch.as_ref().map(|c| c.ticket.len()).filter(|&n| n > 0);
         let v12 = &mut self.v12;
         match dir {
             Direction::ToClient => {

@@ -200,7 +200,9 @@ pub fn parse_line(raw: &[u8]) -> Line {
         random: random_bytes,
         // A boxed slice (16 B, not a Vec's 24) keeps a table slot at 112 B
         // with five secrets; capacity == len, so no copy is left behind.
-        secret: Secret(Zeroizing::new(std::mem::take(&mut *secret).into_boxed_slice())),
+        secret: Secret(Zeroizing::new(
+            std::mem::take(&mut *secret).into_boxed_slice(),
+        )),
     }
 }
 

@@ -599,7 +599,13 @@ mod tests {
             Err(Failure::KeyMismatch)
         );
         assert_eq!(
-            tls13(0x1303, &sealed, &FlowSecrets::default(), (true, false), 65536),
+            tls13(
+                0x1303,
+                &sealed,
+                &FlowSecrets::default(),
+                (true, false),
+                65536
+            ),
             Err(Failure::NoSecrets)
         );
         assert_eq!(
@@ -635,7 +641,12 @@ mod tests {
         push(0, &ct, 0, 23, b"GET / HTTP/1.1\r\n\r\n");
         // NewSessionTicket: lifetime, age_add, nonce<1>, ticket<2>, no extensions.
         let ticket = [0xa5u8; 40];
-        let nst = [&[0, 0, 0, 60, 1, 2, 3, 4, 1, 0, 0, 40][..], &ticket, &[0, 0]].concat();
+        let nst = [
+            &[0, 0, 0, 60, 1, 2, 3, 4, 1, 0, 0, 40][..],
+            &ticket,
+            &[0, 0],
+        ]
+        .concat();
         push(1, &st, 0, 22, &hs(4, &nst));
         push(1, &st, 1, 23, b"application data, never read");
         push(1, &st, 2, 22, &hs(13, &[1, 9, 0, 0]));
@@ -643,7 +654,13 @@ mod tests {
         // certificate_request_context echoes the request's (1 B: 9).
         let mut cert = vec![1, 9, 0, 0, cert_list.len() as u8];
         cert.extend_from_slice(&cert_list);
-        push(0, &ct, 1, 22, &[hs(11, &cert), hs(15, &[0; 8]), hs(20, &[0; 32])].concat());
+        push(
+            0,
+            &ct,
+            1,
+            22,
+            &[hs(11, &cert), hs(15, &[0; 8]), hs(20, &[0; 32])].concat(),
+        );
         let secrets = FlowSecrets {
             client_handshake: Some(secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET", 6, 32)),
             server_handshake: Some(secret("SERVER_HANDSHAKE_TRAFFIC_SECRET", 5, 32)),

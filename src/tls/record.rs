@@ -378,7 +378,9 @@ fn psk_identities(d: &[u8]) -> Vec<Vec<u8>> {
     let Some((len, rest)) = d.split_first_chunk::<2>() else {
         return out;
     };
-    let mut list = rest.get(..usize::from(u16::from_be_bytes(*len))).unwrap_or(rest);
+    let mut list = rest
+        .get(..usize::from(u16::from_be_bytes(*len)))
+        .unwrap_or(rest);
     while out.len() < PSK_IDENTITIES_KEPT {
         let Some((len, rest)) = list.split_first_chunk::<2>() else {
             break;
