@@ -188,6 +188,13 @@ golden! {
     tls12_openssl_reneg_norequest = "tls12-openssl-reneg-norequest.pcap",
     tls12_python_reneg_cert = "tls12-python-reneg-cert.pcap",
     tls12_python_reneg_nocert = "tls12-python-reneg-nocert.pcap",
+    // A resumption alone (the issuing handshake cut): the ticket's size in the reason.
+    tls13_openssl_resume_alone_noauth = "tls13-openssl-resume-alone-noauth.pcap",
+    tls12_openssl_resume_alone_ticket = "tls12-openssl-resume-alone-ticket.pcap",
+    tls13_jdk_resume_alone_noauth = "tls13-jdk-resume-alone-noauth.pcap",
+    // Post-handshake authentication from Python (decrypted only with the key log).
+    tls13_python_pha_cert = "tls13-python-pha-cert.pcap",
+    tls13_python_pha_nocert = "tls13-python-pha-nocert.pcap",
     // Real mesh stacks (fixtures/make-stacks.sh: rustls as Linkerd and ztunnel).
     tls13_rustls_linkerd_mtls = "tls13-rustls-linkerd-mtls.pcap",
     tls13_rustls_linkerd_noauth = "tls13-rustls-linkerd-noauth.pcap",

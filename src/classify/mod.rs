@@ -37,6 +37,7 @@ pub mod plaintext;
 mod prove;
 mod renegotiation;
 mod sslv2;
+mod ticket;
 mod tls;
 mod tls12;
 mod tls13;
@@ -50,6 +51,7 @@ pub use self::evidence::{
 };
 pub use self::prove::Proving;
 pub use self::renegotiation::{RENEG_CERT_FLIGHT_MIN, RENEG_NO_CERT_FLIGHT_MAX};
+pub use self::ticket::{NO_CERT_TICKET_MAX, STATEFUL_ID_MAX};
 pub use self::tls13::{CERTIFICATE_RECORD_MIN, FINISHED_RECORD_MAX};
 pub use self::walker::{Feed, MAX_PLAINTEXT_RECORD_LEN};
 

@@ -65,7 +65,13 @@ impl Classifier {
         };
         let cap = t.walker.handshake_cap();
         let result = if tls13 {
-            proof::tls13(sh.cipher, &sealed, &secrets, ch.early_data, cap)
+            proof::tls13(
+                sh.cipher,
+                &sealed,
+                &secrets,
+                (ch.early_data, ch.post_handshake_auth),
+                cap,
+            )
         } else {
             proof::tls12_renegotiation(sh.cipher, &ch.random, &sh.random, &sealed, &secrets, cap)
         };

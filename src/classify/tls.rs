@@ -15,13 +15,13 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use super::connection::Connection;
+use super::connection::{Connection, Phase};
 use super::evidence::{Basis, Class, ClientCert, Evidence, Handshake};
 use super::tls12::Tls12;
 use super::tls13::{FlightState, TLS13_ALERT_RECORD_LEN, Tls13};
 use super::walker::Walker;
 use super::{Direction, Outcome};
-use crate::tls::proof::Sealed;
+use crate::tls::proof::{POST_HANDSHAKE_RECORDS_MAX, Sealed, TICKET_RECORDS_MAX};
 use crate::tls::record::{
     self, Alert, ClientHello, HandshakeMessage, RecordHeader, ServerHello, content, handshake,
 };
@@ -57,6 +57,9 @@ pub(super) struct Tls {
     /// With a key log: the protected handshake records, kept until they
     /// are opened (`prove`) or the flow is reported.
     pub sealed: Option<Box<Sealed>>,
+    /// Records each way after the client's flight while a post-handshake
+    /// certificate is watched for (`watches_post_handshake`).
+    pub post_records: [u64; 2],
 }
 
 impl Tls {
@@ -72,6 +75,7 @@ impl Tls {
             v12: Tls12::default(),
             v13: Tls13::default(),
             sealed: sealed_cap.map(|cap| Box::new(Sealed::new(cap))),
+            post_records: [0, 0],
         }
     }
 
@@ -79,6 +83,72 @@ impl Tls {
         self.sh
             .as_ref()
             .is_some_and(|sh| !sh.hrr && is_tls13_version(sh.version))
+    }
+
+    /// The client's PSK identity the server accepted (RFC 8446 §4.2.11
+    /// `selected_identity`), if it was kept.
+    pub(super) fn accepted_psk_identity(&self) -> Option<&[u8]> {
+        let selected = self.sh.as_ref()?.psk_selected?;
+        let ch = self.ch.as_ref()?;
+        ch.psk_identities
+            .get(usize::from(selected))
+            .map(Vec::as_slice)
+    }
+
+    /// With a key log, what follows a TLS 1.3 client's flight can still
+    /// matter: the server's NewSessionTickets (RFC 8446 §4.6.1), which link
+    /// a later resumption to this handshake, and, when the client offered
+    /// post_handshake_auth, a certificate asked for after the handshake
+    /// (§4.6.2). Both travel in records of application-data type that only
+    /// the key log opens, so those records are kept sealed for `prove` and
+    /// the verdict waits for them (`hold_for_post_handshake`). Without a
+    /// key log nothing changes: the records cannot be read.
+    fn follows_after_flight(&self) -> bool {
+        self.sealed.is_some()
+            && self.is_tls13()
+            && !self.sh.as_ref().is_some_and(|s| s.psk)
+            && !self.v13.client_flight.is_empty()
+    }
+
+    /// A record of `dir` comes after the client's flight: the server's
+    /// first record after it ends the flight; the client's come after that.
+    fn after_flight(&self, dir: Direction) -> bool {
+        self.follows_after_flight()
+            && (dir == Direction::ToClient || self.v13.flight == FlightState::Answered)
+    }
+
+    /// Records of `dir` after the flight that are kept and waited for:
+    /// 16 each way for a post_handshake_auth client, else the server's
+    /// first 4 (its tickets) until the client speaks again.
+    fn after_flight_limit(&self, dir: Direction) -> u64 {
+        let pha = self.ch.as_ref().is_some_and(|c| c.post_handshake_auth);
+        match (pha, dir) {
+            (true, _) => POST_HANDSHAKE_RECORDS_MAX,
+            (false, Direction::ToClient) => TICKET_RECORDS_MAX,
+            (false, Direction::ToServer) => 0,
+        }
+    }
+
+    fn after_flight_room(&self, dir: Direction) -> bool {
+        self.post_records
+            .get(dir.idx())
+            .is_some_and(|&n| n <= self.after_flight_limit(dir))
+    }
+
+    /// A verdict that would be final waits while tickets or post-handshake
+    /// authentication may still come: the flow went on (outcome ok) and
+    /// neither side has used up its records.
+    fn hold_for_post_handshake(&self, conn: &mut Connection) {
+        let [to_server, to_client] = self.post_records;
+        let held = conn.is_final()
+            && self.follows_after_flight()
+            && self.v13.flight == FlightState::Answered
+            && matches!(conn.outcome, Some((Outcome::Ok, _)))
+            && to_client < self.after_flight_limit(Direction::ToClient)
+            && to_server < self.after_flight_limit(Direction::ToServer).max(1);
+        if held {
+            conn.phase = Phase::Reading;
+        }
     }
 
     /// Early data was offered or sent (RFC 8446 §4.2.10).
@@ -94,6 +164,10 @@ impl Tls {
             c.random.capacity()
                 + c.session_id.capacity()
                 + c.ticket.capacity()
+                + c.psk_identities
+                    .iter()
+                    .map(|i| i.capacity() + 24)
+                    .sum::<usize>()
                 + c.sni.as_ref().map_or(0, String::capacity)
                 + c.alpn.iter().map(|a| a.capacity() + 24).sum::<usize>()
                 + c.versions.capacity() * 2
@@ -138,6 +212,9 @@ impl Tls {
             if h.content_type != content::APPLICATION_DATA || self.sh_clock.is_none() {
                 return false;
             }
+            if self.after_flight(dir) && self.after_flight_room(dir) {
+                return true;
+            }
             return match dir {
                 Direction::ToServer => self.v13.flight == FlightState::Open,
                 Direction::ToClient => {
@@ -164,7 +241,7 @@ impl Tls {
         let keep_header = self.is_tls13()
             && h.content_type == content::APPLICATION_DATA
             && self.sh_clock.is_some()
-            && dir == Direction::ToClient;
+            && (dir == Direction::ToClient || self.after_flight(dir));
         if !wanted && !keep_header {
             return;
         }
@@ -187,6 +264,12 @@ impl Tls {
     ) {
         self.walker.count(dir, h.content_type, body.is_some());
         conn.add_bytes(dir, (record::RECORD_HEADER_LEN + usize::from(h.len)) as u64);
+        if h.content_type == content::APPLICATION_DATA
+            && self.after_flight(dir)
+            && let Some(n) = self.post_records.get_mut(dir.idx())
+        {
+            *n = n.saturating_add(1);
+        }
         if self.sealed.is_some() {
             self.seal(dir, &h, body);
         }
@@ -207,6 +290,7 @@ impl Tls {
             }
             _ => {}
         }
+        self.hold_for_post_handshake(conn);
         if !conn.is_final() && conn.class.is_none() && self.walker.over_limit(dir) {
             conn.notes.too_many_records = true;
             conn.unknown(

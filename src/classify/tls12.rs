@@ -19,6 +19,7 @@
 use super::connection::Connection;
 use super::evidence::{Basis, Class, ClientCert, Decision, SessionKeys, SessionKind};
 use super::renegotiation::RenegotiationRun;
+use super::ticket;
 use super::tls::Tls;
 use super::{Direction, Outcome};
 use crate::tls::record::{self, HandshakeMessage, RecordHeader, content, handshake};
@@ -294,6 +295,9 @@ impl Tls {
             s.ccs_records = records;
         }
         let client_ccs = self.walker.ccs(Direction::ToServer);
+        // RFC 5077 §3.4: a server resuming from a ticket echoes the
+        // client's session id; the ticket is what the client sent.
+        let ticket_len = self.ch.as_ref().map(|c| c.ticket.len()).filter(|&n| n > 0);
         let v12 = &mut self.v12;
         match dir {
             Direction::ToClient => {
@@ -302,11 +306,9 @@ impl Tls {
                     // ServerHelloDone: an abbreviated handshake (RFC 5246
                     // §7.3), i.e. a resumed session.
                     v12.abbreviated = true;
-                    conn.decide((
-                        Class::Unknown,
-                        Basis::None,
-                        "resumed: abbreviated TLS handshake, no certificates on the wire"
-                            .to_string(),
+                    conn.decide(ticket::resumed(
+                        "resumed: abbreviated TLS handshake, no certificates on the wire",
+                        ticket_len.map(|n| ("session ticket", n)),
                     ));
                 }
                 if client_ccs || v12.abbreviated {
@@ -471,6 +473,16 @@ impl Tls {
             return keys;
         };
         if self.is_tls13() {
+            // The ticket a TLS 1.3 resumption sends as its PSK identity; the
+            // tickets a full handshake issued are read only with a key log
+            // (`verdict::assemble` offers them).
+            if resumed {
+                keys.resumes = [
+                    self.accepted_psk_identity()
+                        .map(|id| (SessionKind::Ticket, id)),
+                    None,
+                ];
+            }
             return keys;
         }
         if resumed {

@@ -18,6 +18,7 @@
 
 use super::connection::Connection;
 use super::evidence::{Basis, Class, ClientCert, Decision, Evidence, Handshake};
+use super::ticket;
 use super::tls::Tls;
 use super::{Direction, Outcome};
 use crate::tls::record::{self, RecordHeader};
@@ -194,10 +195,10 @@ impl Tls {
     /// not where the rule looks: a resumption, early data.
     pub(super) fn tls13_class(&self) -> Decision {
         if self.sh.as_ref().is_some_and(|s| s.psk) {
-            return (
-                Class::Unknown,
-                Basis::None,
-                "resumed: TLS 1.3 pre-shared key accepted, no certificates on the wire".to_string(),
+            return ticket::resumed(
+                "resumed: TLS 1.3 pre-shared key accepted, no certificates on the wire",
+                self.accepted_psk_identity()
+                    .map(|id| ("PSK identity", id.len())),
             );
         }
         if self.early_data() && self.finished_index().is_none_or(|i| i > 2) {

@@ -1,5 +1,7 @@
-//! Linking TLS <= 1.2 resumptions to the full handshakes that created their
-//! sessions (RFC 5246 §7.3 session ids, RFC 5077 tickets).
+//! Linking resumptions to the full handshakes that created their sessions
+//! (RFC 5246 §7.3 session ids, RFC 5077 tickets; TLS 1.3 tickets, RFC 8446
+//! §4.6.1, when a key log read the issuing handshake's NewSessionTicket and
+//! the resumption sends it as its PSK identity).
 //!
 //! A resumed handshake carries no certificates, but it resumes a session
 //! whose client authentication was settled in an earlier full handshake.

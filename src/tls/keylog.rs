@@ -60,7 +60,7 @@ const SECRETS_TYPE_TLS: u32 = 0x544c_534b; // "TLSK"
 
 /// One secret from a key log, wiped from memory when dropped.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Zeroizing<Vec<u8>>);
+pub struct Secret(Zeroizing<Box<[u8]>>);
 
 impl Secret {
     pub fn bytes(&self) -> &[u8] {
@@ -82,16 +82,20 @@ pub enum Label {
     /// SERVER_HANDSHAKE_TRAFFIC_SECRET: the server's encrypted flight.
     ServerHandshake,
     /// SERVER_TRAFFIC_SECRET_0: only to read an alert the server sends
-    /// after its Finished (a rejected client certificate).
+    /// after its Finished (a rejected client certificate), or a
+    /// post-handshake CertificateRequest (RFC 8446 §4.6.2).
     ServerTraffic0,
+    /// CLIENT_TRAFFIC_SECRET_0: only to read a post-handshake client
+    /// Certificate (RFC 8446 §4.6.2) when the client offered
+    /// post_handshake_auth.
+    ClientTraffic0,
     /// CLIENT_RANDOM: a TLS <= 1.2 master secret.
     MasterSecret,
 }
 
 /// Labels RFC 9850 defines that mtlsniff reads and drops.
-const UNUSED_LABELS: [&str; 7] = [
+const UNUSED_LABELS: [&str; 6] = [
     "CLIENT_EARLY_TRAFFIC_SECRET",
-    "CLIENT_TRAFFIC_SECRET_0",
     "EARLY_EXPORTER_SECRET",
     "EXPORTER_SECRET",
     "ECH_SECRET",
@@ -105,6 +109,7 @@ pub struct FlowSecrets {
     pub client_handshake: Option<Secret>,
     pub server_handshake: Option<Secret>,
     pub server_traffic: Option<Secret>,
+    pub client_traffic: Option<Secret>,
     pub master: Option<Secret>,
 }
 
@@ -114,6 +119,7 @@ impl FlowSecrets {
             Label::ClientHandshake => &mut self.client_handshake,
             Label::ServerHandshake => &mut self.server_handshake,
             Label::ServerTraffic0 => &mut self.server_traffic,
+            Label::ClientTraffic0 => &mut self.client_traffic,
             Label::MasterSecret => &mut self.master,
         }
     }
@@ -157,6 +163,7 @@ pub fn parse_line(raw: &[u8]) -> Line {
         "CLIENT_HANDSHAKE_TRAFFIC_SECRET" => Label::ClientHandshake,
         "SERVER_HANDSHAKE_TRAFFIC_SECRET" => Label::ServerHandshake,
         "SERVER_TRAFFIC_SECRET_0" => Label::ServerTraffic0,
+        "CLIENT_TRAFFIC_SECRET_0" => Label::ClientTraffic0,
         "CLIENT_RANDOM" => Label::MasterSecret,
         other if UNUSED_LABELS.contains(&other) => return Line::Unused,
         other
@@ -178,7 +185,7 @@ pub fn parse_line(raw: &[u8]) -> Line {
     if secret.len() % 2 != 0 || hex::decode_to_slice(secret, &mut bytes).is_err() {
         return Line::Malformed;
     }
-    let secret = bytes;
+    let mut secret = bytes;
     // TLS 1.3 secrets are as long as the suite's hash (SHA-256 or
     // SHA-384); a TLS 1.2 master secret is 48 bytes (RFC 5246 §8.1).
     let length_ok = match label {
@@ -191,7 +198,11 @@ pub fn parse_line(raw: &[u8]) -> Line {
     Line::Secret {
         label,
         random: random_bytes,
-        secret: Secret(secret),
+        // A boxed slice (16 B, not a Vec's 24) keeps a table slot at 112 B
+        // with five secrets; capacity == len, so no copy is left behind.
+        secret: Secret(Zeroizing::new(
+            std::mem::take(&mut *secret).into_boxed_slice(),
+        )),
     }
 }
 
@@ -262,7 +273,7 @@ struct SecretTable {
 
 /// Heap bytes of a secret.
 fn secret_cost(secret: &Secret) -> usize {
-    secret.0.capacity()
+    secret.0.len()
 }
 
 /// Heap bytes of a hash table whose `capacity()` is `capacity` (hashbrown:
@@ -353,6 +364,7 @@ impl SecretTable {
                 &gone.client_handshake,
                 &gone.server_handshake,
                 &gone.server_traffic,
+                &gone.client_traffic,
                 &gone.master,
             ];
             let freed: usize = secrets
@@ -891,7 +903,7 @@ mod tests {
             "# comment\r\nSERVER_HANDSHAKE_TRAFFIC_SECRET {R1} {S32}\n\
              SERVER_HANDSHAKE_TRAFFIC_SECRET {R1} {S32}\n\
              SERVER_HANDSHAKE_TRAFFIC_SECRET {R1} {other}\n\
-             CLIENT_TRAFFIC_SECRET_0 {R1} {S32}\nnot a line\n"
+             EXPORTER_SECRET {R1} {S32}\nnot a line\n"
         );
         t.text(&mut p, text.as_bytes(), false);
         let c = &t.counters;
@@ -929,13 +941,13 @@ mod tests {
 
     #[test]
     fn bytes_are_counted_exactly_and_the_oldest_go_first() {
-        // A slot is a random and four optional secrets.
-        assert_eq!(std::mem::size_of::<([u8; 32], FlowSecrets)>(), 128);
+        // A slot is a random and five optional secrets (boxed slices).
+        assert_eq!(std::mem::size_of::<([u8; 32], FlowSecrets)>(), 112);
         assert_eq!(
             (map_bytes(0), map_bytes(3), map_bytes(7)),
-            (0, 4 * 129 + 16, 8 * 129 + 16)
+            (0, 4 * 113 + 16, 8 * 113 + 16)
         );
-        assert_eq!(map_bytes(14), 16 * 129 + 16);
+        assert_eq!(map_bytes(14), 16 * 113 + 16);
         let mut t = SecretTable::new(usize::MAX);
         for b in 1..=5 {
             put(&mut t, "CLIENT_HANDSHAKE_TRAFFIC_SECRET", b, 32);
@@ -1100,7 +1112,7 @@ mod tests {
 
     #[test]
     fn debug_never_shows_a_secret() {
-        let s = Secret(Zeroizing::new(vec![0xab; 32]));
+        let s = Secret(Zeroizing::new(vec![0xab; 32].into_boxed_slice()));
         let shown = format!(
             "{:?}",
             FlowSecrets {

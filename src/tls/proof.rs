@@ -34,6 +34,15 @@ const SEALED_RECORDS_MAX: usize = 64;
 /// Client records after the ServerHello that may be 0-RTT (EndOfEarlyData,
 /// early data captured late) and are passed over.
 const EARLY_RECORDS_MAX: u32 = 8;
+/// Records after each side's Finished opened to look for post-handshake
+/// authentication (the classifier keeps no more).
+pub const POST_HANDSHAKE_RECORDS_MAX: u64 = 16;
+/// Server records after the client's flight kept for their
+/// NewSessionTickets when post-handshake authentication was not offered
+/// (OpenSSL sends two tickets, rustls two to four, before any data).
+pub const TICKET_RECORDS_MAX: u64 = 4;
+/// Tickets remembered from one handshake.
+const TICKETS_KEPT: usize = 4;
 /// An encrypted 2-byte alert: content type byte and 16-byte tag added.
 const ALERT_RECORD_LEN: u16 = 2 + 1 + decrypt::TAG_LEN as u16;
 
@@ -176,6 +185,17 @@ pub struct Facts {
     pub alert: Option<Alert>,
     /// Client records after the ServerHello passed over as 0-RTT.
     pub early_records_skipped: u32,
+    /// Post-handshake client authentication (RFC 8446 §4.6.2), read under
+    /// the application traffic secrets when the client offered it: the
+    /// server's CertificateRequest, the client's Certificate and
+    /// CertificateVerify.
+    pub post_cert_request: bool,
+    pub post_client_cert: Option<CertMessage>,
+    pub post_client_cert_verify: bool,
+    /// TLS 1.3 NewSessionTicket tickets the server issued after the
+    /// handshake (RFC 8446 §4.6.1), at most `TICKETS_KEPT`: a resumption
+    /// that sends one as its PSK identity resumes this session.
+    pub tickets: Vec<Vec<u8>>,
 }
 
 /// Why a flow's records were not (fully) opened.
@@ -249,11 +269,15 @@ fn client_message(facts: &mut Facts, m: &HandshakeMessage, tls13: bool) {
 /// protected records after it, `early_data` whether the ClientHello offered
 /// 0-RTT. A direction whose secret is missing is left unopened (its facts
 /// stay empty); no secret at all is `NoSecrets`.
+/// `post_handshake`: the client offered post_handshake_auth, so records
+/// after each side's Finished are opened with the application traffic
+/// secrets (at most `POST_HANDSHAKE_RECORDS_MAX`) for a CertificateRequest
+/// and the client's answer; any other content is dropped unread.
 pub fn tls13(
     cipher: u16,
     sealed: &Sealed,
     secrets: &FlowSecrets,
-    early_data: bool,
+    (early_data, post_handshake): (bool, bool),
     handshake_cap: usize,
 ) -> Result<Facts, Failure> {
     let suite = decrypt::suite13(cipher).ok_or(Failure::UnsupportedSuite)?;
@@ -270,14 +294,22 @@ pub fn tls13(
         server13(
             &mut facts,
             sealed.dir(1),
-            &key,
-            traffic.as_ref(),
+            (&key, traffic.as_ref()),
+            post_handshake,
             handshake_cap,
         )?;
     }
     if let Some(secret) = &secrets.client_handshake {
         let key = RecordKey::tls13(suite, secret.bytes()).ok_or(Failure::KeyMismatch)?;
-        client13(&mut facts, sealed.dir(0), &key, early_data, handshake_cap)?;
+        let records = client13(&mut facts, sealed.dir(0), &key, early_data, handshake_cap)?;
+        let traffic = secrets
+            .client_traffic
+            .as_ref()
+            .and_then(|s| RecordKey::tls13(suite, s.bytes()));
+        if let (true, Some(traffic)) = (post_handshake && facts.client_flight_done, traffic) {
+            let after = sealed.dir(0).get(records..).unwrap_or_default();
+            client_post_handshake(&mut facts, after, &traffic, handshake_cap);
+        }
     }
     Ok(facts)
 }
@@ -285,11 +317,12 @@ pub fn tls13(
 fn server13(
     facts: &mut Facts,
     records: &[SealedRecord],
-    key: &RecordKey,
-    traffic: Option<&RecordKey>,
+    (key, traffic): (&RecordKey, Option<&RecordKey>),
+    post_handshake: bool,
     cap: usize,
 ) -> Result<(), Failure> {
     let mut hs = HandshakeReassembler::new(cap);
+    let mut post = HandshakeReassembler::new(cap);
     let mut seq = 0u64;
     // Records after the server's Finished, under its application key.
     let mut after_finished: Option<u64> = None;
@@ -297,18 +330,42 @@ fn server13(
         if let Some(k) = after_finished.as_mut() {
             let n = *k;
             *k += 1;
-            // Only a lone alert-sized record can name a rejection; anything
-            // else after Finished is application data and stays sealed.
-            if rec.len() != ALERT_RECORD_LEN || facts.alert.is_some() {
+            // A lone alert-sized record can name a rejection; the first
+            // records may hold NewSessionTickets and, with
+            // post_handshake_auth offered, a CertificateRequest. Anything
+            // else stays sealed.
+            let alert_sized = rec.len() == ALERT_RECORD_LEN && facts.alert.is_none();
+            let limit = if post_handshake {
+                POST_HANDSHAKE_RECORDS_MAX
+            } else {
+                TICKET_RECORDS_MAX
+            };
+            if !alert_sized && n >= limit {
                 continue;
             }
             let (Some(key), Some(whole)) = (traffic, rec.whole()) else {
                 continue;
             };
-            if let Some(o) = key.open13(n, &whole)
-                && o.content_type == content::ALERT
-            {
-                facts.alert = alert_of(&o.plaintext, true);
+            let Some(o) = key.open13(n, &whole) else {
+                continue;
+            };
+            match o.content_type {
+                content::ALERT if alert_sized => facts.alert = alert_of(&o.plaintext, true),
+                content::HANDSHAKE => {
+                    for m in post.push(&o.plaintext) {
+                        match m.msg_type {
+                            handshake::CERTIFICATE_REQUEST => facts.post_cert_request = true,
+                            handshake::NEW_SESSION_TICKET if facts.tickets.len() < TICKETS_KEPT => {
+                                facts
+                                    .tickets
+                                    .extend(record::parse_new_session_ticket13(&m.bytes));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                // Application data: its plaintext is dropped unread.
+                _ => {}
             }
             continue;
         }
@@ -333,19 +390,24 @@ fn server13(
     Ok(())
 }
 
+/// The client's handshake flight; returns how many of `records` it
+/// spans (through its Finished), so what follows can be looked at for
+/// post-handshake authentication.
 fn client13(
     facts: &mut Facts,
     records: &[SealedRecord],
     key: &RecordKey,
     early_data: bool,
     cap: usize,
-) -> Result<(), Failure> {
+) -> Result<usize, Failure> {
     let mut hs = HandshakeReassembler::new(cap);
     let mut seq = 0u64;
+    let mut used = 0;
     for rec in records {
         if facts.client_flight_done {
-            break; // what follows is application data: never opened
+            break; // what follows is application data: never opened here
         }
+        used += 1;
         let whole = rec.whole().ok_or(Failure::Incomplete)?;
         let Some(opened) = key.open13(seq, &whole) else {
             // 0-RTT records (EndOfEarlyData, early data the capture shows
@@ -371,7 +433,35 @@ fn client13(
             _ => break,
         }
     }
-    Ok(())
+    Ok(used)
+}
+
+/// The client's records after its Finished, under CLIENT_TRAFFIC_SECRET_0
+/// (RFC 8446 §4.6.2: a post-handshake Certificate, CertificateVerify and
+/// Finished travel as handshake content among application data). Only
+/// handshake content is read; application data is dropped unread, and a
+/// record that does not open ends the walk (a KeyUpdate changes the key).
+fn client_post_handshake(facts: &mut Facts, records: &[SealedRecord], key: &RecordKey, cap: usize) {
+    let mut hs = HandshakeReassembler::new(cap);
+    for (seq, rec) in (0..POST_HANDSHAKE_RECORDS_MAX).zip(records) {
+        let Some(whole) = rec.whole() else {
+            continue;
+        };
+        let Some(o) = key.open13(seq, &whole) else {
+            return;
+        };
+        if o.content_type != content::HANDSHAKE {
+            continue;
+        }
+        for m in hs.push(&o.plaintext) {
+            match m.msg_type {
+                handshake::CERTIFICATE => facts.post_client_cert = cert_message(&m, true),
+                handshake::CERTIFICATE_VERIFY => facts.post_client_cert_verify = true,
+                handshake::FINISHED => return,
+                _ => {}
+            }
+        }
+    }
 }
 
 /// Open a TLS <= 1.2 renegotiation: `sealed` holds each side's protected
@@ -484,9 +574,10 @@ mod tests {
             client_handshake: Some(secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET", 6, 32)),
             server_handshake: Some(secret("SERVER_HANDSHAKE_TRAFFIC_SECRET", 5, 32)),
             server_traffic: Some(secret("SERVER_TRAFFIC_SECRET_0", 7, 32)),
+            client_traffic: None,
             master: None,
         };
-        let f = tls13(0x1303, &sealed, &secrets, true, 65536).unwrap();
+        let f = tls13(0x1303, &sealed, &secrets, (true, false), 65536).unwrap();
         assert!(f.encrypted_extensions && f.cert_request && f.server_finished);
         assert!(f.client_cert_verify && f.client_flight_done);
         assert_eq!(f.client_cert.as_ref().unwrap().count, 1);
@@ -495,7 +586,7 @@ mod tests {
         assert_eq!(f.alert.unwrap().name(), "certificate_required");
         // Without 0-RTT offered, an unopenable first record is a mismatch.
         assert_eq!(
-            tls13(0x1303, &sealed, &secrets, false, 65536),
+            tls13(0x1303, &sealed, &secrets, (false, false), 65536),
             Err(Failure::KeyMismatch)
         );
         // The wrong key log.
@@ -504,15 +595,21 @@ mod tests {
             ..FlowSecrets::default()
         };
         assert_eq!(
-            tls13(0x1303, &sealed, &wrong, true, 65536),
+            tls13(0x1303, &sealed, &wrong, (true, false), 65536),
             Err(Failure::KeyMismatch)
         );
         assert_eq!(
-            tls13(0x1303, &sealed, &FlowSecrets::default(), true, 65536),
+            tls13(
+                0x1303,
+                &sealed,
+                &FlowSecrets::default(),
+                (true, false),
+                65536
+            ),
             Err(Failure::NoSecrets)
         );
         assert_eq!(
-            tls13(0x1304, &sealed, &secrets, true, 65536),
+            tls13(0x1304, &sealed, &secrets, (true, false), 65536),
             Err(Failure::UnsupportedSuite)
         );
         // A body over the cap is not kept: incomplete, not a mismatch.
@@ -520,9 +617,74 @@ mod tests {
         small.push(1, header(&r), Some(&r[5..]), 0);
         assert!(small.over_cap);
         assert_eq!(
-            tls13(0x1303, &small, &secrets, false, 65536),
+            tls13(0x1303, &small, &secrets, (false, false), 65536),
             Err(Failure::Incomplete)
         );
+    }
+
+    /// After both Finished messages: the server's NewSessionTicket and a
+    /// post-handshake CertificateRequest under SERVER_TRAFFIC_SECRET_0, the
+    /// client's application data then Certificate + CertificateVerify +
+    /// Finished under CLIENT_TRAFFIC_SECRET_0. Application data is passed
+    /// over; without post_handshake_auth only the tickets are read.
+    #[test]
+    fn tickets_and_post_handshake_authentication_are_read_after_the_handshake() {
+        let suite = decrypt::suite13(0x1301).unwrap();
+        let (sh, ch, st, ct) = ([5u8; 32], [6u8; 32], [7u8; 32], [8u8; 32]);
+        let mut sealed = Sealed::new(65536);
+        let mut push = |d: usize, secret: &[u8], seq: u64, t: u8, m: &[u8]| {
+            let r = seal::record13(suite, secret, seq, t, m);
+            sealed.push(d, header(&r), Some(&r[5..]), 0);
+        };
+        push(1, &sh, 0, 22, &[hs(8, &[0, 0]), hs(20, &[0; 32])].concat());
+        push(0, &ch, 0, 22, &hs(20, &[0; 32]));
+        push(0, &ct, 0, 23, b"GET / HTTP/1.1\r\n\r\n");
+        // NewSessionTicket: lifetime, age_add, nonce<1>, ticket<2>, no extensions.
+        let ticket = [0xa5u8; 40];
+        let nst = [
+            &[0, 0, 0, 60, 1, 2, 3, 4, 1, 0, 0, 40][..],
+            &ticket,
+            &[0, 0],
+        ]
+        .concat();
+        push(1, &st, 0, 22, &hs(4, &nst));
+        push(1, &st, 1, 23, b"application data, never read");
+        push(1, &st, 2, 22, &hs(13, &[1, 9, 0, 0]));
+        let cert_list = [&[0, 0, 3, 0x30, 0, 0][..], &[0, 0]].concat();
+        // certificate_request_context echoes the request's (1 B: 9).
+        let mut cert = vec![1, 9, 0, 0, cert_list.len() as u8];
+        cert.extend_from_slice(&cert_list);
+        push(
+            0,
+            &ct,
+            1,
+            22,
+            &[hs(11, &cert), hs(15, &[0; 8]), hs(20, &[0; 32])].concat(),
+        );
+        let secrets = FlowSecrets {
+            client_handshake: Some(secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET", 6, 32)),
+            server_handshake: Some(secret("SERVER_HANDSHAKE_TRAFFIC_SECRET", 5, 32)),
+            server_traffic: Some(secret("SERVER_TRAFFIC_SECRET_0", 7, 32)),
+            client_traffic: Some(secret("CLIENT_TRAFFIC_SECRET_0", 8, 32)),
+            master: None,
+        };
+        let f = tls13(0x1301, &sealed, &secrets, (false, true), 65536).unwrap();
+        assert_eq!(f.tickets, vec![ticket.to_vec()]);
+        assert!(f.client_flight_done && f.client_cert.is_none());
+        assert!(f.post_cert_request && f.post_client_cert_verify, "{f:?}");
+        assert_eq!(f.post_client_cert.as_ref().map(|c| c.count), Some(1));
+        // Not offered: the server's first records only (its tickets);
+        // nothing after the client's Finished is opened.
+        let f = tls13(0x1301, &sealed, &secrets, (false, false), 65536).unwrap();
+        assert_eq!(f.tickets.len(), 1);
+        assert!(f.post_client_cert.is_none() && !f.post_client_cert_verify);
+        // Without CLIENT_TRAFFIC_SECRET_0 the request is seen, not the answer.
+        let no_client = FlowSecrets {
+            client_traffic: None,
+            ..secrets
+        };
+        let f = tls13(0x1301, &sealed, &no_client, (false, true), 65536).unwrap();
+        assert!(f.post_cert_request && f.post_client_cert.is_none());
     }
 
     #[test]

@@ -280,6 +280,9 @@ pub struct ClientHello {
     pub early_data: bool,
     /// pre_shared_key (41): the client offers resumption.
     pub psk: bool,
+    /// The offered PSK identities (RFC 8446 §4.2.11: for a resumption, the
+    /// server's ticket as it issued it), at most `PSK_IDENTITIES_KEPT`.
+    pub psk_identities: Vec<Vec<u8>>,
     /// post_handshake_auth (49): a certificate may be asked for later.
     pub post_handshake_auth: bool,
     /// A non-empty SessionTicket (35): the ticket of a TLS <= 1.2 session
@@ -348,7 +351,10 @@ pub fn parse_client_hello(msg: &[u8]) -> Option<ClientHello> {
                     .collect();
             }
             TlsExtension::EarlyData(_) => out.early_data = true,
-            TlsExtension::PreSharedKey(_) => out.psk = true,
+            TlsExtension::PreSharedKey(d) => {
+                out.psk = true;
+                out.psk_identities = psk_identities(d);
+            }
             TlsExtension::PostHandshakeAuth => out.post_handshake_auth = true,
             TlsExtension::SessionTicket(t) => out.ticket = t.to_vec(),
             TlsExtension::Unknown(t, _) if t.0 == 19 => out.client_cert_type = true,
@@ -357,6 +363,39 @@ pub fn parse_client_hello(msg: &[u8]) -> Option<ClientHello> {
         }
     }
     Some(out)
+}
+
+/// PSK identities kept from one ClientHello (a resumption offers one or
+/// two; the rest are counted out, never stored).
+pub const PSK_IDENTITIES_KEPT: usize = 4;
+
+/// The identities of an OfferedPsks (RFC 8446 §4.2.11): `PskIdentity
+/// identities<7..2^16-1>` (each `opaque identity<1..2^16-1>` then a
+/// 4-byte obfuscated_ticket_age), then the binders, which are not read.
+/// A list that overruns its bytes ends the walk with what was whole.
+fn psk_identities(d: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let Some((len, rest)) = d.split_first_chunk::<2>() else {
+        return out;
+    };
+    let mut list = rest
+        .get(..usize::from(u16::from_be_bytes(*len)))
+        .unwrap_or(rest);
+    while out.len() < PSK_IDENTITIES_KEPT {
+        let Some((len, rest)) = list.split_first_chunk::<2>() else {
+            break;
+        };
+        let n = usize::from(u16::from_be_bytes(*len));
+        let (Some(identity), Some(after)) = (rest.get(..n), rest.get(n + 4..)) else {
+            break;
+        };
+        if identity.is_empty() {
+            break;
+        }
+        out.push(identity.to_vec());
+        list = after;
+    }
+    out
 }
 
 /// What a ServerHello (or HelloRetryRequest) says in clear.
@@ -375,6 +414,8 @@ pub struct ServerHello {
     pub cipher: u16,
     /// pre_shared_key (41) accepted: a resumed TLS 1.3 session.
     pub psk: bool,
+    /// The index of the client's PSK identity the server accepted.
+    pub psk_selected: Option<u16>,
     /// ALPN chosen (TLS <= 1.2; TLS 1.3 sends it encrypted).
     pub alpn: Option<String>,
 }
@@ -418,12 +459,32 @@ pub fn parse_server_hello(msg: &[u8]) -> Option<ServerHello> {
                     out.version = v.0;
                 }
             }
-            TlsExtension::PreSharedKey(_) => out.psk = true,
+            TlsExtension::PreSharedKey(d) => {
+                out.psk = true;
+                // RFC 8446 §4.2.11: `uint16 selected_identity`.
+                out.psk_selected = match d {
+                    [hi, lo] => Some(u16::from_be_bytes([*hi, *lo])),
+                    _ => None,
+                };
+            }
             TlsExtension::ALPN(protos) => out.alpn = protos.first().map(|p| lossy(p)),
             _ => {}
         }
     }
     Some(out)
+}
+
+/// The ticket of a TLS 1.3 NewSessionTicket message (RFC 8446 §4.6.1,
+/// 4-byte header included): `uint32 ticket_lifetime; uint32
+/// ticket_age_add; opaque ticket_nonce<0..255>; opaque
+/// ticket<1..2^16-1>; Extension extensions<0..2^16-2>`. The ticket is what
+/// a resuming client sends as its PSK identity.
+pub fn parse_new_session_ticket13(msg: &[u8]) -> Option<Vec<u8>> {
+    let body = msg.get(4..)?;
+    let at = 9 + usize::from(*body.get(8)?);
+    let len = usize::from(u16::from_be_bytes([*body.get(at)?, *body.get(at + 1)?]));
+    let ticket = body.get(at + 2..at + 2 + len)?;
+    (!ticket.is_empty()).then(|| ticket.to_vec())
 }
 
 /// The ticket of a TLS <= 1.2 NewSessionTicket message (RFC 5077 §3.3),
@@ -653,6 +714,43 @@ impl Alert {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    /// OfferedPsks (RFC 8446 §4.2.11) and NewSessionTicket (§4.6.1):
+    /// identities kept in order up to `PSK_IDENTITIES_KEPT`, a list that
+    /// overruns its bytes keeps what was whole, a ticket that overruns is
+    /// refused.
+    #[test]
+    fn psk_identities_and_tls13_tickets_are_read_within_their_bytes() {
+        let identity = |n: usize, b: u8| {
+            let mut v = (n as u16).to_be_bytes().to_vec();
+            v.extend(vec![b; n]);
+            v.extend_from_slice(&[0, 0, 0, 7]);
+            v
+        };
+        let list: Vec<u8> = (1..=6).flat_map(|i| identity(10 * i, i as u8)).collect();
+        let mut d = (list.len() as u16).to_be_bytes().to_vec();
+        d.extend(&list);
+        let ids = psk_identities(&d);
+        assert_eq!(ids.len(), PSK_IDENTITIES_KEPT);
+        assert_eq!((ids[0].len(), ids[3].len(), ids[3][0]), (10, 40, 4));
+        let cut = &d[..d.len() - 200];
+        assert!(psk_identities(cut).len() < PSK_IDENTITIES_KEPT);
+        assert!(psk_identities(&[0]).is_empty() && psk_identities(&[0, 0]).is_empty());
+
+        let nst = |ticket_len: u16, have: usize| {
+            let mut b = vec![0, 0, 1, 0, 9, 9, 9, 9, 2, 0xaa, 0xbb];
+            b.extend_from_slice(&ticket_len.to_be_bytes());
+            b.extend(vec![0x77; have]);
+            b.extend_from_slice(&[0, 0]);
+            let mut m = vec![4, 0, 0, b.len() as u8];
+            m.extend(b);
+            m
+        };
+        assert_eq!(parse_new_session_ticket13(&nst(5, 5)), Some(vec![0x77; 5]));
+        assert_eq!(parse_new_session_ticket13(&nst(50, 5)), None);
+        assert_eq!(parse_new_session_ticket13(&nst(0, 0)), None);
+        assert_eq!(parse_new_session_ticket13(&[4, 0, 0, 1, 0]), None);
+    }
 
     /// Wrap a handshake body into a message with its 4-byte header.
     fn hs(msg_type: u8, body: &[u8]) -> Vec<u8> {

@@ -22,7 +22,7 @@ use crate::capture::segment::Endpoint;
 use crate::classify::{
     Basis, Class, ClientCert, Evidence, Handshake, Outcome, Party, SessionKeys, SessionKind, mesh,
 };
-use crate::tls::proof::Facts;
+use crate::tls::proof::{self, Facts};
 use crate::verdict::{CertSeen, Flight, SessionLink, Verdict};
 
 /// Write the flow's conclusions into `v` (which carries the flow's
@@ -37,6 +37,7 @@ pub fn assemble(v: &mut Verdict, evidence: Option<&Evidence<'_>>, proof: Option<
             if let Some(facts) = proof {
                 if matches!(e.handshake, Handshake::Tls13 { .. }) {
                     tls13_proof(v, e, facts);
+                    offer_tickets(v, facts);
                 } else {
                     renegotiation_proof(v, e, facts);
                 }
@@ -140,7 +141,23 @@ fn handshake(v: &mut Verdict, e: &Evidence<'_>) {
     }
 }
 
-/// The hashed keys linking a TLS <= 1.2 resumption to its full handshake.
+/// A decrypted TLS 1.3 handshake with a class offers the tickets it
+/// issued (read with the key log): a resumption that sends one as its PSK
+/// identity inherits this class (`report::resumption`). A resumed or
+/// undecided handshake offers none.
+fn offer_tickets(v: &mut Verdict, f: &Facts) {
+    if v.resumed || v.basis != Basis::Decrypted || !matches!(v.class, Class::Tls | Class::Mtls) {
+        return;
+    }
+    let server = v.server;
+    v.session.offers.extend(
+        f.tickets
+            .iter()
+            .map(|t| SessionLink::key(server, SessionKind::Ticket as u8, t)),
+    );
+}
+
+/// The hashed keys linking a resumption to its full handshake.
 fn session_link(server: Endpoint, keys: &SessionKeys<'_>) -> SessionLink {
     let hash = |list: &[Option<(SessionKind, &[u8])>; 2]| {
         list.iter()
@@ -167,7 +184,7 @@ fn tls13_proof(v: &mut Verdict, e: &Evidence<'_>, f: &Facts) {
     if f.encrypted_extensions {
         v.alpn_selected = f.alpn.clone();
     }
-    if f.cert_request {
+    if f.cert_request || (f.post_cert_request && !psk_of(e)) {
         v.cert_requested = Some(true);
     } else if f.server_finished {
         v.cert_requested = Some(false);
@@ -190,11 +207,18 @@ fn tls13_proof(v: &mut Verdict, e: &Evidence<'_>, f: &Facts) {
             outcome_why = format!("{who} sent fatal alert {} (decrypted)", alert.name());
         }
     }
-    let psk = matches!(e.handshake, Handshake::Tls13 { psk: true, .. });
-    if let Some(c) = f.client_cert.as_ref().and_then(|c| c.leaf.as_deref()) {
+    let psk = psk_of(e);
+    let pha_offered = e.client_hello.is_some_and(|c| c.post_handshake_auth);
+    let cert = f.client_cert.as_ref().or(f.post_client_cert.as_ref());
+    if let Some(c) = cert.and_then(|c| c.leaf.as_deref()) {
         v.client_certificate = Some(cert_seen(c));
     }
-    let Some((class, client_cert, why)) = tls13_decrypted_class(f, psk) else {
+    let post = post_handshake_class(f, psk);
+    // The size rule weighs the handshake's flight only: a certificate sent
+    // after the handshake is no measure of it (`--calibrate` leaves it out).
+    let size_rule_comparable = post.is_none();
+    let decided = post.or_else(|| tls13_decrypted_class(f, psk, pha_offered));
+    let Some((class, client_cert, why)) = decided else {
         if e.rejected_by == Some(Party::Client) && e.class == Class::Tls {
             // The client refused the server's flight (opened here) before
             // sending any flight of its own: no certificate went out.
@@ -216,7 +240,7 @@ fn tls13_proof(v: &mut Verdict, e: &Evidence<'_>, f: &Facts) {
     v.class = class;
     v.basis = Basis::Decrypted;
     v.client_cert = client_cert;
-    v.inferred = Some(inferred);
+    v.inferred = size_rule_comparable.then_some(inferred);
     v.reason = decrypted_reason(v, f, inferred, &why, &outcome_why);
 }
 
@@ -254,9 +278,54 @@ fn decrypted_reason(
     }
 }
 
+fn psk_of(e: &Evidence<'_>) -> bool {
+    matches!(e.handshake, Handshake::Tls13 { psk: true, .. })
+}
+
+/// Post-handshake client authentication read under the application
+/// traffic secrets (RFC 8446 §4.6.2): the server asked after the handshake
+/// and the client answered. `mtls` needs a non-empty Certificate and its
+/// CertificateVerify; an empty Certificate is `tls`; anything less leaves
+/// the handshake's class.
+fn post_handshake_class(f: &Facts, psk: bool) -> Option<(Class, ClientCert, String)> {
+    if psk || !f.post_cert_request {
+        return None;
+    }
+    match &f.post_client_cert {
+        Some(c) if c.count > 0 && f.post_client_cert_verify => Some((
+            Class::Mtls,
+            ClientCert::Sent {
+                count: c.count,
+                bytes: c.bytes,
+            },
+            format!(
+                "post-handshake authentication: the server sent a CertificateRequest after the \
+                 handshake and the client answered with a Certificate of {} certificate(s), {} \
+                 bytes and a CertificateVerify (decrypted with the application traffic secrets)",
+                c.count, c.bytes
+            ),
+        )),
+        Some(c) if c.count == 0 => Some((
+            Class::Tls,
+            ClientCert::Empty,
+            "post-handshake authentication: the server sent a CertificateRequest after the \
+             handshake and the client answered with an empty Certificate (decrypted with the \
+             application traffic secrets)"
+                .to_string(),
+        )),
+        _ => None,
+    }
+}
+
 /// The class the decrypted TLS 1.3 client flight shows (RFC 8446 §4.4.2),
-/// or None when the client's flight was not opened.
-fn tls13_decrypted_class(f: &Facts, psk: bool) -> Option<(Class, ClientCert, String)> {
+/// or None when the client's flight was not opened. `pha_offered`: the
+/// client offered post_handshake_auth, so a server that did not ask in
+/// the handshake may still ask later.
+fn tls13_decrypted_class(
+    f: &Facts,
+    psk: bool,
+    pha_offered: bool,
+) -> Option<(Class, ClientCert, String)> {
     let client_alert = f.alert.filter(|a| !a.from_server && a.level == 2);
     let decided = match (&f.client_cert, client_alert) {
         _ if psk => (
@@ -304,9 +373,18 @@ fn tls13_decrypted_class(f: &Facts, psk: bool) -> Option<(Class, ClientCert, Str
         (None, None) if f.client_flight_done || (f.server_finished && !f.cert_request) => (
             Class::Tls,
             ClientCert::NotSent,
-            "server did not request a client certificate (decrypted; RFC 8446 §4.4.2: none \
-             can be sent)"
-                .to_string(),
+            if pha_offered {
+                format!(
+                    "server did not request a client certificate in the handshake (decrypted); \
+                     post_handshake_auth offered, and no CertificateRequest in the first {} \
+                     records after it (decrypted)",
+                    proof::POST_HANDSHAKE_RECORDS_MAX
+                )
+            } else {
+                "server did not request a client certificate (decrypted; RFC 8446 §4.4.2: none \
+                 can be sent)"
+                    .to_string()
+            },
         ),
         (None, None) => return None,
     };
