@@ -100,9 +100,11 @@ impl Default for Limits {
             stream_segments: 256,
             handshake_buffer: 64 * KIB,
             records_before_verdict: crate::classify::RECORDS_BEFORE_VERDICT,
-            // The rest of the worker's share: 107.5 MiB (1.4 MiB went to
-            // the iptables REDIRECT join tables, `flow::redirect`).
-            buffer_budget: 112_758_944,
+            // The rest of the worker's share: 94.3 MiB (1.4 MiB went to
+            // the iptables REDIRECT join tables, `flow::redirect`, and an
+            // eighth of the rest to the reports in flight,
+            // `pipeline::inflight`).
+            buffer_budget: 98_926_220,
             idle_timeout: Timestamp(300 * SEC),
             embryonic_timeout: Timestamp(30 * SEC),
             closed_linger: Timestamp(10 * SEC),
@@ -462,6 +464,8 @@ pub struct Engine {
     last_scan: Option<Timestamp>,
     /// End of input: open flows still to report, next one last.
     finishing: Option<Vec<(u64, FlowKey)>>,
+    /// A tick's idle flows still to expire (`on_tick_some`), next one last.
+    expiring: Option<Vec<(u64, FlowKey)>>,
     /// FxHash: fast, and its iteration order is never used for output
     /// (reports are ordered by packet index).
     flows: FxHashMap<FlowKey, Flow>,
@@ -493,6 +497,7 @@ impl Engine {
             },
             last_scan: None,
             finishing: None,
+            expiring: None,
             flows: FxHashMap::default(),
             redirects,
         }
@@ -707,43 +712,53 @@ impl Engine {
     /// Packet-time clock tick, sent to every worker at the same packet
     /// positions whatever the thread count: expire idle flows.
     pub fn on_tick(&mut self, now: Timestamp, index: u64, out: &mut Vec<Report>) {
-        let start = out.len();
-        self.expire(now, index, out);
-        self.redirects
-            .annotate(out.get_mut(start..).unwrap_or_default());
+        while self.on_tick_some(now, index, usize::MAX, out).is_some() {}
     }
 
-    /// `on_tick` before the redirect annotation.
-    fn expire(&mut self, now: Timestamp, index: u64, out: &mut Vec<Report>) {
-        // Walking the table costs milliseconds with 100k+ flows: scan at
-        // most once per second of packet time (deterministic: ticks come at
-        // input-defined positions with input-defined times).
-        if self
-            .last_scan
-            .is_some_and(|t| now.0.saturating_sub(t.0) < EXPIRY_SCAN_INTERVAL.0)
-        {
-            return;
+    /// `on_tick` a chunk at a time, so a flood's expiry (100k+ flows at
+    /// one tick, each a report with `-v`) is never all in memory as
+    /// reports at once: stops once `max` reports were added. Returns the
+    /// first-seen index of the next flow still to expire at this tick (no
+    /// report of this tick sorts below it), or None when the tick is done.
+    /// Until then, call it again with the same `now` and `index` before
+    /// anything else.
+    pub fn on_tick_some(
+        &mut self,
+        now: Timestamp,
+        index: u64,
+        max: usize,
+        out: &mut Vec<Report>,
+    ) -> Option<u64> {
+        let start = out.len();
+        let next = self.expire(now, index, max, out);
+        self.redirects
+            .annotate(out.get_mut(start..).unwrap_or_default());
+        next
+    }
+
+    /// `on_tick_some` before the redirect annotation.
+    fn expire(&mut self, now: Timestamp, index: u64, max: usize, out: &mut Vec<Report>) -> Option<u64> {
+        if self.expiring.is_none() {
+            // Walking the table costs milliseconds with 100k+ flows: scan
+            // at most once per second of packet time (deterministic: ticks
+            // come at input-defined positions with input-defined times).
+            if self
+                .last_scan
+                .is_some_and(|t| now.0.saturating_sub(t.0) < EXPIRY_SCAN_INTERVAL.0)
+            {
+                return None;
+            }
+            self.last_scan = Some(now);
+            let mut expired = self.idle_flows(now);
+            // Reverse order: the next flow is popped from the end.
+            expired.sort_unstable_by(|a, b| b.cmp(a));
+            self.expiring = Some(expired);
         }
-        self.last_scan = Some(now);
-        let limits = &self.tracker.limits;
-        let mut expired: Vec<(u64, FlowKey)> = self
-            .flows
-            .values()
-            .filter(|f| {
-                let idle = now.0.saturating_sub(f.last_seen.0);
-                let timeout = if f.reported && f.both_closed() {
-                    limits.closed_linger
-                } else if f.has_payload() {
-                    limits.idle_timeout
-                } else {
-                    limits.embryonic_timeout
-                };
-                idle > timeout.0
-            })
-            .map(|f| (f.first_index, f.key))
-            .collect();
-        expired.sort();
-        for (_, key) in expired {
+        let start = out.len();
+        while out.len().saturating_sub(start) < max {
+            let Some((_, key)) = self.expiring.as_mut().and_then(Vec::pop) else {
+                break;
+            };
             let Some(mut flow) = self.flows.remove(&key) else {
                 continue;
             };
@@ -757,6 +772,33 @@ impl Engine {
             self.tracker
                 .close_report(&mut flow, Some(Ending::Idle), ts, index, out);
         }
+        match self.expiring.as_ref().and_then(|e| e.last()) {
+            Some(&(next, _)) => Some(next),
+            None => {
+                self.expiring = None;
+                None
+            }
+        }
+    }
+
+    /// The flows idle past their timeout at `now`, by first-seen index.
+    fn idle_flows(&self, now: Timestamp) -> Vec<(u64, FlowKey)> {
+        let limits = &self.tracker.limits;
+        self.flows
+            .values()
+            .filter(|f| {
+                let idle = now.0.saturating_sub(f.last_seen.0);
+                let timeout = if f.reported && f.both_closed() {
+                    limits.closed_linger
+                } else if f.has_payload() {
+                    limits.idle_timeout
+                } else {
+                    limits.embryonic_timeout
+                };
+                idle > timeout.0
+            })
+            .map(|f| (f.first_index, f.key))
+            .collect()
     }
 
     /// End of input: report every flow still open, in first-seen order.

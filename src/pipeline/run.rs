@@ -6,6 +6,7 @@
 //! they hand back.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::thread::{Scope, ScopedJoinHandle};
 
@@ -22,7 +23,8 @@ use super::batch::{Batch, FromWorker, RECYCLED_PER_WORKER, ToWorker};
 use super::capture::{CaptureEnd, Dispatcher, Intake, capture_loop};
 use super::output::{OutputStage, summarise};
 use super::printing::Printing;
-use super::worker::worker_loop;
+use super::inflight::{InFlight, WhenFull};
+use super::worker::{Ends, worker_loop};
 use super::{Plan, RunError, RunOutcome};
 
 /// Run the pipeline over an opened capture until the input ends, `stop`
@@ -37,10 +39,17 @@ pub fn run<W: Write>(
 ) -> Result<RunOutcome, RunError> {
     let gauges = answers.gauges();
     let workers = plan.workers.max(1);
-    let mut stage = OutputStage::new(workers, !capture.is_live(), plan.calibrate);
+    let when_full = if capture.is_live() {
+        WhenFull::Drop
+    } else {
+        WhenFull::Wait
+    };
+    let meters = Arc::new(InFlight::new(workers, plan.reports, when_full));
+    let mut stage =
+        OutputStage::new(workers, !capture.is_live(), plan.calibrate).metered(Arc::clone(&meters));
     let mut sink = Printing::new(printer, answers, plan, stop);
     let threads = std::thread::scope(|s| {
-        let Some(running) = start(s, capture, plan, &gauges, stop) else {
+        let Some(running) = start(s, capture, plan, (&gauges, &meters), stop) else {
             return Threads::default();
         };
         let mut threads = Threads::default();
@@ -144,7 +153,7 @@ fn start<'scope>(
     s: &'scope Scope<'scope, '_>,
     capture: Capture,
     plan: &'scope Plan,
-    gauges: &'scope Gauges,
+    (gauges, meters): (&'scope Gauges, &'scope InFlight),
     stop: &'scope AtomicBool,
 ) -> Option<Running<'scope>> {
     let workers = plan.workers.max(1);
@@ -160,7 +169,16 @@ fn start<'scope>(
         let (tx, recycle) = (out_tx.clone(), recycle_tx.clone());
         let h = std::thread::Builder::new()
             .name(format!("mtlsniff-worker-{i}"))
-            .spawn_scoped(s, move || worker_loop(i, plan, rx, tx, recycle, gauges));
+            .spawn_scoped(s, move || {
+                let ends = Ends {
+                    rx,
+                    tx,
+                    recycle,
+                    gauges,
+                    meters,
+                };
+                worker_loop(i, plan, ends)
+            });
         // Too few threads: dropping the senders ends the workers started.
         handles.push(h.ok()?);
     }

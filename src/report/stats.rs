@@ -176,13 +176,16 @@ pub struct Summary {
 
 /// Counters that mean mtlsniff itself lost input or evidence: segments it
 /// refused (full flow table, per-direction limits) or flows it gave up
-/// (memory budget). With kernel and queue drops they make `lost()` true.
+/// (memory budget), or reports dropped because the printer fell behind
+/// (live, `reports.dropped`: the meter of reports in flight was full).
+/// With kernel and queue drops they make `lost()` true.
 /// Gaps (`stream.gaps`) are not here: they are holes in the input, which a
 /// capture file may have been written with.
-pub const LOSS_COUNTERS: [&str; 3] = [
+pub const LOSS_COUNTERS: [&str; 4] = [
     "flows.table_full",
     "stream.limit_hits",
     "mem.flows_given_up",
+    "reports.dropped",
 ];
 
 fn class_index(c: Class) -> usize {
