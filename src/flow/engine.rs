@@ -164,6 +164,9 @@ counters! {
     /// Flows given up because the worker's buffer budget was full: reported
     /// unknown, buffers freed.
     flows_given_up => "mem.flows_given_up",
+    /// Of which the oldest pending flows (by last packet), given up so a
+    /// new flow's bytes fit (`Engine::give_up_oldest`).
+    given_up_oldest => "mem.oldest_given_up",
     /// Highest buffer-budget use seen, in bytes (summed over workers: an
     /// upper bound of the process's peak).
     buffer_peak => "mem.buffer_peak_bytes",
@@ -550,6 +553,9 @@ impl Engine {
         if pure_syn {
             self.replace_if_reused(&key, side, seg.seq, index, out);
         }
+        if self.budget_full(&key, &seg) {
+            self.give_up_oldest(&key, index, out);
+        }
         // One table lookup for a known flow: the common case, every packet.
         if let Some(flow) = self.flows.get_mut(&key) {
             self.tracker.segment(flow, side, &seg, index, out);
@@ -573,6 +579,53 @@ impl Engine {
             .entry(key)
             .or_insert_with(|| Flow::new(key, index, seg.ts));
         self.tracker.segment(flow, side, &seg, index, out);
+    }
+
+    /// Whether this segment's bytes would not fit in the buffer budget, for
+    /// a flow still waiting for its verdict (a new one or a pending one).
+    fn budget_full(&self, key: &FlowKey, seg: &Segment<&[u8]>) -> bool {
+        if seg.payload.is_empty() {
+            return false;
+        }
+        let need = active_bytes().saturating_add(seg.payload.len());
+        self.tracker.meter.get().saturating_add(need) > self.tracker.limits.buffer_budget
+            && !self.flows.get(key).is_some_and(|f| f.reported)
+    }
+
+    /// The buffer budget is full: give up the oldest pending flows (by last
+    /// packet, then first-seen index), a sixteenth of them, so the newest
+    /// flows get their verdicts. Without this a flood of spoofed flows with
+    /// payload, which never finish, would hold the budget for the idle
+    /// timeout (300 s) and every real flow after it would be given up.
+    /// Each is reported unknown (`mem.flows_given_up`, of which
+    /// `mem.oldest_given_up`), which frees its buffers; `keep` is the flow
+    /// the segment is for. A sixteenth per scan keeps a flood at one scan
+    /// per pending/16 new flows.
+    fn give_up_oldest(&mut self, keep: &FlowKey, index: u64, out: &mut Vec<Report>) {
+        let mut oldest: Vec<(Timestamp, u64, FlowKey)> = self
+            .flows
+            .values()
+            .filter(|f| !f.reported && f.active.is_some() && f.key != *keep)
+            .map(|f| (f.last_seen, f.first_index, f.key))
+            .collect();
+        let n = (oldest.len() / 16).max(1).min(oldest.len());
+        if n < oldest.len() {
+            oldest.select_nth_unstable(n);
+            oldest.truncate(n);
+        }
+        // Reports in first-seen order, whatever the selection's order.
+        oldest.sort_unstable_by_key(|&(_, first, _)| first);
+        let keylog = self.tracker.options.keylog.clone();
+        for (ts, _, key) in oldest {
+            let Some(flow) = self.flows.get_mut(&key) else {
+                continue;
+            };
+            let before = self.tracker.counters.flows_given_up;
+            self.tracker.give_up_budget(flow);
+            let counters = &mut self.tracker.counters;
+            counters.given_up_oldest += counters.flows_given_up - before;
+            report(flow, ts, index, keylog.as_deref(), counters, out);
+        }
     }
 
     /// iptables REDIRECT (flow/redirect.rs): a reply half joined to its SYN
@@ -1873,6 +1926,55 @@ mod tests {
         assert!(engine.counters().buffer_peak <= budget as u64);
         engine.finish(1000, &mut out);
         assert_eq!(engine.buffered_bytes(), 0, "every charge given back");
+    }
+
+    /// Issue 13 §1: spoofed flows with payload that never finish fill the
+    /// buffer budget; a real flow after them still gets its verdict,
+    /// because the oldest pending flows are given up first (counted), and
+    /// the newest stale flows are the ones still held.
+    #[test]
+    fn a_full_buffer_budget_gives_up_the_oldest_pending_flows_first() {
+        let limits = Limits {
+            buffer_budget: 64 * 1024,
+            ..Limits::default()
+        };
+        let budget = limits.buffer_budget;
+        let mut engine = Engine::new(limits, Options::default());
+        let mut out = Vec::new();
+        let server = ep("10.0.0.2", 443);
+        let stale = |i: u32| Endpoint {
+            ip: std::net::IpAddr::from([172, 16, 0, i as u8]),
+            port: 40000,
+        };
+        for i in 0..64u32 {
+            let c = stale(i);
+            let index = 100 + u64::from(i) * 2;
+            engine.on_segment(seg(c, server, 100, TcpFlags::SYN, &[]), index, &mut out);
+            // 8 KiB behind a 1-byte hole: held, never read.
+            let data = seg(c, server, 102, TcpFlags::ACK, &[0x16; 8192]);
+            engine.on_segment(data, index + 1, &mut out);
+            assert!(engine.buffered_bytes() <= budget);
+        }
+        let oldest = engine.counters().given_up_oldest;
+        assert!(oldest > 40, "{oldest}");
+        let given_up: Vec<String> = out
+            .iter()
+            .filter_map(Report::verdict)
+            .map(|v| v.client.to_string())
+            .collect();
+        assert!(given_up.contains(&stale(0).to_string()), "the oldest went first");
+        assert!(!given_up.contains(&stale(63).to_string()), "the newest is kept");
+        out.clear();
+        let real = ep("11.0.0.1", 40000);
+        http_flow(&mut engine, real, 0, &mut out);
+        let v: Vec<_> = out.iter().filter_map(Report::verdict).collect();
+        let mine = v.iter().find(|v| v.client == real).expect("the real flow's verdict");
+        assert_eq!(mine.class, Class::Plaintext, "{}", mine.reason);
+        assert_eq!(
+            engine.counters().flows_given_up,
+            engine.counters().given_up_oldest,
+            "only stale flows were given up"
+        );
     }
 
     /// The TCP server sends the ClientHello (FTP active data, reverse
