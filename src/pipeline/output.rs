@@ -53,6 +53,8 @@ pub struct OutputStage {
     closed: bool,
     /// The workers' meters of reports in flight (threaded runs).
     inflight: Option<Arc<InFlight>>,
+    /// Orders arrive doubled (`worker::stamp`): halve them when handed on.
+    doubled: bool,
 }
 
 impl OutputStage {
@@ -64,12 +66,19 @@ impl OutputStage {
             calibration: calibrate.then(Calibration::default),
             closed: false,
             inflight: None,
+            doubled: false,
         }
     }
 
+    /// Orders arrive doubled (`worker::stamp`: a tick's reports before the
+    /// same frame's segment's); hand them on halved, as the engine made them.
+    pub(super) fn doubled_orders(mut self) -> Self {
+        self.doubled = true;
+        self
+    }
+
     /// The threaded run: give each report's bytes back to `meters` once it
-    /// is handed on, and halve its order's trigger first (the workers
-    /// double it between threads, `worker.rs`).
+    /// is handed on.
     pub(super) fn metered(mut self, meters: Arc<InFlight>) -> Self {
         self.inflight = Some(meters);
         self
@@ -111,7 +120,7 @@ impl OutputStage {
     fn emit(&mut self, worker: usize, mut report: Report, sink: &mut impl Sink) {
         // Measured before linking changes it: the bytes its worker charged.
         let bytes = self.inflight.as_ref().map(|_| report_bytes(&report));
-        if bytes.is_some() {
+        if self.doubled {
             report.order.trigger /= 2;
         }
         self.hand_on(report, sink);

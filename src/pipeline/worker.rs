@@ -14,9 +14,9 @@
 //! end's reports at frame index i sort as 2i, the segment of frame i's as
 //! 2i+1, so a tick's chunks can go out before the segment at the same
 //! index (each chunk's watermark is exact) and the output stage can print
-//! them; it halves them back (`OutputStage::metered`). File-mode output
-//! stays the same for any `--threads`: the doubled order depends on the
-//! input only.
+//! them; it halves them back (`OutputStage::doubled_orders`). File-mode
+//! output stays the same for any `--threads`: the doubled order depends on
+//! the input only, and `run_offline` stamps its reports the same way.
 
 use std::time::Instant;
 
@@ -89,7 +89,7 @@ impl Ends<'_> {
 /// The doubled order between threads (module docs): `trigger` of a tick
 /// or the end (`Call::Clock`) or of a segment (`Call::Segment`).
 #[derive(Clone, Copy)]
-enum Call {
+pub(super) enum Call {
     Clock,
     Segment,
 }
@@ -103,14 +103,14 @@ fn doubled(trigger: u64, call: Call) -> u64 {
 }
 
 /// Double the orders of the reports `call` made.
-fn stamp(reports: &mut [Report], call: Call) {
+pub(super) fn stamp(reports: &mut [Report], call: Call) {
     for r in reports {
         r.order.trigger = doubled(r.order.trigger, call);
     }
 }
 
 /// A watermark of the undoubled engine (`finish_chunk`'s), doubled.
-fn doubled_mark(w: ReportOrder, call: Call) -> ReportOrder {
+pub(super) fn doubled_mark(w: ReportOrder, call: Call) -> ReportOrder {
     if w == DONE {
         return DONE;
     }
@@ -229,5 +229,48 @@ fn on_batch(
     ReportOrder {
         trigger: next,
         flow: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::segment::Endpoint;
+    use crate::verdict::{Event, Verdict};
+
+    fn report(trigger: u64, flow: u64) -> Report {
+        let ep = |port| Endpoint {
+            ip: "10.0.0.1".parse().unwrap(),
+            port,
+        };
+        Report {
+            order: ReportOrder { trigger, flow },
+            event: Event::Verdict(Verdict::new(ep(1), ep(2), Timestamp(0), Timestamp(0))),
+        }
+    }
+
+    /// A tick at frame 5 expires flow 9; the segment of frame 5 reports
+    /// flow 1. Doubled, the tick's report sorts first, and the watermark a
+    /// tick's chunk sends (its next flow, 100) never passes the segment's
+    /// report, which is what lets the chunk be printed before it.
+    #[test]
+    fn a_ticks_reports_sort_before_the_same_frames_segment() {
+        let mut tick = vec![report(5, 9)];
+        stamp(&mut tick, Call::Clock);
+        let mut seg = vec![report(5, 1)];
+        stamp(&mut seg, Call::Segment);
+        assert!(tick[0].order < seg[0].order);
+        let chunk = ReportOrder {
+            trigger: doubled(5, Call::Clock),
+            flow: 100,
+        };
+        assert!(seg[0].order > chunk && tick[0].order < chunk);
+        // After a batch ending at frame 4, nothing of frame 5 is passed.
+        let after_batch = doubled_mark(ReportOrder { trigger: 5, flow: 0 }, Call::Clock);
+        assert!(after_batch <= tick[0].order);
+        // After the tick, its reports are passed, the segment's are not.
+        let after_tick = doubled_mark(ReportOrder { trigger: 5, flow: 0 }, Call::Segment);
+        assert!(tick[0].order < after_tick && after_tick <= seg[0].order);
+        assert_eq!(doubled_mark(DONE, Call::Clock), DONE);
     }
 }
