@@ -755,7 +755,14 @@ const FLOOD_SHAPES: [(&str, Gen, &[u64]); 2] = [
 ];
 
 /// One row of `flood_expiry`: a run of `f` and what it showed.
-fn flood_row(f: &str, labels: &BTreeMap<(String, String), (String, String)>, who: (&str, u64), memory: Option<&str>, threads: &str, verbose: bool) -> (bool, Vec<String>) {
+fn flood_row(
+    f: &str,
+    labels: &BTreeMap<(String, String), (String, String)>,
+    who: (&str, u64),
+    memory: Option<&str>,
+    threads: &str,
+    verbose: bool,
+) -> (bool, Vec<String>) {
     let (shape, pps) = who;
     let mib: i64 = memory.map_or(256, |m| m.parse().unwrap_or(256));
     let v = if verbose { " -v" } else { "" };
@@ -783,7 +790,10 @@ fn flood_row(f: &str, labels: &BTreeMap<(String, String), (String, String)>, who
     let row = vec![
         shape.into(),
         format!("{pps}/s"),
-        format!("{mib} MiB{}", if memory.is_none() { " (default)" } else { "" }),
+        format!(
+            "{mib} MiB{}",
+            if memory.is_none() { " (default)" } else { "" }
+        ),
         threads.into(),
         if verbose { "yes" } else { "no" }.into(),
         format!("{:.1} MiB", r.maxrss_kib as f64 / 1024.0),
@@ -811,12 +821,25 @@ fn flood_expiry(scale: &Scale, templates: &[synth::Template], dir: &Path, tkey: 
     let mut all_ok = true;
     for (shape, generate, rates) in FLOOD_SHAPES {
         for &pps in rates {
-            let name = if shape == "SYN" { "synflood" } else { "syndata" };
+            let name = if shape == "SYN" {
+                "synflood"
+            } else {
+                "syndata"
+            };
             let g = synth::cached(
                 dir,
                 &format!("{name}-expiry-{}-{pps}", scale.expiry_syns),
                 &format!("{} {} {pps} {tkey}", scale.expiry_syns, scale.expiry_real),
-                |p, l| generate(p, l, templates, (scale.expiry_syns, pps), scale.expiry_real, 40),
+                |p, l| {
+                    generate(
+                        p,
+                        l,
+                        templates,
+                        (scale.expiry_syns, pps),
+                        scale.expiry_real,
+                        40,
+                    )
+                },
             );
             let labels = synth::read_labels(&g.labels);
             let f = g.pcap.to_str().expect("utf-8 path").to_string();

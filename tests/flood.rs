@@ -316,7 +316,9 @@ const DATA_FLOWS: u32 = 20_000;
 
 /// The start of a ClientHello: a record of 16 KiB announced, 1 KiB sent.
 fn partial_hello(i: u32) -> Vec<u8> {
-    let mut p = vec![0x16, 0x03, 0x01, 0x40, 0x00, 0x01, 0x00, 0x3f, 0xfc, 0x03, 0x03];
+    let mut p = vec![
+        0x16, 0x03, 0x01, 0x40, 0x00, 0x01, 0x00, 0x3f, 0xfc, 0x03, 0x03,
+    ];
     p.extend(i.to_be_bytes().iter().cycle().take(1024 - p.len()));
     p
 }
@@ -325,11 +327,21 @@ impl Flood {
     /// Flow number `i` of the SYN+data flood: SYN, then the partial hello.
     fn syn_data(&mut self, i: u32, ts: u64) {
         let b = i.to_be_bytes();
-        let client = ([172, 16 | (b[1] & 0x0f), b[2], b[3]], 1024 + (i % 60000) as u16);
+        let client = (
+            [172, 16 | (b[1] & 0x0f), b[2], b[3]],
+            1024 + (i % 60000) as u16,
+        );
         let isn = i.wrapping_mul(2_654_435_761);
         self.write(&tcp4(client, SERVER, isn, 0, wire::SYN, &[]), ts);
         let hello = partial_hello(i);
-        let data = tcp4(client, SERVER, isn.wrapping_add(1), 1, wire::ACK | wire::PSH, &hello);
+        let data = tcp4(
+            client,
+            SERVER,
+            isn.wrapping_add(1),
+            1,
+            wire::ACK | wire::PSH,
+            &hello,
+        );
         self.write(&data, ts + 1);
     }
 }
@@ -370,7 +382,10 @@ fn issue_13_syn_data_flood_gives_up_the_oldest_and_real_flows_are_classified() {
             assert_eq!(flood.check_real(&out), DATA_FLOWS as usize, "{err}");
             let oldest = counter(&err, "mem.oldest_given_up");
             assert!(oldest > 0, "{err}");
-            assert!(err.contains("mem.flows_given_up="), "named as the loss: {err}");
+            assert!(
+                err.contains("mem.flows_given_up="),
+                "named as the loss: {err}"
+            );
         }
     }
 }

@@ -956,12 +956,9 @@ fn partial_hello(templates: &[Template]) -> (u32, u32, u32) {
         .iter()
         .enumerate()
         .find_map(|(t, tpl)| {
-            let i = tpl
-                .segs
-                .iter()
-                .position(|s| {
-                    s.from_client && s.payload.len() >= 64 && s.payload.starts_with(&[0x16, 0x03])
-                })?;
+            let i = tpl.segs.iter().position(|s| {
+                s.from_client && s.payload.len() >= 64 && s.payload.starts_with(&[0x16, 0x03])
+            })?;
             let len = tpl.segs[i].payload.len() as u32;
             Some((t as u32, i as u32, len / 2))
         })

@@ -790,7 +790,13 @@ impl Engine {
     }
 
     /// `on_tick_some` before the redirect annotation.
-    fn expire(&mut self, now: Timestamp, index: u64, max: usize, out: &mut Vec<Report>) -> Option<u64> {
+    fn expire(
+        &mut self,
+        now: Timestamp,
+        index: u64,
+        max: usize,
+        out: &mut Vec<Report>,
+    ) -> Option<u64> {
         if self.expiring.is_none() {
             // Walking the table costs milliseconds with 100k+ flows: scan
             // at most once per second of packet time (deterministic: ticks
@@ -1962,13 +1968,19 @@ mod tests {
             .filter_map(Report::verdict)
             .map(|v| v.client.to_string())
             .collect();
-        assert!(given_up.contains(&stale(0).to_string()), "the oldest went first");
-        assert!(!given_up.contains(&stale(63).to_string()), "the newest is kept");
+        assert!(
+            given_up.contains(&stale(0).to_string()),
+            "the oldest went first"
+        );
+        assert!(
+            !given_up.contains(&stale(63).to_string()),
+            "the newest is kept"
+        );
         out.clear();
         let real = ep("11.0.0.1", 40000);
         http_flow(&mut engine, real, 0, &mut out);
         let v: Vec<_> = out.iter().filter_map(Report::verdict).collect();
-        let mine = v.iter().find(|v| v.client == real).expect("the real flow's verdict");
+        let mine = v.iter().find(|v| v.client == real).unwrap();
         assert_eq!(mine.class, Class::Plaintext, "{}", mine.reason);
         assert_eq!(
             engine.counters().flows_given_up,

@@ -219,11 +219,15 @@ fn verdict_heap(v: &Verdict) -> usize {
         + string(&v.app_proto)
         + string(&v.preview_to_server)
         + string(&v.preview_to_client)
-        + v.flight.as_ref().map_or(0, |f| alloc(f.records.capacity() * 2))
+        + v.flight
+            .as_ref()
+            .map_or(0, |f| alloc(f.records.capacity() * 2))
         + alloc(v.session.offers.capacity() * 8)
         + alloc(v.session.resumes.capacity() * 8)
         + v.mesh.as_ref().map_or(0, |m| alloc(m.evidence.capacity()))
-        + v.identity_hint.as_ref().map_or(0, |h| alloc(h.value.capacity()))
+        + v.identity_hint
+            .as_ref()
+            .map_or(0, |h| alloc(h.value.capacity()))
         + cert(&v.client_certificate)
         + cert(&v.server_certificate)
 }

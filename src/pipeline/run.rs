@@ -21,9 +21,9 @@ use crate::report::stats::ProcessingTime;
 
 use super::batch::{Batch, FromWorker, RECYCLED_PER_WORKER, ToWorker};
 use super::capture::{CaptureEnd, Dispatcher, Intake, capture_loop};
+use super::inflight::{InFlight, WhenFull};
 use super::output::{OutputStage, summarise};
 use super::printing::Printing;
-use super::inflight::{InFlight, WhenFull};
 use super::worker::{Ends, worker_loop};
 use super::{Plan, RunError, RunOutcome};
 

@@ -129,7 +129,13 @@ pub(super) fn worker_loop(worker: usize, plan: &Plan, ends: Ends<'_>) {
     for msg in ends.rx.iter() {
         let watermark = match msg {
             ToWorker::Segments(batch) => {
-                let next = on_batch(&mut engine, batch, &ends.recycle, &mut processing, &mut reports);
+                let next = on_batch(
+                    &mut engine,
+                    batch,
+                    &ends.recycle,
+                    &mut processing,
+                    &mut reports,
+                );
                 stamp(&mut reports, Call::Segment);
                 // The next call is a tick or a segment at `next` or later.
                 doubled_mark(next, Call::Clock)
@@ -266,10 +272,22 @@ mod tests {
         };
         assert!(seg[0].order > chunk && tick[0].order < chunk);
         // After a batch ending at frame 4, nothing of frame 5 is passed.
-        let after_batch = doubled_mark(ReportOrder { trigger: 5, flow: 0 }, Call::Clock);
+        let after_batch = doubled_mark(
+            ReportOrder {
+                trigger: 5,
+                flow: 0,
+            },
+            Call::Clock,
+        );
         assert!(after_batch <= tick[0].order);
         // After the tick, its reports are passed, the segment's are not.
-        let after_tick = doubled_mark(ReportOrder { trigger: 5, flow: 0 }, Call::Segment);
+        let after_tick = doubled_mark(
+            ReportOrder {
+                trigger: 5,
+                flow: 0,
+            },
+            Call::Segment,
+        );
         assert!(tick[0].order < after_tick && after_tick <= seg[0].order);
         assert_eq!(doubled_mark(DONE, Call::Clock), DONE);
     }
