@@ -45,8 +45,8 @@ pub const MIN_BUFFER_BUDGET: usize = 2 * MIB;
 /// sessions), the summary.
 pub const PROCESS_RESERVE: usize = 16 * MIB;
 /// The reports in flight get this fraction of what a worker's table
-/// leaves (module docs): 13 MiB of the default budget's one worker, some
-/// 5,000 reports, enough that workers and the output stage overlap.
+/// leaves (module docs): 13.2 MiB of the default budget's one worker,
+/// thousands of reports, enough that workers and the output stage overlap.
 pub const REPORTS_SHARE: usize = 8;
 /// Default `--max-flows`, for the whole process.
 pub const DEFAULT_MAX_FLOWS: usize = 262_144;
