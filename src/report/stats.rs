@@ -640,6 +640,18 @@ mod tests {
         assert!(r.contains("; INPUT LOST\n"), "{r}");
         assert!(r.contains("input lost (flows.table_full=3)"), "{r}");
         assert!(!r.contains("gaps"), "gaps are not loss: {r}");
+        // Live reports dropped on a full meter of reports in flight are a
+        // loss; a stall (file mode, nothing dropped) is not.
+        let mut live = Summary::default();
+        merge_entries(
+            &mut live.counters,
+            &[("reports.stalls", 2), ("reports.dropped", 0)],
+        );
+        assert!(!live.lost());
+        merge_entries(&mut live.counters, &[("reports.dropped", 5)]);
+        assert!(live.lost());
+        let r = live.render_brief();
+        assert!(r.contains("input lost (reports.dropped=5)"), "{r}");
     }
 
     #[test]
