@@ -437,6 +437,13 @@ impl Flow {
             && !self.has_payload()
     }
 
+    /// Both ends were seen: each sent a SYN or payload.
+    fn two_sided(&self) -> bool {
+        Side::BOTH
+            .iter()
+            .all(|&s| self.isn[s].is_some() || self.payload_bytes[s] > 0)
+    }
+
     fn has_payload(&self) -> bool {
         self.payload_bytes.iter().any(|&b| b > 0) || Side::BOTH.iter().any(|&s| self.missing(s) > 0)
     }
@@ -594,7 +601,9 @@ impl Engine {
 
     /// The buffer budget is full: give up the oldest pending flows (by last
     /// packet, then first-seen index), a sixteenth of them, so the newest
-    /// flows get their verdicts. Without this a flood of spoofed flows with
+    /// flows get their verdicts. One-sided flows go before flows both ends
+    /// spoke in: a spoofed source never hears back, a real connection does,
+    /// so a flood of spoofed flows gives up its own first. Without this a flood of spoofed flows with
     /// payload, which never finish, would hold the budget for the idle
     /// timeout (300 s) and every real flow after it would be given up.
     /// Each is reported unknown (`mem.flows_given_up`, of which
@@ -602,11 +611,11 @@ impl Engine {
     /// the segment is for. A sixteenth per scan keeps a flood at one scan
     /// per pending/16 new flows.
     fn give_up_oldest(&mut self, keep: &FlowKey, index: u64, out: &mut Vec<Report>) {
-        let mut oldest: Vec<(Timestamp, u64, FlowKey)> = self
+        let mut oldest: Vec<(bool, Timestamp, u64, FlowKey)> = self
             .flows
             .values()
             .filter(|f| !f.reported && f.active.is_some() && f.key != *keep)
-            .map(|f| (f.last_seen, f.first_index, f.key))
+            .map(|f| (f.two_sided(), f.last_seen, f.first_index, f.key))
             .collect();
         let n = (oldest.len() / 16).max(1).min(oldest.len());
         if n < oldest.len() {
@@ -614,9 +623,9 @@ impl Engine {
             oldest.truncate(n);
         }
         // Reports in first-seen order, whatever the selection's order.
-        oldest.sort_unstable_by_key(|&(_, first, _)| first);
+        oldest.sort_unstable_by_key(|&(_, _, first, _)| first);
         let keylog = self.tracker.options.keylog.clone();
-        for (ts, _, key) in oldest {
+        for (_, ts, _, key) in oldest {
             let Some(flow) = self.flows.get_mut(&key) else {
                 continue;
             };
@@ -1952,6 +1961,21 @@ mod tests {
             ip: std::net::IpAddr::from([172, 16, 0, i as u8]),
             port: 40000,
         };
+        // A real handshake in progress, older than every stale flow but
+        // answered by its server: one-sided flows go first.
+        let slow = ep("11.0.0.2", 40000);
+        let (syn, ack) = (TcpFlags::SYN, TcpFlags::ACK);
+        let hello_start = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc];
+        for (i, s) in [
+            seg(slow, server, 100, syn, &[]),
+            seg(server, slow, 500, syn | ack, &[]),
+            seg(slow, server, 101, ack, &hello_start),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            engine.on_segment(s, i as u64, &mut out);
+        }
         for i in 0..64u32 {
             let c = stale(i);
             let index = 100 + u64::from(i) * 2;
@@ -1975,6 +1999,10 @@ mod tests {
         assert!(
             !given_up.contains(&stale(63).to_string()),
             "the newest is kept"
+        );
+        assert!(
+            !given_up.contains(&slow.to_string()),
+            "the answered flow is kept"
         );
         out.clear();
         let real = ep("11.0.0.1", 40000);
