@@ -164,12 +164,31 @@ impl Flood {
 
     /// `run`, exiting with `code`.
     fn run_exit(&self, args: &[&str], want: i32) -> (i64, String, String) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtlsniff"));
+        // A child spawned from this test process (vfork, then exec) starts
+        // with this process's peak RSS as its own, and the tests here run
+        // in parallel holding their outputs: measured through GNU time,
+        // which forks from its own small process, the peak is mtlsniff's
+        // alone. Without it, wait4's figure (an upper bound).
+        const TIME: &str = "/usr/bin/time";
+        const TAG: &str = "mtlsniff-flood-maxrss-kib ";
+        let bin = env!("CARGO_BIN_EXE_mtlsniff");
+        let timed = Path::new(TIME).exists();
+        let mut cmd = if timed {
+            let mut c = Command::new(TIME);
+            c.args(["-f", &format!("{TAG}%M"), bin]);
+            c
+        } else {
+            Command::new(bin)
+        };
         cmd.arg("-r")
             .arg(&self.path)
             .args(["--json", "--stats"])
             .args(args);
-        let (maxrss_kib, code, out, err) = common::run_measured(cmd);
+        let (mut maxrss_kib, code, out, mut err) = common::run_measured(cmd);
+        if timed && let Some(at) = err.rfind(TAG) {
+            maxrss_kib = err[at + TAG.len()..].trim().parse().expect("time's %M");
+            err.truncate(at);
+        }
         eprintln!("{args:?}: peak RSS {maxrss_kib} KiB\n{err}");
         assert_eq!(code, Some(want), "{args:?}: {err}");
         (maxrss_kib, out, err)
