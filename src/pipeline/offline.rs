@@ -131,7 +131,7 @@ impl<'p> Offline<'p> {
             out: vec![Vec::new(); workers],
             // Orders doubled as the workers send them (worker.rs), so a
             // tick's reports sort as they do in a threaded run.
-            stage: OutputStage::new(workers, true, plan.calibrate).doubled_orders(),
+            stage: OutputStage::new(workers, true, plan.calibrate),
             reports: Vec::new(),
             peak_buffered: 0,
         }

@@ -53,8 +53,6 @@ pub struct OutputStage {
     closed: bool,
     /// The workers' meters of reports in flight (threaded runs).
     inflight: Option<Arc<InFlight>>,
-    /// Orders arrive doubled (`worker::stamp`): halve them when handed on.
-    doubled: bool,
 }
 
 impl OutputStage {
@@ -66,15 +64,7 @@ impl OutputStage {
             calibration: calibrate.then(Calibration::default),
             closed: false,
             inflight: None,
-            doubled: false,
         }
-    }
-
-    /// Orders arrive doubled (`worker::stamp`: a tick's reports before the
-    /// same frame's segment's); hand them on halved, as the engine made them.
-    pub(super) fn doubled_orders(mut self) -> Self {
-        self.doubled = true;
-        self
     }
 
     /// The threaded run: give each report's bytes back to `meters` once it
@@ -117,12 +107,9 @@ impl OutputStage {
 
     /// Hand `report` (from `worker`) on, then give its bytes back: it
     /// leaves memory with this call either way.
-    fn emit(&mut self, worker: usize, mut report: Report, sink: &mut impl Sink) {
+    fn emit(&mut self, worker: usize, report: Report, sink: &mut impl Sink) {
         // Measured before linking changes it: the bytes its worker charged.
         let bytes = self.inflight.as_ref().map(|_| report_bytes(&report));
-        if self.doubled {
-            report.order.trigger /= 2;
-        }
         self.hand_on(report, sink);
         if let (Some(meters), Some(bytes)) = (&self.inflight, bytes) {
             meters.release(worker, bytes);

@@ -45,9 +45,8 @@ pub fn run<W: Write>(
         WhenFull::Wait
     };
     let meters = Arc::new(InFlight::new(workers, plan.reports, when_full));
-    let mut stage = OutputStage::new(workers, !capture.is_live(), plan.calibrate)
-        .metered(Arc::clone(&meters))
-        .doubled_orders();
+    let mut stage =
+        OutputStage::new(workers, !capture.is_live(), plan.calibrate).metered(Arc::clone(&meters));
     let mut sink = Printing::new(printer, answers, plan, stop);
     let threads = std::thread::scope(|s| {
         let Some(running) = start(s, capture, plan, (&gauges, &meters), stop) else {

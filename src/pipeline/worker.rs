@@ -10,13 +10,15 @@
 //! end of input go out in chunks of `FINISH_CHUNK` reports, so neither is
 //! ever in memory all at once.
 //!
-//! Between threads, report orders are doubled (`stamp`): a tick's or the
+//! The pipeline's report orders are doubled (`stamp`): a tick's or the
 //! end's reports at frame index i sort as 2i, the segment of frame i's as
 //! 2i+1, so a tick's chunks can go out before the segment at the same
 //! index (each chunk's watermark is exact) and the output stage can print
-//! them; it halves them back (`OutputStage::doubled_orders`). File-mode
-//! output stays the same for any `--threads`: the doubled order depends on
-//! the input only, and `run_offline` stamps its reports the same way.
+//! them. The reports the pipeline hands on keep the doubled order (their
+//! frame index is `trigger / 2`), so they leave in `ReportOrder`.
+//! File-mode output stays the same for any `--threads`: the doubled order
+//! depends on the input only, and `run_offline` stamps its reports the
+//! same way.
 
 use std::time::Instant;
 
