@@ -747,71 +747,117 @@ fn pass(b: bool) -> &'static str {
 /// SYNs from distinct spoofed sources at this rate (issue 13: 200k/s).
 const EXPIRY_PPS: [u64; 2] = [200_000, 50_000];
 
-/// Issue 13's flood shape: `expiry_syns` distinct SYNs at 200k (and 50k)
-/// packets/s with `expiry_real` fixture flows arriving until 40 s after the
-/// flood, so the SYN-only flows the full table holds expire (30 s) while
-/// real flows still arrive. Peak RSS for the default budget and 64 MiB,
-/// 1 and 2 threads, against `--memory`; and whether every real flow got
-/// its class. Returns the report section.
+/// The flood shapes of `flood_expiry`: name, generator, SYN rates.
+type Gen = fn(&Path, &Path, &[synth::Template], (u64, u64), u64, u64) -> synth::GenStats;
+const FLOOD_SHAPES: [(&str, Gen, &[u64]); 2] = [
+    ("SYN", synth::gen_synflood_expiry, &EXPIRY_PPS),
+    ("SYN+data", synth::gen_syndata_expiry, &[200_000]),
+];
+
+/// One row of `flood_expiry`: a run of `f` and what it showed.
+fn flood_row(
+    f: &str,
+    labels: &BTreeMap<(String, String), (String, String)>,
+    who: (&str, u64),
+    memory: Option<&str>,
+    threads: &str,
+    verbose: bool,
+) -> (bool, Vec<String>) {
+    let (shape, pps) = who;
+    let mib: i64 = memory.map_or(256, |m| m.parse().unwrap_or(256));
+    let v = if verbose { " -v" } else { "" };
+    eprintln!("linerate:   flood {shape} {pps}/s --memory {mib} --threads {threads}{v}");
+    let mut cmd = Command::new(MTLSNIFF);
+    cmd.args(["--json", "--stats", "--threads", threads, "-r", f]);
+    if let Some(m) = memory {
+        cmd.args(["--memory", m]);
+    }
+    if verbose {
+        cmd.arg("-v");
+    }
+    let r = run(&mut cmd, true);
+    let classified = classified_labels(&r.stdout, labels);
+    let counter = |name: &str| {
+        r.stderr
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or("0")
+            .to_string()
+    };
+    // A SYN+data flood gives flows up (counted loss): exit 3.
+    let finished = r.ok || r.stderr.contains("exit status 3");
+    let under = finished && r.maxrss_kib <= mib * 1024;
+    let row = vec![
+        shape.into(),
+        format!("{pps}/s"),
+        format!(
+            "{mib} MiB{}",
+            if memory.is_none() { " (default)" } else { "" }
+        ),
+        threads.into(),
+        if verbose { "yes" } else { "no" }.into(),
+        format!("{:.1} MiB", r.maxrss_kib as f64 / 1024.0),
+        pass(under).into(),
+        format!("{classified}/{}", labels.len()),
+        counter("flows.unanswered"),
+        counter("mem.oldest_given_up"),
+        counter("reports.stalls"),
+        r.stdout_lines.to_string(),
+        format!("{:.1}", r.secs),
+    ];
+    (under && classified == labels.len(), row)
+}
+
+/// Issue 13's flood shapes: `expiry_syns` distinct spoofed SYNs at 200k
+/// (and 50k) packets/s, and as many spoofed SYN+data flows (half a
+/// ClientHello each, never finished) at 200k/s, with `expiry_real` fixture
+/// flows arriving until 40 s after the flood, so the SYN-only flows the
+/// full table holds expire (30 s) while real flows still arrive. Peak RSS
+/// for the default budget and 64 MiB, 1 and 2 threads, with and without
+/// `-v` (every unanswered SYN a report in flight), against `--memory`;
+/// and whether every real flow got its class. Returns the report section.
 fn flood_expiry(scale: &Scale, templates: &[synth::Template], dir: &Path, tkey: &str) -> String {
     let mut rows = Vec::new();
     let mut all_ok = true;
-    for pps in EXPIRY_PPS {
-        let g = synth::cached(
-            dir,
-            &format!("synflood-expiry-{}-{pps}", scale.expiry_syns),
-            &format!("{} {} {pps} {tkey}", scale.expiry_syns, scale.expiry_real),
-            |p, l| {
-                synth::gen_synflood_expiry(
-                    p,
-                    l,
-                    templates,
-                    (scale.expiry_syns, pps),
-                    scale.expiry_real,
-                    40,
-                )
-            },
-        );
-        let labels = synth::read_labels(&g.labels);
-        let f = g.pcap.to_str().expect("utf-8 path").to_string();
-        warm(&g.pcap);
-        for (memory, mib) in [(None, 256i64), (Some("64"), 64)] {
-            for threads in ["1", "2"] {
-                eprintln!("linerate:   flood {pps}/s --memory {mib} --threads {threads}");
-                let mut cmd = Command::new(MTLSNIFF);
-                cmd.args(["--json", "--stats", "--threads", threads, "-r", &f]);
-                if let Some(m) = memory {
-                    cmd.args(["--memory", m]);
+    for (shape, generate, rates) in FLOOD_SHAPES {
+        for &pps in rates {
+            let name = if shape == "SYN" {
+                "synflood"
+            } else {
+                "syndata"
+            };
+            let g = synth::cached(
+                dir,
+                &format!("{name}-expiry-{}-{pps}", scale.expiry_syns),
+                &format!("{} {} {pps} {tkey}", scale.expiry_syns, scale.expiry_real),
+                |p, l| {
+                    generate(
+                        p,
+                        l,
+                        templates,
+                        (scale.expiry_syns, pps),
+                        scale.expiry_real,
+                        40,
+                    )
+                },
+            );
+            let labels = synth::read_labels(&g.labels);
+            let f = g.pcap.to_str().expect("utf-8 path").to_string();
+            warm(&g.pcap);
+            for memory in [None, Some("64")] {
+                for threads in ["1", "2"] {
+                    for verbose in [false, true] {
+                        let (ok, row) =
+                            flood_row(&f, &labels, (shape, pps), memory, threads, verbose);
+                        all_ok &= ok;
+                        rows.push(row);
+                    }
                 }
-                let r = run(&mut cmd, true);
-                let classified = classified_labels(&r.stdout, &labels);
-                let unanswered = r
-                    .stderr
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix("flows.unanswered="))
-                    .unwrap_or("?")
-                    .to_string();
-                let under = r.ok && r.maxrss_kib <= mib * 1024;
-                all_ok &= under && classified == labels.len();
-                rows.push(vec![
-                    format!("{pps}/s"),
-                    format!(
-                        "{mib} MiB{}",
-                        if memory.is_none() { " (default)" } else { "" }
-                    ),
-                    threads.into(),
-                    format!("{:.1} MiB", r.maxrss_kib as f64 / 1024.0),
-                    pass(under).into(),
-                    format!("{classified}/{}", labels.len()),
-                    unanswered,
-                    r.stdout_lines.to_string(),
-                    format!("{:.1}", r.secs),
-                ]);
             }
         }
     }
     let mut out = format!(
-        "\n## SYN flood with expiry while the table is full (issue 13)\n\n{} distinct spoofed SYNs at each rate, {} real fixture flows arriving until 40 s after the flood (past the 30 s SYN-only timeout); `mtlsniff --json --threads T [--memory M] -r F`; peak RSS = ru_maxrss (wait4). {}\n\n",
+        "\n## SYN floods with expiry while the table is full (issue 13)\n\n{} distinct spoofed SYNs (or SYN+data flows: half a ClientHello each, never finished) at each rate, {} real fixture flows arriving until 40 s after the flood (past the 30 s SYN-only timeout); `mtlsniff --json --stats --threads T [--memory M] [-v] -r F`; peak RSS = ru_maxrss (wait4). {}\n\n",
         scale.expiry_syns,
         scale.expiry_real,
         if all_ok {
@@ -822,13 +868,17 @@ fn flood_expiry(scale: &Scale, templates: &[synth::Template], dir: &Path, tkey: 
     );
     out.push_str(&table(
         &[
-            "SYN rate",
+            "shape",
+            "rate",
             "--memory",
             "threads",
+            "-v",
             "peak RSS",
             "<= --memory",
             "real flows classified",
             "flows.unanswered",
+            "mem.oldest_given_up",
+            "reports.stalls",
             "lines",
             "secs",
         ],

@@ -948,6 +948,46 @@ pub fn gen_synflood(
     )
 }
 
+/// The first ClientHello segment among the templates: (template, segment,
+/// length). A spoofed SYN+data flow sends half of it, so the record it
+/// starts announces more than ever comes and the flow stays pending.
+fn partial_hello(templates: &[Template]) -> (u32, u32, u32) {
+    templates
+        .iter()
+        .enumerate()
+        .find_map(|(t, tpl)| {
+            let i = tpl.segs.iter().position(|s| {
+                s.from_client && s.payload.len() >= 64 && s.payload.starts_with(&[0x16, 0x03])
+            })?;
+            let len = tpl.segs[i].payload.len() as u32;
+            Some((t as u32, i as u32, len / 2))
+        })
+        .expect("a TLS template with a ClientHello")
+}
+
+/// One spoofed flow of the SYN+data flood: a SYN, then half a ClientHello
+/// 1 us later; never answered, never finished.
+fn flood_syn_data(
+    rng: &mut Rng,
+    n: u64,
+    target: ([u8; 4], u16),
+    ts: i64,
+    (t, i, len): (u32, u32, u32),
+) -> (Flow, Option<Label>) {
+    let (mut f, label) = flood_syn(rng, n, target, ts);
+    let isn = f.pkts[0].seq;
+    f.pkts.push(Pkt {
+        ts: ts + 1,
+        from_client: true,
+        seq: isn.wrapping_add(1),
+        ack: 1,
+        flags: TcpFlags::ACK | TcpFlags::PSH,
+        window: 64_240,
+        payload: Payload::Fixture { t, i, off: 0, len },
+    });
+    (f, label)
+}
+
 /// Issue 13's flood: `syns` SYN-only frames from distinct spoofed sources
 /// at `pps` packets per second, with `real` fixture flows starting at an
 /// even pace over the flood and `tail_s` seconds after it. The tail runs
@@ -961,9 +1001,35 @@ pub fn gen_synflood_expiry(
     real: u64,
     tail_s: u64,
 ) -> GenStats {
-    let (syns, pps) = flood;
+    gen_flood_expiry(path, labels_path, templates, flood, real, tail_s, false)
+}
+
+/// The same with spoofed SYN+data flows (`flood_syn_data`): payload that
+/// holds buffers and never finishes, so the buffer budget, not the table,
+/// is what the flood fills (issue 13 §1).
+pub fn gen_syndata_expiry(
+    path: &Path,
+    labels_path: &Path,
+    templates: &[Template],
+    flood: (u64, u64),
+    real: u64,
+    tail_s: u64,
+) -> GenStats {
+    gen_flood_expiry(path, labels_path, templates, flood, real, tail_s, true)
+}
+
+fn gen_flood_expiry(
+    path: &Path,
+    labels_path: &Path,
+    templates: &[Template],
+    (syns, pps): (u64, u64),
+    real: u64,
+    tail_s: u64,
+    data: bool,
+) -> GenStats {
     let mut rng = Rng::new(0x6578_7069_7279_2131);
     let classes = by_class(templates);
+    let hello = data.then(|| partial_hello(templates));
     let syn_gap = 1_000_000.0 / pps.max(1) as f64;
     let span = syns as f64 * syn_gap + tail_s as f64 * 1e6;
     let real_gap = span / real.max(1) as f64;
@@ -982,7 +1048,10 @@ pub fn gen_synflood_expiry(
                 }
                 (Some(t), _) => {
                     n_syn += 1;
-                    Some(flood_syn(&mut rng, n_syn - 1, target, t))
+                    Some(match hello {
+                        Some(h) => flood_syn_data(&mut rng, n_syn - 1, target, t, h),
+                        None => flood_syn(&mut rng, n_syn - 1, target, t),
+                    })
                 }
                 _ => None,
             }

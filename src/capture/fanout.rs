@@ -363,7 +363,10 @@ fn interpret(frame: &[u8]) -> Option<u32> {
     let (mut a, mut x, mut mem, mut pc) = (0u32, 0u32, [0u32; 16], 0usize);
     let load = |off: usize, size: usize| -> Option<u32> {
         let off = if off == PROTOCOL as usize {
-            return Some(u32::from(u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?])));
+            return Some(u32::from(u16::from_be_bytes([
+                *frame.get(12)?,
+                *frame.get(13)?,
+            ])));
         } else {
             off.checked_sub(NET as usize)? + 14
         };

@@ -100,10 +100,11 @@ impl Default for Limits {
             stream_segments: 256,
             handshake_buffer: 64 * KIB,
             records_before_verdict: crate::classify::RECORDS_BEFORE_VERDICT,
-            // The rest of the worker's share: 107.4 MiB (the iptables
-            // REDIRECT join tables, `flow::redirect::table_bytes`, took
-            // theirs first).
-            buffer_budget: 112_596_896,
+            // The rest of the worker's share: 94.2 MiB (1.4 MiB went to
+            // the iptables REDIRECT join tables, `flow::redirect`, and an
+            // eighth of the rest to the reports in flight,
+            // `pipeline::inflight`).
+            buffer_budget: 98_784_428,
             idle_timeout: Timestamp(300 * SEC),
             embryonic_timeout: Timestamp(30 * SEC),
             closed_linger: Timestamp(10 * SEC),
@@ -163,6 +164,9 @@ counters! {
     /// Flows given up because the worker's buffer budget was full: reported
     /// unknown, buffers freed.
     flows_given_up => "mem.flows_given_up",
+    /// Of which the oldest pending flows (by last packet), given up so a
+    /// new flow's bytes fit (`Engine::give_up_oldest`).
+    given_up_oldest => "mem.oldest_given_up",
     /// Highest buffer-budget use seen, in bytes (summed over workers: an
     /// upper bound of the process's peak).
     buffer_peak => "mem.buffer_peak_bytes",
@@ -436,6 +440,13 @@ impl Flow {
             && !self.has_payload()
     }
 
+    /// Both ends were seen: each sent a SYN or payload.
+    fn two_sided(&self) -> bool {
+        Side::BOTH
+            .iter()
+            .all(|&s| self.isn[s].is_some() || self.payload_bytes[s] > 0)
+    }
+
     fn has_payload(&self) -> bool {
         self.payload_bytes.iter().any(|&b| b > 0) || Side::BOTH.iter().any(|&s| self.missing(s) > 0)
     }
@@ -472,6 +483,8 @@ pub struct Engine {
     last_scan: Option<Timestamp>,
     /// End of input: open flows still to report, next one last.
     finishing: Option<Vec<(u64, FlowKey)>>,
+    /// A tick's idle flows still to expire (`on_tick_some`), next one last.
+    expiring: Option<Vec<(u64, FlowKey)>>,
     /// FxHash: fast, and its iteration order is never used for output
     /// (reports are ordered by packet index).
     flows: FxHashMap<FlowKey, Flow>,
@@ -503,6 +516,7 @@ impl Engine {
             },
             last_scan: None,
             finishing: None,
+            expiring: None,
             flows: FxHashMap::default(),
             redirects,
         }
@@ -562,6 +576,9 @@ impl Engine {
         if pure_syn {
             self.replace_if_reused(&key, side, seg.seq, index, out);
         }
+        if self.budget_full(&key, &seg) {
+            self.give_up_oldest(&key, index, out);
+        }
         // One table lookup for a known flow: the common case, every packet.
         if let Some(flow) = self.flows.get_mut(&key) {
             self.tracker.segment(flow, side, &seg, index, out);
@@ -585,6 +602,55 @@ impl Engine {
             .entry(key)
             .or_insert_with(|| Flow::new(key, index, seg.ts));
         self.tracker.segment(flow, side, &seg, index, out);
+    }
+
+    /// Whether this segment's bytes would not fit in the buffer budget, for
+    /// a flow still waiting for its verdict (a new one or a pending one).
+    fn budget_full(&self, key: &FlowKey, seg: &Segment<&[u8]>) -> bool {
+        if seg.payload.is_empty() {
+            return false;
+        }
+        let need = active_bytes().saturating_add(seg.payload.len());
+        self.tracker.meter.get().saturating_add(need) > self.tracker.limits.buffer_budget
+            && !self.flows.get(key).is_some_and(|f| f.reported)
+    }
+
+    /// The buffer budget is full: give up the oldest pending flows (by last
+    /// packet, then first-seen index), a sixteenth of them, so the newest
+    /// flows get their verdicts. One-sided flows go before flows both ends
+    /// spoke in: a spoofed source never hears back, a real connection does,
+    /// so a flood of spoofed flows gives up its own first. Without this a flood of spoofed flows with
+    /// payload, which never finish, would hold the budget for the idle
+    /// timeout (300 s) and every real flow after it would be given up.
+    /// Each is reported unknown (`mem.flows_given_up`, of which
+    /// `mem.oldest_given_up`), which frees its buffers; `keep` is the flow
+    /// the segment is for. A sixteenth per scan keeps a flood at one scan
+    /// per pending/16 new flows.
+    fn give_up_oldest(&mut self, keep: &FlowKey, index: u64, out: &mut Vec<Report>) {
+        let mut oldest: Vec<(bool, Timestamp, u64, FlowKey)> = self
+            .flows
+            .values()
+            .filter(|f| !f.reported && f.active.is_some() && f.key != *keep)
+            .map(|f| (f.two_sided(), f.last_seen, f.first_index, f.key))
+            .collect();
+        let n = (oldest.len() / 16).max(1).min(oldest.len());
+        if n < oldest.len() {
+            oldest.select_nth_unstable(n);
+            oldest.truncate(n);
+        }
+        // Reports in first-seen order, whatever the selection's order.
+        oldest.sort_unstable_by_key(|&(_, _, first, _)| first);
+        let keylog = self.tracker.options.keylog.clone();
+        for (_, ts, _, key) in oldest {
+            let Some(flow) = self.flows.get_mut(&key) else {
+                continue;
+            };
+            let before = self.tracker.counters.flows_given_up;
+            self.tracker.give_up_budget(flow);
+            let counters = &mut self.tracker.counters;
+            counters.given_up_oldest += counters.flows_given_up - before;
+            report(flow, ts, index, keylog.as_deref(), counters, out);
+        }
     }
 
     /// iptables REDIRECT (flow/redirect.rs): a reply half joined to its SYN
@@ -726,42 +792,58 @@ impl Engine {
     /// Packet-time clock tick, sent to every worker at the same packet
     /// positions whatever the thread count: expire idle flows.
     pub fn on_tick(&mut self, now: Timestamp, index: u64, out: &mut Vec<Report>) {
-        let start = out.len();
-        self.expire(now, index, out);
-        self.annotate(out.get_mut(start..).unwrap_or_default());
+        while self.on_tick_some(now, index, usize::MAX, out).is_some() {}
     }
 
-    /// `on_tick` before the redirect annotation.
-    fn expire(&mut self, now: Timestamp, index: u64, out: &mut Vec<Report>) {
-        // Walking the table costs milliseconds with 100k+ flows: scan at
-        // most once per second of packet time (deterministic: ticks come at
-        // input-defined positions with input-defined times).
-        if self
-            .last_scan
-            .is_some_and(|t| now.0.saturating_sub(t.0) < EXPIRY_SCAN_INTERVAL.0)
-        {
-            return;
+    /// `on_tick` a chunk at a time, so a flood's expiry (100k+ flows at
+    /// one tick, each a report with `-v`) is never all in memory as
+    /// reports at once: stops once `max` reports were added. Returns the
+    /// first-seen index of the next flow still to expire at this tick (no
+    /// report of this tick sorts below it), or None when the tick is done.
+    /// Until then, call it again with the same `now` and `index` before
+    /// anything else.
+    pub fn on_tick_some(
+        &mut self,
+        now: Timestamp,
+        index: u64,
+        max: usize,
+        out: &mut Vec<Report>,
+    ) -> Option<u64> {
+        let start = out.len();
+        let next = self.expire(now, index, max, out);
+        self.annotate(out.get_mut(start..).unwrap_or_default());
+        next
+    }
+
+    /// `on_tick_some` before the redirect annotation.
+    fn expire(
+        &mut self,
+        now: Timestamp,
+        index: u64,
+        max: usize,
+        out: &mut Vec<Report>,
+    ) -> Option<u64> {
+        if self.expiring.is_none() {
+            // Walking the table costs milliseconds with 100k+ flows: scan
+            // at most once per second of packet time (deterministic: ticks
+            // come at input-defined positions with input-defined times).
+            if self
+                .last_scan
+                .is_some_and(|t| now.0.saturating_sub(t.0) < EXPIRY_SCAN_INTERVAL.0)
+            {
+                return None;
+            }
+            self.last_scan = Some(now);
+            let mut expired = self.idle_flows(now);
+            // Reverse order: the next flow is popped from the end.
+            expired.sort_unstable_by(|a, b| b.cmp(a));
+            self.expiring = Some(expired);
         }
-        self.last_scan = Some(now);
-        let limits = &self.tracker.limits;
-        let mut expired: Vec<(u64, FlowKey)> = self
-            .flows
-            .values()
-            .filter(|f| {
-                let idle = now.0.saturating_sub(f.last_seen.0);
-                let timeout = if f.reported && f.both_closed() {
-                    limits.closed_linger
-                } else if f.has_payload() {
-                    limits.idle_timeout
-                } else {
-                    limits.embryonic_timeout
-                };
-                idle > timeout.0
-            })
-            .map(|f| (f.first_index, f.key))
-            .collect();
-        expired.sort();
-        for (_, key) in expired {
+        let start = out.len();
+        while out.len().saturating_sub(start) < max {
+            let Some((_, key)) = self.expiring.as_mut().and_then(Vec::pop) else {
+                break;
+            };
             let Some(mut flow) = self.flows.remove(&key) else {
                 continue;
             };
@@ -776,6 +858,33 @@ impl Engine {
             self.tracker
                 .close_report(&mut flow, Some(Ending::Idle), ts, index, out);
         }
+        match self.expiring.as_ref().and_then(|e| e.last()) {
+            Some(&(next, _)) => Some(next),
+            None => {
+                self.expiring = None;
+                None
+            }
+        }
+    }
+
+    /// The flows idle past their timeout at `now`, by first-seen index.
+    fn idle_flows(&self, now: Timestamp) -> Vec<(u64, FlowKey)> {
+        let limits = &self.tracker.limits;
+        self.flows
+            .values()
+            .filter(|f| {
+                let idle = now.0.saturating_sub(f.last_seen.0);
+                let timeout = if f.reported && f.both_closed() {
+                    limits.closed_linger
+                } else if f.has_payload() {
+                    limits.idle_timeout
+                } else {
+                    limits.embryonic_timeout
+                };
+                idle > timeout.0
+            })
+            .map(|f| (f.first_index, f.key))
+            .collect()
     }
 
     /// End of input: report every flow still open, in first-seen order.
@@ -1851,6 +1960,80 @@ mod tests {
         assert!(engine.counters().buffer_peak <= budget as u64);
         engine.finish(1000, &mut out);
         assert_eq!(engine.buffered_bytes(), 0, "every charge given back");
+    }
+
+    /// Issue 13 §1: spoofed flows with payload that never finish fill the
+    /// buffer budget; a real flow after them still gets its verdict,
+    /// because the oldest pending flows are given up first (counted), and
+    /// the newest stale flows are the ones still held.
+    #[test]
+    fn a_full_buffer_budget_gives_up_the_oldest_pending_flows_first() {
+        let limits = Limits {
+            buffer_budget: 64 * 1024,
+            ..Limits::default()
+        };
+        let budget = limits.buffer_budget;
+        let mut engine = Engine::new(limits, Options::default());
+        let mut out = Vec::new();
+        let server = ep("10.0.0.2", 443);
+        let stale = |i: u32| Endpoint {
+            ip: std::net::IpAddr::from([172, 16, 0, i as u8]),
+            port: 40000,
+        };
+        // A real handshake in progress, older than every stale flow but
+        // answered by its server: one-sided flows go first.
+        let slow = ep("11.0.0.2", 40000);
+        let (syn, ack) = (TcpFlags::SYN, TcpFlags::ACK);
+        let hello_start = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc];
+        for (i, s) in [
+            seg(slow, server, 100, syn, &[]),
+            seg(server, slow, 500, syn | ack, &[]),
+            seg(slow, server, 101, ack, &hello_start),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            engine.on_segment(s, i as u64, &mut out);
+        }
+        for i in 0..64u32 {
+            let c = stale(i);
+            let index = 100 + u64::from(i) * 2;
+            engine.on_segment(seg(c, server, 100, TcpFlags::SYN, &[]), index, &mut out);
+            // 8 KiB behind a 1-byte hole: held, never read.
+            let data = seg(c, server, 102, TcpFlags::ACK, &[0x16; 8192]);
+            engine.on_segment(data, index + 1, &mut out);
+            assert!(engine.buffered_bytes() <= budget);
+        }
+        let oldest = engine.counters().given_up_oldest;
+        assert!(oldest > 40, "{oldest}");
+        let given_up: Vec<String> = out
+            .iter()
+            .filter_map(Report::verdict)
+            .map(|v| v.client.to_string())
+            .collect();
+        assert!(
+            given_up.contains(&stale(0).to_string()),
+            "the oldest went first"
+        );
+        assert!(
+            !given_up.contains(&stale(63).to_string()),
+            "the newest is kept"
+        );
+        assert!(
+            !given_up.contains(&slow.to_string()),
+            "the answered flow is kept"
+        );
+        out.clear();
+        let real = ep("11.0.0.1", 40000);
+        http_flow(&mut engine, real, 0, &mut out);
+        let v: Vec<_> = out.iter().filter_map(Report::verdict).collect();
+        let mine = v.iter().find(|v| v.client == real).unwrap();
+        assert_eq!(mine.class, Class::Plaintext, "{}", mine.reason);
+        assert_eq!(
+            engine.counters().flows_given_up,
+            engine.counters().given_up_oldest,
+            "only stale flows were given up"
+        );
     }
 
     /// The TCP server sends the ClientHello (FTP active data, reverse

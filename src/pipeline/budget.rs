@@ -15,7 +15,10 @@
 //! The split, per worker after the reserve: at most an eighth for its queue
 //! of batches, then at most half of the rest for its flow table (the flow
 //! limit is lowered until the table fits), and everything else for the
-//! pending flows' state and buffers (the engine's `Limits::buffer_budget`).
+//! pending flows' state and buffers (the engine's `Limits::buffer_budget`),
+//! but an eighth of that (`REPORTS_SHARE`) for the worker's reports in
+//! flight (`pipeline::inflight`: built, not yet printed). Taken from the
+//! buffers, not the table, so the flow limit is what it was without it.
 //!
 //! Secrets (a key log, a pcapng's Decryption Secrets Blocks) come first:
 //! their table may hold `secrets_budget` bytes, an eighth of the budget
@@ -41,6 +44,10 @@ pub const MIN_BUFFER_BUDGET: usize = 2 * MIB;
 /// thread stacks, the output stage (reordering, TLS session memory of 65,536
 /// sessions), the summary.
 pub const PROCESS_RESERVE: usize = 16 * MIB;
+/// The reports in flight get this fraction of what a worker's table
+/// leaves (module docs): 13.2 MiB of the default budget's one worker,
+/// thousands of reports, enough that workers and the output stage overlap.
+pub const REPORTS_SHARE: usize = 8;
 /// Default `--max-flows`, for the whole process.
 pub const DEFAULT_MAX_FLOWS: usize = 262_144;
 /// A worker's flow table never gets fewer slots than this, whatever the
@@ -165,6 +172,8 @@ pub struct Plan {
     pub buffer_budget: usize,
     /// Batches each worker's queue holds.
     pub queue_batches: usize,
+    /// Bytes each worker's reports in flight may hold (`pipeline::inflight`).
+    pub reports: usize,
     /// Bytes set aside for secrets (at most `secrets_budget`).
     pub secrets: usize,
 }
@@ -198,7 +207,9 @@ pub fn plan(bounds: &Bounds, workers: usize, sizes: &Sizes, secrets: usize) -> P
     while flows > floor && (sizes.table_bytes)(flows) > table_share {
         flows = (flows - flows / 16).max(floor);
     }
-    let buffer_budget = rest.saturating_sub((sizes.table_bytes)(flows));
+    let pending = rest.saturating_sub((sizes.table_bytes)(flows));
+    let reports = pending.saturating_sub(MIN_BUFFER_BUDGET) / REPORTS_SHARE;
+    let buffer_budget = pending - reports;
     Plan {
         workers,
         memory: bounds.memory,
@@ -206,6 +217,7 @@ pub fn plan(bounds: &Bounds, workers: usize, sizes: &Sizes, secrets: usize) -> P
         max_flows: flows,
         buffer_budget,
         queue_batches,
+        reports,
         secrets,
     }
 }
@@ -221,13 +233,14 @@ impl Plan {
             String::new()
         };
         format!(
-            "limits: memory {:.0} MiB; {secrets}per worker (x{}): {} flows, {:.1} MiB for pending flows, {} queued batches; \
+            "limits: memory {:.0} MiB; {secrets}per worker (x{}): {} flows, {:.1} MiB for pending flows, {:.1} MiB for reports in flight, {} queued batches; \
              per direction: {} KiB stream buffer, {} out-of-order segments, {} KiB handshake message, {} records; \
              idle timeouts: {}s, {}s SYN-only, {}s after close",
             mib(self.memory),
             self.workers,
             self.max_flows,
             mib(self.buffer_budget),
+            mib(self.reports),
             self.queue_batches,
             b.stream_buffer / KIB,
             b.ooo_segments,
@@ -253,6 +266,7 @@ mod tests {
     fn total(p: &Plan) -> usize {
         let per_worker = engine::table_bytes(p.max_flows)
             + p.buffer_budget
+            + p.reports
             + p.queue_batches * pipeline::batch_footprint();
         let loose = p.workers * (pipeline::RECYCLED_PER_WORKER + 1) * pipeline::batch_footprint();
         PROCESS_RESERVE + loose + p.workers * per_worker + p.secrets

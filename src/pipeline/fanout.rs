@@ -31,8 +31,9 @@ use crate::verdict::{Report, ReportOrder};
 
 use super::batch::FromWorker;
 use super::capture::{CaptureEnd, Intake};
+use super::inflight::InFlight;
 use super::plan::Plan;
-use super::worker::{DONE, finish_chunk};
+use super::worker::{Call, DONE, doubled_mark, finish_chunk, stamp};
 
 /// Each member's packets and kernel counters, summed for the gauges.
 #[derive(Debug, Default)]
@@ -74,6 +75,9 @@ pub(super) struct Member<'a> {
     pub(super) stop: &'a AtomicBool,
     pub(super) totals: &'a Totals,
     pub(super) gauges: &'a Gauges,
+    /// Reports in flight, charged before sending (live: full drops them,
+    /// counted).
+    pub(super) meters: &'a InFlight,
 }
 
 /// A member's engine and what it has made so far.
@@ -111,10 +115,17 @@ impl Member<'_> {
         if judge.reports.is_empty() {
             return true;
         }
+        // Orders doubled as a worker's are (`worker::stamp`), so `-c`
+        // reads the frame index the same way; live output is unordered.
+        let mut reports = std::mem::take(&mut judge.reports);
+        stamp(&mut reports, Call::Segment);
+        if !self.meters.admit(self.index, &reports) {
+            return true;
+        }
         let msg = FromWorker::Reports {
             worker: self.index,
-            reports: std::mem::take(&mut judge.reports),
-            watermark: ReportOrder { trigger, flow: 0 },
+            reports,
+            watermark: doubled_mark(ReportOrder { trigger, flow: 0 }, Call::Clock),
         };
         self.tx.send(msg).is_ok()
     }
@@ -191,10 +202,15 @@ impl Member<'_> {
     fn finish(&self, judge: &mut Judge, index: u64) {
         loop {
             let watermark = finish_chunk(&mut judge.engine, index, &mut judge.reports);
+            let mut reports = std::mem::take(&mut judge.reports);
+            stamp(&mut reports, Call::Clock);
+            if !self.meters.admit(self.index, &reports) {
+                reports.clear();
+            }
             let msg = FromWorker::Reports {
                 worker: self.index,
-                reports: std::mem::take(&mut judge.reports),
-                watermark,
+                reports,
+                watermark: doubled_mark(watermark, Call::Clock),
             };
             if self.tx.send(msg).is_err() || watermark == DONE {
                 break;

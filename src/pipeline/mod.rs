@@ -13,7 +13,8 @@
 //! print order, `printing.rs` is the binary's sink (printer, answers, `-c`,
 //! broken pipe), `plan.rs` turns the validated configuration
 //! (`config.rs`, what the shell hands over) into the run's numbers, with
-//! `budget.rs` dividing the memory budget.
+//! `budget.rs` dividing the memory budget; `inflight.rs` meters the reports
+//! between the workers and the printer.
 //!
 //! Invariants, on which file-mode output identical for any `--threads`
 //! rests: ticks depend only on the input (every `TICK_FRAMES` frames and
@@ -33,6 +34,7 @@ mod batch;
 mod capture;
 mod clock;
 mod fanout;
+mod inflight;
 mod offline;
 mod output;
 mod plan;

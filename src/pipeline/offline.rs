@@ -25,7 +25,7 @@ use crate::verdict::{Event, Report, ReportOrder, Verdict};
 use super::Plan;
 use super::capture::{CaptureEnd, Intake};
 use super::output::{OutputStage, summarise};
-use super::worker::{DONE, finish_chunk};
+use super::worker::{Call, DONE, doubled_mark, finish_chunk, stamp};
 
 /// What an offline run reads. Frames are numbered from 0 in input order
 /// (frames that do not decode count too), as the capture thread numbers
@@ -129,6 +129,8 @@ impl<'p> Offline<'p> {
                 .map(|_| Engine::new(plan.limits.clone(), plan.options.clone()))
                 .collect(),
             out: vec![Vec::new(); workers],
+            // Orders doubled as the workers send them (worker.rs), so a
+            // tick's reports sort as they do in a threaded run.
             stage: OutputStage::new(workers, true, plan.calibrate),
             reports: Vec::new(),
             peak_buffered: 0,
@@ -171,6 +173,7 @@ impl<'p> Offline<'p> {
         if let Some((index, now)) = self.intake.tick(ts) {
             for (engine, out) in self.engines.iter_mut().zip(&mut self.out) {
                 engine.on_tick(now, index, out);
+                stamp(out, Call::Clock);
             }
             self.intake.poll_keylog();
         }
@@ -182,7 +185,9 @@ impl<'p> Offline<'p> {
         if let Some(w) = self.intake.shard(&seg)
             && let (Some(engine), Some(out)) = (self.engines.get_mut(w), self.out.get_mut(w))
         {
+            let start = out.len();
             engine.on_segment(seg, index, out);
+            stamp(out.get_mut(start..).unwrap_or_default(), Call::Segment);
             self.peak_buffered = self.peak_buffered.max(engine.buffered_bytes());
         }
         self.intake.advance();
@@ -191,10 +196,13 @@ impl<'p> Offline<'p> {
     /// After a frame: every engine is past it (the watermark a worker
     /// sends after a batch ending with it).
     fn deliver(&mut self) {
-        let watermark = ReportOrder {
-            trigger: self.intake.index,
-            flow: 0,
-        };
+        let watermark = doubled_mark(
+            ReportOrder {
+                trigger: self.intake.index,
+                flow: 0,
+            },
+            Call::Clock,
+        );
         for (w, out) in self.out.iter_mut().enumerate() {
             self.stage
                 .receive(w, std::mem::take(out), watermark, &mut self.reports);
@@ -212,7 +220,8 @@ impl<'p> Offline<'p> {
                 else {
                     return false;
                 };
-                let watermark = finish_chunk(engine, index, out);
+                let watermark = doubled_mark(finish_chunk(engine, index, out), Call::Clock);
+                stamp(out, Call::Clock);
                 self.stage
                     .receive(w, std::mem::take(out), watermark, &mut self.reports);
                 watermark != DONE

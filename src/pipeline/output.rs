@@ -9,7 +9,8 @@
 //! order, whatever the shard); `--calibrate` tallies the verdict; then a
 //! `Sink` takes the report (the binary's printer and answers, or a list).
 //! Once the sink refuses one, nothing more is linked, tallied or handed
-//! on. Also here: the summary's assembly from every stage's counters.
+//! on. Each report handed on (or refused) gives its bytes back to its
+//! worker's meter of reports in flight (`inflight`), when the run has one. Also here: the summary's assembly from every stage's counters.
 //! Nothing here prints, makes threads or looks at packets.
 
 use crate::flow::engine::EngineCounters;
@@ -18,8 +19,11 @@ use crate::report::resumption::SessionMemory;
 use crate::report::stats::{ProcessingTime, Summary, merge_entries};
 use crate::verdict::{Event, Report, ReportOrder};
 
+use std::sync::Arc;
+
 use super::Plan;
 use super::capture::CaptureEnd;
+use super::inflight::{InFlight, report_bytes};
 use super::reorder::ReorderBuffer;
 
 /// Where the output stage hands each report, in print order.
@@ -47,6 +51,8 @@ pub struct OutputStage {
     calibration: Option<Calibration>,
     /// The sink refused a report: hand on nothing more.
     closed: bool,
+    /// The workers' meters of reports in flight (threaded runs).
+    inflight: Option<Arc<InFlight>>,
 }
 
 impl OutputStage {
@@ -57,7 +63,15 @@ impl OutputStage {
             sessions: SessionMemory::default(),
             calibration: calibrate.then(Calibration::default),
             closed: false,
+            inflight: None,
         }
+    }
+
+    /// The threaded run: give each report's bytes back to `meters` once it
+    /// is handed on.
+    pub(super) fn metered(mut self, meters: Arc<InFlight>) -> Self {
+        self.inflight = Some(meters);
+        self
     }
 
     /// `worker`'s reports, after which it will report nothing that sorts
@@ -71,7 +85,7 @@ impl OutputStage {
     ) {
         let Some(reorder) = self.reorder.as_mut() else {
             for r in reports {
-                self.emit(r, sink);
+                self.emit(worker, r, sink);
             }
             return;
         };
@@ -79,19 +93,30 @@ impl OutputStage {
             reorder.push(worker, r);
         }
         reorder.advance_to(worker, watermark);
-        while let Some(r) = self.reorder.as_mut().and_then(ReorderBuffer::pop_ready) {
-            self.emit(r, sink);
+        while let Some((w, r)) = self.reorder.as_mut().and_then(ReorderBuffer::pop_ready) {
+            self.emit(w, r, sink);
         }
     }
 
     /// End of run: everything still waiting, in order, ready or not.
     pub fn drain(&mut self, sink: &mut impl Sink) {
-        while let Some(r) = self.reorder.as_mut().and_then(ReorderBuffer::pop_any) {
-            self.emit(r, sink);
+        while let Some((w, r)) = self.reorder.as_mut().and_then(ReorderBuffer::pop_any) {
+            self.emit(w, r, sink);
         }
     }
 
-    fn emit(&mut self, mut report: Report, sink: &mut impl Sink) {
+    /// Hand `report` (from `worker`) on, then give its bytes back: it
+    /// leaves memory with this call either way.
+    fn emit(&mut self, worker: usize, report: Report, sink: &mut impl Sink) {
+        // Measured before linking changes it: the bytes its worker charged.
+        let bytes = self.inflight.as_ref().map(|_| report_bytes(&report));
+        self.hand_on(report, sink);
+        if let (Some(meters), Some(bytes)) = (&self.inflight, bytes) {
+            meters.release(worker, bytes);
+        }
+    }
+
+    fn hand_on(&mut self, mut report: Report, sink: &mut impl Sink) {
         if self.closed {
             return;
         }
@@ -116,16 +141,21 @@ impl OutputStage {
         self.calibration.take()
     }
 
-    /// The output stage's own counters, for the summary.
-    pub fn counters(&self) -> [(&'static str, u64); 3] {
-        [
+    /// The output stage's own counters, for the summary (and those of the
+    /// reports in flight, when metered).
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        let mut c = vec![
             (
                 "output.late_reports",
                 self.reorder.as_ref().map_or(0, |r| r.late),
             ),
             ("sessions.inherited", self.sessions.inherited),
             ("sessions.forgotten", self.sessions.forgotten),
-        ]
+        ];
+        if let Some(m) = &self.inflight {
+            c.extend(m.counters());
+        }
+        c
     }
 }
 

@@ -29,6 +29,8 @@ pub struct Plan {
     /// Batches queued per worker before the capture thread waits (file) or
     /// drops (live).
     pub queue_batches: usize,
+    /// Bytes each worker's reports in flight may hold (`inflight`).
+    pub reports: usize,
     /// The bounds in force, for the summary.
     pub limits_line: String,
     /// Print a line per verdict (off with `--summary-only`).
@@ -81,6 +83,7 @@ impl Plan {
                 keylog: keylog.map(Arc::new),
             },
             queue_batches,
+            reports: budget.reports,
             limits_line: if pods > 0 {
                 format!(
                     "{}; pods list: {:.1} MiB of --memory {} MiB, the rest as above",
@@ -109,6 +112,8 @@ impl Plan {
             options,
             calibrate: false,
             queue_batches: 1,
+            // In-process runs hand each report on as it is made.
+            reports: usize::MAX,
             limits_line: String::new(),
             flow_lines: true,
             only: None,

@@ -118,7 +118,9 @@ impl<W: Write> Sink for Printing<'_, W> {
                         if let Some(c) = self.count.filter(|&c| self.shown >= c) {
                             // Said in the summary: the packets and counters
                             // go past this frame, the lines stop at it.
-                            self.summary.count_stop = Some((c, report.order.trigger + 1));
+                            // The pipeline's orders are doubled
+                            // (pipeline/worker.rs): frame trigger / 2.
+                            self.summary.count_stop = Some((c, report.order.trigger / 2 + 1));
                             let flushed = self.printer.flush();
                             self.end(flushed);
                         }

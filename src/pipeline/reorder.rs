@@ -30,6 +30,8 @@ pub struct ReorderBuffer {
 struct Queued {
     order: ReportOrder,
     seq: u64,
+    /// The worker that sent it (its reports in flight are metered).
+    worker: usize,
     report: Report,
 }
 
@@ -81,6 +83,7 @@ impl ReorderBuffer {
         self.heap.push(Reverse(Queued {
             order: report.order,
             seq: self.seq,
+            worker,
             report,
         }));
     }
@@ -104,8 +107,9 @@ impl ReorderBuffer {
         }
     }
 
-    /// The next report that is safe to print, if any.
-    pub fn pop_ready(&mut self) -> Option<Report> {
+    /// The next report that is safe to print, if any, with the worker
+    /// that sent it.
+    pub fn pop_ready(&mut self) -> Option<(usize, Report)> {
         let low = self
             .watermarks
             .iter()
@@ -116,15 +120,16 @@ impl ReorderBuffer {
                 flow: u64::MAX,
             });
         if self.heap.peek().is_some_and(|Reverse(q)| q.order < low) {
-            self.heap.pop().map(|Reverse(q)| q.report)
+            self.heap.pop().map(|Reverse(q)| (q.worker, q.report))
         } else {
             None
         }
     }
 
-    /// End of run: the next report in order, ready or not.
-    pub fn pop_any(&mut self) -> Option<Report> {
-        self.heap.pop().map(|Reverse(q)| q.report)
+    /// End of run: the next report in order, ready or not, with the
+    /// worker that sent it.
+    pub fn pop_any(&mut self) -> Option<(usize, Report)> {
+        self.heap.pop().map(|Reverse(q)| (q.worker, q.report))
     }
 
     pub fn len(&self) -> usize {
@@ -171,7 +176,7 @@ mod tests {
 
     fn drain_ready(b: &mut ReorderBuffer) -> Vec<(u64, u64)> {
         std::iter::from_fn(|| b.pop_ready())
-            .map(|r| (r.order.trigger, r.order.flow))
+            .map(|(_, r)| (r.order.trigger, r.order.flow))
             .collect()
     }
 
@@ -211,7 +216,7 @@ mod tests {
         b.push(0, second);
         b.advance(0, u64::MAX);
         let got: Vec<String> = std::iter::from_fn(|| b.pop_ready())
-            .map(|r| r.into_verdict().unwrap().reason)
+            .map(|(_, r)| r.into_verdict().unwrap().reason)
             .collect();
         assert_eq!(got, vec!["8/1", "first", "second"]);
         b.advance(0, 3); // watermarks never go back
@@ -248,7 +253,9 @@ mod tests {
                 }
                 out.extend(drain_ready(&mut b));
             }
-            out.extend(std::iter::from_fn(|| b.pop_any()).map(|r| (r.order.trigger, r.order.flow)));
+            out.extend(
+                std::iter::from_fn(|| b.pop_any()).map(|(_, r)| (r.order.trigger, r.order.flow)),
+            );
             out
         };
         let a = run(&[0, 0, 0, 0, 1, 1, 1, 1]);

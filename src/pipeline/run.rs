@@ -8,6 +8,7 @@
 //! they hand back.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::thread::{Scope, ScopedJoinHandle};
 
@@ -24,9 +25,10 @@ use crate::report::stats::ProcessingTime;
 use super::batch::{Batch, FromWorker, RECYCLED_PER_WORKER, ToWorker};
 use super::capture::{CaptureEnd, Dispatcher, Intake, capture_loop};
 use super::fanout::{Member, Totals, merge_ends};
+use super::inflight::{InFlight, WhenFull};
 use super::output::{OutputStage, summarise};
 use super::printing::Printing;
-use super::worker::worker_loop;
+use super::worker::{Ends, worker_loop};
 use super::{Plan, RunError, RunOutcome};
 
 /// Run the pipeline over an opened capture until the input ends, `stop`
@@ -73,13 +75,28 @@ fn run_input<W: Write>(
         Input::Capture(c) => (plan.workers.max(1), !c.is_live()),
         Input::Fanout(g) => (g.members.len().max(1), false),
     };
-    let mut stage = OutputStage::new(workers, ordered, plan.calibrate);
+    // Reports in flight: a file waits for the output stage, live input
+    // drops what does not fit (counted, a loss).
+    let when_full = if ordered {
+        WhenFull::Wait
+    } else {
+        WhenFull::Drop
+    };
+    let meters = Arc::new(InFlight::new(workers, plan.reports, when_full));
+    let mut stage = OutputStage::new(workers, ordered, plan.calibrate).metered(Arc::clone(&meters));
     let mut sink = Printing::new(printer, answers, plan, stop);
     let totals = Totals::default();
     let threads = std::thread::scope(|s| {
         let running = match input {
-            Input::Capture(capture) => start(s, capture, plan, &gauges, stop),
-            Input::Fanout(group) => Some(start_members(s, group, plan, &gauges, stop, &totals)),
+            Input::Capture(capture) => start(s, capture, plan, (&gauges, &meters), stop),
+            Input::Fanout(group) => Some(start_members(
+                s,
+                group,
+                plan,
+                (&gauges, &meters),
+                stop,
+                &totals,
+            )),
         };
         let Some(running) = running else {
             return Threads::default();
@@ -181,7 +198,11 @@ impl Threads {
             .into_iter()
             .filter_map(|c| c.ok().and_then(|h| h.join().ok()))
             .collect();
-        self.end = if ends.len() == n { merge_ends(ends) } else { None };
+        self.end = if ends.len() == n {
+            merge_ends(ends)
+        } else {
+            None
+        };
         self.panicked |= self.end.is_none();
     }
 }
@@ -192,7 +213,7 @@ fn start<'scope>(
     s: &'scope Scope<'scope, '_>,
     capture: Capture,
     plan: &'scope Plan,
-    gauges: &'scope Gauges,
+    (gauges, meters): (&'scope Gauges, &'scope InFlight),
     stop: &'scope AtomicBool,
 ) -> Option<Running<'scope>> {
     let workers = plan.workers.max(1);
@@ -208,7 +229,16 @@ fn start<'scope>(
         let (tx, recycle) = (out_tx.clone(), recycle_tx.clone());
         let h = std::thread::Builder::new()
             .name(format!("mtlsniff-worker-{i}"))
-            .spawn_scoped(s, move || worker_loop(i, plan, rx, tx, recycle, gauges));
+            .spawn_scoped(s, move || {
+                let ends = Ends {
+                    rx,
+                    tx,
+                    recycle,
+                    gauges,
+                    meters,
+                };
+                worker_loop(i, plan, ends)
+            });
         // Too few threads: dropping the senders ends the workers started.
         handles.push(h.ok()?);
     }
@@ -230,7 +260,7 @@ fn start_members<'scope>(
     s: &'scope Scope<'scope, '_>,
     group: Group,
     plan: &'scope Plan,
-    gauges: &'scope Gauges,
+    (gauges, meters): (&'scope Gauges, &'scope InFlight),
     stop: &'scope AtomicBool,
     totals: &'scope Totals,
 ) -> Running<'scope> {
@@ -250,6 +280,7 @@ fn start_members<'scope>(
                 stop,
                 totals,
                 gauges,
+                meters,
             };
             std::thread::Builder::new()
                 .name(format!("mtlsniff-member-{index}"))

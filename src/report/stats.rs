@@ -176,13 +176,16 @@ pub struct Summary {
 
 /// Counters that mean mtlsniff itself lost input or evidence: segments it
 /// refused (full flow table, per-direction limits) or flows it gave up
-/// (memory budget). With kernel and queue drops they make `lost()` true.
+/// (memory budget), or reports dropped because the printer fell behind
+/// (live, `reports.dropped`: the meter of reports in flight was full).
+/// With kernel and queue drops they make `lost()` true.
 /// Gaps (`stream.gaps`) are not here: they are holes in the input, which a
 /// capture file may have been written with.
-pub const LOSS_COUNTERS: [&str; 3] = [
+pub const LOSS_COUNTERS: [&str; 4] = [
     "flows.table_full",
     "stream.limit_hits",
     "mem.flows_given_up",
+    "reports.dropped",
 ];
 
 fn class_index(c: Class) -> usize {
@@ -637,6 +640,18 @@ mod tests {
         assert!(r.contains("; INPUT LOST\n"), "{r}");
         assert!(r.contains("input lost (flows.table_full=3)"), "{r}");
         assert!(!r.contains("gaps"), "gaps are not loss: {r}");
+        // Live reports dropped on a full meter of reports in flight are a
+        // loss; a stall (file mode, nothing dropped) is not.
+        let mut live = Summary::default();
+        merge_entries(
+            &mut live.counters,
+            &[("reports.stalls", 2), ("reports.dropped", 0)],
+        );
+        assert!(!live.lost());
+        merge_entries(&mut live.counters, &[("reports.dropped", 5)]);
+        assert!(live.lost());
+        let r = live.render_brief();
+        assert!(r.contains("input lost (reports.dropped=5)"), "{r}");
     }
 
     #[test]

@@ -907,7 +907,10 @@ mod tests {
                 Ok(|c| c.keylog.as_deref() == Some(std::path::Path::new("k.log")) && c.calibrate),
             ),
             (&["-r", "x"], Ok(|c| c.keylog.is_none() && !c.calibrate)),
-            (&["-r", "x", "--no-fanout"], Err("--no-fanout is for live capture")),
+            (
+                &["-r", "x", "--no-fanout"],
+                Err("--no-fanout is for live capture"),
+            ),
             (&["-i", "eth0", "--no-fanout"], Ok(|c| c.no_fanout)),
             (&["-i", "eth0"], Ok(|c| !c.no_fanout)),
             (&["-D", "--keylog", "k"], Err("-D takes no --keylog")),
