@@ -53,7 +53,7 @@ pub use offline::{Input, OfflineRun, run_offline};
 pub use output::{OutputStage, Sink};
 pub use plan::{Plan, engine_limits, secrets_budget, sizes, workloads_budget};
 pub use reorder::ReorderBuffer;
-pub use run::run;
+pub use run::{run, start_watch};
 
 /// How a run ended, when it did not fail.
 #[derive(Debug)]
