@@ -33,8 +33,10 @@ use mtlsniff::shell::wiring::{self, Terminals};
 use mtlsniff::tls::keylog::{self, KeyLog};
 use mtlsniff::workload::Shared;
 use mtlsniff::workload::pods;
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Write to stderr without panicking if stderr is gone (`eprintln!` would).
 fn stderr_line(msg: &str) {
@@ -50,23 +52,25 @@ fn init_logging(level: LogLevel) {
         LogLevel::Debug => LevelFilter::DEBUG,
         LogLevel::Trace => LevelFilter::TRACE,
     };
-    let mut filter = EnvFilter::default().add_directive(filter.into());
+    let mut targets = Targets::new().with_default(filter);
     if !matches!(level, LogLevel::Debug | LogLevel::Trace) {
         // --k8s: the Kubernetes client logs each failed request itself;
         // the watch says what failed and what to do, once (workload/watch.rs).
-        for quiet in ["kube_client=off", "kube_runtime=off"] {
-            if let Ok(d) = quiet.parse() {
-                filter = filter.add_directive(d);
-            }
+        // (Targets, not EnvFilter: that one links a regex engine, resident
+        // code in every run.)
+        for quiet in ["kube_client", "kube_runtime"] {
+            targets = targets.with_target(quiet, LevelFilter::OFF);
         }
     }
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(filter)
+        .with_max_level(filter)
         .with_target(false)
         // Colours only on a terminal: a log file or a pipe gets plain text.
         .with_ansi(std::io::stderr().is_terminal())
         .without_time()
+        .finish()
+        .with(targets)
         .try_init();
 }
 

@@ -167,6 +167,11 @@ impl Directory {
         }
     }
 
+    /// Bytes it may hold.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
     /// Bytes held (counted against `--memory`).
     pub fn bytes(&self) -> usize {
         self.bytes

@@ -11,33 +11,92 @@
 //! back through `ready`); after it, a broken watch is retried by kube's
 //! backoff, counted in `WatchCounts` and logged, never silent.
 //!
+//! The watch reads Pods as `WatchedPod`: the object's metadata for kube
+//! (resource versions) and `pods.rs`'s own few fields, nothing else. Not
+//! k8s-openapi's full `Pod`: its (de)serialisers for every field of the
+//! schema would be linked into the binary, and every run, `--k8s` or not,
+//! would carry their resident code pages (measured: the debug binary's
+//! text 7 MB -> 24 MB, peak RSS +13 MiB on a small file, which broke
+//! `--memory 32` in tests/secrets.rs).
+//!
 //! Lifetimes: a deleted pod, or one seen finished without an end time, is
 //! ended at the time the watch saw it so (`gone_by`), so an address a new
 //! pod takes later still maps by time. A re-list (the watch could not
 //! resume) ends the pods it no longer lists. Bounded: the directory holds
-//! its byte budget; the pods remembered for deletes are capped at
-//! `MAX_KNOWN` (past it a pod is not remembered and counted dropped).
+//! its byte budget; the pods remembered for re-lists are capped at one per
+//! `KNOWN_COST` bytes of that budget (past it a pod is not remembered and
+//! is counted dropped; its delete still ends it, the event carries it).
 
+use std::borrow::Cow;
 use std::pin::pin;
 use std::sync::mpsc::SyncSender;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::Pod as ApiPod;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use kube::{Api, Client, Config};
+use kube::{Api, Client, Config, Resource};
 use rustc_hash::{FxHashMap, FxHashSet};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use super::pods::{self, Pod};
 use super::{Directory, Shared, WatchCounts};
 
-/// Pods remembered so that a delete or a re-list can end them.
-pub const MAX_KNOWN: usize = 1 << 20;
+/// Bytes of the directory's budget per pod remembered for re-lists (a
+/// pod's kept fields: names, times, addresses, owners; about 500 bytes):
+/// at the default 256 MiB, some 32,000 pods.
+pub const KNOWN_COST: usize = 512;
 /// Pods per page of a list: kube holds one page of full Pod objects at a
 /// time, so a small page keeps its memory small.
 const PAGE: u32 = 100;
+
+/// A Pod as the watch reads it: its metadata (kube needs the resource
+/// version) and the fields `pods.rs` maps, read from the same object.
+#[derive(Debug, Clone)]
+pub(crate) struct WatchedPod {
+    meta: ObjectMeta,
+    pod: Pod,
+}
+
+impl<'de> Deserialize<'de> for WatchedPod {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // One object, read twice from its parsed form; kube has already
+        // parsed the event's JSON (bounded by its line length limit).
+        let value = serde_json::Value::deserialize(d)?;
+        let meta = match value.get("metadata") {
+            Some(m) => ObjectMeta::deserialize(m).map_err(serde::de::Error::custom)?,
+            None => ObjectMeta::default(),
+        };
+        let pod = Pod::deserialize(&value).map_err(serde::de::Error::custom)?;
+        Ok(WatchedPod { meta, pod })
+    }
+}
+
+impl Resource for WatchedPod {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        "Pod".into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        "".into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        "v1".into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        "pods".into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.meta
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.meta
+    }
+}
 
 /// Why the watch could not start; the message says what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,11 +142,11 @@ async fn watch(dir: Shared, ready: SyncSender<Result<(), WatchError>>) {
             return;
         }
     };
-    let api: Api<ApiPod> = Api::all(client);
+    let api: Api<WatchedPod> = Api::all(client);
     let config = watcher::Config::default().page_size(PAGE);
     let mut events = pin!(watcher::watcher(api, config).default_backoff());
     let mut ready = Some(ready);
-    let mut tracker = Tracker::default();
+    let mut tracker = Tracker::new(dir.read().budget() / KNOWN_COST);
     while let Some(item) = events.next().await {
         match item {
             Ok(event) => {
@@ -122,10 +181,12 @@ fn now_micros() -> i64 {
 }
 
 /// The watch's events applied to the directory: which pods are known (for
-/// deletes and re-lists) and when each let its address go.
+/// re-lists) and when each let its address go.
 #[derive(Debug, Default)]
 pub(crate) struct Tracker {
     known: FxHashMap<String, Pod>,
+    /// Pods remembered at most.
+    limit: usize,
     /// During a (re-)list: the pods it has named so far.
     listing: Option<FxHashSet<String>>,
     /// Lists completed.
@@ -133,8 +194,15 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
+    pub(crate) fn new(limit: usize) -> Self {
+        Tracker {
+            limit,
+            ..Tracker::default()
+        }
+    }
+
     /// One event at wall-clock `now` (microseconds since the epoch).
-    pub(crate) fn apply(&mut self, dir: &mut Directory, event: Event<ApiPod>, now: i64) {
+    pub(crate) fn apply(&mut self, dir: &mut Directory, event: Event<WatchedPod>, now: i64) {
         counts(dir);
         match event {
             Event::Init => self.listing = Some(FxHashSet::default()),
@@ -149,10 +217,8 @@ impl Tracker {
                 self.seen(dir, &p, now);
             }
             Event::Delete(p) => {
-                if let Some(pod) = convert(&p)
-                    && let Some(key) = pod.key()
-                {
-                    pods::add(dir, &pod, Some(now));
+                if let Some(key) = p.pod.key() {
+                    pods::add(dir, &p.pod, Some(now));
                     self.known.remove(&key);
                 }
             }
@@ -170,13 +236,13 @@ impl Tracker {
     }
 
     /// An added or changed pod; its key when it is a pod.
-    fn seen(&mut self, dir: &mut Directory, p: &ApiPod, now: i64) -> Option<String> {
-        let pod = convert(p)?;
+    fn seen(&mut self, dir: &mut Directory, p: &WatchedPod, now: i64) -> Option<String> {
+        let pod = &p.pod;
         let key = pod.key()?;
         // A finished pod that does not say when: gone by now.
-        pods::add(dir, &pod, pod.finished().then_some(now));
-        if self.known.len() < MAX_KNOWN || self.known.contains_key(&key) {
-            self.known.insert(key.clone(), pod);
+        pods::add(dir, pod, pod.finished().then_some(now));
+        if self.known.len() < self.limit || self.known.contains_key(&key) {
+            self.known.insert(key.clone(), pod.clone());
         } else {
             dir.dropped += 1;
         }
@@ -194,13 +260,6 @@ impl Tracker {
             keep
         });
     }
-}
-
-/// An API Pod in the fields `pods.rs` reads (through JSON: the one schema
-/// both paths share). None for an object that does not convert.
-fn convert(p: &ApiPod) -> Option<Pod> {
-    let value = serde_json::to_value(p).ok()?;
-    Pod::deserialize(value).ok()
 }
 
 /// A message on one line (kube's errors may quote a response body).
@@ -263,7 +322,7 @@ mod tests {
 
     const T0: i64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
 
-    fn pod(name: &str, ip: &str, created: &str, extra: serde_json::Value) -> ApiPod {
+    fn pod(name: &str, ip: &str, created: &str, extra: serde_json::Value) -> WatchedPod {
         let mut v = serde_json::json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": "shop", "creationTimestamp": created},
@@ -291,7 +350,7 @@ mod tests {
     #[test]
     fn a_deleted_pod_ends_when_seen_deleted_and_its_address_maps_by_time() {
         let mut d = Directory::new(1 << 20);
-        let mut t = Tracker::default();
+        let mut t = Tracker::new(1000);
         let old = pod(
             "old",
             "10.1.0.9",
@@ -324,7 +383,7 @@ mod tests {
     #[test]
     fn a_finished_pod_without_an_end_time_ends_when_seen_finished() {
         let mut d = Directory::new(1 << 20);
-        let mut t = Tracker::default();
+        let mut t = Tracker::new(1000);
         let running = pod(
             "job-x",
             "10.1.0.7",
@@ -352,7 +411,7 @@ mod tests {
     #[test]
     fn a_relist_ends_the_pods_it_no_longer_names_and_is_counted() {
         let mut d = Directory::new(1 << 20);
-        let mut t = Tracker::default();
+        let mut t = Tracker::new(1000);
         let a = pod(
             "a",
             "10.1.0.1",
@@ -381,6 +440,34 @@ mod tests {
         assert_eq!(who(&d, "10.1.0.2", T0 + 99).as_deref(), Some("b"));
         assert_eq!(who(&d, "10.1.0.2", T0 + 100), None);
         assert_eq!(who(&d, "10.1.0.1", T0 + 100).as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn pods_past_the_remembered_limit_are_counted_and_still_end_on_delete() {
+        let mut d = Directory::new(1 << 20);
+        let mut t = Tracker::new(1);
+        let a = pod(
+            "a",
+            "10.1.0.1",
+            "2026-01-01T00:00:00Z",
+            serde_json::json!({}),
+        );
+        let b = pod(
+            "b",
+            "10.1.0.2",
+            "2026-01-01T00:00:00Z",
+            serde_json::json!({}),
+        );
+        t.apply(&mut d, Event::Apply(a), T0 + 10);
+        t.apply(&mut d, Event::Apply(b.clone()), T0 + 10);
+        assert_eq!((d.pods, d.dropped), (1, 1));
+        assert_eq!(
+            who(&d, "10.1.0.2", T0 + 10).as_deref(),
+            Some("b"),
+            "mapped all the same"
+        );
+        t.apply(&mut d, Event::Delete(b), T0 + 20);
+        assert_eq!(who(&d, "10.1.0.2", T0 + 20), None);
     }
 
     #[test]
