@@ -32,9 +32,12 @@ use mtlsniff::shell::ending::{self, EXIT_RUNTIME, EXIT_USAGE, Ending};
 use mtlsniff::shell::privilege;
 use mtlsniff::shell::wiring::{self, Terminals};
 use mtlsniff::tls::keylog::{self, KeyLog};
-use mtlsniff::workload::Directory;
+use mtlsniff::workload::Shared;
 use mtlsniff::workload::pods;
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Write to stderr without panicking if stderr is gone (`eprintln!` would).
 fn stderr_line(msg: &str) {
@@ -50,6 +53,16 @@ fn init_logging(level: LogLevel) {
         LogLevel::Debug => LevelFilter::DEBUG,
         LogLevel::Trace => LevelFilter::TRACE,
     };
+    let mut targets = Targets::new().with_default(filter);
+    if !matches!(level, LogLevel::Debug | LogLevel::Trace) {
+        // --k8s: the Kubernetes client logs each failed request itself;
+        // the watch says what failed and what to do, once (workload/watch.rs).
+        // (Targets, not EnvFilter: that one links a regex engine, resident
+        // code in every run.)
+        for quiet in ["kube_client", "kube_runtime"] {
+            targets = targets.with_target(quiet, LevelFilter::OFF);
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(filter)
@@ -57,6 +70,8 @@ fn init_logging(level: LogLevel) {
         // Colours only on a terminal: a log file or a pipe gets plain text.
         .with_ansi(std::io::stderr().is_terminal())
         .without_time()
+        .finish()
+        .with(targets)
         .try_init();
 }
 
@@ -144,10 +159,13 @@ fn with_leading_secrets(
     Ok(keylog)
 }
 
+/// `--k8s`: how long the capture waits for the pods' first list.
+const K8S_FIRST_LIST: Duration = Duration::from_secs(10);
+
 fn run(
     config: &Config,
     keylog: Option<KeyLog>,
-    workloads: Option<Arc<Directory>>,
+    workloads: Option<Shared>,
 ) -> Result<ExitCode, String> {
     let source = match &config.mode {
         Mode::ListInterfaces => return list_interfaces(),
@@ -180,8 +198,25 @@ fn run(
     );
     let live = source.is_live();
     wiring::check_graph(config)?;
+    // --k8s: the pods watch starts once privileges are gone (capabilities
+    // are per thread) and the capture waits for its first list.
+    let workloads = match workloads {
+        Some(dir) => Some(dir),
+        None if config.k8s => {
+            let budget = mtlsniff::pipeline::workloads_budget(config);
+            match mtlsniff::pipeline::start_watch(budget, K8S_FIRST_LIST) {
+                Ok(dir) => Some(dir),
+                Err(e) => {
+                    // Like a flag that cannot work: exit 2, saying what to do.
+                    stderr_line(&format!("mtlsniff: error: {e}"));
+                    return Ok(ExitCode::from(EXIT_USAGE));
+                }
+            }
+        }
+        None => None,
+    };
     let gauges = Arc::new(Gauges::default());
-    let (metrics, _metrics_server) = serve_metrics(config, &gauges)?.unzip();
+    let (metrics, _metrics_server) = serve_metrics(config, &gauges, workloads.as_ref())?.unzip();
     let probe = match &input {
         Input::One(capture) => wiring::shows_progress(config, live, tty)
             .then(|| capture.input_probe())
@@ -190,7 +225,7 @@ fn run(
     };
     let mut answers = wiring::answers(config, &gauges, metrics, probe);
     if let Some(dir) = &workloads {
-        answers = answers.with_workloads(Arc::clone(dir));
+        answers = answers.with_workloads(dir.clone());
     }
     if live && config.edges_summary.is_some() {
         let usr1 = Arc::new(AtomicBool::new(false));
@@ -243,12 +278,13 @@ fn run(
 fn serve_metrics(
     config: &Config,
     gauges: &Arc<Gauges>,
+    workloads: Option<&Shared>,
 ) -> Result<Option<(Metrics, MetricsServer)>, String> {
     let Some(addr) = config.metrics else {
         return Ok(None);
     };
-    let (metrics, registry) = if config.k8s_pods.is_some() {
-        Metrics::with_workloads(Arc::clone(gauges))
+    let (metrics, registry) = if let Some(dir) = workloads {
+        Metrics::with_workloads(Arc::clone(gauges), dir.clone())
     } else {
         Metrics::new(Arc::clone(gauges))
     };
@@ -357,7 +393,7 @@ fn main() -> ExitCode {
     // So is the pods list (--k8s-pods), held to its share of --memory.
     let workloads = match &config.k8s_pods {
         Some(path) => match pods::read_path(path, mtlsniff::pipeline::workloads_budget(&config)) {
-            Ok(dir) => Some(Arc::new(dir)),
+            Ok(dir) => Some(Shared::new(dir)),
             Err(e) => {
                 stderr_line(&format!("mtlsniff: error: {e}"));
                 return ExitCode::from(EXIT_USAGE);

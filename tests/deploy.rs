@@ -44,6 +44,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use serde_yaml_ng::Value;
 
+#[path = "kube_stand_in/mod.rs"]
+mod kube_stand_in;
 #[path = "support/mod.rs"]
 mod support;
 use support::processes::{self, Reaped};
@@ -410,6 +412,60 @@ fn daemonset_is_least_privilege_and_args_pass_the_cli() {
     assert!(
         limit >= budget + kernel_buffer + 32,
         "limit {limit} Mi for --memory {budget}"
+    );
+}
+
+#[test]
+fn the_daemonset_watches_pods_with_a_service_account_rbac_lets_read_pods_only() {
+    let ds = daemonset();
+    let pod = get(&ds, "spec.template.spec");
+    let args: Vec<&str> = seq_at(container(&ds), "args")
+        .iter()
+        .map(|a| a.as_str().expect("string arg"))
+        .collect();
+    let parsed = mtlsniff::shell::cli::Args::try_parse_from(
+        std::iter::once("mtlsniff").chain(args.iter().copied()),
+    )
+    .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    let config = mtlsniff::shell::cli::config(parsed, 8).unwrap();
+    assert!(
+        config.k8s && config.k8s_pods.is_none(),
+        "--k8s, not a pods file"
+    );
+    // The watch's token: mounted, of the account the RBAC binds.
+    assert_eq!(
+        get(pod, "automountServiceAccountToken").as_bool(),
+        Some(true)
+    );
+    let account = str_at(pod, "serviceAccountName");
+    let text = std::fs::read_to_string(deploy_dir().join("rbac.yaml")).unwrap();
+    let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let role = docs
+        .iter()
+        .find(|d| str_at(d, "kind") == "ClusterRole")
+        .unwrap();
+    let rules = seq_at(role, "rules");
+    assert_eq!(rules.len(), 1, "pods only");
+    let verbs: BTreeSet<&str> = seq_at(&rules[0], "verbs")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(verbs, BTreeSet::from(["get", "list", "watch"]));
+    assert_eq!(seq_at(&rules[0], "resources"), [Value::from("pods")]);
+    let binding = docs
+        .iter()
+        .find(|d| str_at(d, "kind") == "ClusterRoleBinding")
+        .unwrap();
+    assert_eq!(
+        str_at(binding, "roleRef.name"),
+        str_at(role, "metadata.name")
+    );
+    assert_eq!(str_at(binding, "subjects.0.name"), account);
+    assert_eq!(
+        str_at(binding, "subjects.0.namespace"),
+        str_at(&ds, "metadata.namespace")
     );
 }
 
@@ -846,8 +902,15 @@ fn start_like_the_daemonset(binary: &Path, r: RuntimeLike) -> Result<String, Str
             other => other.to_string(),
         })
         .collect();
+    // --k8s: pods from a stand-in API server (tests/kube_stand_in), through
+    // a kubeconfig the pod's user can read, in place of the service
+    // account a cluster mounts.
+    let api = kube_stand_in::StandIn::start(kube_stand_in::Answer::Pods(Vec::new()));
+    let kubeconfig = api.kubeconfig(binary.parent().unwrap());
     let mut cmd = Command::new(binary);
     cmd.args(&args)
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

@@ -159,15 +159,66 @@ fn json_carries_both_workload_objects_and_the_mismatch() {
 }
 
 #[test]
+fn close_lines_carry_the_workloads_of_their_verdicts() {
+    // Each close names the same two workloads as its flow's verdict: both
+    // are placed at the flow's first packet (the recycled IP too).
+    let text = stdout(&["-q", "--close"]);
+    let (closes, verdicts): (Vec<&str>, Vec<&str>) =
+        text.lines().partition(|l| l.contains(": close "));
+    assert_eq!(closes.len(), verdicts.len(), "{text}");
+    let pair = |l: &str| {
+        let client = l
+            .split(" client_wl=")
+            .nth(1)?
+            .split(' ')
+            .next()?
+            .to_string();
+        let server = l
+            .split(" server_wl=")
+            .nth(1)?
+            .split(' ')
+            .next()?
+            .to_string();
+        let flow = l.split(": ").next()?.split_once(" IP")?.1.to_string();
+        Some((flow, client, server))
+    };
+    let mut want: Vec<_> = verdicts.iter().map(|l| pair(l).expect(l)).collect();
+    let mut got: Vec<_> = closes.iter().map(|l| pair(l).expect(l)).collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    golden("cluster.close.txt", &text);
+    let json = stdout(&["-q", "--close", "--json"]);
+    let events: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let closes: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "close").collect();
+    assert_eq!(closes.len(), 9, "{json}");
+    for c in &closes {
+        assert!(
+            c["client_workload"].is_object() && c["server_workload"].is_object(),
+            "{c}"
+        );
+    }
+    assert!(
+        closes.iter().any(|c| c["server_workload"]["name"] == "cart"
+            && c["server_workload"]["kind"] == "StatefulSet")
+    );
+    golden("cluster.close.json", &json);
+}
+
+#[test]
 fn without_a_pods_list_json_has_no_workload_keys() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtlsniff"));
     let out = cmd
         .arg("-r")
         .arg(k8s().join("cluster.pcap"))
-        .args(["-q", "--json"])
+        .args(["-q", "--json", "--close"])
         .output()
         .unwrap();
     let json = String::from_utf8(out.stdout).unwrap();
+    assert!(json.contains("\"event\":\"close\""), "{json}");
     assert!(!json.contains("workload") && !json.contains("identity_mismatch"));
 }
 

@@ -88,6 +88,16 @@ pub struct Config {
     pub graph: Option<PathBuf>,
     /// `--k8s-pods`: a pods list naming workloads (read by the shell).
     pub k8s_pods: Option<PathBuf>,
+    /// `--k8s`: watch pods through the Kubernetes API (started by the
+    /// shell; `pipeline::run::start_watch`).
+    pub k8s: bool,
     /// `--namespace`: `--expect` checks only flows with a pod in these.
     pub namespaces: Vec<String>,
+}
+
+impl Config {
+    /// Flows are placed in workloads: a pods list or the pods watch.
+    pub fn names_workloads(&self) -> bool {
+        self.k8s || self.k8s_pods.is_some()
+    }
 }

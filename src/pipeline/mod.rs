@@ -56,7 +56,7 @@ pub use offline::{Input, OfflineRun, run_offline};
 pub use output::{OutputStage, Sink};
 pub use plan::{Plan, engine_limits, secrets_budget, sizes, workloads_budget};
 pub use reorder::ReorderBuffer;
-pub use run::{run, run_fanout};
+pub use run::{run, run_fanout, start_watch};
 
 /// How a run ended, when it did not fail.
 #[derive(Debug)]

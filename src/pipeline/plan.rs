@@ -57,9 +57,9 @@ impl Plan {
                 k.bytes()
             }
         });
-        // A pods list's share (--k8s-pods) comes off the top.
+        // The pods' share (--k8s-pods, --k8s) comes off the top.
         let mut bounds = config.bounds.clone();
-        let pods = if config.k8s_pods.is_some() {
+        let pods = if config.names_workloads() {
             workloads_budget(config)
         } else {
             0

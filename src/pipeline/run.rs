@@ -5,12 +5,15 @@
 //! one member thread per socket (`fanout::Member`) instead of the capture
 //! thread and workers. Everything each thread does is in those
 //! modules and in `output`; this file only wires them and collects what
-//! they hand back.
+//! they hand back. With `--k8s` it also makes the pods watch's thread
+//! (`start_watch`), which outlives the pipeline.
 
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::thread::{Scope, ScopedJoinHandle};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
@@ -21,6 +24,7 @@ use crate::report::answers::Answers;
 use crate::report::gauges::Gauges;
 use crate::report::output::Printer;
 use crate::report::stats::ProcessingTime;
+use crate::workload::{Directory, Shared, watch};
 
 use super::batch::{Batch, FromWorker, RECYCLED_PER_WORKER, ToWorker};
 use super::capture::{CaptureEnd, Dispatcher, Intake, capture_loop};
@@ -291,5 +295,31 @@ fn start_members<'scope>(
         out_rx,
         workers: Vec::new(),
         captures,
+    }
+}
+
+/// `--k8s`: start the pods watch on its own thread (its tokio runtime is
+/// made there, so runs without `--k8s` have none) over a directory of at
+/// most `budget` bytes, and wait at most `wait` for its first list. The
+/// thread lives until the process ends. Err: one line saying what to do.
+pub fn start_watch(budget: usize, wait: Duration) -> Result<Shared, String> {
+    let dir = Shared::new(Directory::new(budget));
+    let (ready_tx, ready_rx) = sync_channel(1);
+    let feed = dir.clone();
+    std::thread::Builder::new()
+        .name("mtlsniff-k8s".into())
+        .spawn(move || watch::serve(feed, ready_tx))
+        .map_err(|e| format!("--k8s: cannot start the pods watch thread: {e}"))?;
+    match ready_rx.recv_timeout(wait) {
+        Ok(Ok(())) => Ok(dir),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(RecvTimeoutError::Timeout) => Err(format!(
+            "--k8s: the Kubernetes API did not list the pods within {} s: check that the \
+             cluster is reachable and answering, or give a pods list with --k8s-pods FILE",
+            wait.as_secs()
+        )),
+        Err(RecvTimeoutError::Disconnected) => {
+            Err("--k8s: the pods watch ended before listing the pods".to_string())
+        }
     }
 }

@@ -26,7 +26,7 @@ use crate::report::output::{CloseIds, Printer, escape_text};
 use crate::report::progress::Progress;
 use crate::report::workloads::WorkloadCounts;
 use crate::verdict::{CertSeen, FlowClose, Verdict};
-use crate::workload::{Directory, Placement};
+use crate::workload::{Placement, Shared};
 
 /// Flows whose identities wait for their close line; as many as the flow
 /// table holds by default. Past it identities are left off (counted).
@@ -115,7 +115,7 @@ pub struct Answers {
     progress: Option<Progress>,
     flows: u64,
     /// `--k8s-pods`: the directory each verdict is placed with, and counts.
-    workloads: Option<(Arc<Directory>, WorkloadCounts)>,
+    workloads: Option<(Shared, WorkloadCounts)>,
     /// `-v`: the aligned table with every identity whole.
     full_table: bool,
 }
@@ -189,14 +189,14 @@ impl Answers {
 
     /// Place every verdict in its workloads (`--k8s-pods`): the edges by
     /// workload, the metrics' workload labels, `--namespace`.
-    pub fn with_workloads(mut self, dir: Arc<Directory>) -> Self {
+    pub fn with_workloads(mut self, dir: Shared) -> Self {
         self.workloads = Some((dir, WorkloadCounts::default()));
         self
     }
 
     /// The summary's workload line, with a pods list.
     pub fn workloads_line(&self) -> Option<String> {
-        self.workloads.as_ref().map(|(d, c)| c.line(d))
+        self.workloads.as_ref().map(|(d, c)| c.line(&d.read()))
     }
 
     pub fn with_progress(mut self, progress: Progress) -> Self {
@@ -210,7 +210,7 @@ impl Answers {
     pub fn on_verdict(&mut self, flow: u64, v: &Verdict, shown: bool) {
         self.flows += 1;
         let placed = self.workloads.as_mut().map(|(d, counts)| {
-            let p = Placement::of(d, v);
+            let p = Placement::of(&d.read(), v);
             counts.record(&p);
             p
         });
@@ -255,7 +255,7 @@ impl Answers {
             let placed = self
                 .workloads
                 .as_ref()
-                .map(|(d, _)| Placement::at(d, c.client, c.server, c.first_seen));
+                .map(|(d, _)| Placement::at(&d.read(), c.client, c.server, c.first_seen));
             m.on_close_placed(c, placed.as_ref());
         }
         self.close_ids

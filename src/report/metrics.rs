@@ -39,7 +39,7 @@ use prometheus_client::registry::Registry;
 use crate::report::gauges::Gauges;
 use crate::report::workloads::{LabelCap, WorkloadLabels};
 use crate::verdict::{Class, Decided, FlowClose, Verdict};
-use crate::workload::Placement;
+use crate::workload::{Placement, Shared};
 
 /// OpenMetrics text, which Prometheus negotiates and parses.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -169,9 +169,11 @@ impl Metrics {
         (m, r)
     }
 
-    /// With Istio's workload labels (`--k8s-pods`) and their counters.
-    pub fn with_workloads(gauges: Arc<Gauges>) -> (Metrics, Registry) {
+    /// With Istio's workload labels (`--k8s-pods`, `--k8s`) and their
+    /// counters; with the pods watch, its own (`mtlsniff_k8s_*`).
+    pub fn with_workloads(gauges: Arc<Gauges>, dir: Shared) -> (Metrics, Registry) {
         let (mut m, mut r) = Metrics::new(gauges);
+        r.register_collector(Box::new(WatchCollector(dir)));
         let w = WorkloadCounters::default();
         r.register(
             "mtlsniff_workload_series_capped",
@@ -328,6 +330,54 @@ impl Collector for GaugeCollector {
             finished.metric_type(),
         )?;
         finished.encode(e)
+    }
+}
+
+/// The pods watch's counts (`--k8s`), read at scrape time; nothing for a
+/// pods list.
+#[derive(Debug)]
+struct WatchCollector(Shared);
+
+impl Collector for WatchCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let (pods, dropped, watch) = {
+            let d = self.0.read();
+            (d.pods, d.dropped, d.watch)
+        };
+        let Some(w) = watch else {
+            return Ok(());
+        };
+        let pods = ConstGauge::new(i64::try_from(pods).unwrap_or(i64::MAX));
+        let e = encoder.encode_descriptor(
+            "mtlsniff_k8s_pods",
+            "Pods the Kubernetes watch knows now (listed or added, not deleted)",
+            None,
+            pods.metric_type(),
+        )?;
+        pods.encode(e)?;
+        let counters = [
+            (
+                "mtlsniff_k8s_watch_errors",
+                "Errors of the pods watch after its first list; each is retried with backoff",
+                w.errors,
+            ),
+            (
+                "mtlsniff_k8s_watch_relists",
+                "Times the pods were listed again because the watch could not resume",
+                w.relists,
+            ),
+            (
+                "mtlsniff_k8s_pods_dropped",
+                "Pods not stored: the workloads' share of --memory was full",
+                dropped,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let c = ConstCounter::new(value);
+            let e = encoder.encode_descriptor(name, help, None, c.metric_type())?;
+            c.encode(e)?;
+        }
+        Ok(())
     }
 }
 

@@ -14,7 +14,6 @@
 //! `Timestamp`, which never fails to format.
 
 use std::io::{self, BufWriter, Write};
-use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -26,7 +25,7 @@ use crate::tls::identity::Validity;
 use crate::verdict::{
     Alert, Basis, CertSeen, Class, ClientCert, FlowClose, Party, Verdict, version_name,
 };
-use crate::workload::{Directory, Placement};
+use crate::workload::{Placement, Shared};
 
 /// TLS version text: the name, or the raw number when it has none.
 fn version_text(v: u16) -> String {
@@ -594,9 +593,22 @@ pub struct JsonClose<'a> {
     pub packets: u64,
     pub client_id: Option<&'a str>,
     pub server_id: Option<&'a str>,
+    /// With workloads (`--k8s-pods`, `--k8s`), as on the verdict; left out
+    /// without.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_workload: Option<JsonWorkload<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_workload: Option<JsonWorkload<'a>>,
 }
 
 impl<'a> JsonClose<'a> {
+    /// With the flow's workloads.
+    pub fn placed(mut self, p: &'a Placement) -> Self {
+        self.client_workload = Some(JsonWorkload::of(p.client.as_ref()));
+        self.server_workload = Some(JsonWorkload::of(p.server.as_ref()));
+        self
+    }
+
     pub fn new(c: &FlowClose, ids: &'a CloseIds) -> Self {
         JsonClose {
             event: "close",
@@ -618,6 +630,8 @@ impl<'a> JsonClose<'a> {
             packets: c.packets,
             client_id: ids.client_id.as_deref(),
             server_id: ids.server_id.as_deref(),
+            client_workload: None,
+            server_workload: None,
         }
     }
 }
@@ -645,8 +659,8 @@ pub struct Printer<W: Write> {
     out: BufWriter<W>,
     format: Format,
     line_buffered: bool,
-    /// `--k8s-pods`: name each flow's workloads.
-    workloads: Option<Arc<Directory>>,
+    /// `--k8s-pods`, `--k8s`: name each flow's workloads.
+    workloads: Option<Shared>,
     /// Text lines with their evidence and reason (`-v`).
     detailed: bool,
 }
@@ -664,7 +678,7 @@ impl<W: Write> Printer<W> {
     }
 
     /// Name each flow's workloads from `dir` (`--k8s-pods`).
-    pub fn with_workloads(mut self, dir: Arc<Directory>) -> Self {
+    pub fn with_workloads(mut self, dir: Shared) -> Self {
         self.workloads = Some(dir);
         self
     }
@@ -677,7 +691,7 @@ impl<W: Write> Printer<W> {
     }
 
     pub fn print(&mut self, v: &Verdict) -> io::Result<()> {
-        let placed = self.workloads.as_deref().map(|d| Placement::of(d, v));
+        let placed = self.workloads.as_ref().map(|d| Placement::of(&d.read(), v));
         match self.format {
             Format::Text => {
                 let line = text_line_placed(v, placed.as_ref(), self.detailed);
@@ -706,16 +720,30 @@ impl<W: Write> Printer<W> {
 
     /// One close line (`--close`), in the chosen view.
     pub fn print_close(&mut self, c: &FlowClose, ids: &CloseIds) -> io::Result<()> {
+        // Placed at the flow's first packet, as its verdict was.
+        let placed = self
+            .workloads
+            .as_ref()
+            .map(|d| Placement::at(&d.read(), c.client, c.server, c.first_seen));
         match self.format {
             Format::Text => {
                 let mut line = close_line(c, ids);
+                if let Some(p) = &placed {
+                    line.push_str(&workloads::text_tokens(p, value));
+                }
                 if let Some(id) = community_id(&c.client, &c.server).filter(|_| self.detailed) {
                     line.push_str(" community_id=");
                     line.push_str(&id);
                 }
                 self.out.write_all(line.as_bytes())?;
             }
-            Format::Json => write_json(&mut self.out, &JsonClose::new(c, ids))?,
+            Format::Json => {
+                let json = JsonClose::new(c, ids);
+                match &placed {
+                    Some(p) => write_json(&mut self.out, &json.placed(p))?,
+                    None => write_json(&mut self.out, &json)?,
+                }
+            }
         }
         self.out.write_all(b"\n")?;
         if self.line_buffered {

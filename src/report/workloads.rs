@@ -195,10 +195,17 @@ impl WorkloadCounts {
         }
     }
 
-    /// The summary line (without the `mtlsniff: ` prefix).
+    /// The summary line (without the `mtlsniff: ` prefix); with the pods
+    /// watch (`--k8s`), how it fared.
     pub fn line(&self, dir: &Directory) -> String {
+        let watch = dir.watch.map_or(String::new(), |w| {
+            format!(
+                "; k8s watch: {} errors (retried), {} relists",
+                w.errors, w.relists
+            )
+        });
         format!(
-            "workloads: {} pods, {} addresses ({} KiB), {} pods dropped (budget); flow ends named {}, unknown {}; identity_mismatch {}",
+            "workloads: {} pods, {} addresses ({} KiB), {} pods dropped (budget); flow ends named {}, unknown {}; identity_mismatch {}{watch}",
             dir.pods,
             dir.addresses(),
             dir.bytes().div_ceil(1024),

@@ -304,12 +304,19 @@ pub struct Args {
     /// -o json` (`-`: stdin). Pod IPs map to namespace, workload, pod,
     /// service account and node in every view; a SPIFFE id that is not the
     /// pod's is flagged identity_mismatch.
-    #[arg(long = "k8s-pods", value_name = "FILE")]
+    #[arg(long = "k8s-pods", value_name = "FILE", group = "workloads")]
     pub k8s_pods: Option<PathBuf>,
 
-    /// With --expect and --k8s-pods: check only flows whose client or
-    /// server pod is in namespace NS (repeat or comma list).
-    #[arg(long = "namespace", value_name = "NS", value_delimiter = ',', requires_all = ["expect", "k8s_pods"])]
+    /// Name Kubernetes workloads by watching pods through the Kubernetes
+    /// API: in a pod, its service account (deploy/kubernetes/rbac.yaml
+    /// grants get/list/watch pods); elsewhere KUBECONFIG or ~/.kube/config.
+    /// The capture starts once the pods are listed.
+    #[arg(long = "k8s", group = "workloads")]
+    pub k8s: bool,
+
+    /// With --expect and --k8s-pods or --k8s: check only flows whose
+    /// client or server pod is in namespace NS (repeat or comma list).
+    #[arg(long = "namespace", value_name = "NS", value_delimiter = ',', requires_all = ["expect", "workloads"])]
     pub namespace: Vec<String>,
 
     /// Capture filter in pcap-filter(7) syntax, as in tcpdump.
@@ -463,6 +470,7 @@ pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
         metrics_linger: args.metrics_linger.unwrap_or(Duration::ZERO),
         graph: args.graph,
         k8s_pods: args.k8s_pods,
+        k8s: args.k8s,
         namespaces: args.namespace,
         preview_bytes: if args.ascii { PREVIEW_BYTES } else { 0 },
         mode,

@@ -121,7 +121,7 @@ pub fn answers(
     let mut answers = Answers::new(Arc::clone(gauges)).with_full_table(config.detailed);
     if config.edges_summary.is_some() || config.graph.is_some() {
         // With a pods list the edges are between workloads.
-        let table = if config.k8s_pods.is_some() {
+        let table = if config.names_workloads() {
             EdgeTable::default().by_workload()
         } else {
             EdgeTable::default()

@@ -11,11 +11,17 @@
 //! wrong pod: a hostNetwork pod's address is its node's (`node/NAME`), and
 //! an address several pods held over time answers the one whose lifetime
 //! holds the flow's first packet, else nothing.
+//!
+//! With `--k8s` the directory is fed by the pods watch (`watch.rs`, the
+//! only file that knows kube) while the output stage reads it: it is
+//! shared as `Shared`, a read-write lock held only for one insert or one
+//! lookup at a time.
 
 pub mod pods;
+pub mod watch;
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use rustc_hash::FxHashMap;
 
@@ -116,6 +122,41 @@ pub struct Directory {
     /// Pods with an address not stored because the budget was reached,
     /// or dropped as the oldest of `MAX_TENURES_PER_IP` on one address.
     pub dropped: u64,
+    /// `--k8s`: how the pods watch has fared (None for a pods list).
+    pub watch: Option<WatchCounts>,
+}
+
+/// The pods watch's own counts (`--k8s`), shown in the workloads summary
+/// line and as `mtlsniff_k8s_*` metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WatchCounts {
+    /// Errors the watch met after its first list (each is retried with
+    /// backoff).
+    pub errors: u64,
+    /// Times the pods were listed again after the first list (a watch
+    /// that could not resume).
+    pub relists: u64,
+}
+
+/// The directory shared between the pods watch (the one writer) and the
+/// output stage (readers). A panic while it was held leaves the data as
+/// it was (every insert keeps it consistent), so a poisoned lock is read
+/// through rather than spreading the panic.
+#[derive(Debug, Clone, Default)]
+pub struct Shared(Arc<RwLock<Directory>>);
+
+impl Shared {
+    pub fn new(dir: Directory) -> Self {
+        Shared(Arc::new(RwLock::new(dir)))
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, Directory> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn write(&self) -> RwLockWriteGuard<'_, Directory> {
+        self.0.write().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Directory {
@@ -124,6 +165,11 @@ impl Directory {
             budget,
             ..Directory::default()
         }
+    }
+
+    /// Bytes it may hold.
+    pub fn budget(&self) -> usize {
+        self.budget
     }
 
     /// Bytes held (counted against `--memory`).
@@ -146,13 +192,29 @@ impl Directory {
         who: Arc<Workload>,
     ) -> bool {
         let cost = who.cost();
-        if let Some(list) = self.by_ip.get(&ip)
-            && list
+        if let Some(list) = self.by_ip.get_mut(&ip) {
+            if list
                 .iter()
                 .any(|t| t.from == from && t.until == until && t.who == who)
-        {
-            // A node's address, once per hostNetwork pod: kept once.
-            return true;
+            {
+                // A node's address, once per hostNetwork pod: kept once.
+                return true;
+            }
+            if let Some(t) = list
+                .iter_mut()
+                .find(|t| t.from == from && same_pod(&t.who, &who))
+            {
+                // The same pod seen again (the watch's updates): its end
+                // becomes known, or an earlier one is learnt (a finished
+                // pod's containers' end after the time it was seen gone).
+                t.until = match (t.until, until) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                self.bytes = self.bytes.saturating_sub(t.who.cost()) + cost;
+                t.who = who;
+                return true;
+            }
         }
         if self.bytes + cost > self.budget {
             return false;
@@ -193,6 +255,11 @@ impl Directory {
         }
         None
     }
+}
+
+/// One pod's tenures (a node's entry is no pod's: never the same).
+fn same_pod(a: &Workload, b: &Workload) -> bool {
+    a.pod.is_some() && a.pod == b.pod && a.namespace == b.namespace
 }
 
 /// Which end of a flow.

@@ -193,22 +193,23 @@ impl<'de> Visitor<'de> for ItemsSeed<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(pod) = seq.next_element::<Pod>()? {
-            add(self.0, &pod);
+            add(self.0, &pod, None);
         }
         Ok(())
     }
 }
 
-// The PodList schema, only the fields used.
-#[derive(Debug, Default, Deserialize)]
+// The Pod schema, only the fields used (the watch reads its Pods into
+// this too, so both paths map a pod the same way).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
-struct Pod {
+pub(super) struct Pod {
     metadata: Meta,
     spec: Spec,
     status: Status,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 struct Meta {
     name: Option<String>,
@@ -221,7 +222,7 @@ struct Meta {
     owner_references: Vec<Owner>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 struct Owner {
     kind: String,
@@ -229,7 +230,7 @@ struct Owner {
     controller: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 struct Spec {
     service_account_name: Option<String>,
@@ -237,7 +238,7 @@ struct Spec {
     host_network: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 struct Status {
     phase: Option<String>,
@@ -251,25 +252,25 @@ struct Status {
     container_statuses: Vec<ContainerStatus>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 struct ContainerStatus {
     state: ContainerState,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 struct ContainerState {
     terminated: Option<Terminated>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 struct Terminated {
     finished_at: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 struct PodIp {
     ip: String,
@@ -369,9 +370,27 @@ fn owner(meta: &Meta, pod: &str) -> (Kind, String) {
     }
 }
 
+impl Pod {
+    /// `NS/NAME`, None for an object without both (not a Pod).
+    pub(super) fn key(&self) -> Option<String> {
+        let (Some(name), Some(ns)) = (&self.metadata.name, &self.metadata.namespace) else {
+            return None;
+        };
+        Some(format!("{ns}/{name}"))
+    }
+
+    /// Ran to completion (`Succeeded`, `Failed`): its address is free.
+    pub(super) fn finished(&self) -> bool {
+        matches!(self.status.phase.as_deref(), Some("Succeeded" | "Failed"))
+    }
+}
+
 /// One pod's addresses into the directory (nothing for a pod without
-/// name or namespace: not a Pod object).
-fn add(dir: &mut Directory, pod: &Pod) {
+/// name or namespace: not a Pod object). `gone_by`: a time by which the
+/// pod is known to have let its address go, used when the object itself
+/// does not say when (the watch: the time it saw the pod deleted or
+/// finished).
+pub(super) fn add(dir: &mut Directory, pod: &Pod, gone_by: Option<i64>) {
     let (Some(name), Some(ns)) = (&pod.metadata.name, &pod.metadata.namespace) else {
         return;
     };
@@ -423,8 +442,13 @@ fn add(dir: &mut Directory, pod: &Pod) {
         })
     };
     let from = micros(pod.metadata.creation_timestamp.as_deref());
-    let Some(until) = until(pod) else {
-        return; // finished at an unknown time: its address may be anyone's
+    let until = match (until(pod), gone_by) {
+        (Some(Some(u)), Some(g)) => Some(u.min(g)),
+        (Some(Some(u)), None) => Some(u),
+        (_, Some(g)) => Some(g),
+        (Some(None), None) => None,
+        // Finished at an unknown time: its address may be anyone's.
+        (None, None) => return,
     };
     for ip in ips {
         stored &= dir.insert(ip, from, until, Arc::clone(&who));
@@ -440,7 +464,7 @@ fn add(dir: &mut Directory, pod: &Pod) {
 /// `None`: finished, but when is unknown.
 fn until(pod: &Pod) -> Option<Option<i64>> {
     let deleted = micros(pod.metadata.deletion_timestamp.as_deref());
-    if !matches!(pod.status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+    if !pod.finished() {
         return Some(deleted);
     }
     let finished = pod
