@@ -616,7 +616,12 @@ pub fn close_line(c: &FlowClose, ids: &CloseIds) -> String {
 fn close_line_into(s: &mut String, c: &FlowClose, ids: &CloseIds) {
     use std::fmt::Write as _;
     push_date_time(s, c.ts);
-    push_endpoints(s, c.is_ipv6(), &c.client, ServerVia(&c.server, c.redirected_to));
+    push_endpoints(
+        s,
+        c.is_ipv6(),
+        &c.client,
+        ServerVia(&c.server, c.redirected_to),
+    );
     let _ = write!(
         s,
         " close {:<9} {:<10} ended={} duration={} bytes_to_server={} bytes_to_client={} packets={}",
