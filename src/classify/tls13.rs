@@ -21,7 +21,7 @@ use super::evidence::{Basis, Class, ClientCert, Decision, Evidence, Handshake};
 use super::ticket;
 use super::tls::Tls;
 use super::{Direction, Outcome};
-use crate::tls::record::{self, RecordHeader};
+use crate::tls::record::{self, ClientHello, RecordHeader};
 
 /// Largest first encrypted client record (length field, without the 5-byte
 /// header) that cannot hold a certificate. Measured no-certificate first
@@ -93,6 +93,23 @@ pub(super) struct Tls13 {
     pub client_closed_first: bool,
     /// Server record lengths after the client's flight.
     pub after_flight: Vec<u16>,
+    /// The engine decided the class with the flight this long and left
+    /// its sentence to the evidence (`Tls::decide_tls13`).
+    pub decided_at: Option<u8>,
+}
+
+/// Which sentence a TLS 1.3 decision carries (`Tls::tls13_reason` writes
+/// it), so a decision costs no formatting until a view needs its words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why13 {
+    Resumed,
+    EarlyData,
+    NotSeen,
+    CertificateSized(u16),
+    Ambiguous(u16),
+    EqualSmall,
+    RawKeys,
+    TooSmall { first: u16, pha: bool },
 }
 
 impl Tls13 {
@@ -131,8 +148,8 @@ impl Tls {
                 // With early data in play the Finished record must be seen
                 // first (see tls13_class).
                 let wait = (small || self.early_data()) && self.v13.client_flight.len() < 3;
-                if conn.class.is_none() && !wait {
-                    conn.decide(self.tls13_class());
+                if !wait {
+                    self.decide_tls13(conn);
                 }
             }
             Direction::ToClient => {
@@ -151,7 +168,7 @@ impl Tls {
     fn close_flight(&mut self, conn: &mut Connection) {
         if self.v13.flight == FlightState::Open {
             self.v13.flight = FlightState::Answered;
-            conn.decide(self.tls13_class());
+            self.decide_tls13(conn);
         }
     }
 
@@ -192,97 +209,119 @@ impl Tls {
     }
 
     /// The size rule (wire-facts §2), after the cases where the flight is
-    /// not where the rule looks: a resumption, early data.
+    /// not where the rule looks: a resumption, early data. The sentence is
+    /// formatted here; the engine's own decisions wait for the evidence
+    /// (`decide_tls13`).
     pub(super) fn tls13_class(&self) -> Decision {
-        if self.sh.as_ref().is_some_and(|s| s.psk) {
-            return ticket::resumed(
-                "resumed: TLS 1.3 pre-shared key accepted, no certificates on the wire",
-                self.accepted_psk_identity()
-                    .map(|id| ("PSK identity", id.len())),
-            );
+        let flight = &self.v13.client_flight;
+        let (class, basis, why) = self.tls13_decision(flight);
+        (class, basis, self.tls13_reason(flight, why))
+    }
+
+    /// Decide the class from the flight so far, its sentence left to the
+    /// evidence: the flight seen at the end usually replaces it, so
+    /// formatting it here would be work thrown away on every flow. The
+    /// flight only grows, so its length now is enough to write the
+    /// sentence of this moment later (`tls13_evidence`).
+    fn decide_tls13(&mut self, conn: &mut Connection) {
+        if conn.class.is_some() {
+            return;
         }
-        if self.early_data() && self.finished_index().is_none_or(|i| i > 2) {
+        let flight = &self.v13.client_flight;
+        let (class, basis, _) = self.tls13_decision(flight);
+        conn.class = Some((class, basis, String::new()));
+        self.v13.decided_at = u8::try_from(flight.len()).ok();
+    }
+
+    /// The class over `flight` (a prefix of the client's flight) and which
+    /// sentence says why, without formatting it.
+    fn tls13_decision(&self, flight: &[u16]) -> (Class, Basis, Why13) {
+        if self.sh.as_ref().is_some_and(|s| s.psk) {
+            return (Class::Unknown, Basis::None, Why13::Resumed);
+        }
+        if self.early_data() && self.finished_index(flight).is_none_or(|i| i > 2) {
             // Early data was offered and the server did not resume: client
             // records sent before the ServerHello reached the client may be
             // captured after it. Only a flight that ends in a Finished-sized
             // record within its first three records ([Finished], [empty
             // Certificate, Finished], [Certificate, CertificateVerify,
             // Finished]) is known to start where the size rule looks.
-            return (
-                Class::Unknown,
-                Basis::None,
-                "0-RTT early data offered: the client's flight is not recognisable".to_string(),
-            );
+            return (Class::Unknown, Basis::None, Why13::EarlyData);
         }
-        let Some(first) = self.v13.first() else {
-            return (
-                Class::Unknown,
-                Basis::None,
-                "TLS 1.3: the client's encrypted flight is not seen".to_string(),
-            );
+        let Some(&first) = flight.first() else {
+            return (Class::Unknown, Basis::None, Why13::NotSeen);
         };
-        self.size_rule(first)
+        Self::size_rule(self.ch.as_ref(), flight, first)
     }
 
     /// The class from the first client record's size.
-    fn size_rule(&self, first: u16) -> Decision {
-        let flight = self.flight_summary();
+    fn size_rule(ch: Option<&ClientHello>, flight: &[u16], first: u16) -> (Class, Basis, Why13) {
         match FirstRecord::of(first) {
             FirstRecord::CertificateSized => {
-                return (
-                    Class::Mtls,
-                    Basis::Inferred,
-                    format!(
-                        "TLS 1.3 client flight {flight}: first record {first} B holds a certificate \
-                         (first record >= {CERTIFICATE_RECORD_MIN} B; without one it is <= {FINISHED_RECORD_MAX} B)"
-                    ),
-                );
+                return (Class::Mtls, Basis::Inferred, Why13::CertificateSized(first));
             }
             FirstRecord::Ambiguous => {
-                return (
-                    Class::Unknown,
-                    Basis::None,
-                    format!(
-                        "TLS 1.3 client flight {flight}: first record {first} B is between Finished size \
-                         (<= {FINISHED_RECORD_MAX} B) and certificate size (>= {CERTIFICATE_RECORD_MIN} B)"
-                    ),
-                );
+                return (Class::Unknown, Basis::None, Why13::Ambiguous(first));
             }
             FirstRecord::FinishedSized => {}
         }
-        let flight13 = &self.v13.client_flight;
-        if flight13.iter().take_while(|&&l| l == first).count() >= 3 {
-            return (
-                Class::Unknown,
-                Basis::None,
-                format!(
-                    "TLS 1.3 client flight {flight}: equal small records, possibly a fragmented certificate"
-                ),
-            );
+        if flight.iter().take_while(|&&l| l == first).count() >= 3 {
+            return (Class::Unknown, Basis::None, Why13::EqualSmall);
         }
-        let ch = self.ch.as_ref();
         if ch.is_some_and(|c| c.client_cert_type) {
-            return (
-                Class::Unknown,
-                Basis::None,
-                format!(
-                    "TLS 1.3 client flight {flight}: raw public keys offered, a key fits in a small record"
-                ),
-            );
+            return (Class::Unknown, Basis::None, Why13::RawKeys);
         }
-        let pha = if ch.is_some_and(|c| c.post_handshake_auth) {
-            "; post_handshake_auth offered: a certificate could still follow, encrypted"
-        } else {
-            ""
-        };
-        (
-            Class::Tls,
-            Basis::Inferred,
-            format!(
-                "TLS 1.3 client flight {flight}: first record {first} B is too small for a certificate \
-                 (first record <= {FINISHED_RECORD_MAX} B){pha}"
+        let pha = ch.is_some_and(|c| c.post_handshake_auth);
+        (Class::Tls, Basis::Inferred, Why13::TooSmall { first, pha })
+    }
+
+    /// The sentence of a decision over `flight`.
+    fn tls13_reason(&self, flight: &[u16], why: Why13) -> String {
+        let summary = || self.flight_summary(flight);
+        match why {
+            Why13::Resumed => {
+                ticket::resumed(
+                    "resumed: TLS 1.3 pre-shared key accepted, no certificates on the wire",
+                    self.accepted_psk_identity()
+                        .map(|id| ("PSK identity", id.len())),
+                )
+                .2
+            }
+            Why13::EarlyData => {
+                "0-RTT early data offered: the client's flight is not recognisable".to_string()
+            }
+            Why13::NotSeen => "TLS 1.3: the client's encrypted flight is not seen".to_string(),
+            Why13::CertificateSized(first) => format!(
+                "TLS 1.3 client flight {}: first record {first} B holds a certificate \
+                 (first record >= {CERTIFICATE_RECORD_MIN} B; without one it is <= {FINISHED_RECORD_MAX} B)",
+                summary()
             ),
-        )
+            Why13::Ambiguous(first) => format!(
+                "TLS 1.3 client flight {}: first record {first} B is between Finished size \
+                 (<= {FINISHED_RECORD_MAX} B) and certificate size (>= {CERTIFICATE_RECORD_MIN} B)",
+                summary()
+            ),
+            Why13::EqualSmall => format!(
+                "TLS 1.3 client flight {}: equal small records, possibly a fragmented certificate",
+                summary()
+            ),
+            Why13::RawKeys => format!(
+                "TLS 1.3 client flight {}: raw public keys offered, a key fits in a small record",
+                summary()
+            ),
+            Why13::TooSmall { first, pha } => {
+                let pha = if pha {
+                    "; post_handshake_auth offered: a certificate could still follow, encrypted"
+                } else {
+                    ""
+                };
+                format!(
+                    "TLS 1.3 client flight {}: first record {first} B is too small for a certificate \
+                     (first record <= {FINISHED_RECORD_MAX} B){pha}",
+                    summary()
+                )
+            }
+        }
     }
 
     /// What the first client record's exact size says about the request
@@ -322,28 +361,31 @@ impl Tls {
     /// coalesces the whole flight into one record; Java pads) the flight is
     /// the first record. Application data sent right after Finished is not
     /// part of it.
-    fn handshake_flight(&self) -> &[u16] {
-        let flight = &self.v13.client_flight;
-        let end = self.finished_index().map_or(1, |i| i + 1);
+    fn handshake_flight<'a>(&self, flight: &'a [u16]) -> &'a [u16] {
+        let end = self.finished_index(flight).map_or(1, |i| i + 1);
         flight.get(..end.min(flight.len())).unwrap_or_default()
     }
 
     /// Index, among the first four client records after the ServerHello,
     /// of the first one exactly the size of an unpadded Finished record.
-    fn finished_index(&self) -> Option<usize> {
+    fn finished_index(&self, flight: &[u16]) -> Option<usize> {
         let finished = self.finished_record_len()?;
-        self.v13
-            .client_flight
-            .iter()
-            .take(4)
-            .position(|&l| l == finished)
+        flight.iter().take(4).position(|&l| l == finished)
     }
 
-    fn flight_summary(&self) -> String {
-        let hs = self.handshake_flight();
+    /// "N B in K record(s) [a,b,c]", written into one string.
+    fn flight_summary(&self, flight: &[u16]) -> String {
+        use std::fmt::Write;
+        let hs = self.handshake_flight(flight);
         let total: u32 = hs.iter().map(|&l| u32::from(l) + 5).sum();
-        let parts: Vec<String> = hs.iter().map(u16::to_string).collect();
-        format!("{total} B in {} record(s) [{}]", hs.len(), parts.join(","))
+        let mut s = String::with_capacity(24 + 6 * hs.len());
+        let _ = write!(s, "{total} B in {} record(s) [", hs.len());
+        for (i, l) in hs.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            let _ = write!(s, "{sep}{l}");
+        }
+        s.push(']');
+        s
     }
 
     /// A side closed: the TLS 1.3 outcome a close decides.
@@ -420,7 +462,7 @@ impl Tls {
     pub(super) fn conclude_tls13(&mut self, conn: &mut Connection, ended: &str) {
         if conn.class.is_none() {
             self.v13.flight = FlightState::Answered;
-            conn.class = Some(self.tls13_class());
+            self.decide_tls13(conn);
         }
         if conn.outcome.is_none() {
             let why = if self.v13.client_flight.is_empty() {
@@ -435,13 +477,20 @@ impl Tls {
     /// TLS 1.3 facts of the evidence: the class's sentence over the whole
     /// flight as finally seen, the certificate detail, the flight.
     pub(super) fn tls13_evidence<'a>(&'a self, e: &mut Evidence<'a>, psk: bool) {
-        if !self.v13.client_flight.is_empty() {
-            // The class may have been decided from the first record; the
-            // reason describes the whole flight as finally seen.
-            let (again, _, full) = self.tls13_class();
-            if again == e.class {
-                e.why = full.into();
-            }
+        let flight = &self.v13.client_flight;
+        // The class may have been decided from the first record; the
+        // reason describes the whole flight as finally seen.
+        let now = (!flight.is_empty())
+            .then(|| self.tls13_decision(flight))
+            .filter(|&(again, _, _)| again == e.class);
+        if let Some((_, _, why)) = now {
+            e.why = self.tls13_reason(flight, why).into();
+        } else if let Some(n) = self.v13.decided_at.filter(|_| e.why.is_empty()) {
+            // The class changed since: the sentence of the decision, over
+            // the flight as it was then.
+            let then = flight.get(..usize::from(n)).unwrap_or(flight);
+            let (_, _, why) = self.tls13_decision(then);
+            e.why = self.tls13_reason(then, why).into();
         }
         let (cert_requested, cert) = self.tls13_cert_detail();
         e.handshake = Handshake::Tls13 {
@@ -451,7 +500,7 @@ impl Tls {
             } else {
                 cert
             },
-            flight: self.handshake_flight(),
+            flight: self.handshake_flight(&self.v13.client_flight),
             psk,
         };
     }

@@ -13,6 +13,7 @@
 //! controls, `report::escape`); timestamps are UTC and come from
 //! `Timestamp`, which never fails to format.
 
+use std::borrow::Cow;
 use std::io::{self, BufWriter, Write};
 
 use serde::Serialize;
@@ -28,10 +29,10 @@ use crate::verdict::{
 use crate::workload::{Placement, Shared};
 
 /// TLS version text: the name, or the raw number when it has none.
-fn version_text(v: u16) -> String {
+fn version_text(v: u16) -> Cow<'static, str> {
     match version_name(v) {
-        "?" => format!("0x{v:04x}"),
-        name => name.to_string(),
+        "?" => format!("0x{v:04x}").into(),
+        name => name.into(),
     }
 }
 
@@ -96,15 +97,21 @@ fn is_bare(c: char, extra: &[char]) -> bool {
 /// A value for `key=value`: bare when it is printable with no space,
 /// quote or backslash, else double-quoted and escaped.
 fn value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    push_value(&mut out, s);
+    out
+}
+
+/// `value(s)` appended to `out`, with no string of its own.
+fn push_value(out: &mut String, s: &str) {
     let bare = !s.is_empty() && s.chars().all(|c| is_bare(c, &[]));
     if bare {
-        return s.to_string();
+        out.push_str(s);
+        return;
     }
-    let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
-    escape_into(&mut out, s, &[]);
+    escape_into(out, s, &[]);
     out.push('"');
-    out
 }
 
 /// Comma-joined list; a comma inside an item is escaped (`\x2c`) so the
@@ -128,18 +135,13 @@ fn list_value(items: &[String]) -> String {
 /// The server as the text line shows it: the original destination, then
 /// ` via=` the iptables REDIRECT target when the connection was redirected
 /// (`127.0.0.1:8080 via=127.0.0.1:15001`).
-fn server_text(v: &Verdict) -> String {
-    server_via(&v.server, v.redirected_to)
+fn server_text(v: &Verdict) -> ServerVia<'_> {
+    ServerVia(&v.server, v.redirected_to)
 }
 
 /// `server` and, for a redirected connection, ` via=TARGET` (verdict and
-/// close lines alike).
-fn server_via(server: &Endpoint, via: Option<Endpoint>) -> String {
-    match via {
-        Some(target) => format!("{server} via={target}"),
-        None => server.to_string(),
-    }
-}
+/// close lines alike), written straight into the line (`push_endpoints`).
+struct ServerVia<'a>(&'a Endpoint, Option<Endpoint>);
 
 /// The Community ID v1 of a TCP flow (seed 0), the flow hash Zeek,
 /// Suricata, Arkime and Wireshark print: verdict and close lines join on it
@@ -162,10 +164,55 @@ pub fn community_id(client: &Endpoint, server: &Endpoint) -> Option<String> {
 /// ` IP client > server:`, the one place a line's endpoints are written
 /// (verdict and close lines): workload names and a redirect's `via=` go
 /// here when they come.
-fn push_endpoints(s: &mut String, ipv6: bool, client: &Endpoint, server: impl std::fmt::Display) {
-    use std::fmt::Write as _;
+fn push_endpoints(s: &mut String, ipv6: bool, client: &Endpoint, server: ServerVia<'_>) {
     s.push_str(if ipv6 { " IP6 " } else { " IP " });
-    let _ = write!(s, "{client} > {server}:");
+    push_endpoint(s, client);
+    s.push_str(" > ");
+    push_endpoint(s, server.0);
+    if let Some(target) = server.1 {
+        s.push_str(" via=");
+        push_endpoint(s, &target);
+    }
+    s.push(':');
+}
+
+/// `e` as its `Display` writes it (`a.b.c.d:port`, `[v6]:port`). IPv4,
+/// most lines, is written with `itoa`: `Ipv4Addr`'s `Display` was a
+/// quarter of the output thread's instructions.
+fn push_endpoint(s: &mut String, e: &Endpoint) {
+    use std::fmt::Write as _;
+    let mut digits = itoa::Buffer::new();
+    match e.ip {
+        std::net::IpAddr::V4(a) => {
+            let [a, b, c, d] = a.octets();
+            for (i, octet) in [a, b, c, d].into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                s.push_str(digits.format(octet));
+            }
+            s.push(':');
+            s.push_str(digits.format(e.port));
+        }
+        std::net::IpAddr::V6(_) => {
+            let _ = write!(s, "{e}");
+        }
+    }
+}
+
+/// `ts` as the text line shows it (`Timestamp::date_time`), pushed from
+/// the one RFC 3339 string without a second copy.
+fn push_date_time(s: &mut String, ts: Timestamp) {
+    let rfc = ts.rfc3339();
+    let rfc = rfc.strip_suffix('Z').unwrap_or(&rfc);
+    let mut parts = rfc.split('T');
+    if let Some(first) = parts.next() {
+        s.push_str(first);
+    }
+    for part in parts {
+        s.push(' ');
+        s.push_str(part);
+    }
 }
 
 /// Appends ` key=value` tokens to a line.
@@ -177,6 +224,31 @@ impl Tokens<'_> {
         self.0.push_str(key);
         self.0.push('=');
         self.0.push_str(val);
+    }
+
+    /// ` key=` then `val` as `value` shows it, with no string of its own.
+    fn add_value(&mut self, key: &str, val: &str) {
+        self.0.push(' ');
+        self.0.push_str(key);
+        self.0.push('=');
+        push_value(self.0, val);
+    }
+
+    /// ` key` then `rest` (which brings its own `=`): keys made of two
+    /// parts with no string of their own.
+    fn add_display(&mut self, key: &str, rest: &str) {
+        self.0.push(' ');
+        self.0.push_str(key);
+        self.0.push_str(rest);
+    }
+
+    /// ` key=` then whatever `val` displays as.
+    fn add_fmt(&mut self, key: &str, val: std::fmt::Arguments<'_>) {
+        use std::fmt::Write as _;
+        self.0.push(' ');
+        self.0.push_str(key);
+        self.0.push('=');
+        let _ = self.0.write_fmt(val);
     }
 }
 
@@ -196,21 +268,24 @@ pub fn text_line(v: &Verdict) -> String {
 /// the evidence and reason when `detailed` (`-v`).
 pub fn text_line_placed(v: &Verdict, placed: Option<&Placement>, detailed: bool) -> String {
     let mut s = String::with_capacity(if detailed { 400 } else { 200 });
-    compact_into(&mut s, v, placed);
-    if detailed {
-        detail_into(&mut s, v);
-    }
+    text_line_into(&mut s, v, placed, detailed);
     s
 }
 
+/// `text_line_placed` appended to `s`: the printer reuses one buffer for
+/// every line.
+fn text_line_into(s: &mut String, v: &Verdict, placed: Option<&Placement>, detailed: bool) {
+    compact_into(s, v, placed);
+    if detailed {
+        detail_into(s, v);
+    }
+}
+
 fn compact_into(s: &mut String, v: &Verdict, placed: Option<&Placement>) {
-    s.push_str(&v.ts.date_time());
+    use std::fmt::Write as _;
+    push_date_time(s, v.ts);
     push_endpoints(s, v.is_ipv6(), &v.client, server_text(v));
-    s.push_str(&format!(
-        " {:<9} {:<10}",
-        v.class.as_str(),
-        v.outcome.as_str()
-    ));
+    let _ = write!(s, " {:<9} {:<10}", v.class.as_str(), v.outcome.as_str());
     if let Some(p) = placed {
         s.push_str(&workloads::text_tokens(p, value));
     }
@@ -233,15 +308,15 @@ fn compact_into(s: &mut String, v: &Verdict, placed: Option<&Placement>) {
     ] {
         let Some(cert) = cert else { continue };
         ids = true;
-        t.add(key, &value(&cert.id()));
+        t.add_value(key, &cert.id());
         match cert.validity_at(v.ts) {
-            Some(Validity::Expired) => t.add(&format!("{key}_validity"), "expired"),
-            Some(Validity::NotYetValid) => t.add(&format!("{key}_validity"), "not-yet-valid"),
+            Some(Validity::Expired) => t.add_display(key, "_validity=expired"),
+            Some(Validity::NotYetValid) => t.add_display(key, "_validity=not-yet-valid"),
             _ => {}
         }
     }
     if let (false, Some(sni)) = (ids, &v.sni) {
-        t.add("sni", &value(sni));
+        t.add_value("sni", sni);
     }
     if let Some(m) = &v.mesh {
         t.add("mesh", m.mesh.as_str());
@@ -250,7 +325,7 @@ fn compact_into(s: &mut String, v: &Verdict, placed: Option<&Placement>) {
         t.add("resumed", "yes");
     }
     if let (Class::Plaintext, Some(app)) = (v.class, &v.app_proto) {
-        t.add("app", &value(app));
+        t.add_value("app", app);
     }
 }
 
@@ -268,49 +343,49 @@ fn detail_into(s: &mut String, v: &Verdict) {
         t.add("cert_req", if req { "yes" } else { "no" });
     }
     match v.client_cert {
-        ClientCert::Sent { count, .. } => t.add("client_cert", &format!("sent({count})")),
+        ClientCert::Sent { count, .. } => t.add_fmt("client_cert", format_args!("sent({count})")),
         ClientCert::SentEncrypted { .. } => t.add("client_cert", "sent(encrypted)"),
         ClientCert::Empty | ClientCert::NotSent => t.add("client_cert", v.client_cert.as_str()),
         ClientCert::Unknown => {}
     }
     if let Some(h) = &v.identity_hint {
-        t.add(h.kind.as_str(), &value(&h.value));
+        t.add_value(h.kind.as_str(), &h.value);
     }
     if let Some(p) = &v.proxy_identity {
-        t.add("proxy_id", &value(p));
+        t.add_value("proxy_id", p);
     }
     if let Some(f) = &v.flight {
-        t.add("flight", &format!("{}B/{}", f.bytes, f.records.len()));
+        t.add_fmt("flight", format_args!("{}B/{}", f.bytes, f.records.len()));
     }
     if let Some(a) = &v.alert {
-        t.add("alert", &value(&a.name()));
+        t.add_value("alert", &a.name());
         t.add("from", if a.from_server { "server" } else { "client" });
     }
     if v.renegotiated {
         t.add("renegotiated", "yes");
     }
     if let Some(p) = &v.starttls {
-        t.add("starttls", &value(p));
+        t.add_value("starttls", p);
     }
     if let (true, Some(sni)) = (shown_ids, &v.sni) {
-        t.add("sni", &value(sni));
+        t.add_value("sni", sni);
     }
     if !v.alpn_offered.is_empty() {
         t.add("alpn", &list_value(&v.alpn_offered));
     }
     if let Some(a) = &v.alpn_selected {
-        t.add("alpn_sel", &value(a));
+        t.add_value("alpn_sel", a);
     }
     if let (false, Some(app)) = (v.class == Class::Plaintext, &v.app_proto) {
-        t.add("app", &value(app));
+        t.add_value("app", app);
     }
     if let Some(id) = community_id(&v.client, &v.server) {
         t.add("community_id", &id);
     }
-    let mut reason = String::from("\"");
-    escape_into(&mut reason, &v.reason, &[]);
-    reason.push('"');
-    t.add("reason", &reason);
+    // Escaped straight into the line: the reason is the longest token.
+    t.0.push_str(" reason=\"");
+    escape_into(t.0, &v.reason, &[]);
+    t.0.push('"');
 }
 
 /// The JSON view of one verdict: field names and order are stable for
@@ -404,8 +479,8 @@ impl<'a> JsonVerdict<'a> {
             outcome: v.outcome.as_str(),
             basis: v.basis.as_str(),
             inferred_class: v.inferred.map(|c| c.as_str()),
-            tls_version: v.tls_version.map(version_text),
-            tls_offered: v.tls_offered.map(version_text),
+            tls_version: v.tls_version.map(|n| version_text(n).into_owned()),
+            tls_offered: v.tls_offered.map(|n| version_text(n).into_owned()),
             sni: v.sni.as_deref(),
             alpn_offered: &v.alpn_offered,
             alpn_selected: v.alpn_selected.as_deref(),
@@ -532,14 +607,22 @@ pub struct CloseIds {
 /// before the class, so `grep ': close '` picks them out.
 pub fn close_line(c: &FlowClose, ids: &CloseIds) -> String {
     let mut s = String::with_capacity(160);
-    s.push_str(&c.ts.date_time());
+    close_line_into(&mut s, c, ids);
+    s
+}
+
+/// `close_line` appended to `s` (the printer's reused buffer).
+fn close_line_into(s: &mut String, c: &FlowClose, ids: &CloseIds) {
+    use std::fmt::Write as _;
+    push_date_time(s, c.ts);
     push_endpoints(
-        &mut s,
+        s,
         c.is_ipv6(),
         &c.client,
-        server_via(&c.server, c.redirected_to),
+        ServerVia(&c.server, c.redirected_to),
     );
-    s.push_str(&format!(
+    let _ = write!(
+        s,
         " close {:<9} {:<10} ended={} duration={} bytes_to_server={} bytes_to_client={} packets={}",
         c.decided.class.as_str(),
         c.decided.outcome.as_str(),
@@ -548,7 +631,7 @@ pub fn close_line(c: &FlowClose, ids: &CloseIds) -> String {
         c.bytes_to_server,
         c.bytes_to_client,
         c.packets,
-    ));
+    );
     if c.decided.basis != Basis::None {
         s.push_str(" basis=");
         s.push_str(c.decided.basis.as_str());
@@ -562,10 +645,9 @@ pub fn close_line(c: &FlowClose, ids: &CloseIds) -> String {
             s.push(' ');
             s.push_str(key);
             s.push('=');
-            s.push_str(&value(id));
+            push_value(s, id);
         }
     }
-    s
 }
 
 /// The JSON view of a close.
@@ -639,19 +721,17 @@ impl<'a> JsonClose<'a> {
 /// `-A` lines under a verdict: each line of each direction's preview,
 /// indented and marked `>` (client to server) or `<`, escaped like the
 /// rest of the text view.
-fn preview_lines(v: &Verdict) -> String {
-    let mut s = String::new();
+fn preview_into(s: &mut String, v: &Verdict) {
     for (mark, text) in [(">", &v.preview_to_server), ("<", &v.preview_to_client)] {
         let Some(text) = text else { continue };
         for line in text.lines().filter(|l| !l.is_empty()) {
             s.push_str("    ");
             s.push_str(mark);
             s.push(' ');
-            escape_into(&mut s, line, &[]);
+            escape_into(s, line, &[]);
             s.push('\n');
         }
     }
-    s
 }
 
 /// Writes verdicts, one per line, in the chosen view.
@@ -663,6 +743,9 @@ pub struct Printer<W: Write> {
     workloads: Option<Shared>,
     /// Text lines with their evidence and reason (`-v`).
     detailed: bool,
+    /// The text line being written, kept between lines so printing a
+    /// verdict does not allocate one.
+    line: String,
 }
 
 impl<W: Write> Printer<W> {
@@ -674,6 +757,7 @@ impl<W: Write> Printer<W> {
             line_buffered,
             workloads: None,
             detailed: false,
+            line: String::with_capacity(512),
         }
     }
 
@@ -694,14 +778,22 @@ impl<W: Write> Printer<W> {
         let placed = self.workloads.as_ref().map(|d| Placement::of(&d.read(), v));
         match self.format {
             Format::Text => {
-                let line = text_line_placed(v, placed.as_ref(), self.detailed);
-                self.out.write_all(line.as_bytes())?;
-                let preview = preview_lines(v);
-                if !preview.is_empty() {
-                    self.out.write_all(b"\n")?;
-                    self.out
-                        .write_all(preview.trim_end_matches('\n').as_bytes())?;
+                self.line.clear();
+                text_line_into(&mut self.line, v, placed.as_ref(), self.detailed);
+                if v.preview_to_server.is_some() || v.preview_to_client.is_some() {
+                    let start = self.line.len();
+                    self.line.push('\n');
+                    preview_into(&mut self.line, v);
+                    // As many preview lines as there are, without the last
+                    // newline; no separator when there are none.
+                    let end = if self.line.len() == start + 1 {
+                        start
+                    } else {
+                        self.line.trim_end_matches('\n').len()
+                    };
+                    self.line.truncate(end);
                 }
+                self.out.write_all(self.line.as_bytes())?;
             }
             Format::Json => {
                 let json = JsonVerdict::new(v);
@@ -727,15 +819,16 @@ impl<W: Write> Printer<W> {
             .map(|d| Placement::at(&d.read(), c.client, c.server, c.first_seen));
         match self.format {
             Format::Text => {
-                let mut line = close_line(c, ids);
+                self.line.clear();
+                close_line_into(&mut self.line, c, ids);
                 if let Some(p) = &placed {
-                    line.push_str(&workloads::text_tokens(p, value));
+                    self.line.push_str(&workloads::text_tokens(p, value));
                 }
                 if let Some(id) = community_id(&c.client, &c.server).filter(|_| self.detailed) {
-                    line.push_str(" community_id=");
-                    line.push_str(&id);
+                    self.line.push_str(" community_id=");
+                    self.line.push_str(&id);
                 }
-                self.out.write_all(line.as_bytes())?;
+                self.out.write_all(self.line.as_bytes())?;
             }
             Format::Json => {
                 let json = JsonClose::new(c, ids);
@@ -816,6 +909,24 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn endpoints_and_times_are_written_as_their_display_writes_them(
+            v4 in proptest::num::u32::ANY,
+            v6 in proptest::num::u128::ANY,
+            port in proptest::num::u16::ANY,
+            micros in proptest::num::i64::ANY,
+        ) {
+            for ip in [std::net::IpAddr::from(v4.to_be_bytes()), std::net::IpAddr::from(v6.to_be_bytes())] {
+                let e = Endpoint { ip, port };
+                let mut s = String::new();
+                push_endpoint(&mut s, &e);
+                proptest::prop_assert_eq!(s, e.to_string());
+            }
+            let mut s = String::new();
+            push_date_time(&mut s, Timestamp(micros));
+            proptest::prop_assert_eq!(s, Timestamp(micros).date_time());
+        }
+
         #[test]
         fn escaping_matches_the_rule(s in "(?s).{0,64}", comma in proptest::bool::ANY) {
             let extra: &[char] = if comma { &[','] } else { &[] };
