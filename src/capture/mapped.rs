@@ -280,20 +280,24 @@ impl Mapped {
     }
 }
 
+/// The 32-bit word at `at` in a file's byte order (0 past the end: the
+/// callers check lengths first). Shared with the stdin reader.
+pub(super) fn le_or_be(bytes: &[u8], at: usize, big_endian: bool) -> u32 {
+    let b: [u8; 4] = bytes
+        .get(at..at + 4)
+        .and_then(|s| s.try_into().ok())
+        .unwrap_or_default();
+    if big_endian {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
+    }
+}
+
 /// A record header's fields without its body (pcap-parser wants the body
 /// too; the caller checks it is there).
 fn header_only(head: &[u8], big_endian: bool) -> LegacyPcapBlock<'_> {
-    let word = |at: usize| {
-        let b: [u8; 4] = head
-            .get(at..at + 4)
-            .and_then(|s| s.try_into().ok())
-            .unwrap_or_default();
-        if big_endian {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        }
-    };
+    let word = |at: usize| le_or_be(head, at, big_endian);
     LegacyPcapBlock {
         ts_sec: word(0),
         ts_usec: word(4),

@@ -34,7 +34,7 @@ use pcap_parser::pcapng::{
 
 use zeroize::Zeroizing;
 
-use crate::capture::mapped::Record;
+use crate::capture::mapped::{Record, le_or_be};
 
 /// The longest a read waits for bytes before saying the pipe is quiet:
 /// live capture's read timeout, so both tick alike.
@@ -245,18 +245,6 @@ pub struct StdinReader<R = std::fs::File> {
 pub enum OpenError {
     NotACapture(String),
     Read(String),
-}
-
-fn le_or_be(bytes: &[u8], at: usize, big_endian: bool) -> u32 {
-    let b: [u8; 4] = bytes
-        .get(at..at + 4)
-        .and_then(|s| s.try_into().ok())
-        .unwrap_or_default();
-    if big_endian {
-        u32::from_be_bytes(b)
-    } else {
-        u32::from_le_bytes(b)
-    }
 }
 
 impl StdinReader<std::fs::File> {

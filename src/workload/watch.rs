@@ -322,6 +322,11 @@ mod tests {
 
     const T0: i64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
 
+    /// A running pod with nothing but its name and address.
+    fn bare(name: &str, ip: &str) -> WatchedPod {
+        pod(name, ip, "2026-01-01T00:00:00Z", serde_json::json!({}))
+    }
+
     fn pod(name: &str, ip: &str, created: &str, extra: serde_json::Value) -> WatchedPod {
         let mut v = serde_json::json!({
             "apiVersion": "v1", "kind": "Pod",
@@ -351,12 +356,7 @@ mod tests {
     fn a_deleted_pod_ends_when_seen_deleted_and_its_address_maps_by_time() {
         let mut d = Directory::new(1 << 20);
         let mut t = Tracker::new(1000);
-        let old = pod(
-            "old",
-            "10.1.0.9",
-            "2026-01-01T00:00:00Z",
-            serde_json::json!({}),
-        );
+        let old = bare("old", "10.1.0.9");
         for e in [Event::Init, Event::InitApply(old.clone()), Event::InitDone] {
             t.apply(&mut d, e, T0 + 10);
         }
@@ -384,12 +384,7 @@ mod tests {
     fn a_finished_pod_without_an_end_time_ends_when_seen_finished() {
         let mut d = Directory::new(1 << 20);
         let mut t = Tracker::new(1000);
-        let running = pod(
-            "job-x",
-            "10.1.0.7",
-            "2026-01-01T00:00:00Z",
-            serde_json::json!({}),
-        );
+        let running = bare("job-x", "10.1.0.7");
         t.apply(&mut d, Event::Apply(running), T0 + 10);
         let done = serde_json::json!({"status": {"phase": "Succeeded"}});
         let finished = pod("job-x", "10.1.0.7", "2026-01-01T00:00:00Z", done);
@@ -412,18 +407,8 @@ mod tests {
     fn a_relist_ends_the_pods_it_no_longer_names_and_is_counted() {
         let mut d = Directory::new(1 << 20);
         let mut t = Tracker::new(1000);
-        let a = pod(
-            "a",
-            "10.1.0.1",
-            "2026-01-01T00:00:00Z",
-            serde_json::json!({}),
-        );
-        let b = pod(
-            "b",
-            "10.1.0.2",
-            "2026-01-01T00:00:00Z",
-            serde_json::json!({}),
-        );
+        let a = bare("a", "10.1.0.1");
+        let b = bare("b", "10.1.0.2");
         for e in [
             Event::Init,
             Event::InitApply(a.clone()),
@@ -446,18 +431,8 @@ mod tests {
     fn pods_past_the_remembered_limit_are_counted_and_still_end_on_delete() {
         let mut d = Directory::new(1 << 20);
         let mut t = Tracker::new(1);
-        let a = pod(
-            "a",
-            "10.1.0.1",
-            "2026-01-01T00:00:00Z",
-            serde_json::json!({}),
-        );
-        let b = pod(
-            "b",
-            "10.1.0.2",
-            "2026-01-01T00:00:00Z",
-            serde_json::json!({}),
-        );
+        let a = bare("a", "10.1.0.1");
+        let b = bare("b", "10.1.0.2");
         t.apply(&mut d, Event::Apply(a), T0 + 10);
         t.apply(&mut d, Event::Apply(b.clone()), T0 + 10);
         assert_eq!((d.pods, d.dropped), (1, 1));
