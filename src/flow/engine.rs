@@ -619,9 +619,10 @@ impl Engine {
     /// packet, then first-seen index), a sixteenth of them, so the newest
     /// flows get their verdicts. One-sided flows go before flows both ends
     /// spoke in: a spoofed source never hears back, a real connection does,
-    /// so a flood of spoofed flows gives up its own first. Without this a flood of spoofed flows with
-    /// payload, which never finish, would hold the budget for the idle
-    /// timeout (300 s) and every real flow after it would be given up.
+    /// so a flood of spoofed flows gives up its own first. Without this a
+    /// flood of spoofed flows with payload, which never finish, would hold
+    /// the budget for the idle timeout (300 s) and every real flow after it
+    /// would be given up.
     /// Each is reported unknown (`mem.flows_given_up`, of which
     /// `mem.oldest_given_up`), which frees its buffers; `keep` is the flow
     /// the segment is for. A sixteenth per scan keeps a flood at one scan

@@ -18,9 +18,6 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
-
-use crossbeam_channel::Sender;
 
 use crate::capture::segment::Timestamp;
 use crate::capture::source::{Capture, KernelStats, Read};
@@ -31,9 +28,8 @@ use crate::verdict::{Report, ReportOrder};
 
 use super::batch::FromWorker;
 use super::capture::{CaptureEnd, Intake};
-use super::inflight::InFlight;
 use super::plan::Plan;
-use super::worker::{Call, DONE, doubled_mark, finish_chunk, stamp};
+use super::worker::{Call, Outbox, doubled_mark, finish, judge_segment, on_tick, stamp};
 
 /// Each member's packets and kernel counters, summed for the gauges.
 #[derive(Debug, Default)]
@@ -71,13 +67,12 @@ pub(super) struct Member<'a> {
     pub(super) index: usize,
     pub(super) since: Timestamp,
     pub(super) plan: &'a Plan,
-    pub(super) tx: Sender<FromWorker>,
+    /// To the output stage, through the meter of reports in flight (live:
+    /// a full meter drops them, counted), as a worker's.
+    pub(super) out: Outbox<'a>,
     pub(super) stop: &'a AtomicBool,
     pub(super) totals: &'a Totals,
     pub(super) gauges: &'a Gauges,
-    /// Reports in flight, charged before sending (live: full drops them,
-    /// counted).
-    pub(super) meters: &'a InFlight,
 }
 
 /// A member's engine and what it has made so far.
@@ -93,41 +88,50 @@ impl Judge {
         if let Some(seg) = intake.decode(frame)
             && intake.shard(&seg).is_some()
         {
-            // Time one segment in SAMPLE_EVERY, as a worker does.
-            if index.is_multiple_of(ProcessingTime::SAMPLE_EVERY) {
-                let started = Instant::now();
-                self.engine.on_segment(seg, index, &mut self.reports);
-                let nanos = started.elapsed().as_nanos();
-                self.processing
-                    .record(u64::try_from(nanos).unwrap_or(u64::MAX));
-            } else {
-                self.engine.on_segment(seg, index, &mut self.reports);
-            }
+            judge_segment(
+                &mut self.engine,
+                seg,
+                index,
+                &mut self.processing,
+                &mut self.reports,
+            );
         }
         intake.advance();
     }
 }
 
 impl Member<'_> {
-    /// Hand the reports made so far to the output stage; false when it is
-    /// gone.
+    /// Hand the segment's reports to the output stage; false when it is
+    /// gone. Orders doubled as a worker's are (`worker::stamp`), so `-c`
+    /// reads the frame index the same way; live output is unordered.
     fn send(&self, judge: &mut Judge, trigger: u64) -> bool {
         if judge.reports.is_empty() {
             return true;
         }
-        // Orders doubled as a worker's are (`worker::stamp`), so `-c`
-        // reads the frame index the same way; live output is unordered.
-        let mut reports = std::mem::take(&mut judge.reports);
-        stamp(&mut reports, Call::Segment);
-        if !self.meters.admit(self.index, &reports) {
-            return true;
-        }
-        let msg = FromWorker::Reports {
-            worker: self.index,
-            reports,
-            watermark: doubled_mark(ReportOrder { trigger, flow: 0 }, Call::Clock),
-        };
-        self.tx.send(msg).is_ok()
+        stamp(&mut judge.reports, Call::Segment);
+        let watermark = doubled_mark(ReportOrder { trigger, flow: 0 }, Call::Clock);
+        self.out.send(self.index, &mut judge.reports, watermark)
+    }
+
+    /// A tick: idle flows expired and sent in chunks, as a worker's
+    /// (`worker::on_tick`), so a flood's expiry is never all in memory;
+    /// false when the output stage is gone.
+    fn tick(&self, judge: &mut Judge, (index, now): (u64, Timestamp)) -> bool {
+        let engine = &mut judge.engine;
+        let watermark = doubled_mark(
+            ReportOrder {
+                trigger: index,
+                flow: 0,
+            },
+            Call::Segment,
+        );
+        on_tick(
+            self.index,
+            engine,
+            (index, now),
+            &self.out,
+            &mut judge.reports,
+        ) && self.out.send(self.index, &mut judge.reports, watermark)
     }
 
     fn publish(&self, intake: &Intake<'_>, capture: &mut Capture, engine: &Engine) {
@@ -158,8 +162,9 @@ impl Member<'_> {
                 Ok(Read::End) => break,
                 Ok(Read::Drained | Read::Quiet(_) | Read::Secrets(_)) => {}
                 Ok(Read::Timeout) => {
-                    let (index, now) = intake.idle();
-                    judge.engine.on_tick(now, index, &mut judge.reports);
+                    if !self.tick(&mut judge, intake.idle()) {
+                        break;
+                    }
                     intake.poll_keylog();
                     self.publish(&intake, &mut capture, &judge.engine);
                 }
@@ -167,8 +172,10 @@ impl Member<'_> {
                 Ok(Read::Frame(frame)) if starting && frame.ts < self.since => {}
                 Ok(Read::Frame(frame)) => {
                     starting = false;
-                    if let Some((index, now)) = intake.tick(frame.ts) {
-                        judge.engine.on_tick(now, index, &mut judge.reports);
+                    if let Some(tick) = intake.tick(frame.ts) {
+                        if !self.tick(&mut judge, tick) {
+                            break;
+                        }
                         intake.poll_keylog();
                         // The frame borrows the capture: publish after it.
                         publish_due = true;
@@ -197,26 +204,17 @@ impl Member<'_> {
         }
     }
 
-    /// End of input: every open flow reported, in chunks; then the engine's
-    /// counters.
+    /// End of input: every open flow reported, in chunks (as a worker's,
+    /// `worker::finish`); then the engine's counters.
     fn finish(&self, judge: &mut Judge, index: u64) {
-        loop {
-            let watermark = finish_chunk(&mut judge.engine, index, &mut judge.reports);
-            let mut reports = std::mem::take(&mut judge.reports);
-            stamp(&mut reports, Call::Clock);
-            if !self.meters.admit(self.index, &reports) {
-                reports.clear();
-            }
-            let msg = FromWorker::Reports {
-                worker: self.index,
-                reports,
-                watermark: doubled_mark(watermark, Call::Clock),
-            };
-            if self.tx.send(msg).is_err() || watermark == DONE {
-                break;
-            }
-        }
-        let _ = self.tx.send(FromWorker::Done {
+        finish(
+            self.index,
+            &mut judge.engine,
+            index,
+            &self.out,
+            &mut judge.reports,
+        );
+        let _ = self.out.tx.send(FromWorker::Done {
             counters: Box::new(judge.engine.counters().clone()),
             processing: std::mem::take(&mut judge.processing),
         });

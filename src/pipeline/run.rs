@@ -32,7 +32,7 @@ use super::fanout::{Member, Totals, merge_ends};
 use super::inflight::{InFlight, WhenFull};
 use super::output::{OutputStage, summarise};
 use super::printing::Printing;
-use super::worker::{Ends, worker_loop};
+use super::worker::{Ends, Outbox, worker_loop};
 use super::{Plan, RunError, RunOutcome};
 
 /// Run the pipeline over an opened capture until the input ends, `stop`
@@ -236,10 +236,9 @@ fn start<'scope>(
             .spawn_scoped(s, move || {
                 let ends = Ends {
                     rx,
-                    tx,
+                    out: Outbox { tx, meters },
                     recycle,
                     gauges,
-                    meters,
                 };
                 worker_loop(i, plan, ends)
             });
@@ -280,11 +279,13 @@ fn start_members<'scope>(
                 index,
                 since,
                 plan,
-                tx: out_tx.clone(),
+                out: Outbox {
+                    tx: out_tx.clone(),
+                    meters,
+                },
                 stop,
                 totals,
                 gauges,
-                meters,
             };
             std::thread::Builder::new()
                 .name(format!("mtlsniff-member-{index}"))

@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::capture::segment::Timestamp;
+use crate::capture::segment::{Segment, Timestamp};
 use crate::flow::engine::Engine;
 use crate::report::gauges::Gauges;
 use crate::report::stats::ProcessingTime;
@@ -61,19 +61,30 @@ pub(super) fn finish_chunk(
     }
 }
 
-/// A worker's ends of the channels and what it shares with the others.
-pub(super) struct Ends<'a> {
-    pub rx: Receiver<ToWorker>,
+/// Where a worker's (or a fanout member's) reports go: the output stage's
+/// channel, through the meter of reports in flight.
+pub(super) struct Outbox<'a> {
     pub tx: Sender<FromWorker>,
-    pub recycle: Sender<Batch>,
-    pub gauges: &'a Gauges,
     pub meters: &'a InFlight,
 }
 
-impl Ends<'_> {
+/// A worker's ends of the channels and what it shares with the others.
+pub(super) struct Ends<'a> {
+    pub rx: Receiver<ToWorker>,
+    pub out: Outbox<'a>,
+    pub recycle: Sender<Batch>,
+    pub gauges: &'a Gauges,
+}
+
+impl Outbox<'_> {
     /// Send `reports` (charged to the meter first) and the watermark after
     /// them; false when the output stage is gone.
-    fn send(&self, worker: usize, reports: &mut Vec<Report>, watermark: ReportOrder) -> bool {
+    pub(super) fn send(
+        &self,
+        worker: usize,
+        reports: &mut Vec<Report>,
+        watermark: ReportOrder,
+    ) -> bool {
         let mut reports = std::mem::take(reports);
         if !self.meters.admit(worker, &reports) {
             // Live, meter full: dropped and counted; the watermark goes.
@@ -143,9 +154,10 @@ pub(super) fn worker_loop(worker: usize, plan: &Plan, ends: Ends<'_>) {
                 doubled_mark(next, Call::Clock)
             }
             ToWorker::Tick { index, now } => {
-                if !on_tick(worker, &mut engine, (index, now), &ends, &mut reports) {
+                if !on_tick(worker, &mut engine, (index, now), &ends.out, &mut reports) {
                     return;
                 }
+                ends.gauges.publish_engine(worker, engine.counters());
                 // The segment at `index` is next, at the earliest.
                 doubled_mark(
                     ReportOrder {
@@ -155,36 +167,52 @@ pub(super) fn worker_loop(worker: usize, plan: &Plan, ends: Ends<'_>) {
                     Call::Segment,
                 )
             }
-            ToWorker::Finish { index } => loop {
-                let watermark = finish_chunk(&mut engine, index, &mut reports);
-                stamp(&mut reports, Call::Clock);
-                if watermark == DONE {
-                    break DONE;
-                }
-                if !ends.send(worker, &mut reports, doubled_mark(watermark, Call::Clock)) {
-                    return;
-                }
-            },
+            ToWorker::Finish { index } => {
+                finish(worker, &mut engine, index, &ends.out, &mut reports);
+                break;
+            }
         };
-        if !ends.send(worker, &mut reports, watermark) || watermark == DONE {
+        if !ends.out.send(worker, &mut reports, watermark) {
             break;
         }
     }
     ends.gauges.publish_engine(worker, engine.counters());
-    let _ = ends.tx.send(FromWorker::Done {
+    let _ = ends.out.tx.send(FromWorker::Done {
         counters: Box::new(engine.counters().clone()),
         processing,
     });
 }
 
+/// End of input: every open flow reported and sent, a chunk of
+/// `FINISH_CHUNK` reports at a time, the last with the `DONE` watermark.
+/// False when the output stage is gone.
+pub(super) fn finish(
+    worker: usize,
+    engine: &mut Engine,
+    index: u64,
+    out: &Outbox<'_>,
+    reports: &mut Vec<Report>,
+) -> bool {
+    loop {
+        let watermark = finish_chunk(engine, index, reports);
+        stamp(reports, Call::Clock);
+        if !out.send(worker, reports, doubled_mark(watermark, Call::Clock)) {
+            return false;
+        }
+        if watermark == DONE {
+            return true;
+        }
+    }
+}
+
 /// A tick: expire idle flows, sending a chunk of `FINISH_CHUNK` reports
 /// at a time (the last chunk stays in `reports`). False when the output
 /// stage is gone.
-fn on_tick(
+pub(super) fn on_tick(
     worker: usize,
     engine: &mut Engine,
     (index, now): (u64, Timestamp),
-    ends: &Ends<'_>,
+    out: &Outbox<'_>,
     reports: &mut Vec<Report>,
 ) -> bool {
     while let Some(next) = engine.on_tick_some(now, index, FINISH_CHUNK, reports) {
@@ -193,13 +221,32 @@ fn on_tick(
             trigger: doubled(index, Call::Clock),
             flow: next,
         };
-        if !ends.send(worker, reports, watermark) {
+        if !out.send(worker, reports, watermark) {
             return false;
         }
     }
     stamp(reports, Call::Clock);
-    ends.gauges.publish_engine(worker, engine.counters());
     true
+}
+
+/// One segment through the engine; one in `SAMPLE_EVERY` is timed (two
+/// clock reads per packet would cost more than the rest of a decided
+/// flow's packet).
+pub(super) fn judge_segment(
+    engine: &mut Engine,
+    seg: Segment<&[u8]>,
+    index: u64,
+    processing: &mut ProcessingTime,
+    reports: &mut Vec<Report>,
+) {
+    if index.is_multiple_of(ProcessingTime::SAMPLE_EVERY) {
+        let started = Instant::now();
+        engine.on_segment(seg, index, reports);
+        let nanos = started.elapsed().as_nanos();
+        processing.record(u64::try_from(nanos).unwrap_or(u64::MAX));
+    } else {
+        engine.on_segment(seg, index, reports);
+    }
 }
 
 /// Feed one batch to the engine and send it back for reuse; returns the
@@ -215,16 +262,7 @@ fn on_batch(
     let segments = std::mem::take(&mut batch.segments);
     for (index, seg) in &segments {
         let (index, seg) = (*index, seg.clone().map_payload(|at| batch.payload(at)));
-        // Time one segment in SAMPLE_EVERY: two clock reads per packet
-        // would cost more than the rest of a decided flow's packet.
-        if index.is_multiple_of(ProcessingTime::SAMPLE_EVERY) {
-            let started = Instant::now();
-            engine.on_segment(seg, index, reports);
-            let nanos = started.elapsed().as_nanos();
-            processing.record(u64::try_from(nanos).unwrap_or(u64::MAX));
-        } else {
-            engine.on_segment(seg, index, reports);
-        }
+        judge_segment(engine, seg, index, processing, reports);
         next = index.saturating_add(1);
     }
     batch.segments = segments;
