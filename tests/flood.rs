@@ -270,6 +270,26 @@ const EXPIRY_SYNS: u32 = 50_000;
 /// Real flows, one every 400 ms of packet time, for 40.5 s.
 const EXPIRY_REAL: u32 = 100;
 
+/// `spoofed` flows added by `add` at 200,000 per second (5 us apart),
+/// with `EXPIRY_REAL` real flows one every 400 ms of packet time among
+/// and after them.
+fn spoofed_then_real(name: &str, spoofed: u32, add: fn(&mut Flood, u32, u64)) -> Flood {
+    let mut flood = Flood::new(name);
+    let t0: u64 = 1_700_000_000_000_000;
+    let mut i = 0;
+    for n in 0..EXPIRY_REAL {
+        let at = t0 + u64::from(n) * 400_000;
+        while i < spoofed && t0 + u64::from(i) * 5 < at {
+            add(&mut flood, i, t0 + u64::from(i) * 5);
+            i += 1;
+        }
+        flood.real(n, at);
+    }
+    assert_eq!(i, spoofed);
+    flood.finish();
+    flood
+}
+
 /// Issue 13 §1: `EXPIRY_SYNS` distinct SYNs at 200,000 per second (half a
 /// second), real flows arriving until 40 s after, so the SYN-only flows
 /// the full table holds at the flood's end expire while real flows keep
@@ -279,20 +299,7 @@ const EXPIRY_REAL: u32 = 100;
 /// `-v` each one is printed.
 #[test]
 fn issue_13_syn_flood_expiring_while_the_table_is_full_stays_under_the_budget() {
-    let mut flood = Flood::new("flood-expiry");
-    let t0: u64 = 1_700_000_000_000_000;
-    let mut i = 0;
-    for n in 0..EXPIRY_REAL {
-        let at = t0 + u64::from(n) * 400_000;
-        // SYNs at 5 us apart (200k/s) up to this real flow's start.
-        while i < EXPIRY_SYNS && t0 + u64::from(i) * 5 < at {
-            flood.syn(i, t0 + u64::from(i) * 5);
-            i += 1;
-        }
-        flood.real(n, at);
-    }
-    assert_eq!(i, EXPIRY_SYNS);
-    flood.finish();
+    let flood = spoofed_then_real("flood-expiry", EXPIRY_SYNS, Flood::syn);
     let mib = MEMORY_MIB.to_string();
     for threads in ["1", "2"] {
         let (maxrss_kib, out, err) = flood.run(&["--threads", threads, "--memory", &mib]);
@@ -374,19 +381,7 @@ impl Flood {
 /// without `-v`.
 #[test]
 fn issue_13_syn_data_flood_gives_up_the_oldest_and_real_flows_are_classified() {
-    let mut flood = Flood::new("flood-data");
-    let t0: u64 = 1_700_000_000_000_000;
-    let mut i = 0;
-    for n in 0..EXPIRY_REAL {
-        let at = t0 + u64::from(n) * 400_000;
-        while i < DATA_FLOWS && t0 + u64::from(i) * 5 < at {
-            flood.syn_data(i, t0 + u64::from(i) * 5);
-            i += 1;
-        }
-        flood.real(n, at);
-    }
-    assert_eq!(i, DATA_FLOWS);
-    flood.finish();
+    let flood = spoofed_then_real("flood-data", DATA_FLOWS, Flood::syn_data);
     let mib = MEMORY_MIB.to_string();
     for threads in ["1", "2"] {
         for verbose in [&[][..], &["-v"][..]] {
