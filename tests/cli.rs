@@ -243,13 +243,7 @@ fn reads_stdin_with_dash() {
         .arg(dir.join("zeek__http-get.pcap"))
         .output()
         .expect("run");
-    let mut child = bin()
-        .args(["-r", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = on_stdin(&[]);
     child
         .stdin
         .take()
@@ -383,18 +377,23 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// `mtlsniff -r - ARGS` with `input` on stdin (closed after it), and
-/// `mtlsniff -r FILE ARGS` on the same bytes.
-fn stdin_and_file(input: &[u8], args: &[&str]) -> (Output, Output) {
-    let path = scratch("stdin-and-file.pcap", input);
-    let mut child = bin()
+/// mtlsniff reading `-r -` with `args`, its three streams piped.
+fn on_stdin(args: &[&str]) -> std::process::Child {
+    bin()
         .args(["-r", "-"])
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn");
+        .expect("spawn")
+}
+
+/// `mtlsniff -r - ARGS` with `input` on stdin (closed after it), and
+/// `mtlsniff -r FILE ARGS` on the same bytes.
+fn stdin_and_file(input: &[u8], args: &[&str]) -> (Output, Output) {
+    let path = scratch("stdin-and-file.pcap", input);
+    let mut child = on_stdin(args);
     let mut stdin = child.stdin.take().expect("stdin");
     // A reader that stops early (an error) closes the pipe: not our failure.
     let _ = stdin.write_all(input);
@@ -417,13 +416,7 @@ fn a_quiet_pipe_shows_verdicts_before_it_ends() {
     // the writer is still alive, no more come. libpcap's reader would sit
     // on them until more packet time or the end.
     let bytes = std::fs::read(demo()).expect("read demo");
-    let mut child = bin()
-        .args(["-r", "-", "-l"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = on_stdin(&["-l"]);
     let mut stdin = child.stdin.take().expect("stdin");
     // Half now (some flows complete), the rest after the first line.
     let half = bytes.len() / 2;
@@ -510,13 +503,7 @@ fn ctrl_c_on_a_pipe_reports_what_was_read() {
     // `tcpdump -U -w - | mtlsniff -r -`, then Ctrl-C: the verdicts so far
     // and the summary, exit 0, as a live capture stops.
     let bytes = std::fs::read(demo()).expect("read demo");
-    let mut child = bin()
-        .args(["-r", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = on_stdin(&[]);
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(&bytes).expect("feed");
     stdin.flush().expect("flush");
