@@ -233,7 +233,7 @@ fn verdict_heap(v: &Verdict) -> usize {
 }
 
 /// Bytes one report costs in flight: its slot in the message the worker
-/// sends, its slot in the `ReorderBuffer`'s heap (whose buffer grows by
+/// sends, its slot in the `ReorderBuffer`'s queues (whose buffers grow by
 /// doubling, so a slot is counted twice over the two), and what its
 /// strings and lists hold.
 pub fn report_bytes(r: &Report) -> usize {
