@@ -202,7 +202,7 @@ fn push_endpoint(s: &mut String, e: &Endpoint) {
 
 /// `ts` as the text line shows it (`Timestamp::date_time`), pushed from
 /// the one RFC 3339 string without a second copy.
-fn push_date_time(s: &mut String, ts: Timestamp) {
+fn push_date_time_slow(s: &mut String, ts: Timestamp) {
     let rfc = ts.rfc3339();
     let rfc = rfc.strip_suffix('Z').unwrap_or(&rfc);
     let mut parts = rfc.split('T');
@@ -212,6 +212,57 @@ fn push_date_time(s: &mut String, ts: Timestamp) {
     for part in parts {
         s.push(' ');
         s.push_str(part);
+    }
+}
+
+/// The text line's date and time to the second (`2026-11-22 19:27:20`),
+/// kept for the next line: lines come in packet-time order, so most share
+/// their second with the line before, and formatting a calendar date was
+/// a tenth of the output thread's work.
+#[derive(Debug, Default)]
+struct SecondText {
+    /// The second `text` shows, when it shows one.
+    secs: Option<i64>,
+    text: String,
+}
+
+/// Before the last second `Timestamp::rfc3339` formats without clamping
+/// (9999-12-31T23:59:59): below it, a time's text is its second's text
+/// then its microseconds.
+const CACHED_BELOW: i64 = 253_402_300_799 * 1_000_000;
+
+/// `ts` as `push_date_time_slow` writes it, its second's text from `cache`.
+fn push_date_time(s: &mut String, ts: Timestamp, cache: &mut SecondText) {
+    if !(0..CACHED_BELOW).contains(&ts.0) {
+        // Clamped by the formatter: the slow way says what it shows.
+        push_date_time_slow(s, ts);
+        return;
+    }
+    let secs = ts.secs();
+    if cache.secs != Some(secs) {
+        cache.text.clear();
+        push_date_time_slow(&mut cache.text, Timestamp(secs * 1_000_000));
+        // `.000000`: the second's own fraction, replaced per line.
+        let whole = cache.text.rfind('.').unwrap_or(cache.text.len());
+        cache.text.truncate(whole);
+        cache.secs = Some(secs);
+    }
+    s.push_str(&cache.text);
+    let mut digits = itoa::Buffer::new();
+    let micros = digits.format(ts.subsec_micros());
+    s.push('.');
+    for _ in micros.len()..6 {
+        s.push('0');
+    }
+    s.push_str(micros);
+}
+
+/// `text` then spaces up to `width` chars, as `{:<width}` writes it
+/// without the formatting machinery (every line has two of these).
+fn push_padded(s: &mut String, text: &str, width: usize) {
+    s.push_str(text);
+    for _ in text.chars().count()..width {
+        s.push(' ');
     }
 }
 
@@ -259,7 +310,7 @@ impl Tokens<'_> {
 /// reason are `text_line_detailed`'s (`-v`).
 pub fn text_line(v: &Verdict) -> String {
     let mut s = String::with_capacity(160);
-    compact_into(&mut s, v, None);
+    compact_into(&mut s, v, None, &mut SecondText::default());
     s
 }
 
@@ -268,24 +319,32 @@ pub fn text_line(v: &Verdict) -> String {
 /// the evidence and reason when `detailed` (`-v`).
 pub fn text_line_placed(v: &Verdict, placed: Option<&Placement>, detailed: bool) -> String {
     let mut s = String::with_capacity(if detailed { 400 } else { 200 });
-    text_line_into(&mut s, v, placed, detailed);
+    text_line_into(&mut s, v, placed, detailed, &mut SecondText::default());
     s
 }
 
 /// `text_line_placed` appended to `s`: the printer reuses one buffer for
 /// every line.
-fn text_line_into(s: &mut String, v: &Verdict, placed: Option<&Placement>, detailed: bool) {
-    compact_into(s, v, placed);
+fn text_line_into(
+    s: &mut String,
+    v: &Verdict,
+    placed: Option<&Placement>,
+    detailed: bool,
+    clock: &mut SecondText,
+) {
+    compact_into(s, v, placed, clock);
     if detailed {
         detail_into(s, v);
     }
 }
 
-fn compact_into(s: &mut String, v: &Verdict, placed: Option<&Placement>) {
-    use std::fmt::Write as _;
-    push_date_time(s, v.ts);
+fn compact_into(s: &mut String, v: &Verdict, placed: Option<&Placement>, clock: &mut SecondText) {
+    push_date_time(s, v.ts, clock);
     push_endpoints(s, v.is_ipv6(), &v.client, server_text(v));
-    let _ = write!(s, " {:<9} {:<10}", v.class.as_str(), v.outcome.as_str());
+    s.push(' ');
+    push_padded(s, v.class.as_str(), 9);
+    s.push(' ');
+    push_padded(s, v.outcome.as_str(), 10);
     if let Some(p) = placed {
         s.push_str(&workloads::text_tokens(p, value));
     }
@@ -607,31 +666,36 @@ pub struct CloseIds {
 /// before the class, so `grep ': close '` picks them out.
 pub fn close_line(c: &FlowClose, ids: &CloseIds) -> String {
     let mut s = String::with_capacity(160);
-    close_line_into(&mut s, c, ids);
+    close_line_into(&mut s, c, ids, &mut SecondText::default());
     s
 }
 
 /// `close_line` appended to `s` (the printer's reused buffer).
-fn close_line_into(s: &mut String, c: &FlowClose, ids: &CloseIds) {
-    use std::fmt::Write as _;
-    push_date_time(s, c.ts);
+fn close_line_into(s: &mut String, c: &FlowClose, ids: &CloseIds, clock: &mut SecondText) {
+    push_date_time(s, c.ts, clock);
     push_endpoints(
         s,
         c.is_ipv6(),
         &c.client,
         ServerVia(&c.server, c.redirected_to),
     );
-    let _ = write!(
-        s,
-        " close {:<9} {:<10} ended={} duration={} bytes_to_server={} bytes_to_client={} packets={}",
-        c.decided.class.as_str(),
-        c.decided.outcome.as_str(),
-        c.ending.as_str(),
-        human_micros(c.duration_micros()),
-        c.bytes_to_server,
-        c.bytes_to_client,
-        c.packets,
-    );
+    s.push_str(" close ");
+    push_padded(s, c.decided.class.as_str(), 9);
+    s.push(' ');
+    push_padded(s, c.decided.outcome.as_str(), 10);
+    s.push_str(" ended=");
+    s.push_str(c.ending.as_str());
+    s.push_str(" duration=");
+    s.push_str(&human_micros(c.duration_micros()));
+    let mut digits = itoa::Buffer::new();
+    for (key, n) in [
+        (" bytes_to_server=", c.bytes_to_server),
+        (" bytes_to_client=", c.bytes_to_client),
+        (" packets=", c.packets),
+    ] {
+        s.push_str(key);
+        s.push_str(digits.format(n));
+    }
     if c.decided.basis != Basis::None {
         s.push_str(" basis=");
         s.push_str(c.decided.basis.as_str());
@@ -746,6 +810,8 @@ pub struct Printer<W: Write> {
     /// The text line being written, kept between lines so printing a
     /// verdict does not allocate one.
     line: String,
+    /// The last line's second, formatted (text lines).
+    clock: SecondText,
 }
 
 impl<W: Write> Printer<W> {
@@ -758,6 +824,7 @@ impl<W: Write> Printer<W> {
             workloads: None,
             detailed: false,
             line: String::with_capacity(512),
+            clock: SecondText::default(),
         }
     }
 
@@ -779,7 +846,13 @@ impl<W: Write> Printer<W> {
         match self.format {
             Format::Text => {
                 self.line.clear();
-                text_line_into(&mut self.line, v, placed.as_ref(), self.detailed);
+                text_line_into(
+                    &mut self.line,
+                    v,
+                    placed.as_ref(),
+                    self.detailed,
+                    &mut self.clock,
+                );
                 if v.preview_to_server.is_some() || v.preview_to_client.is_some() {
                     let start = self.line.len();
                     self.line.push('\n');
@@ -820,7 +893,7 @@ impl<W: Write> Printer<W> {
         match self.format {
             Format::Text => {
                 self.line.clear();
-                close_line_into(&mut self.line, c, ids);
+                close_line_into(&mut self.line, c, ids, &mut self.clock);
                 if let Some(p) = &placed {
                     self.line.push_str(&workloads::text_tokens(p, value));
                 }
@@ -923,8 +996,30 @@ mod tests {
                 proptest::prop_assert_eq!(s, e.to_string());
             }
             let mut s = String::new();
-            push_date_time(&mut s, Timestamp(micros));
+            push_date_time(&mut s, Timestamp(micros), &mut SecondText::default());
             proptest::prop_assert_eq!(s, Timestamp(micros).date_time());
+        }
+
+        /// Times in the formatter's range, near each other (as lines are)
+        /// and at its ends, through one cache: each as `date_time` says.
+        #[test]
+        fn cached_seconds_write_what_date_time_writes(
+            start in proptest::prop_oneof![
+                0..4_000_000_000i64,
+                1_700_000_000_000_000..1_800_000_000_000_000i64,
+                CACHED_BELOW - 3_000_000..CACHED_BELOW + 3_000_000,
+                proptest::num::i64::ANY,
+            ],
+            steps in proptest::collection::vec(-1_500_000..3_000_000i64, 1..40),
+        ) {
+            let mut cache = SecondText::default();
+            let mut t = start;
+            for step in steps {
+                t = t.saturating_add(step);
+                let mut s = String::from("x");
+                push_date_time(&mut s, Timestamp(t), &mut cache);
+                proptest::prop_assert_eq!(&s[1..], Timestamp(t).date_time());
+            }
         }
 
         #[test]
