@@ -139,7 +139,15 @@ impl InFlight {
 
     /// The output stage handed on (or dropped) a report of `worker` that
     /// was charged `bytes` (`report_bytes` before it was linked).
+    #[cfg(test)]
     pub fn release(&self, worker: usize, bytes: usize) {
+        self.release_many(worker, bytes, 1);
+    }
+
+    /// The output stage handed on (or dropped) `reports` reports of
+    /// `worker`, charged `bytes` in all: one lock and wake-up for many
+    /// (the output stage gives back in small groups, `output::RELEASE_EVERY`).
+    pub fn release_many(&self, worker: usize, bytes: usize, reports: u64) {
         if let Some(m) = self.meter(worker) {
             // Saturating: a report is never released twice, but a meter
             // must not wrap if one were.
@@ -147,7 +155,7 @@ impl InFlight {
                 Some(u.saturating_sub(bytes))
             });
         }
-        self.handed_on.fetch_add(1, Ordering::AcqRel);
+        self.handed_on.fetch_add(reports, Ordering::AcqRel);
         // Under the lock, so a worker between its check and its wait
         // cannot miss the wake-up.
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());

@@ -10,7 +10,9 @@
 //! `Sink` takes the report (the binary's printer and answers, or a list).
 //! Once the sink refuses one, nothing more is linked, tallied or handed
 //! on. Each report handed on (or refused) gives its bytes back to its
-//! worker's meter of reports in flight (`inflight`), when the run has one. Also here: the summary's assembly from every stage's counters.
+//! worker's meter of reports in flight (`inflight`), when the run has one:
+//! in groups of at most `RELEASE_EVERY` reports and at the end of each
+//! message, since each give-back takes the meter's lock and wakes waiters. Also here: the summary's assembly from every stage's counters.
 //! Nothing here prints, makes threads or looks at packets.
 
 use crate::flow::engine::EngineCounters;
@@ -25,6 +27,11 @@ use super::Plan;
 use super::capture::CaptureEnd;
 use super::inflight::{InFlight, report_bytes};
 use super::reorder::ReorderBuffer;
+
+/// Reports handed on before their bytes go back to their workers' meters
+/// at the latest (also at the end of every message): small against a
+/// worker's share, so a waiting worker sees room soon.
+const RELEASE_EVERY: u64 = 64;
 
 /// Where the output stage hands each report, in print order.
 pub trait Sink {
@@ -53,6 +60,10 @@ pub struct OutputStage {
     closed: bool,
     /// The workers' meters of reports in flight (threaded runs).
     inflight: Option<Arc<InFlight>>,
+    /// Per worker: bytes and reports handed on, not yet given back.
+    unreleased: Vec<(usize, u64)>,
+    /// Reports in `unreleased`, over all workers.
+    unreleased_count: u64,
 }
 
 impl OutputStage {
@@ -64,6 +75,8 @@ impl OutputStage {
             calibration: calibrate.then(Calibration::default),
             closed: false,
             inflight: None,
+            unreleased: Vec::new(),
+            unreleased_count: 0,
         }
     }
 
@@ -83,19 +96,20 @@ impl OutputStage {
         watermark: ReportOrder,
         sink: &mut impl Sink,
     ) {
-        let Some(reorder) = self.reorder.as_mut() else {
+        if let Some(reorder) = self.reorder.as_mut() {
+            for r in reports {
+                reorder.push(worker, r);
+            }
+            reorder.advance_to(worker, watermark);
+            while let Some((w, r)) = self.reorder.as_mut().and_then(ReorderBuffer::pop_ready) {
+                self.emit(w, r, sink);
+            }
+        } else {
             for r in reports {
                 self.emit(worker, r, sink);
             }
-            return;
-        };
-        for r in reports {
-            reorder.push(worker, r);
         }
-        reorder.advance_to(worker, watermark);
-        while let Some((w, r)) = self.reorder.as_mut().and_then(ReorderBuffer::pop_ready) {
-            self.emit(w, r, sink);
-        }
+        self.give_back();
     }
 
     /// End of run: everything still waiting, in order, ready or not.
@@ -103,16 +117,40 @@ impl OutputStage {
         while let Some((w, r)) = self.reorder.as_mut().and_then(ReorderBuffer::pop_any) {
             self.emit(w, r, sink);
         }
+        self.give_back();
     }
 
-    /// Hand `report` (from `worker`) on, then give its bytes back: it
-    /// leaves memory with this call either way.
+    /// Hand `report` (from `worker`) on, then count its bytes to give
+    /// back: it leaves memory with this call either way.
     fn emit(&mut self, worker: usize, report: Report, sink: &mut impl Sink) {
         // Measured before linking changes it: the bytes its worker charged.
         let bytes = self.inflight.as_ref().map(|_| report_bytes(&report));
         self.hand_on(report, sink);
-        if let (Some(meters), Some(bytes)) = (&self.inflight, bytes) {
-            meters.release(worker, bytes);
+        let Some(bytes) = bytes else { return };
+        if worker >= self.unreleased.len() {
+            self.unreleased.resize(worker + 1, (0, 0));
+        }
+        let slot = &mut self.unreleased[worker];
+        slot.0 += bytes;
+        slot.1 += 1;
+        self.unreleased_count += 1;
+        if self.unreleased_count >= RELEASE_EVERY {
+            self.give_back();
+        }
+    }
+
+    /// Give the bytes of the reports handed on back to their workers.
+    fn give_back(&mut self) {
+        if self.unreleased_count == 0 {
+            return;
+        }
+        self.unreleased_count = 0;
+        let Some(meters) = &self.inflight else { return };
+        for (worker, slot) in self.unreleased.iter_mut().enumerate() {
+            let (bytes, reports) = std::mem::take(slot);
+            if reports > 0 {
+                meters.release_many(worker, bytes, reports);
+            }
         }
     }
 
@@ -244,5 +282,26 @@ mod tests {
         assert_eq!(got, vec![order(9, 9), order(1, 1)]);
         assert!(stage.calibration().is_some_and(|c| c.flows() <= 2));
         assert_eq!(stage.counters()[0], ("output.late_reports", 0));
+    }
+
+    /// Every report's bytes go back to its worker's meter by the end of
+    /// the message that let it out, however many a group holds.
+    #[test]
+    fn a_metered_stage_gives_every_byte_back() {
+        use super::super::inflight::WhenFull;
+        let meters = Arc::new(InFlight::new(2, usize::MAX / 4, WhenFull::Wait));
+        let mut stage = OutputStage::new(2, true, false).metered(Arc::clone(&meters));
+        let mut sink: Vec<Report> = Vec::new();
+        let batch = |w: u64| -> Vec<Report> { (0..100).map(|f| report(w * 1000 + f, f)).collect() };
+        let (b0, b1) = (batch(0), batch(1));
+        assert!(meters.admit(0, &b0) && meters.admit(1, &b1));
+        stage.receive(0, b0, order(u64::MAX, 0), &mut sink);
+        assert!(sink.is_empty() && meters.used(0) > 0, "held for worker 1");
+        stage.receive(1, b1, order(1050, 0), &mut sink);
+        assert_eq!(sink.len(), 150);
+        assert_eq!(meters.used(0), 0);
+        assert!(meters.used(1) > 0, "worker 1's last 50 still wait");
+        stage.drain(&mut sink);
+        assert_eq!((sink.len(), meters.used(1)), (200, 0));
     }
 }
