@@ -1172,7 +1172,14 @@ impl Tracker {
     /// or when `insert` would refuse it (a limit, the budget): the caller
     /// then inserts and pumps.
     fn read_in_place(&mut self, flow: &mut Flow, side: Side, seq: u32, data: &[u8]) -> bool {
-        if data.is_empty() {
+        // The cheap tests first: a segment that takes the old path must not
+        // pay for a recharge here as well as in `insert`.
+        let in_place = !data.is_empty()
+            && flow.classifier().is_some_and(|c| !c.is_final())
+            && flow
+                .stream(side)
+                .is_some_and(|s| s.reads_in_place(seq, data.len()));
+        if !in_place {
             return false;
         }
         let room = self
@@ -1190,7 +1197,7 @@ impl Tracker {
         };
         // `insert_within`'s cap: the bytes it would hold must fit in it.
         let cap = stream.allocated().saturating_add(room);
-        if classifier.is_final() || data.len() > cap || !stream.reads_in_place(seq, data.len()) {
+        if data.len() > cap {
             return false;
         }
         // `pump`'s loop, on the segment's bytes instead of the stream's.
