@@ -242,8 +242,13 @@ fn istio_destination(sni: &str) -> Option<IstioDestination<'_>> {
 /// that merely contains the marker is not enough. The label after
 /// `identity.` is the control plane's namespace, not the workload's.
 fn linkerd_identity(sni: &str) -> Option<&str> {
-    let lower = sni.to_ascii_lowercase();
-    let at = lower.find(LINKERD_SNI_MARK)?;
+    // Case-insensitive (the mark is lower case), without lower-casing a
+    // copy or building a substring searcher: this runs on every TLS flow.
+    let mark = LINKERD_SNI_MARK.as_bytes();
+    let at = sni
+        .as_bytes()
+        .windows(mark.len())
+        .position(|w| w.first() == mark.first() && w.eq_ignore_ascii_case(mark))?;
     let before = sni.get(..at)?;
     let after = sni.get(at + LINKERD_SNI_MARK.len()..)?;
     let (sa, ns) = before.rsplit_once('.')?;

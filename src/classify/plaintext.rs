@@ -293,8 +293,14 @@ pub fn tls_port_refusal(data: &[u8]) -> Option<&'static str> {
 }
 
 fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+    // The first byte is compared alone before the whole window: this runs
+    // over every clear-text chunk of a flow, and most windows fail there.
+    let Some(first) = needle.first() else {
+        return true;
+    };
+    hay.windows(needle.len()).any(|w| {
+        w.first().is_some_and(|b| b.eq_ignore_ascii_case(first)) && w.eq_ignore_ascii_case(needle)
+    })
 }
 
 /// Length of a complete PROXY protocol header at the start of `b`, or None.
@@ -324,7 +330,13 @@ pub fn upgrade_command(b: &[u8]) -> Option<&'static str> {
     b.split(|&c| c == b'\n').find_map(|line| {
         let line = line.trim_ascii();
         // IMAP and XMPP put a tag or markup before the word.
-        let upper: Vec<u8> = line.iter().take(64).map(u8::to_ascii_uppercase).collect();
+        // On the stack: this runs on every line of the client's first bytes.
+        let mut buf = [0u8; 64];
+        let n = line.len().min(buf.len());
+        for (u, c) in buf.iter_mut().zip(line) {
+            *u = c.to_ascii_uppercase();
+        }
+        let upper = buf.get(..n).unwrap_or_default();
         let has = |w: &[u8]| upper.windows(w.len()).any(|x| x == w);
         if upper.starts_with(b"STLS") {
             Some("pop3")

@@ -1155,9 +1155,85 @@ impl Tracker {
             max_segments: self.limits.stream_segments,
         };
         flow.active().streams[side].get_or_insert_with(|| Stream::new(start, stream_limits));
-        self.insert(flow, side, data_seq, seg.payload);
-        pump(flow, side);
+        if !self.read_in_place(flow, side, data_seq, seg.payload) {
+            self.insert(flow, side, data_seq, seg.payload);
+            pump(flow, side);
+        }
         pump(flow, side.other());
+    }
+
+    /// `insert` then `pump` of side `side`, for the common segment that
+    /// continues its stream with nothing held: the classifier reads the
+    /// payload where it lies, and only the bytes it leaves unread are
+    /// copied into the stream. The classifier sees the same calls with the
+    /// same bytes, and the stream ends in the same state, as `insert` then
+    /// `pump`; what differs is the copy (and the buffer it would have
+    /// grown). Returns false, having changed nothing, for any other segment
+    /// or when `insert` would refuse it (a limit, the budget): the caller
+    /// then inserts and pumps.
+    fn read_in_place(&mut self, flow: &mut Flow, side: Side, seq: u32, data: &[u8]) -> bool {
+        // The cheap tests first: a segment that takes the old path must not
+        // pay for a recharge here as well as in `insert`.
+        let in_place = !data.is_empty()
+            && flow.classifier().is_some_and(|c| !c.is_final())
+            && flow
+                .stream(side)
+                .is_some_and(|s| s.reads_in_place(seq, data.len()));
+        if !in_place {
+            return false;
+        }
+        let room = self
+            .limits
+            .buffer_budget
+            .saturating_sub(recharge(flow, &self.meter));
+        let dir = flow.direction(side);
+        let Some(active) = flow.active.as_mut() else {
+            return false;
+        };
+        let (Some(stream), Some(classifier)) =
+            (active.streams[side].as_mut(), active.classifier.as_mut())
+        else {
+            return false;
+        };
+        // `insert_within`'s cap: the bytes it would hold must fit in it.
+        let cap = stream.allocated().saturating_add(room);
+        if data.len() > cap {
+            return false;
+        }
+        // `pump`'s loop, on the segment's bytes instead of the stream's.
+        let mut rest = data;
+        for _ in 0..4096 {
+            if classifier.is_final() || rest.is_empty() {
+                break;
+            }
+            let feed = classifier.feed(dir, rest);
+            let took = feed.consumed.min(rest.len());
+            stream.pass(took);
+            rest = rest.get(took..).unwrap_or_default();
+            if feed.skip > 0 {
+                match usize::try_from(feed.skip) {
+                    Ok(n) if n <= rest.len() => {
+                        stream.pass(n);
+                        rest = rest.get(n..).unwrap_or_default();
+                    }
+                    _ => {
+                        stream.pass(rest.len());
+                        stream.skip(feed.skip - rest.len() as u64);
+                        rest = &[];
+                    }
+                }
+            }
+            if feed.consumed == 0 && feed.skip == 0 {
+                break;
+            }
+        }
+        if !rest.is_empty() {
+            // What `insert` would have left held: at most `data.len()`
+            // bytes, within the cap checked above, so it is taken whole.
+            let next = stream.next_seq();
+            stream.insert_within(next, rest, cap);
+        }
+        true
     }
 
     /// A reset ends the connection at once: what is in order is delivered,

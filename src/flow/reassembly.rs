@@ -321,6 +321,28 @@ impl Stream {
         self.absorb_ready();
     }
 
+    /// Whether `len` bytes at `seq` would be the next in-order bytes with
+    /// nothing held before or after them, and `insert` would take them all
+    /// (within `max_buffered`): the reader may then read them in place and
+    /// `pass` what it took, instead of having them copied in first.
+    pub fn reads_in_place(&self, seq: u32, len: usize) -> bool {
+        self.contiguous().is_empty()
+            && self.ooo.is_empty()
+            && seq == self.next_seq()
+            && len <= self.limits.max_buffered
+            && self.read_off.checked_add(len as u64).is_some()
+    }
+
+    /// The reader took `n` bytes at the read position straight from a
+    /// segment (`reads_in_place`): the same state as inserting them and
+    /// `consume`-ing them, without holding them. Clamped to nothing when
+    /// bytes are held (then the read position is theirs).
+    pub fn pass(&mut self, n: usize) {
+        if self.contiguous().is_empty() && self.ooo.is_empty() {
+            self.read_off = self.read_off.saturating_add(n as u64);
+        }
+    }
+
     /// Out-of-order data is held behind missing bytes.
     pub fn has_hole(&self) -> bool {
         !self.ooo.is_empty()
@@ -720,6 +742,39 @@ mod tests {
         assert_eq!(s.offset(), 11);
         assert_eq!(s.next_seq(), 1011);
         s.check_invariants();
+    }
+
+    /// Reading a segment in place (`reads_in_place`, `pass`, then inserting
+    /// what was left unread) ends in the state insert-then-consume does,
+    /// and is refused whenever insert would hold or refuse other bytes.
+    #[test]
+    fn bytes_read_in_place_leave_the_state_insert_then_consume_does() {
+        let limits = StreamLimits {
+            max_buffered: 64,
+            max_segments: 4,
+        };
+        let data = bytes(0..50);
+        let mut copied = Stream::new(1000, limits);
+        assert_eq!(copied.insert(1000, &data), ok(50, 0, 0, 0));
+        copied.consume(30);
+        let mut read = Stream::new(1000, limits);
+        assert!(read.reads_in_place(1000, data.len()));
+        read.pass(30);
+        assert_eq!(read.insert(read.next_seq(), &data[30..]), ok(20, 0, 0, 0));
+        assert_eq!(read.contiguous(), copied.contiguous());
+        assert_eq!(read.offset(), copied.offset());
+        assert_eq!(read.next_seq(), copied.next_seq());
+        read.check_invariants();
+        // Held bytes, a hole, another sequence number, over the limit: no.
+        assert!(!read.reads_in_place(read.next_seq(), 1), "bytes held");
+        read.consume(20);
+        assert!(read.reads_in_place(1050, 64));
+        assert!(!read.reads_in_place(1050, 65), "over max_buffered");
+        assert!(!read.reads_in_place(1051, 1), "not the next byte");
+        read.insert(1060, b"x");
+        assert!(!read.reads_in_place(1050, 1), "a piece after a hole");
+        read.pass(5);
+        assert_eq!(read.offset(), 50, "pass moves nothing while bytes are held");
     }
 
     #[test]

@@ -402,10 +402,13 @@ impl Redirects {
     /// End the joins whose flow left during this engine call; call it after
     /// `annotate`. A join made since (same key, new serial) stays.
     pub fn settle(&mut self) {
-        for (reply, serial) in std::mem::take(&mut self.left) {
-            if self.joins.get(&reply).is_some_and(|j| j.serial == serial) {
-                self.forget(&reply);
-                self.ended += 1;
+        // Called after every segment: nothing to take in the common case.
+        if !self.left.is_empty() {
+            for (reply, serial) in std::mem::take(&mut self.left) {
+                if self.joins.get(&reply).is_some_and(|j| j.serial == serial) {
+                    self.forget(&reply);
+                    self.ended += 1;
+                }
             }
         }
         if self.joins.is_empty() {
