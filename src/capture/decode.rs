@@ -448,7 +448,11 @@ fn fast_ipv6(ip: &[u8]) -> Option<(IpAddr, IpAddr, &[u8])> {
     let tcp = rest.get(..payload_len)?;
     let (src, dst) = h.get(8..)?.split_first_chunk::<16>()?;
     let dst = dst.first_chunk::<16>()?;
-    Some((Ipv6Addr::from(*src).into(), Ipv6Addr::from(*dst).into(), tcp))
+    Some((
+        Ipv6Addr::from(*src).into(),
+        Ipv6Addr::from(*dst).into(),
+        tcp,
+    ))
 }
 
 /// Scan signatures no stack sends (Zeek's TCP_christmas and friends): they
@@ -2149,9 +2153,15 @@ mod tests {
             ethernet(0x0800, &opts),
             ethernet(0x0800, &v4_options),
             padded,
-            ethernet(0x86dd, &ipv6(0, &cat(&[&ipv6_ext(6), &v6_tcp(PAYLOAD)[40..]]))),
+            ethernet(
+                0x86dd,
+                &ipv6(0, &cat(&[&ipv6_ext(6), &v6_tcp(PAYLOAD)[40..]])),
+            ),
             ethernet(0x8100, &vlan(0x0800, &v4_tcp(PAYLOAD))),
-            ethernet(0x0800, &ipv4_udp(4789, &vxlan(&ethernet(0x0800, &v4_tcp(PAYLOAD))))),
+            ethernet(
+                0x0800,
+                &ipv4_udp(4789, &vxlan(&ethernet(0x0800, &v4_tcp(PAYLOAD)))),
+            ),
         ]
     }
 
