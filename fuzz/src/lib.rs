@@ -91,7 +91,8 @@ pub fn decode_input(link: LinkType, frame: &[u8], orig_len: u32) -> Option<Vec<u
 /// the frame's wire length is its captured length plus `extra` (0xFFFF: a
 /// wire length of 0, as a corrupt pcap record says).
 ///
-/// Checks: `decode` and `decode_borrowed` agree; `frames` counts the frame;
+/// Checks: `decode` and `decode_borrowed` agree, and agree with the full
+/// walk without the fast path (`decode_walk`), segment and counters; `frames` counts the frame;
 /// a frame that yields no segment increments exactly one drop counter and
 /// one that yields a segment none (decode.rs's counter contract); a
 /// borrowed payload lies inside the frame.
@@ -129,6 +130,10 @@ pub fn run_decode(data: &[u8]) {
         borrowed,
         "decode and decode_borrowed agree"
     );
+    let mut walk_counters = DecodeCounters::default();
+    let walked = decode::decode_walk(&f, &mut walk_counters);
+    assert_eq!(borrowed, walked, "the fast path agrees with the full walk");
+    assert_eq!(counters, walk_counters, "the fast path counts as the walk");
     assert_eq!(counters.frames, 1);
     // Notes are not drops: they mark frames that still decode.
     let notes = [

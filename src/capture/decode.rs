@@ -35,6 +35,8 @@ use etherparse::{
 };
 use tracing::trace;
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 use crate::capture::counters::counters;
 use crate::capture::segment::{Endpoint, Segment, TcpFlags, Timestamp};
 
@@ -320,7 +322,28 @@ pub fn decode(frame: &Frame<'_>, counters: &mut DecodeCounters) -> Option<Segmen
 
 /// `decode` without copying the payload: it stays borrowed from the frame,
 /// for the capture thread to copy into a batch arena.
+///
+/// The common frame (Ethernet II, then IPv4 or IPv6 with no extension
+/// header, whole and unfragmented, then TCP with sane flags) takes
+/// `fast_path`; anything else, or anything the fast path is unsure of,
+/// takes the full walk (`decode_walk`), which gives the same answer for
+/// the common frame too (the proptest below and the `decode` fuzz target
+/// check it).
 pub fn decode_borrowed<'f>(
+    frame: &'f Frame<'f>,
+    counters: &mut DecodeCounters,
+) -> Option<Segment<&'f [u8]>> {
+    if let Some(seg) = fast_path(frame) {
+        counters.frames = counters.frames.saturating_add(1);
+        counters.tcp_segments = counters.tcp_segments.saturating_add(1);
+        return Some(seg);
+    }
+    decode_walk(frame, counters)
+}
+
+/// The full walk from the link header to TCP, without the fast path: what
+/// `decode_borrowed` must always agree with (public for the fuzz target).
+pub fn decode_walk<'f>(
     frame: &'f Frame<'f>,
     counters: &mut DecodeCounters,
 ) -> Option<Segment<&'f [u8]>> {
@@ -347,6 +370,104 @@ pub fn decode_borrowed<'f>(
         return Some(seg);
     }
     drop_frame(&mut walk.c.tunnel_too_deep, "walk step limit")
+}
+
+/// The common frame decoded by hand in one pass: Ethernet II with
+/// ethertype IPv4 or IPv6; IPv4 whose total length is at least its header
+/// and at most the captured bytes, not a fragment, protocol TCP; IPv6 with
+/// a non-zero payload length inside the captured bytes and TCP as its next
+/// header; a TCP header whose data offset fits and whose flags are not a
+/// scan signature. None for anything else (a drop, a note, a tunnel, a
+/// VLAN tag, a short or odd header): the full walk then decides, and
+/// counts. What it returns is what the walk returns for the frame, with
+/// `missing` 0 (the IP length is inside the capture).
+#[inline]
+fn fast_path<'f>(frame: &'f Frame<'f>) -> Option<Segment<&'f [u8]>> {
+    if frame.link != LinkType::EN10MB {
+        return None;
+    }
+    let (eth, ip) = frame.data.split_first_chunk::<14>()?;
+    let (src, dst, tcp) = match u16::from_be_bytes([eth[12], eth[13]]) {
+        ETH_IPV4 => fast_ipv4(ip)?,
+        ETH_IPV6 => fast_ipv6(ip)?,
+        _ => return None,
+    };
+    let h = tcp.first_chunk::<20>()?;
+    let data_offset = usize::from(h[12] >> 4) * 4;
+    let flags = h[13];
+    if data_offset < 20 || bogus_flags(flags) {
+        return None;
+    }
+    let payload = tcp.get(data_offset..)?;
+    Some(Segment {
+        ts: frame.ts,
+        src: Endpoint {
+            ip: src,
+            port: u16::from_be_bytes([h[0], h[1]]),
+        },
+        dst: Endpoint {
+            ip: dst,
+            port: u16::from_be_bytes([h[2], h[3]]),
+        },
+        seq: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+        ack: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
+        flags: TcpFlags(flags),
+        window: u16::from_be_bytes([h[14], h[15]]),
+        payload,
+        missing: 0,
+    })
+}
+
+/// `fast_path`'s IPv4 header (RFC 791): addresses and the TCP bytes the
+/// total length bounds.
+#[inline]
+fn fast_ipv4(ip: &[u8]) -> Option<(IpAddr, IpAddr, &[u8])> {
+    let h = ip.first_chunk::<20>()?;
+    let ihl = usize::from(h[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    // More-fragments flag or a fragment offset: a fragment.
+    let fragment = u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0;
+    let plain = h[0] >> 4 == 4 && ihl >= 20 && total >= ihl && !fragment;
+    if !plain || h[9] != IPPROTO_TCP {
+        return None;
+    }
+    let tcp = ip.get(ihl..total)?;
+    let src = Ipv4Addr::from([h[12], h[13], h[14], h[15]]);
+    let dst = Ipv4Addr::from([h[16], h[17], h[18], h[19]]);
+    Some((src.into(), dst.into(), tcp))
+}
+
+/// `fast_path`'s IPv6 header (RFC 8200) with TCP as its next header.
+#[inline]
+fn fast_ipv6(ip: &[u8]) -> Option<(IpAddr, IpAddr, &[u8])> {
+    let (h, rest) = ip.split_first_chunk::<40>()?;
+    let payload_len = usize::from(u16::from_be_bytes([h[4], h[5]]));
+    if h[0] >> 4 != 6 || payload_len == 0 || h[6] != IPPROTO_TCP {
+        return None;
+    }
+    let tcp = rest.get(..payload_len)?;
+    let (src, dst) = h.get(8..)?.split_first_chunk::<16>()?;
+    let dst = dst.first_chunk::<16>()?;
+    Some((
+        Ipv6Addr::from(*src).into(),
+        Ipv6Addr::from(*dst).into(),
+        tcp,
+    ))
+}
+
+/// Scan signatures no stack sends (Zeek's TCP_christmas and friends): they
+/// must not create flow state. "Null" means none of the six RFC 793 flags;
+/// ECE/CWR alone do not make a real segment.
+fn bogus_flags(flags: u8) -> bool {
+    const FIN: u8 = TcpFlags::FIN;
+    const SYN: u8 = TcpFlags::SYN;
+    const RST: u8 = TcpFlags::RST;
+    const PSH: u8 = TcpFlags::PSH;
+    const URG: u8 = 0x20;
+    flags & (SYN | FIN) == SYN | FIN
+        || flags & (SYN | RST) == SYN | RST
+        || flags & 0x3f == 0
+        || flags & (FIN | PSH | URG) == FIN | PSH | URG
 }
 
 /// Count a dropped frame and say why at trace level.
@@ -806,19 +927,7 @@ impl<'f> Walk<'f, '_> {
         };
         let hdr = tcp.slice();
         let flags = hdr.get(13).copied().unwrap_or(0);
-        const FIN: u8 = TcpFlags::FIN;
-        const SYN: u8 = TcpFlags::SYN;
-        const RST: u8 = TcpFlags::RST;
-        const PSH: u8 = TcpFlags::PSH;
-        const URG: u8 = 0x20;
-        // Scan signatures no stack sends (Zeek's TCP_christmas and friends):
-        // they must not create flow state. "Null" means none of the six
-        // RFC 793 flags; ECE/CWR alone do not make a real segment.
-        let bogus = flags & (SYN | FIN) == SYN | FIN
-            || flags & (SYN | RST) == SYN | RST
-            || flags & 0x3f == 0
-            || flags & (FIN | PSH | URG) == FIN | PSH | URG;
-        if bogus {
+        if bogus_flags(flags) {
             return drop_frame(&mut self.c.flags_invalid, "TCP flags");
         }
         if missing > 0 && !self.noted_truncated {
@@ -2018,6 +2127,132 @@ mod tests {
         );
         for e in EXCEPTIONS {
             assert!(used_exceptions.contains(e), "stale exception {e:?}");
+        }
+    }
+
+    // ---- the fast path against the full walk ------------------------------
+
+    /// Frames near the fast path's edges: the common Ethernet IPv4 and IPv6
+    /// segments (with TCP options, IP options, padding and extension
+    /// headers), and the shapes it must hand to the walk (a VLAN tag,
+    /// snaplen cuts, IP length 0, fragments).
+    fn fast_path_seeds() -> Vec<Vec<u8>> {
+        let opts = frames::Tcp::new([10, 0, 0, 1], 1, [10, 0, 0, 2], 2)
+            .options(&[2, 4, 5, 0xb4, 1, 1, 1, 0])
+            .flags(frames::SYN)
+            .ip(b"");
+        let mut v4_options = v4_tcp(PAYLOAD);
+        v4_options[0] = 0x46;
+        v4_options.splice(20..20, [1, 1, 1, 0]);
+        v4_options[3] += 4;
+        let mut padded = ethernet(0x0800, &v4_tcp(b""));
+        padded.extend_from_slice(&[0; 6]);
+        vec![
+            ethernet(0x0800, &v4_tcp(PAYLOAD)),
+            ethernet(0x86dd, &v6_tcp(PAYLOAD)),
+            ethernet(0x0800, &opts),
+            ethernet(0x0800, &v4_options),
+            padded,
+            ethernet(
+                0x86dd,
+                &ipv6(0, &cat(&[&ipv6_ext(6), &v6_tcp(PAYLOAD)[40..]])),
+            ),
+            ethernet(0x8100, &vlan(0x0800, &v4_tcp(PAYLOAD))),
+            ethernet(
+                0x0800,
+                &ipv4_udp(4789, &vxlan(&ethernet(0x0800, &v4_tcp(PAYLOAD)))),
+            ),
+        ]
+    }
+
+    /// Both paths on one frame: the same segment and the same counters.
+    fn assert_paths_agree(link: LinkType, data: &[u8], orig_len: u32) {
+        let f = Frame {
+            ts: Timestamp(7),
+            link,
+            data,
+            orig_len,
+        };
+        let (mut fast, mut walk) = (DecodeCounters::default(), DecodeCounters::default());
+        let got = decode_borrowed(&f, &mut fast);
+        let want = decode_walk(&f, &mut walk);
+        assert_eq!(got, want, "frame {data:02x?}");
+        assert_eq!(fast, walk, "frame {data:02x?}");
+    }
+
+    #[test]
+    fn the_fast_path_takes_the_common_frames() {
+        let seeds = fast_path_seeds();
+        for seed in &seeds[..5] {
+            let f = Frame {
+                ts: Timestamp(7),
+                link: LinkType::EN10MB,
+                data: seed,
+                orig_len: seed.len() as u32,
+            };
+            assert!(fast_path(&f).is_some(), "{seed:02x?}");
+            assert_paths_agree(LinkType::EN10MB, seed, seed.len() as u32);
+        }
+        for seed in &seeds[5..] {
+            let f = Frame {
+                ts: Timestamp(7),
+                link: LinkType::EN10MB,
+                data: seed,
+                orig_len: seed.len() as u32,
+            };
+            assert!(fast_path(&f).is_none(), "{seed:02x?}");
+        }
+    }
+
+    proptest::proptest! {
+        // A fixed seed: the same cases on every run, a failure reproducible.
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 2048,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x6661_7374),
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        /// Mutated and cut seeds, under the link types that share their
+        /// bytes' layout: the fast path never disagrees with the walk.
+        #[test]
+        fn the_fast_path_agrees_with_the_walk(
+            seed in 0usize..8,
+            edits in proptest::collection::vec((0usize..120, proptest::prelude::any::<u8>()), 0..5),
+            cut in proptest::option::of(0usize..140),
+            link in proptest::sample::select(vec![1, 1, 1, 228, 229, 101, 113]),
+            extra in 0u32..3000,
+        ) {
+            let mut data = fast_path_seeds().swap_remove(seed);
+            for (at, byte) in edits {
+                let at = at % data.len();
+                data[at] = byte;
+            }
+            if let Some(cut) = cut {
+                data.truncate(cut);
+            }
+            let orig = data.len() as u32 + extra;
+            assert_paths_agree(LinkType(link), &data, orig);
+        }
+
+        /// Random bytes behind an Ethernet header naming IPv4 or IPv6, the
+        /// version nibble and the TCP protocol set often enough to reach
+        /// the TCP header.
+        #[test]
+        fn the_fast_path_agrees_on_random_frames(
+            v6 in proptest::prelude::any::<bool>(),
+            tcp in proptest::prelude::any::<bool>(),
+            mut body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120),
+        ) {
+            if let Some(b) = body.first_mut() {
+                *b = if v6 { 0x60 | (*b & 0x0f) } else { 0x40 | (*b & 0x0f) };
+            }
+            let proto_at = if v6 { 6 } else { 9 };
+            if tcp && let Some(p) = body.get_mut(proto_at) {
+                *p = 6;
+            }
+            let data = ethernet(if v6 { 0x86dd } else { 0x0800 }, &body);
+            assert_paths_agree(LinkType::EN10MB, &data, data.len() as u32);
         }
     }
 }
