@@ -5,8 +5,8 @@
 //! filter), the link-type check, kernel statistics, the interface list, and
 //! turning libpcap's error strings into one-line messages that say what to
 //! do. It must not decode, buffer or make threads: `Capture::read_next` lends one
-//! `Frame` borrowed from libpcap's buffer (or, for a classic pcap file,
-//! from the file's mapping: `capture/mapped.rs` walks its records in place
+//! `Frame` borrowed from libpcap's buffer (or, for a pcap or pcapng file,
+//! from the file's mapping: `capture/mapped.rs` and `mapped_ng.rs` walk its records in place
 //! once libpcap has opened and checked it, and the filter runs on each
 //! record through `pcap_offline_filter`), valid until the next call.
 //! Stdin (`-r -`) is read by `capture/stdin.rs` instead, which waits for
@@ -26,7 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::capture::decode::{self, DecodeCounters, Frame, LinkType};
-use crate::capture::mapped::{Mapped, Mapping};
+use crate::capture::mapped::Mapping;
+use crate::capture::mapped_ng::MappedFile;
 use crate::capture::segment::{Segment, Timestamp};
 use crate::capture::stdin::{self, Item, StdinReader, wait_readable};
 
@@ -203,10 +204,10 @@ pub enum Read<'a> {
 enum Handle {
     Live(pcap::Capture<pcap::Active>),
     File(pcap::Capture<pcap::Offline>),
-    /// A classic pcap file walked in place; the filter, compiled by the
+    /// A pcap or pcapng file walked in place; the filter, compiled by the
     /// libpcap handle that opened the file, runs on each record.
     Mapped {
-        records: Mapped,
+        records: MappedFile,
         filter: Option<pcap::BpfProgram>,
     },
     /// Stdin, read as its bytes arrive.
@@ -315,7 +316,7 @@ impl Capture {
         Ok(cap)
     }
 
-    /// A regular classic pcap file that libpcap opened and checked (link
+    /// A regular pcap or pcapng file that libpcap opened and checked (link
     /// type, filter): read its records from a mapping instead, with the
     /// filter libpcap compiled for it. Anything the mapped reader declines
     /// stays with libpcap.
@@ -326,7 +327,11 @@ impl Capture {
         let Some(size) = self.probe.as_ref().map(|p| p.size) else {
             return Ok(()); // stdin, or not a regular file
         };
-        let Some(records) = File::open(path).ok().and_then(|f| Mapped::open(&f)) else {
+        let link = self.link;
+        let Some(records) = File::open(path)
+            .ok()
+            .and_then(|f| MappedFile::open(&f, link))
+        else {
             return Ok(());
         };
         let filter = match filter {
@@ -521,7 +526,7 @@ fn read_stdin<'a>(
 
 /// The next record of a mapped file that passes the filter.
 fn read_mapped<'a>(
-    records: &'a mut Mapped,
+    records: &'a mut MappedFile,
     filter: Option<&pcap::BpfProgram>,
     link: LinkType,
 ) -> Result<Read<'a>, CaptureError> {
