@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use crate::capture::decode::{self, DecodeCounters, Frame, LinkType};
 use crate::capture::mapped::Mapping;
-use crate::capture::mapped_ng::MappedFile;
+use crate::capture::mapped_ng::{MappedFile, MappedNg};
 use crate::capture::segment::{Segment, Timestamp};
 use crate::capture::stdin::{self, Item, StdinReader, wait_readable};
 
@@ -279,6 +279,9 @@ impl Capture {
                 return open_stdin(opts.filter.as_deref());
             }
             Source::File(path) => {
+                if let Some(cap) = open_unread(path, opts.filter.as_deref())? {
+                    return Ok(cap);
+                }
                 let (c, probe) = open_file(path)?;
                 (Handle::File(c), probe)
             }
@@ -476,17 +479,7 @@ fn open_stdin(filter: Option<&str>) -> Result<Capture, CaptureError> {
     if !link.is_supported() {
         return Err(CaptureError::UnsupportedLink { link });
     }
-    let filter = match filter {
-        Some(expr) => {
-            let bad = |e: pcap::Error| CaptureError::Filter {
-                expr: expr.to_string(),
-                detail: pcap_text(&e),
-            };
-            let dead = pcap::Capture::dead(pcap::Linktype(link.0)).map_err(bad)?;
-            Some(dead.compile(expr, true).map_err(bad)?)
-        }
-        None => None,
-    };
+    let filter = dead_filter(filter, link)?;
     Ok(Capture {
         handle: Handle::Stdin {
             reader: Box::new(reader),
@@ -496,6 +489,51 @@ fn open_stdin(filter: Option<&str>) -> Result<Capture, CaptureError> {
         link,
         drained: false,
     })
+}
+
+/// `filter` compiled for `link` on a dead libpcap handle (no capture to
+/// compile it on).
+fn dead_filter(
+    filter: Option<&str>,
+    link: LinkType,
+) -> Result<Option<pcap::BpfProgram>, CaptureError> {
+    let Some(expr) = filter else {
+        return Ok(None);
+    };
+    let bad = |e: pcap::Error| CaptureError::Filter {
+        expr: expr.to_string(),
+        detail: pcap_text(&e),
+    };
+    let dead = pcap::Capture::dead(pcap::Linktype(link.0)).map_err(bad)?;
+    Ok(Some(dead.compile(expr, true).map_err(bad)?))
+}
+
+/// A regular pcapng file walked in place without libpcap reading it
+/// first (`MappedNg::open_unread`: libpcap would hold every block before
+/// the first interface whole, a large Decryption Secrets Block too); its
+/// filter compiled on a dead handle, as stdin's is. None when the walker
+/// declines the file: libpcap opens it (and `map_file` may map it after).
+fn open_unread(path: &Path, filter: Option<&str>) -> Result<Option<Capture>, CaptureError> {
+    let regular = path != Path::new("-") && std::fs::metadata(path).is_ok_and(|m| m.is_file());
+    let Some(file) = File::open(path).ok().filter(|_| regular) else {
+        return Ok(None);
+    };
+    let Some((walk, link)) = MappedNg::open_unread(&file) else {
+        return Ok(None);
+    };
+    let size = file.metadata().map_or(0, |m| m.len());
+    Ok(Some(Capture {
+        probe: Some(InputProbe {
+            offset: Offset::Mapped(walk.progress()),
+            size,
+        }),
+        handle: Handle::Mapped {
+            records: MappedFile::Pcapng(walk),
+            filter: dead_filter(filter, link)?,
+        },
+        link,
+        drained: false,
+    }))
 }
 
 /// The next packet from stdin that passes the filter, or what came instead.
