@@ -282,11 +282,11 @@ impl MappedNg {
             else {
                 return Ok(None);
             };
-            let map = Arc::clone(&self.map);
-            let bytes = map.get(body.clone()).unwrap_or_default();
-            let found = self
-                .block(kind, bytes)
-                .map_err(|e| format!("{e} (block at byte {at})"))?;
+            let found = match kind {
+                EPB | SPB | PB => self.packet(kind, body.clone()).map(Some),
+                _ => self.remember(kind, body.clone()).map(|()| None),
+            }
+            .map_err(|e| format!("{e} (block at byte {at})"))?;
             if let Some(mut packet) = found {
                 packet.start += body.start;
                 packet.end += body.start;
@@ -342,24 +342,26 @@ impl MappedNg {
         Ok(Some((kind, body)))
     }
 
-    /// One framed block's body: a packet (its bytes' range in `body`), or
-    /// None for a block that is only remembered or skipped.
-    fn block(&mut self, kind: u32, body: &[u8]) -> Result<Option<At>, String> {
+    /// A block that is not a packet: an interface or section header is
+    /// remembered, anything else skipped unread.
+    fn remember(&mut self, kind: u32, body: std::ops::Range<usize>) -> Result<(), String> {
+        let map = Arc::clone(&self.map);
+        let bytes = map.get(body).unwrap_or_default();
+        match kind {
+            IDB => self.interface(bytes),
+            SHB if self.snapshot.is_some() => self.section(bytes),
+            // Before the first interface libpcap (at open) skipped every
+            // other block, a second section header too.
+            _ => Ok(()),
+        }
+    }
+
+    /// A packet block's fixed fields, in the file's order.
+    fn fields(&self, kind: u32, body: &[u8]) -> Result<Packet, String> {
         let word = |at: usize| le_or_be(body, at, self.big_endian);
-        let packet = match kind {
+        Ok(match kind {
             EPB | PB if body.len() < 20 => return Err(too_short(kind)),
             SPB if body.len() < 4 => return Err(too_short(kind)),
-            EPB | PB => Packet {
-                iface: if kind == EPB {
-                    word(0)
-                } else {
-                    u32::from(self.half(body, 0))
-                },
-                ts: (u64::from(word(4)) << 32) | u64::from(word(8)),
-                caplen: word(12),
-                len: word(16),
-                data_at: 20,
-            },
             SPB => {
                 let len = word(0);
                 Packet {
@@ -370,17 +372,25 @@ impl MappedNg {
                     data_at: 4,
                 }
             }
-            IDB => return self.interface(body).map(|()| None),
-            SHB if self.snapshot.is_some() => return self.section(body).map(|()| None),
-            // Before the first interface libpcap (at open) skipped every
-            // other block, a second section header too.
-            _ => return Ok(None),
-        };
-        self.packet(kind, body, &packet).map(Some)
+            _ => Packet {
+                iface: if kind == EPB {
+                    word(0)
+                } else {
+                    u32::from(self.half(body, 0))
+                },
+                ts: (u64::from(word(4)) << 32) | u64::from(word(8)),
+                caplen: word(12),
+                len: word(16),
+                data_at: 20,
+            },
+        })
     }
 
-    /// A packet block's checks (libpcap's `found:`) and its time.
-    fn packet(&self, kind: u32, body: &[u8], p: &Packet) -> Result<At, String> {
+    /// A packet block (EPB, SPB or PB): libpcap's checks (`found:`), its
+    /// time, and its bytes' range in `body`.
+    fn packet(&self, kind: u32, body: std::ops::Range<usize>) -> Result<At, String> {
+        let body = self.map.get(body).unwrap_or_default();
+        let p = &self.fields(kind, body)?;
         let Some(snapshot) = self.snapshot else {
             return Err(
                 "the capture file has a packet block before any Interface Description Blocks"
