@@ -6,8 +6,9 @@
 //! written last, still decrypt its handshake.
 //!
 //! Measured (debug build): the key log peaks at about 18 MiB (68.8 MiB
-//! before, and only its first 16 MiB were read), the DSB at about 29 MiB
-//! (54 MiB before; libpcap still reads each block whole into its buffer).
+//! before, and only its first 16 MiB were read), the DSB at about 20 MiB
+//! (54 MiB, then 32 MiB while libpcap read each block whole into its
+//! buffer; now the file is walked from its mapping, `capture/mapped_ng.rs`).
 
 mod common;
 

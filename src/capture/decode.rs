@@ -1175,7 +1175,7 @@ fn ipv6_ext_chain_ok(exts: &etherparse::Ipv6ExtensionsSlice<'_>) -> bool {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #[path = "../../tests/support/mod.rs"]
-mod support;
+pub(crate) mod support;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]

@@ -32,20 +32,20 @@ use pcap_parser::pcap::{LegacyPcapBlock, parse_pcap_header};
 
 /// libpcap's `MAXIMUM_SNAPLEN`, and `max_snaplen_for_dlt` for every link
 /// type `decode` reads: a record claiming more is damage, not a packet.
-const MAX_CAPLEN: u32 = 262_144;
+pub(super) const MAX_CAPLEN: u32 = 262_144;
 /// A classic pcap file header.
 const FILE_HEADER: usize = 24;
 /// A classic pcap record header.
 const RECORD_HEADER: usize = 16;
 
 /// Bytes walked between two releases of the pages behind the walk.
-const RELEASE_STEP: usize = 4 << 20;
+pub(super) const RELEASE_STEP: usize = 4 << 20;
 /// Each release covers this much behind the walk again: a worker reading a
 /// payload from a released page maps it back in, and the next releases
 /// hand it back as long as the worker trails by less than this.
-const RELEASE_WINDOW: usize = 64 << 20;
+pub(super) const RELEASE_WINDOW: usize = 64 << 20;
 /// Release boundaries are aligned to this (a multiple of any page size).
-const RELEASE_ALIGN: usize = 64 << 10;
+pub(super) const RELEASE_ALIGN: usize = 64 << 10;
 /// Pages ahead of the walk are mapped in this many bytes at a time (one
 /// `MADV_POPULATE_READ` call), so the walk does not take a page fault per
 /// few pages; the walk stays at least one step behind the mapped front.
@@ -79,7 +79,7 @@ struct At {
 /// The mapped file, shared with the workers, which read payloads from it
 /// in place (`pipeline/batch.rs`) instead of from a copy.
 #[derive(Clone)]
-pub struct Mapping(Arc<Mmap>);
+pub struct Mapping(pub(super) Arc<Mmap>);
 
 impl Mapping {
     pub fn bytes(&self) -> &[u8] {

@@ -1,6 +1,7 @@
 //! Capture stage: where frames come from and what they become. `source`
 //! owns libpcap (file, stdin, interface, filter, kernel statistics),
-//! `mapped` walks a classic pcap file in place from a memory mapping,
+//! `mapped` walks a classic pcap file in place from a memory mapping and
+//! `mapped_ng` a pcapng file,
 //! `stdin` reads `-r -` as its bytes arrive (pcap and pcapng), `fanout`
 //! joins N live captures in one AF_PACKET fanout group,
 //! `decode` turns one frame into an owned `Segment` (link, tunnel, IP and
@@ -14,6 +15,7 @@ pub mod counters;
 pub mod decode;
 pub mod fanout;
 pub mod mapped;
+pub mod mapped_ng;
 pub mod segment;
 pub mod source;
 pub mod stdin;

@@ -5,8 +5,8 @@
 //! filter), the link-type check, kernel statistics, the interface list, and
 //! turning libpcap's error strings into one-line messages that say what to
 //! do. It must not decode, buffer or make threads: `Capture::read_next` lends one
-//! `Frame` borrowed from libpcap's buffer (or, for a classic pcap file,
-//! from the file's mapping: `capture/mapped.rs` walks its records in place
+//! `Frame` borrowed from libpcap's buffer (or, for a pcap or pcapng file,
+//! from the file's mapping: `capture/mapped.rs` and `mapped_ng.rs` walk its records in place
 //! once libpcap has opened and checked it, and the filter runs on each
 //! record through `pcap_offline_filter`), valid until the next call.
 //! Stdin (`-r -`) is read by `capture/stdin.rs` instead, which waits for
@@ -26,7 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::capture::decode::{self, DecodeCounters, Frame, LinkType};
-use crate::capture::mapped::{Mapped, Mapping};
+use crate::capture::mapped::Mapping;
+use crate::capture::mapped_ng::{MappedFile, MappedNg};
 use crate::capture::segment::{Segment, Timestamp};
 use crate::capture::stdin::{self, Item, StdinReader, wait_readable};
 
@@ -203,10 +204,10 @@ pub enum Read<'a> {
 enum Handle {
     Live(pcap::Capture<pcap::Active>),
     File(pcap::Capture<pcap::Offline>),
-    /// A classic pcap file walked in place; the filter, compiled by the
+    /// A pcap or pcapng file walked in place; the filter, compiled by the
     /// libpcap handle that opened the file, runs on each record.
     Mapped {
-        records: Mapped,
+        records: MappedFile,
         filter: Option<pcap::BpfProgram>,
     },
     /// Stdin, read as its bytes arrive.
@@ -278,6 +279,9 @@ impl Capture {
                 return open_stdin(opts.filter.as_deref());
             }
             Source::File(path) => {
+                if let Some(cap) = open_unread(path, opts.filter.as_deref())? {
+                    return Ok(cap);
+                }
                 let (c, probe) = open_file(path)?;
                 (Handle::File(c), probe)
             }
@@ -315,7 +319,7 @@ impl Capture {
         Ok(cap)
     }
 
-    /// A regular classic pcap file that libpcap opened and checked (link
+    /// A regular pcap or pcapng file that libpcap opened and checked (link
     /// type, filter): read its records from a mapping instead, with the
     /// filter libpcap compiled for it. Anything the mapped reader declines
     /// stays with libpcap.
@@ -326,7 +330,11 @@ impl Capture {
         let Some(size) = self.probe.as_ref().map(|p| p.size) else {
             return Ok(()); // stdin, or not a regular file
         };
-        let Some(records) = File::open(path).ok().and_then(|f| Mapped::open(&f)) else {
+        let link = self.link;
+        let Some(records) = File::open(path)
+            .ok()
+            .and_then(|f| MappedFile::open(&f, link))
+        else {
             return Ok(());
         };
         let filter = match filter {
@@ -471,17 +479,7 @@ fn open_stdin(filter: Option<&str>) -> Result<Capture, CaptureError> {
     if !link.is_supported() {
         return Err(CaptureError::UnsupportedLink { link });
     }
-    let filter = match filter {
-        Some(expr) => {
-            let bad = |e: pcap::Error| CaptureError::Filter {
-                expr: expr.to_string(),
-                detail: pcap_text(&e),
-            };
-            let dead = pcap::Capture::dead(pcap::Linktype(link.0)).map_err(bad)?;
-            Some(dead.compile(expr, true).map_err(bad)?)
-        }
-        None => None,
-    };
+    let filter = dead_filter(filter, link)?;
     Ok(Capture {
         handle: Handle::Stdin {
             reader: Box::new(reader),
@@ -491,6 +489,51 @@ fn open_stdin(filter: Option<&str>) -> Result<Capture, CaptureError> {
         link,
         drained: false,
     })
+}
+
+/// `filter` compiled for `link` on a dead libpcap handle (no capture to
+/// compile it on).
+fn dead_filter(
+    filter: Option<&str>,
+    link: LinkType,
+) -> Result<Option<pcap::BpfProgram>, CaptureError> {
+    let Some(expr) = filter else {
+        return Ok(None);
+    };
+    let bad = |e: pcap::Error| CaptureError::Filter {
+        expr: expr.to_string(),
+        detail: pcap_text(&e),
+    };
+    let dead = pcap::Capture::dead(pcap::Linktype(link.0)).map_err(bad)?;
+    Ok(Some(dead.compile(expr, true).map_err(bad)?))
+}
+
+/// A regular pcapng file walked in place without libpcap reading it
+/// first (`MappedNg::open_unread`: libpcap would hold every block before
+/// the first interface whole, a large Decryption Secrets Block too); its
+/// filter compiled on a dead handle, as stdin's is. None when the walker
+/// declines the file: libpcap opens it (and `map_file` may map it after).
+fn open_unread(path: &Path, filter: Option<&str>) -> Result<Option<Capture>, CaptureError> {
+    let regular = path != Path::new("-") && std::fs::metadata(path).is_ok_and(|m| m.is_file());
+    let Some(file) = File::open(path).ok().filter(|_| regular) else {
+        return Ok(None);
+    };
+    let Some((walk, link)) = MappedNg::open_unread(&file) else {
+        return Ok(None);
+    };
+    let size = file.metadata().map_or(0, |m| m.len());
+    Ok(Some(Capture {
+        probe: Some(InputProbe {
+            offset: Offset::Mapped(walk.progress()),
+            size,
+        }),
+        handle: Handle::Mapped {
+            records: MappedFile::Pcapng(walk),
+            filter: dead_filter(filter, link)?,
+        },
+        link,
+        drained: false,
+    }))
 }
 
 /// The next packet from stdin that passes the filter, or what came instead.
@@ -521,7 +564,7 @@ fn read_stdin<'a>(
 
 /// The next record of a mapped file that passes the filter.
 fn read_mapped<'a>(
-    records: &'a mut Mapped,
+    records: &'a mut MappedFile,
     filter: Option<&pcap::BpfProgram>,
     link: LinkType,
 ) -> Result<Read<'a>, CaptureError> {
