@@ -48,18 +48,24 @@ pub fn run<W: Write>(
     answers: &mut Answers,
     stop: &AtomicBool,
 ) -> Result<RunOutcome, RunError> {
-    let input = match walk_mode(&capture, plan) {
-        Some(n) => Input::Walk(walkers(capture, n)),
-        None => Input::Capture(capture),
+    let n = plan.workers;
+    let (input, mode) = if n < 2 || capture.mapping().is_none() {
+        (Input::Capture(capture), None)
+    } else if capture.walk_again().is_none() {
+        // A compiled filter cannot be shared between threads.
+        let why = "walk mode declined: a capture filter is given";
+        (Input::Capture(capture), Some(why.to_string()))
+    } else {
+        let mode = format!("walk mode: {n} walkers, each reading the whole file");
+        (Input::Walk(walkers(capture, n)), Some(mode))
     };
-    run_input(input, plan, printer, answers, stop)
-}
-
-/// Walk mode's walkers for this run, if it runs in walk mode: with at
-/// least 2 threads, on a classic pcap file read from a mapping, without a
-/// filter (a compiled filter cannot be shared between threads).
-fn walk_mode(capture: &Capture, plan: &Plan) -> Option<usize> {
-    (plan.workers >= 2 && capture.walk_again().is_some()).then_some(plan.workers)
+    let mut outcome = run_input(input, plan, printer, answers, stop)?;
+    // --stats says how a mapped file was read with several threads.
+    if let (Some(mode), Some(limits)) = (mode, outcome.summary.limits.as_mut()) {
+        limits.push_str("; ");
+        limits.push_str(&mode);
+    }
+    Ok(outcome)
 }
 
 /// Walker 0 reads the capture itself; the others walk the same mapping.
