@@ -241,7 +241,7 @@ mod tests {
                 1 => f.clone(),
                 113 => [&[0u8; 14][..], &f[12 + 4 * vlans..]].concat(),
                 276 => {
-                    let mut h = vec![0u8; 20];
+                    let mut h = [0u8; 20];
                     h[..2].copy_from_slice(&f[12 + 4 * vlans..14 + 4 * vlans]);
                     [&h[..], &f[skip..]].concat()
                 }
