@@ -172,6 +172,23 @@ impl Mapped {
         Mapping(Arc::clone(&self.map))
     }
 
+    /// Another walk over the same mapping, from the first record, with its
+    /// own position, releases and progress offset: each walker thread of
+    /// walk mode (`pipeline/walk.rs`) walks the whole file itself. A page
+    /// one walk released under another is faulted back from the page cache.
+    pub fn restart(&self) -> Mapped {
+        Mapped {
+            map: Arc::clone(&self.map),
+            pos: FILE_HEADER,
+            released: 0,
+            big_endian: self.big_endian,
+            nanos: self.nanos,
+            snaplen: self.snaplen,
+            swapped_lengths: self.swapped_lengths,
+            progress: Arc::new(AtomicU64::new(FILE_HEADER as u64)),
+        }
+    }
+
     /// The shared progress offset (bytes walked so far).
     pub fn progress(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.progress)
@@ -408,6 +425,12 @@ mod tests {
         let r = m.next_record(|_| true).unwrap().unwrap();
         assert_eq!((r.secs, r.micros, r.data), (8, 9, &b"abcd"[..]));
         assert!(m.next_record(|_| true).unwrap().is_none());
+        assert_eq!(m.progress().load(Ordering::Relaxed), f.len() as u64);
+        // A restarted walk starts at the first record, with its own offset.
+        let mut again = m.restart();
+        assert_eq!(again.progress().load(Ordering::Relaxed), 24);
+        let r = again.next_record(|_| true).unwrap().unwrap();
+        assert_eq!((r.secs, r.data), (7, &b"abc"[..]));
         assert_eq!(m.progress().load(Ordering::Relaxed), f.len() as u64);
     }
 

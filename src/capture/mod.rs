@@ -5,7 +5,8 @@
 //! `stdin` reads `-r -` as its bytes arrive (pcap and pcapng), `fanout`
 //! joins N live captures in one AF_PACKET fanout group,
 //! `decode` turns one frame into an owned `Segment` (link, tunnel, IP and
-//! TCP headers), and `segment` holds the types every later stage shares
+//! TCP headers), `shard` places a frame's flow from its addresses and
+//! ports alone (walk mode's minimal parse), and `segment` holds the types every later stage shares
 //! (`Segment`, `FlowKey`, `Endpoint`, `Timestamp`), and `counters` the
 //! macro that declares counter structs (decode's here, the engine's in
 //! flow). Nothing here keeps state between frames or looks inside TCP
@@ -17,5 +18,6 @@ pub mod fanout;
 pub mod mapped;
 pub mod mapped_ng;
 pub mod segment;
+pub mod shard;
 pub mod source;
 pub mod stdin;

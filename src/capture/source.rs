@@ -388,6 +388,20 @@ impl Capture {
         }
     }
 
+    /// Walk mode (`pipeline/walk.rs`): another walk over a mapped file's
+    /// records, from the first, and the link type of its frames. None when
+    /// the records do not come from a mapping or a filter is installed
+    /// (its compiled program cannot be shared between threads).
+    pub fn walk_again(&self) -> Option<(Mapped, LinkType)> {
+        match &self.handle {
+            Handle::Mapped {
+                records,
+                filter: None,
+            } => Some((records.restart(), self.link)),
+            _ => None,
+        }
+    }
+
     pub fn link(&self) -> LinkType {
         self.link
     }

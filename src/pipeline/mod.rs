@@ -41,6 +41,7 @@ mod plan;
 mod printing;
 mod reorder;
 mod run;
+mod walk;
 mod worker;
 
 use std::fmt;

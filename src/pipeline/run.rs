@@ -3,7 +3,9 @@
 //! workers (`worker::worker_loop`), and the output stage on the calling
 //! thread (it owns the `Printer`); or, live with an AF_PACKET fanout group,
 //! one member thread per socket (`fanout::Member`) instead of the capture
-//! thread and workers. Everything each thread does is in those
+//! thread and workers; or, with `--threads N` (N >= 2) on a mapped file
+//! without a filter, N walker threads (`walk::Walker`), each walking the
+//! whole file and judging its shard (`walk_mode` decides). Everything each thread does is in those
 //! modules and in `output`; this file only wires them and collects what
 //! they hand back. With `--k8s` it also makes the pods watch's thread
 //! (`start_watch`), which outlives the pipeline.
@@ -32,6 +34,7 @@ use super::fanout::{Member, Totals, merge_ends};
 use super::inflight::{InFlight, WhenFull};
 use super::output::{OutputStage, summarise};
 use super::printing::Printing;
+use super::walk::{Frames, Walker};
 use super::worker::{Ends, Outbox, worker_loop};
 use super::{Plan, RunError, RunOutcome};
 
@@ -45,7 +48,32 @@ pub fn run<W: Write>(
     answers: &mut Answers,
     stop: &AtomicBool,
 ) -> Result<RunOutcome, RunError> {
-    run_input(Input::Capture(capture), plan, printer, answers, stop)
+    let n = plan.workers;
+    let (input, mode) = if n < 2 || capture.mapping().is_none() {
+        (Input::Capture(capture), None)
+    } else if capture.walk_again().is_none() {
+        // A compiled filter cannot be shared between threads.
+        let why = "walk mode declined: a capture filter is given";
+        (Input::Capture(capture), Some(why.to_string()))
+    } else {
+        let mode = format!("walk mode: {n} walkers, each reading the whole file");
+        (Input::Walk(walkers(capture, n)), Some(mode))
+    };
+    let mut outcome = run_input(input, plan, printer, answers, stop)?;
+    // --stats says how a mapped file was read with several threads.
+    if let (Some(mode), Some(limits)) = (mode, outcome.summary.limits.as_mut()) {
+        limits.push_str("; ");
+        limits.push_str(&mode);
+    }
+    Ok(outcome)
+}
+
+/// Walker 0 reads the capture itself; the others walk the same mapping.
+fn walkers(capture: Capture, n: usize) -> Vec<Frames> {
+    let others = (1..n).filter_map(|_| capture.walk_again());
+    let mut all: Vec<Frames> = others.map(|(m, link)| Frames::Records(m, link)).collect();
+    all.insert(0, Frames::Capture(capture));
+    all
 }
 
 /// `run` over a fanout group: one thread per member, each capturing and
@@ -65,6 +93,8 @@ pub fn run_fanout<W: Write>(
 enum Input {
     Capture(Capture),
     Fanout(Group),
+    /// Walk mode: one walk of the mapped file per walker.
+    Walk(Vec<Frames>),
 }
 
 fn run_input<W: Write>(
@@ -78,6 +108,7 @@ fn run_input<W: Write>(
     let (workers, ordered) = match &input {
         Input::Capture(c) => (plan.workers.max(1), !c.is_live()),
         Input::Fanout(g) => (g.members.len().max(1), false),
+        Input::Walk(w) => (w.len(), true),
     };
     // Reports in flight: a file waits for the output stage, live input
     // drops what does not fit (counted, a loss).
@@ -101,6 +132,7 @@ fn run_input<W: Write>(
                 stop,
                 &totals,
             )),
+            Input::Walk(frames) => Some(start_walkers(s, frames, plan, (&gauges, &meters), stop)),
         };
         let Some(running) = running else {
             return Threads::default();
@@ -290,6 +322,43 @@ fn start_members<'scope>(
             std::thread::Builder::new()
                 .name(format!("mtlsniff-member-{index}"))
                 .spawn_scoped(s, move || member.run(capture))
+        })
+        .collect();
+    Running {
+        out_rx,
+        workers: Vec::new(),
+        captures,
+    }
+}
+
+/// Start one thread per walker.
+fn start_walkers<'scope>(
+    s: &'scope Scope<'scope, '_>,
+    frames: Vec<Frames>,
+    plan: &'scope Plan,
+    (gauges, meters): (&'scope Gauges, &'scope InFlight),
+    stop: &'scope AtomicBool,
+) -> Running<'scope> {
+    let n = frames.len();
+    let (out_tx, out_rx) = bounded::<FromWorker>(n * 4 + 16);
+    let captures = frames
+        .into_iter()
+        .enumerate()
+        .map(|(index, frames)| {
+            let walker = Walker {
+                index,
+                shards: n,
+                plan,
+                out: Outbox {
+                    tx: out_tx.clone(),
+                    meters,
+                },
+                stop,
+                gauges,
+            };
+            std::thread::Builder::new()
+                .name(format!("mtlsniff-walker-{index}"))
+                .spawn_scoped(s, move || walker.run(frames))
         })
         .collect();
     Running {

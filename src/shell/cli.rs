@@ -142,7 +142,8 @@ pub struct Args {
     #[arg(short = 'B', long = "buffer-size", value_name = "KiB")]
     pub buffer_kib: Option<u32>,
 
-    /// Worker threads (default: available cores minus one, at least 1).
+    /// Worker threads (default: available cores minus one, at least 1;
+    /// reading a file, every core: see README, walk mode).
     /// Live on Linux, the size of the AF_PACKET fanout group: N sockets,
     /// each captured and judged by its own thread.
     #[arg(long = "threads", value_name = "N")]
@@ -405,6 +406,17 @@ pub fn default_threads(cores: usize) -> usize {
     cores.saturating_sub(1).clamp(1, MAX_THREADS)
 }
 
+/// `--threads` absent with `-r FILE` (not stdin): one thread per core. A
+/// classic pcap file then runs in walk mode (`pipeline/walk.rs`), with no
+/// capture thread to leave a core to; measured faster than `--threads 1`
+/// on 2 cores (README, walk mode). Other input keeps `default_threads`.
+pub fn default_threads_for(cores: usize, args: &Args) -> usize {
+    match &args.read {
+        Some(path) if path.as_os_str() != "-" => cores.clamp(1, MAX_THREADS),
+        _ => default_threads(cores),
+    }
+}
+
 /// Validate parsed arguments into the run's configuration. `cores` is
 /// what the caller measured (`std::thread::available_parallelism`), passed
 /// in to keep this pure. Checks run in a fixed order: the first problem is
@@ -415,7 +427,7 @@ pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
     let workers = args
         .threads
         .filter(|n| (1..=MAX_THREADS).contains(n))
-        .unwrap_or_else(|| default_threads(cores));
+        .unwrap_or_else(|| default_threads_for(cores, &args));
     let bounds = bounds(&args, workers)?;
     let filter = Some(args.filter.join(" ").trim().to_string()).filter(|f| !f.is_empty());
     let mode = mode(&args)?;
@@ -427,7 +439,7 @@ pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
     check_keylog_and_count(&args, listing)?;
     let snaplen = snaplen(args.snaplen)?;
     let buffer_bytes = buffer_bytes(args.buffer_kib)?;
-    let threads = threads(args.threads, cores)?;
+    let threads = threads(args.threads, default_threads_for(cores, &args))?;
     if args.user.as_deref().is_some_and(|u| u.trim().is_empty()) {
         return Err(usage("-Z needs a user name"));
     }
@@ -598,9 +610,9 @@ fn buffer_bytes(kib: Option<u32>) -> Result<Option<u32>, UsageError> {
     }
 }
 
-fn threads(threads: Option<usize>, cores: usize) -> Result<usize, UsageError> {
+fn threads(threads: Option<usize>, default: usize) -> Result<usize, UsageError> {
     match threads {
-        None => Ok(default_threads(cores)),
+        None => Ok(default),
         Some(0) => Err(usage("--threads must be at least 1")),
         Some(n) if n > MAX_THREADS => {
             Err(usage(format!("--threads: {n} is more than {MAX_THREADS}")))
@@ -831,7 +843,7 @@ mod tests {
                 &["-r", "x"],
                 Ok(|c| {
                     c.ports.is_none()
-                        && c.threads == 7
+                        && c.threads == 8
                         && c.snaplen == DEFAULT_SNAPLEN
                         && c.format == Format::Text
                         && c.buffering == Buffering::Auto
@@ -1121,6 +1133,15 @@ mod tests {
                 _ => panic!("{argv:?}: got {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_file_gets_every_core_live_and_stdin_leave_one() {
+        let cfg = |argv: &[&str]| super::config(parse(argv).unwrap(), 2).unwrap().threads;
+        assert_eq!(cfg(&["-r", "x.pcap"]), 2);
+        assert_eq!(cfg(&["-r", "-"]), 1);
+        assert_eq!(cfg(&["-i", "eth0"]), 1);
+        assert_eq!(cfg(&["-r", "x.pcap", "--threads", "1"]), 1);
     }
 
     #[test]
