@@ -181,6 +181,8 @@ impl Mapped {
             map: Arc::clone(&self.map),
             pos: FILE_HEADER,
             released: 0,
+            populated: 0,
+            prefetched: FILE_HEADER,
             big_endian: self.big_endian,
             nanos: self.nanos,
             snaplen: self.snaplen,

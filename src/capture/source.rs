@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::capture::decode::{self, DecodeCounters, Frame, LinkType};
-use crate::capture::mapped::Mapping;
+use crate::capture::mapped::{Mapped, Mapping};
 use crate::capture::mapped_ng::{MappedFile, MappedNg};
 use crate::capture::segment::{Segment, Timestamp};
 use crate::capture::stdin::{self, Item, StdinReader, wait_readable};
@@ -395,7 +395,7 @@ impl Capture {
     pub fn walk_again(&self) -> Option<(Mapped, LinkType)> {
         match &self.handle {
             Handle::Mapped {
-                records,
+                records: MappedFile::Pcap(records),
                 filter: None,
             } => Some((records.restart(), self.link)),
             _ => None,
