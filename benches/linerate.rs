@@ -353,11 +353,9 @@ fn warm(path: &Path) {
     while f.read(&mut buf).is_ok_and(|n| n > 0) {}
 }
 
+/// mtlsniff's `--threads` default for `-r FILE`: one per core (walk mode).
 fn default_threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .saturating_sub(1)
-        .max(1)
+    std::thread::available_parallelism().map_or(1, |n| n.get()).max(1)
 }
 
 struct Tools {
