@@ -355,7 +355,9 @@ fn warm(path: &Path) {
 
 /// mtlsniff's `--threads` default for `-r FILE`: one per core (walk mode).
 fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()).max(1)
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .max(1)
 }
 
 struct Tools {

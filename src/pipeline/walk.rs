@@ -70,12 +70,13 @@ impl Frames {
             }),
             Frames::Records(records, link) => {
                 let link = *link;
-                let record = records
-                    .next_record(|_| true)
-                    .map_err(|detail| CaptureError::Read {
-                        detail,
-                        live: false,
-                    })?;
+                let record =
+                    records
+                        .next_record(|_| true)
+                        .map_err(|detail| CaptureError::Read {
+                            detail,
+                            live: false,
+                        })?;
                 Ok(record.map_or(Next::End, |r| {
                     Next::Frame(Frame {
                         ts: Timestamp::from_secs_micros(r.secs, r.micros),
@@ -240,7 +241,12 @@ impl Walker<'_> {
 
     /// End of input: the reports so far, every open flow in chunks
     /// (`worker::finish`), the engine's counters; what this walker counted.
-    fn end(&self, judge: &mut Judge, intake: Intake<'_>, error: Option<CaptureError>) -> CaptureEnd {
+    fn end(
+        &self,
+        judge: &mut Judge,
+        intake: Intake<'_>,
+        error: Option<CaptureError>,
+    ) -> CaptureEnd {
         let index = intake.index;
         if self.send(judge, index) {
             finish(
