@@ -1,10 +1,9 @@
 //! Reading a classic pcap file in place: the file is mapped into memory
 //! (memmap2) and its records are walked where they lie, so a frame is a
-//! slice of the mapping and no byte is copied or read through stdio. The one file that uses memmap2 and
-//! pcap-parser (for the file header; a record header's four words are
-//! read in place). Ahead of the walk, pages are mapped in a MiB at a time
-//! and cache lines prefetched, so neither a page fault nor a cache miss
-//! waits at each record header.
+//! slice of the mapping and no byte is copied or read through stdio. The
+//! one file that reads classic pcap headers with pcap-parser (the file
+//! header; a record header's four words are read in place). Which pages
+//! of the file are resident, ahead of and behind the walk, is `window`'s.
 //!
 //! It must not decide what a file is: `source` opens every file with
 //! libpcap first (its header checks, link type and error messages stay the
@@ -16,10 +15,7 @@
 //! length past libpcap's maximum (262,144 bytes for every link type we
 //! decode); a record longer than the file's snaplen is cut to it, the rest
 //! skipped, as libpcap does. Invariant: `pos` is always a record boundary
-//! inside the mapping, and the progress offset published is `pos`. Pages
-//! behind the walk are handed back to the kernel every `RELEASE_STEP`
-//! bytes, so the file's pages never count against `--memory` (the peak RSS
-//! `tests/flood.rs` measures): a mapping's touched pages are resident.
+//! inside the mapping, and the progress offset published is `pos`.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -30,6 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use memmap2::Mmap;
 use pcap_parser::pcap::{LegacyPcapBlock, parse_pcap_header};
 
+use crate::capture::window::Window;
+
 /// libpcap's `MAXIMUM_SNAPLEN`, and `max_snaplen_for_dlt` for every link
 /// type `decode` reads: a record claiming more is damage, not a packet.
 pub(super) const MAX_CAPLEN: u32 = 262_144;
@@ -37,26 +35,6 @@ pub(super) const MAX_CAPLEN: u32 = 262_144;
 const FILE_HEADER: usize = 24;
 /// A classic pcap record header.
 const RECORD_HEADER: usize = 16;
-
-/// Bytes walked between two releases of the pages behind the walk.
-pub(super) const RELEASE_STEP: usize = 4 << 20;
-/// Each release covers this much behind the walk again: a worker reading a
-/// payload from a released page maps it back in, and the next releases
-/// hand it back as long as the worker trails by less than this.
-pub(super) const RELEASE_WINDOW: usize = 64 << 20;
-/// Release boundaries are aligned to this (a multiple of any page size).
-pub(super) const RELEASE_ALIGN: usize = 64 << 10;
-/// Pages ahead of the walk are mapped in this many bytes at a time (one
-/// `MADV_POPULATE_READ` call), so the walk does not take a page fault per
-/// few pages; the walk stays at least one step behind the mapped front.
-const POPULATE_STEP: usize = 1 << 20;
-/// Cache lines this far ahead of the walk are prefetched, so the record
-/// header (and the frame's headers behind it) are in cache when the walk
-/// reaches them: the walk's stride is a record, which the hardware
-/// prefetcher does not follow across pages.
-const PREFETCH_AHEAD: usize = 4 << 10;
-/// A cache line.
-const LINE: usize = 64;
 
 /// One record, borrowed from the mapping.
 #[derive(Debug, Clone, Copy)]
@@ -105,12 +83,8 @@ impl std::fmt::Debug for Mapping {
 pub struct Mapped {
     map: Arc<Mmap>,
     pos: usize,
-    /// Where the last release ended.
-    released: usize,
-    /// Where the pages mapped in ahead of the walk end.
-    populated: usize,
-    /// Where the cache lines prefetched ahead of the walk end.
-    prefetched: usize,
+    /// Pages mapped in ahead of the walk, released behind it.
+    window: Window,
     big_endian: bool,
     nanos: bool,
     /// libpcap's snapshot length for the file (0 or past the maximum in
@@ -160,9 +134,7 @@ impl Mapped {
             swapped_lengths: header.version_minor < 3,
             map: Arc::new(map),
             pos: FILE_HEADER,
-            released: 0,
-            populated: 0,
-            prefetched: FILE_HEADER,
+            window: Window::default(),
             progress: Arc::new(AtomicU64::new(FILE_HEADER as u64)),
         })
     }
@@ -180,9 +152,7 @@ impl Mapped {
         Mapped {
             map: Arc::clone(&self.map),
             pos: FILE_HEADER,
-            released: 0,
-            populated: 0,
-            prefetched: FILE_HEADER,
+            window: Window::default(),
             big_endian: self.big_endian,
             nanos: self.nanos,
             snaplen: self.snaplen,
@@ -221,9 +191,7 @@ impl Mapped {
 
     /// Step past the next record and say where its kept bytes lie.
     fn next_at(&mut self) -> Result<Option<At>, String> {
-        self.release_behind();
-        self.populate_ahead();
-        self.prefetch_ahead();
+        self.window.advance(&self.map, self.pos);
         let rest = self.map.get(self.pos..).unwrap_or_default();
         if rest.is_empty() {
             return Ok(None);
@@ -257,75 +225,6 @@ impl Mapped {
         self.pos = start + caplen as usize;
         self.progress.store(self.pos as u64, Ordering::Relaxed);
         Ok(Some(at))
-    }
-
-    /// Hand the pages the walk has left behind back to the kernel (they
-    /// stay in the page cache), once `RELEASE_STEP` bytes have gathered:
-    /// the last `RELEASE_WINDOW` bytes before `end`, again.
-    fn release_behind(&mut self) {
-        // Trail the walk by a step: workers may still read payloads just
-        // behind it (a page released under them is read again, correctly).
-        let end = self.pos.saturating_sub(RELEASE_STEP) / RELEASE_ALIGN * RELEASE_ALIGN;
-        if end.saturating_sub(self.released) < RELEASE_STEP {
-            return;
-        }
-        let start = end.saturating_sub(RELEASE_WINDOW);
-        #[cfg(unix)]
-        {
-            // SAFETY: MADV_DONTNEED on a read-only private file mapping only
-            // drops page-table entries: a later access reads the file again,
-            // never zeroes, so a payload a worker still reads there (a
-            // `Mapping`) reads the same bytes; `start..end` is inside
-            // the mapping and aligned (`start` is `end` less a multiple of
-            // the alignment, or 0).
-            let _ = unsafe {
-                self.map.unchecked_advise_range(
-                    memmap2::UncheckedAdvice::DontNeed,
-                    start,
-                    end - start,
-                )
-            };
-        }
-        self.released = end;
-    }
-
-    /// Map in the next `POPULATE_STEP`s of the file before the walk gets
-    /// there: one call instead of a page fault every few pages. Only
-    /// advice: if the kernel declines it, pages fault in as before.
-    fn populate_ahead(&mut self) {
-        if self.populated >= self.pos.saturating_add(POPULATE_STEP) {
-            return;
-        }
-        let len = self.map.len();
-        let start = self.populated.max(self.pos) / RELEASE_ALIGN * RELEASE_ALIGN;
-        let end = start.saturating_add(2 * POPULATE_STEP).min(len);
-        #[cfg(target_os = "linux")]
-        {
-            let _ = self
-                .map
-                .advise_range(memmap2::Advice::PopulateRead, start, end - start);
-        }
-        // Past the end, never again.
-        self.populated = if end >= len { usize::MAX } else { end };
-    }
-
-    /// Prefetch the cache lines up to `PREFETCH_AHEAD` past the walk (on
-    /// x86_64; a hint, so elsewhere nothing).
-    fn prefetch_ahead(&mut self) {
-        let front = self.pos.saturating_add(PREFETCH_AHEAD).min(self.map.len());
-        while self.prefetched < front {
-            #[cfg(target_arch = "x86_64")]
-            {
-                use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-                let line = self.map.as_ptr().wrapping_add(self.prefetched).cast::<i8>();
-                // SAFETY: SSE is part of every x86_64 target, and a
-                // prefetch never faults nor reads into the program: any
-                // address is allowed; this one is inside the mapping
-                // (`prefetched` < its length).
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(line) };
-            }
-            self.prefetched += LINE;
-        }
     }
 
     /// The record header at the front of `rest` (at least 16 bytes), its

@@ -28,7 +28,7 @@
 //! `MAX_INTERFACES` interfaces are remembered per section (libpcap has no
 //! limit; past it the walk ends, said). Invariant: `pos` is always a block
 //! boundary inside the mapping, and the progress offset published is
-//! `pos`. Pages behind the walk are released as `mapped` releases them.
+//! `pos`. Which pages of the file are resident is `window`'s, as for `mapped`.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -41,9 +41,8 @@ use pcap_parser::PcapError;
 use pcap_parser::pcapng::{parse_option_be, parse_option_le};
 
 use crate::capture::decode::LinkType;
-use crate::capture::mapped::{
-    MAX_CAPLEN, Mapped, Mapping, RELEASE_ALIGN, RELEASE_STEP, RELEASE_WINDOW, Record,
-};
+use crate::capture::mapped::{MAX_CAPLEN, Mapped, Mapping, Record};
+use crate::capture::window::Window;
 
 /// pcapng block types (pcapng §4): the Section Header Block's reads the
 /// same in both byte orders.
@@ -115,8 +114,8 @@ struct Packet {
 pub struct MappedNg {
     map: Arc<Mmap>,
     pos: usize,
-    /// Where the last release ended.
-    released: usize,
+    /// Pages mapped in ahead of the walk, released behind it.
+    window: Window,
     big_endian: bool,
     /// The capture's link type as libpcap reports it (`pcap_datalink`).
     link: i32,
@@ -200,7 +199,7 @@ impl MappedNg {
         Some(MappedNg {
             map: Arc::new(map),
             pos: first,
-            released: 0,
+            window: Window::default(),
             big_endian,
             link: link.0,
             snapshot: None,
@@ -290,7 +289,7 @@ impl MappedNg {
     /// Walk blocks up to the next packet and say where its bytes lie.
     fn next_at(&mut self) -> Result<Option<At>, String> {
         loop {
-            self.release_behind();
+            self.window.advance(&self.map, self.pos);
             let at = self.pos;
             let Some((kind, body)) = self
                 .frame()
@@ -575,30 +574,6 @@ impl MappedNg {
         } else {
             u16::from_le_bytes(b)
         }
-    }
-
-    /// Hand the pages the walk has left behind back to the kernel, as
-    /// `Mapped` does (see there for the why and the safety argument).
-    fn release_behind(&mut self) {
-        let end = self.pos.saturating_sub(RELEASE_STEP) / RELEASE_ALIGN * RELEASE_ALIGN;
-        if end.saturating_sub(self.released) < RELEASE_STEP {
-            return;
-        }
-        let start = end.saturating_sub(RELEASE_WINDOW);
-        #[cfg(unix)]
-        {
-            // SAFETY: MADV_DONTNEED on a read-only private file mapping only
-            // drops page-table entries (a later access reads the file
-            // again); `start..end` is inside the mapping and aligned.
-            let _ = unsafe {
-                self.map.unchecked_advise_range(
-                    memmap2::UncheckedAdvice::DontNeed,
-                    start,
-                    end - start,
-                )
-            };
-        }
-        self.released = end;
     }
 }
 

@@ -110,6 +110,10 @@ pub struct Sizes {
     /// Worst-case heap bytes of a flow table limited to this many flows
     /// (`flow::engine::table_bytes`).
     pub table_bytes: fn(usize) -> usize,
+    /// Bytes of a mapped input file one walk keeps resident
+    /// (`capture::window::RESIDENT_MAX`); walk mode has a walk per worker,
+    /// so each worker sets this much aside, whatever the input.
+    pub window_bytes: usize,
 }
 
 /// The budget's share for secrets: an eighth (see the module docs).
@@ -119,8 +123,10 @@ pub const SECRETS_SHARE: usize = 8;
 /// `MIN_FLOWS_PER_WORKER` flows and `MIN_BUFFER_BUDGET`.
 fn least_bytes(workers: usize, sizes: &Sizes) -> usize {
     let batches = sizes.loose_batches + MIN_QUEUE_BATCHES;
-    let per_worker =
-        batches * sizes.batch_bytes + (sizes.table_bytes)(MIN_FLOWS_PER_WORKER) + MIN_BUFFER_BUDGET;
+    let per_worker = batches * sizes.batch_bytes
+        + sizes.window_bytes
+        + (sizes.table_bytes)(MIN_FLOWS_PER_WORKER)
+        + MIN_BUFFER_BUDGET;
     PROCESS_RESERVE + workers.max(1) * per_worker
 }
 
@@ -185,11 +191,14 @@ pub fn plan(bounds: &Bounds, workers: usize, sizes: &Sizes, secrets: usize) -> P
     let workers = workers.max(1);
     let secrets = secrets.min(secrets_budget(bounds.memory, workers, sizes));
     let batch = sizes.batch_bytes;
-    // Batches outside the queues: each worker's batch being filled and the
-    // recycled ones.
-    let loose = workers
-        .saturating_mul(sizes.loose_batches)
-        .saturating_mul(batch);
+    // Outside the queues: each worker's batch being filled, the recycled
+    // ones, and its walk's window of a mapped file.
+    let loose = workers.saturating_mul(
+        sizes
+            .loose_batches
+            .saturating_mul(batch)
+            .saturating_add(sizes.window_bytes),
+    );
     let share = bounds
         .memory
         .saturating_sub(secrets)
@@ -268,7 +277,9 @@ mod tests {
             + p.buffer_budget
             + p.reports
             + p.queue_batches * pipeline::batch_footprint();
-        let loose = p.workers * (pipeline::RECYCLED_PER_WORKER + 1) * pipeline::batch_footprint();
+        let loose = p.workers
+            * ((pipeline::RECYCLED_PER_WORKER + 1) * pipeline::batch_footprint()
+                + crate::capture::window::RESIDENT_MAX);
         PROCESS_RESERVE + loose + p.workers * per_worker + p.secrets
     }
 

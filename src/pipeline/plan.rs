@@ -157,6 +157,7 @@ pub fn sizes() -> budget::Sizes {
         batch_bytes: batch_footprint(),
         loose_batches: RECYCLED_PER_WORKER + 1,
         table_bytes: engine::table_bytes,
+        window_bytes: crate::capture::window::RESIDENT_MAX,
     }
 }
 

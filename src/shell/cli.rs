@@ -417,6 +417,18 @@ pub fn default_threads_for(cores: usize, args: &Args) -> usize {
     }
 }
 
+/// The default worker count, lowered until each worker's minimum fits the
+/// `--memory` asked for: a default must not turn a budget that one worker
+/// could use into an error (an explicit `--threads` is checked as asked).
+fn fitting_threads(default: usize, args: &Args) -> usize {
+    let Some(mib) = args.memory_mib else {
+        return default;
+    };
+    let sizes = crate::pipeline::sizes();
+    let fits = |w: usize| budget::min_memory(w, &sizes) <= mib.saturating_mul(1 << 20);
+    (1..=default).rev().find(|&w| fits(w)).unwrap_or(1)
+}
+
 /// Validate parsed arguments into the run's configuration. `cores` is
 /// what the caller measured (`std::thread::available_parallelism`), passed
 /// in to keep this pure. Checks run in a fixed order: the first problem is
@@ -424,10 +436,11 @@ pub fn default_threads_for(cores: usize, args: &Args) -> usize {
 pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
     // The budget is checked for the worker count asked for (a bad
     // --threads is reported below).
+    let default = fitting_threads(default_threads_for(cores, &args), &args);
     let workers = args
         .threads
         .filter(|n| (1..=MAX_THREADS).contains(n))
-        .unwrap_or_else(|| default_threads_for(cores, &args));
+        .unwrap_or(default);
     let bounds = bounds(&args, workers)?;
     let filter = Some(args.filter.join(" ").trim().to_string()).filter(|f| !f.is_empty());
     let mode = mode(&args)?;
@@ -439,7 +452,7 @@ pub fn config(args: Args, cores: usize) -> Result<Config, UsageError> {
     check_keylog_and_count(&args, listing)?;
     let snaplen = snaplen(args.snaplen)?;
     let buffer_bytes = buffer_bytes(args.buffer_kib)?;
-    let threads = threads(args.threads, default_threads_for(cores, &args))?;
+    let threads = threads(args.threads, default)?;
     if args.user.as_deref().is_some_and(|u| u.trim().is_empty()) {
         return Err(usage("-Z needs a user name"));
     }
@@ -1142,6 +1155,21 @@ mod tests {
         assert_eq!(cfg(&["-r", "-"]), 1);
         assert_eq!(cfg(&["-i", "eth0"]), 1);
         assert_eq!(cfg(&["-r", "x.pcap", "--threads", "1"]), 1);
+    }
+
+    #[test]
+    fn a_default_thread_count_shrinks_to_fit_the_memory_asked_for() {
+        let cfg = |argv: &[&str]| super::config(parse(argv).unwrap(), 64);
+        let mib = |w| budget::min_memory(w, &crate::pipeline::sizes()) / (1 << 20);
+        // 64 cores, a budget that holds a few workers but not 64.
+        let small = mib(4).to_string();
+        assert!(mib(64) > mib(4));
+        let threads = cfg(&["-r", "x.pcap", "--memory", &small]).unwrap().threads;
+        assert!((4..64).contains(&threads), "{threads}");
+        assert!(mib(threads) <= mib(4) && mib(threads + 1) > mib(4));
+        // Asked for explicitly, the same count is an error that says so.
+        let err = cfg(&["-r", "x.pcap", "--memory", &small, "--threads", "64"]).unwrap_err();
+        assert!(err.to_string().contains("with 64 worker threads"), "{err}");
     }
 
     #[test]

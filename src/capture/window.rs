@@ -1,0 +1,171 @@
+//! The resident window of a walk through a mapped capture file, shared by
+//! the classic pcap walker (`mapped`) and the pcapng walker (`mapped_ng`):
+//! pages ahead of the walk are mapped in a step at a time and cache lines
+//! prefetched, pages behind it handed back to the kernel. It owns only
+//! that bookkeeping; the walkers own the mapping, the position and the
+//! record format, and call `Window::advance` with their position before
+//! reading each record or block.
+//!
+//! Why: a mapping's touched pages are resident and count in the process's
+//! RSS, which `--memory` promises to bound (`tests/flood.rs` measures the
+//! peak). The window keeps at most `RESIDENT_MAX` bytes of the file mapped
+//! in by the walk itself, whatever the file's size; the memory plan sets
+//! that much aside (`pipeline::budget::PROCESS_RESERVE`). Pages a worker
+//! maps back in to read a queued payload belong to its queue's budget
+//! (`pipeline::batch_footprint`) and are released again by the next step
+//! while the worker trails by less than `RELEASE_WINDOW`.
+
+use memmap2::Mmap;
+
+/// The walk keeps this many bytes behind it mapped in: workers read
+/// payloads just behind the walk (a page released under them is read
+/// again, correctly, from the page cache).
+const TRAIL: usize = 1 << 20;
+/// Bytes walked between two releases of the pages behind the trail.
+const RELEASE_STEP: usize = 1 << 20;
+/// Each release covers this much behind the trail again: pages a worker
+/// mapped back in are handed back while it trails by less than this.
+const RELEASE_WINDOW: usize = 64 << 20;
+/// Release and populate boundaries are aligned to this (a multiple of any
+/// page size).
+const ALIGN: usize = 64 << 10;
+/// Pages ahead of the walk are mapped in this many bytes at a time (one
+/// `MADV_POPULATE_READ` call), so the walk does not take a page fault per
+/// few pages; the walk stays at least one step behind the mapped front.
+const POPULATE_STEP: usize = 512 << 10;
+/// Cache lines this far ahead of the walk are prefetched, so the next
+/// header is in cache when the walk reaches it: the walk's stride is a
+/// record, which the hardware prefetcher does not follow across pages.
+const PREFETCH_AHEAD: usize = 4 << 10;
+/// A cache line.
+const LINE: usize = 64;
+
+/// The most file bytes a walk keeps mapped in: the trail, a step not yet
+/// released, the populated front and an alignment's rounding at each end.
+pub const RESIDENT_MAX: usize = TRAIL + RELEASE_STEP + 2 * POPULATE_STEP + 2 * ALIGN;
+
+/// Where a walk's releases, populated front and prefetched front stand.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Window {
+    /// Where the last release ended.
+    released: usize,
+    /// Where the pages mapped in ahead of the walk end.
+    populated: usize,
+    /// Where the cache lines prefetched ahead of the walk end.
+    prefetched: usize,
+}
+
+impl Window {
+    /// Release behind, populate and prefetch ahead of a walk now at `pos`.
+    pub(super) fn advance(&mut self, map: &Mmap, pos: usize) {
+        self.release_behind(map, pos);
+        self.populate_ahead(map, pos);
+        self.prefetch_ahead(map, pos);
+    }
+
+    /// Hand the pages more than `TRAIL` behind the walk back to the kernel
+    /// (they stay in the page cache), once `RELEASE_STEP` bytes have
+    /// gathered: the last `RELEASE_WINDOW` bytes before that point, again.
+    fn release_behind(&mut self, map: &Mmap, pos: usize) {
+        let end = pos.saturating_sub(TRAIL) / ALIGN * ALIGN;
+        if end.saturating_sub(self.released) < RELEASE_STEP {
+            return;
+        }
+        let start = end.saturating_sub(RELEASE_WINDOW);
+        #[cfg(unix)]
+        {
+            // SAFETY: MADV_DONTNEED on a read-only private file mapping only
+            // drops page-table entries: a later access reads the file again,
+            // never zeroes, so a payload a worker still reads there (a
+            // `Mapping`) reads the same bytes; `start..end` is inside the
+            // mapping (`end` <= `pos` <= its length) and aligned (`start`
+            // is `end` less a multiple of the alignment, or 0).
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+            };
+        }
+        #[cfg(not(unix))]
+        let _ = (map, start);
+        self.released = end;
+    }
+
+    /// Map in the next `POPULATE_STEP`s of the file before the walk gets
+    /// there: one call instead of a page fault every few pages. Only
+    /// advice: if the kernel declines it, pages fault in as before.
+    fn populate_ahead(&mut self, map: &Mmap, pos: usize) {
+        if self.populated >= pos.saturating_add(POPULATE_STEP) {
+            return;
+        }
+        let len = map.len();
+        let start = (self.populated.max(pos) / ALIGN * ALIGN).min(len);
+        let end = start.saturating_add(2 * POPULATE_STEP).min(len);
+        #[cfg(target_os = "linux")]
+        {
+            let _ = map.advise_range(memmap2::Advice::PopulateRead, start, end - start);
+        }
+        // Past the end, never again.
+        self.populated = if end >= len { usize::MAX } else { end };
+    }
+
+    /// Prefetch the cache lines up to `PREFETCH_AHEAD` past the walk (on
+    /// x86_64; a hint, so elsewhere nothing).
+    fn prefetch_ahead(&mut self, map: &Mmap, pos: usize) {
+        let front = pos.saturating_add(PREFETCH_AHEAD).min(map.len());
+        self.prefetched = self.prefetched.max(pos / LINE * LINE);
+        while self.prefetched < front {
+            #[cfg(target_arch = "x86_64")]
+            {
+                use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+                let line = map.as_ptr().wrapping_add(self.prefetched).cast::<i8>();
+                // SAFETY: SSE is part of every x86_64 target, and a
+                // prefetch never faults nor reads into the program: any
+                // address is allowed; this one is inside the mapping
+                // (`prefetched` < its length).
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(line) };
+            }
+            self.prefetched += LINE;
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn mapped(len: usize) -> Mmap {
+        let path = std::env::temp_dir().join(format!("mtlsniff-window-{}", std::process::id()));
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(&vec![7u8; len])
+            .unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        // SAFETY: a private read-only mapping of a file only this test has.
+        unsafe { Mmap::map(&file) }.unwrap()
+    }
+
+    #[test]
+    fn releases_trail_the_walk_and_fronts_stay_ahead() {
+        let map = mapped(8 << 20);
+        let mut w = Window::default();
+        let mut pos = 0;
+        while pos < map.len() {
+            w.advance(&map, pos);
+            // Never released ahead of the trail, never more than a step
+            // (and an alignment) of unreleased pages behind it.
+            assert!(w.released + TRAIL <= pos.max(TRAIL));
+            assert!(pos.saturating_sub(TRAIL) < w.released + RELEASE_STEP + ALIGN);
+            assert!(w.populated >= pos.min(map.len()));
+            assert!(w.prefetched >= (pos + PREFETCH_AHEAD).min(map.len()));
+            pos += 1500;
+        }
+        // At the end, nothing more to populate.
+        assert_eq!(w.populated, usize::MAX);
+        assert_eq!(
+            map.iter().map(|&b| usize::from(b)).sum::<usize>(),
+            7 * map.len()
+        );
+    }
+}
