@@ -45,13 +45,43 @@ pub struct Record<'a> {
     pub orig_len: u32,
 }
 
-/// Where a record's kept bytes lie in the mapping, and its header fields.
-struct At {
-    start: usize,
-    end: usize,
-    secs: i64,
-    micros: i64,
-    orig_len: u32,
+/// Where a record's kept bytes lie in the mapping, and its header fields:
+/// what each walker's format-specific step finds (`Walk::next_at`).
+pub(super) struct At {
+    pub(super) start: usize,
+    pub(super) end: usize,
+    pub(super) secs: i64,
+    pub(super) micros: i64,
+    pub(super) orig_len: u32,
+}
+
+/// A walk through a mapped file's records, classic pcap or pcapng: the
+/// format's step, and the filtered read both walkers share.
+pub(super) trait Walk {
+    /// The whole mapping.
+    fn bytes(&self) -> &[u8];
+    /// Step past the next record and say where its kept bytes lie;
+    /// Ok(None) at the end, Err with libpcap's words at damage.
+    fn next_at(&mut self) -> Result<Option<At>, String>;
+
+    /// The next record whose bytes `keep` accepts; Ok(None) at the end,
+    /// Err when a record is damaged (the walk stays there).
+    fn next_kept(&mut self, keep: impl Fn(&[u8]) -> bool) -> Result<Option<Record<'_>>, String> {
+        let at = loop {
+            let Some(at) = self.next_at()? else {
+                return Ok(None);
+            };
+            if keep(self.bytes().get(at.start..at.end).unwrap_or_default()) {
+                break at;
+            }
+        };
+        Ok(Some(Record {
+            secs: at.secs,
+            micros: at.micros,
+            data: self.bytes().get(at.start..at.end).unwrap_or_default(),
+            orig_len: at.orig_len,
+        }))
+    }
 }
 
 /// The mapped file, shared with the workers, which read payloads from it
@@ -173,20 +203,13 @@ impl Mapped {
         &mut self,
         keep: impl Fn(&[u8]) -> bool,
     ) -> Result<Option<Record<'_>>, String> {
-        let at = loop {
-            let Some(at) = self.next_at()? else {
-                return Ok(None);
-            };
-            if keep(self.map.get(at.start..at.end).unwrap_or_default()) {
-                break at;
-            }
-        };
-        Ok(Some(Record {
-            secs: at.secs,
-            micros: at.micros,
-            data: self.map.get(at.start..at.end).unwrap_or_default(),
-            orig_len: at.orig_len,
-        }))
+        self.next_kept(keep)
+    }
+}
+
+impl Walk for Mapped {
+    fn bytes(&self) -> &[u8] {
+        &self.map
     }
 
     /// Step past the next record and say where its kept bytes lie.
@@ -226,7 +249,9 @@ impl Mapped {
         self.progress.store(self.pos as u64, Ordering::Relaxed);
         Ok(Some(at))
     }
+}
 
+impl Mapped {
     /// The record header at the front of `rest` (at least 16 bytes), its
     /// lengths checked as libpcap checks them.
     fn record_header<'a>(&self, rest: &'a [u8]) -> Result<LegacyPcapBlock<'a>, String> {

@@ -41,7 +41,7 @@ use pcap_parser::PcapError;
 use pcap_parser::pcapng::{parse_option_be, parse_option_le};
 
 use crate::capture::decode::LinkType;
-use crate::capture::mapped::{MAX_CAPLEN, Mapped, Mapping, Record};
+use crate::capture::mapped::{At, MAX_CAPLEN, Mapped, Mapping, Record, Walk};
 use crate::capture::window::Window;
 
 /// pcapng block types (pcapng §4): the Section Header Block's reads the
@@ -89,15 +89,6 @@ struct Interface {
     /// Seconds added to every timestamp (`if_tsoffset`).
     tsoffset: i64,
     scale: Scale,
-}
-
-/// Where a packet's bytes lie in the mapping, and its header fields.
-struct At {
-    start: usize,
-    end: usize,
-    secs: i64,
-    micros: i64,
-    orig_len: u32,
 }
 
 /// A packet block's fixed fields, in the block's order.
@@ -270,20 +261,13 @@ impl MappedNg {
         &mut self,
         keep: impl Fn(&[u8]) -> bool,
     ) -> Result<Option<Record<'_>>, String> {
-        let at = loop {
-            let Some(at) = self.next_at()? else {
-                return Ok(None);
-            };
-            if keep(self.map.get(at.start..at.end).unwrap_or_default()) {
-                break at;
-            }
-        };
-        Ok(Some(Record {
-            secs: at.secs,
-            micros: at.micros,
-            data: self.map.get(at.start..at.end).unwrap_or_default(),
-            orig_len: at.orig_len,
-        }))
+        self.next_kept(keep)
+    }
+}
+
+impl Walk for MappedNg {
+    fn bytes(&self) -> &[u8] {
+        &self.map
     }
 
     /// Walk blocks up to the next packet and say where its bytes lie.
@@ -309,7 +293,9 @@ impl MappedNg {
             }
         }
     }
+}
 
+impl MappedNg {
     /// The block at `pos`, framed and checked as libpcap's `read_block`
     /// does: its type and the range of its body (between the length and
     /// the trailer). `pos` steps past it.

@@ -24,12 +24,12 @@ use crate::capture::source::{Capture, KernelStats, Read};
 use crate::flow::engine::Engine;
 use crate::report::gauges::Gauges;
 use crate::report::stats::ProcessingTime;
-use crate::verdict::{Report, ReportOrder};
+use crate::verdict::Report;
 
 use super::batch::FromWorker;
 use super::capture::{CaptureEnd, Intake};
 use super::plan::Plan;
-use super::worker::{Call, Outbox, doubled_mark, finish, judge_segment, on_tick, stamp};
+use super::worker::{Call, Outbox, finish, judge_segment, on_tick, stamp};
 
 /// Each member's packets and kernel counters, summed for the gauges.
 #[derive(Debug, Default)]
@@ -109,29 +109,22 @@ impl Member<'_> {
             return true;
         }
         stamp(&mut judge.reports, Call::Segment);
-        let watermark = doubled_mark(ReportOrder { trigger, flow: 0 }, Call::Clock);
-        self.out.send(self.index, &mut judge.reports, watermark)
+        self.out
+            .send_before(self.index, &mut judge.reports, trigger)
     }
 
     /// A tick: idle flows expired and sent in chunks, as a worker's
     /// (`worker::on_tick`), so a flood's expiry is never all in memory;
     /// false when the output stage is gone.
     fn tick(&self, judge: &mut Judge, (index, now): (u64, Timestamp)) -> bool {
-        let engine = &mut judge.engine;
-        let watermark = doubled_mark(
-            ReportOrder {
-                trigger: index,
-                flow: 0,
-            },
-            Call::Segment,
-        );
         on_tick(
             self.index,
-            engine,
+            &mut judge.engine,
             (index, now),
             &self.out,
             &mut judge.reports,
-        ) && self.out.send(self.index, &mut judge.reports, watermark)
+        )
+        .is_some_and(|after| self.out.send(self.index, &mut judge.reports, after))
     }
 
     fn publish(&self, intake: &Intake<'_>, capture: &mut Capture, engine: &Engine) {

@@ -31,12 +31,12 @@ use crate::capture::source::{Capture, CaptureError, Read};
 use crate::flow::engine::Engine;
 use crate::report::gauges::Gauges;
 use crate::report::stats::ProcessingTime;
-use crate::verdict::{Report, ReportOrder};
+use crate::verdict::Report;
 
 use super::batch::FromWorker;
 use super::capture::{CaptureEnd, Intake};
 use super::plan::Plan;
-use super::worker::{Call, Outbox, doubled_mark, finish, judge_segment, on_tick, stamp};
+use super::worker::{Call, Outbox, finish, judge_segment, on_tick, stamp};
 
 /// Frames between two watermarks of a walker (more often when reports
 /// pile up: `MARK_REPORTS`).
@@ -204,14 +204,7 @@ impl Walker<'_> {
     /// tick or a segment at `next` or later. False when the output stage
     /// is gone.
     fn send(&self, judge: &mut Judge, next: u64) -> bool {
-        let watermark = doubled_mark(
-            ReportOrder {
-                trigger: next,
-                flow: 0,
-            },
-            Call::Clock,
-        );
-        self.out.send(self.index, &mut judge.reports, watermark)
+        self.out.send_before(self.index, &mut judge.reports, next)
     }
 
     /// A tick before frame `index`: the reports before it go first, then
@@ -220,20 +213,14 @@ impl Walker<'_> {
         if !judge.reports.is_empty() && !self.send(judge, index) {
             return false;
         }
-        let after = doubled_mark(
-            ReportOrder {
-                trigger: index,
-                flow: 0,
-            },
-            Call::Segment,
-        );
         let sent = on_tick(
             self.index,
             &mut judge.engine,
             (index, now),
             &self.out,
             &mut judge.reports,
-        ) && self.out.send(self.index, &mut judge.reports, after);
+        )
+        .is_some_and(|after| self.out.send(self.index, &mut judge.reports, after));
         self.gauges
             .publish_engine(self.index, judge.engine.counters());
         sent

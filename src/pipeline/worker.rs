@@ -97,6 +97,16 @@ impl Outbox<'_> {
         };
         self.tx.send(msg).is_ok()
     }
+
+    /// Send `reports` and the watermark before frame `next`: whatever
+    /// comes next is a tick or a segment at `next` or later.
+    pub(super) fn send_before(&self, worker: usize, reports: &mut Vec<Report>, next: u64) -> bool {
+        let before = ReportOrder {
+            trigger: next,
+            flow: 0,
+        };
+        self.send(worker, reports, doubled_mark(before, Call::Clock))
+    }
 }
 
 /// The doubled order between threads (module docs): `trigger` of a tick
@@ -154,18 +164,13 @@ pub(super) fn worker_loop(worker: usize, plan: &Plan, ends: Ends<'_>) {
                 doubled_mark(next, Call::Clock)
             }
             ToWorker::Tick { index, now } => {
-                if !on_tick(worker, &mut engine, (index, now), &ends.out, &mut reports) {
+                let Some(after) =
+                    on_tick(worker, &mut engine, (index, now), &ends.out, &mut reports)
+                else {
                     return;
-                }
+                };
                 ends.gauges.publish_engine(worker, engine.counters());
-                // The segment at `index` is next, at the earliest.
-                doubled_mark(
-                    ReportOrder {
-                        trigger: index,
-                        flow: 0,
-                    },
-                    Call::Segment,
-                )
+                after
             }
             ToWorker::Finish { index } => {
                 finish(worker, &mut engine, index, &ends.out, &mut reports);
@@ -206,15 +211,16 @@ pub(super) fn finish(
 }
 
 /// A tick: expire idle flows, sending a chunk of `FINISH_CHUNK` reports
-/// at a time (the last chunk stays in `reports`). False when the output
-/// stage is gone.
+/// at a time. The last chunk stays in `reports`, to be sent with the
+/// watermark returned (the segment at `index` is next, at the earliest).
+/// None when the output stage is gone.
 pub(super) fn on_tick(
     worker: usize,
     engine: &mut Engine,
     (index, now): (u64, Timestamp),
     out: &Outbox<'_>,
     reports: &mut Vec<Report>,
-) -> bool {
+) -> Option<ReportOrder> {
     while let Some(next) = engine.on_tick_some(now, index, FINISH_CHUNK, reports) {
         stamp(reports, Call::Clock);
         let watermark = ReportOrder {
@@ -222,11 +228,15 @@ pub(super) fn on_tick(
             flow: next,
         };
         if !out.send(worker, reports, watermark) {
-            return false;
+            return None;
         }
     }
     stamp(reports, Call::Clock);
-    true
+    let after = ReportOrder {
+        trigger: index,
+        flow: 0,
+    };
+    Some(doubled_mark(after, Call::Segment))
 }
 
 /// One segment through the engine; one in `SAMPLE_EVERY` is timed (two
