@@ -15,8 +15,9 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use tls_parser::{
-    TlsExtension, TlsMessage, TlsMessageHandshake, parse_tls_extensions,
-    parse_tls_message_handshake, parse_tls_server_hello_extensions,
+    TlsExtension, TlsMessage, TlsMessageHandshake, parse_tls_extension,
+    parse_tls_extension_unknown, parse_tls_extensions, parse_tls_message_handshake,
+    parse_tls_server_hello_extensions,
 };
 
 pub const RECORD_HEADER_LEN: usize = 5;
@@ -330,12 +331,7 @@ pub fn parse_client_hello(msg: &[u8]) -> Option<ClientHello> {
         session_id: ch.session_id.unwrap_or_default().to_vec(),
         ..ClientHello::default()
     };
-    let exts = ch
-        .ext
-        .and_then(|e| parse_tls_extensions(e).ok())
-        .map(|(_, v)| v)
-        .unwrap_or_default();
-    for ext in exts {
+    for ext in client_extensions(ch.ext.unwrap_or_default()) {
         match ext {
             TlsExtension::SNI(names) => {
                 if let Some((_, name)) = names.into_iter().find(|(t, _)| t.0 == 0) {
@@ -363,6 +359,38 @@ pub fn parse_client_hello(msg: &[u8]) -> Option<ClientHello> {
         }
     }
     Some(out)
+}
+
+/// The ClientHello extensions `parse_client_hello` reads beyond their
+/// type: server_name, ALPN, session_ticket, pre_shared_key, early_data,
+/// supported_versions, post_handshake_auth.
+fn read_in_full(kind: u16) -> bool {
+    matches!(kind, 0 | 16 | 35 | 41 | 42 | 43 | 49)
+}
+
+/// The extensions of a ClientHello, each framed by tls-parser and parsed
+/// whole only when `read_in_full` wants it (the rest come back as
+/// `Unknown` with their type): a modern hello's key shares, groups and
+/// signature algorithms, parsed into vectors nobody read, cost a sixth of
+/// a worker's time. One malformed extension is passed over, not every one
+/// after it; the walk ends where the framing itself breaks.
+fn client_extensions(mut exts: &[u8]) -> impl Iterator<Item = TlsExtension<'_>> {
+    std::iter::from_fn(move || {
+        loop {
+            let (rest, framed) = parse_tls_extension_unknown(exts).ok()?;
+            let whole = exts.get(..exts.len() - rest.len()).unwrap_or_default();
+            exts = rest;
+            let TlsExtension::Unknown(kind, _) = framed else {
+                return None;
+            };
+            if !read_in_full(kind.0) {
+                return Some(framed);
+            }
+            if let Ok((_, ext)) = parse_tls_extension(whole) {
+                return Some(ext);
+            }
+        }
+    })
 }
 
 /// PSK identities kept from one ClientHello (a resumption offers one or
@@ -834,6 +862,31 @@ mod tests {
         assert!(ch.post_handshake_auth);
         assert!(!ch.early_data);
         assert!(parse_client_hello(&msg[..20]).is_none());
+    }
+
+    #[test]
+    fn a_malformed_extension_hides_none_after_it() {
+        // signature_algorithms (13) whose list claims more than it holds,
+        // a pre_shared_key (41) too short for its identities, then
+        // post_handshake_auth.
+        let bad = [ext(13, &[0, 0x10, 4, 3]), ext(41, &[0xff]), ext(49, &[])];
+        // Parsed all at once, the list stops at the first bad one.
+        let joined = bad.concat();
+        let (_, all) = parse_tls_extensions(&joined).unwrap();
+        assert!(all.is_empty(), "{all:?}");
+        let ch = parse_client_hello(&client_hello("x.example", &["h2"], &bad)).unwrap();
+        assert!(ch.post_handshake_auth);
+        assert!(ch.psk && ch.psk_identities.is_empty(), "{ch:?}");
+        assert_eq!(ch.sni.as_deref(), Some("x.example"));
+        // Where the framing breaks (a length past the end), the walk ends:
+        // what came before is kept.
+        let cut = [ext(49, &[]), vec![0, 42, 0, 9, 1]];
+        let ch = parse_client_hello(&client_hello("y.example", &[], &cut)).unwrap();
+        assert!(ch.post_handshake_auth && !ch.early_data);
+        // Types read only by their number.
+        let typed = [ext(19, &[1, 2]), ext(0xfe0d, &[0; 8])];
+        let ch = parse_client_hello(&client_hello("z.example", &[], &typed)).unwrap();
+        assert!(ch.client_cert_type && ch.ech);
     }
 
     #[test]
