@@ -10,7 +10,8 @@
 //! the pipeline turns the plan into each engine's `Limits`, the engine
 //! enforces them. Invariant: for any budget at least `MIN_MEMORY`, the
 //! plan's parts add up to no more than the budget: a process reserve, the
-//! worker queues, and per worker a flow table and a buffer budget.
+//! worker queues, and per worker a flow table, a buffer budget and the
+//! resident window of a mapped input file (`Sizes::window_bytes`).
 //!
 //! The split, per worker after the reserve: at most an eighth for its queue
 //! of batches, then at most half of the rest for its flow table (the flow
