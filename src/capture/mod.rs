@@ -17,6 +17,8 @@ pub mod decode;
 pub mod fanout;
 pub mod mapped;
 pub mod mapped_ng;
+#[cfg(test)]
+pub(crate) mod pcapng_build;
 pub mod segment;
 pub mod shard;
 pub mod source;

@@ -687,56 +687,18 @@ mod tests {
         f
     }
 
-    /// A pcapng block: type, length, body (padded), length.
-    fn block(kind: u32, body: &[u8], be: bool) -> Vec<u8> {
-        let mut body = body.to_vec();
-        while !body.len().is_multiple_of(4) {
-            body.push(0);
-        }
-        let len = body.len() as u32 + 12;
-        let mut b = w(kind, be).to_vec();
-        b.extend(w(len, be));
-        b.extend(body);
-        b.extend(w(len, be));
-        b
-    }
+    use crate::capture::pcapng_build::{block, dsb, opt, shb};
 
-    fn shb(be: bool) -> Vec<u8> {
-        let mut body = w(0x1A2B_3C4D, be).to_vec();
-        body.extend(if be { [0, 1, 0, 0] } else { [1, 0, 0, 0] });
-        body.extend([0xff; 8]);
-        block(SHB, &body, be)
-    }
-
+    /// An interface of link type 1, snaplen 0, with an if_tsresol option
+    /// when asked.
     fn idb(be: bool, tsresol: Option<u8>) -> Vec<u8> {
-        let half = |v: u16| if be { v.to_be_bytes() } else { v.to_le_bytes() };
-        let mut body = half(1).to_vec();
-        body.extend([0, 0]);
-        body.extend(w(0, be));
-        if let Some(r) = tsresol {
-            body.extend(half(9)); // if_tsresol
-            body.extend(half(1));
-            body.extend([r, 0, 0, 0]);
-            body.extend([0; 4]); // opt_endofopt
-        }
-        block(1, &body, be)
+        let opts: Vec<Vec<u8>> = tsresol.map(|r| opt(9, &[r], be)).into_iter().collect();
+        crate::capture::pcapng_build::idb(be, 1, 0, &opts)
     }
 
+    /// A whole packet (captured = original length).
     fn epb(be: bool, iface: u32, ts: u64, data: &[u8]) -> Vec<u8> {
-        let mut body = w(iface, be).to_vec();
-        body.extend(w((ts >> 32) as u32, be));
-        body.extend(w(ts as u32, be));
-        body.extend(w(data.len() as u32, be));
-        body.extend(w(data.len() as u32, be));
-        body.extend(data);
-        block(EPB, &body, be)
-    }
-
-    fn dsb(be: bool, text: &[u8]) -> Vec<u8> {
-        let mut body = w(0x544c_534b, be).to_vec();
-        body.extend(w(text.len() as u32, be));
-        body.extend(text);
-        block(0x0A, &body, be)
+        crate::capture::pcapng_build::epb(be, iface, ts, data, data.len() as u32)
     }
 
     /// Everything the reader hands out, as owned values.
