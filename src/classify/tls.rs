@@ -162,9 +162,7 @@ impl Tls {
     pub fn heap_bytes(&self) -> usize {
         let framing: usize = self.walker.sides.iter().map(|s| s.hs.allocated()).sum();
         let ch = self.ch.as_ref().map_or(0, |c| {
-            c.random.capacity()
-                + c.session_id.capacity()
-                + c.ticket.capacity()
+            c.ticket.capacity()
                 + c.psk_identities
                     .iter()
                     .map(|i| i.capacity() + 24)
@@ -173,9 +171,10 @@ impl Tls {
                 + c.alpn.iter().map(|a| a.capacity() + 24).sum::<usize>()
                 + c.versions.capacity() * 2
         });
-        let sh = self.sh.as_ref().map_or(0, |h| {
-            h.session_id.capacity() + h.alpn.as_ref().map_or(0, String::capacity)
-        });
+        let sh = self
+            .sh
+            .as_ref()
+            .map_or(0, |h| h.alpn.as_ref().map_or(0, String::capacity));
         let sealed = self.sealed.as_ref().map_or(0, |s| s.heap_bytes());
         framing + ch + sh + self.v12.heap_bytes() + self.v13.heap_bytes() + sealed
     }

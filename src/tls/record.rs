@@ -375,7 +375,10 @@ impl HandshakeReassembler {
                 let Some(declared) = self.buf.get(self.done..).and_then(declared_len) else {
                     return false;
                 };
-                (HANDSHAKE_HEADER_LEN + declared as usize, HANDSHAKE_HEADER_LEN)
+                (
+                    HANDSHAKE_HEADER_LEN + declared as usize,
+                    HANDSHAKE_HEADER_LEN,
+                )
             }
         };
         let take = (total - seen).min(rest.len());
@@ -394,13 +397,48 @@ impl HandshakeReassembler {
     }
 }
 
+/// Length of a hello's random (RFC 8446 §4.1.2, RFC 5246 §7.4.1.2).
+pub const RANDOM_LEN: usize = 32;
+/// Longest legacy_session_id (RFC 5246 §7.4.1.2, RFC 8446 §4.1.2).
+pub const SESSION_ID_MAX: usize = 32;
+
+/// A hello's legacy_session_id, held inline: a hello is parsed on every
+/// flow, and its fixed-size fields should not each cost an allocation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionId {
+    len: u8,
+    /// Zero past `len`, so equal ids compare equal as a whole.
+    bytes: [u8; SESSION_ID_MAX],
+}
+
+impl SessionId {
+    /// None when `b` is longer than `SESSION_ID_MAX` (tls-parser refuses
+    /// such a hello before this is reached).
+    pub fn new(b: &[u8]) -> Option<Self> {
+        let mut id = SessionId {
+            len: u8::try_from(b.len()).ok()?,
+            bytes: [0; SESSION_ID_MAX],
+        };
+        id.bytes.get_mut(..b.len())?.copy_from_slice(b);
+        Some(id)
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// What a ClientHello says in clear.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientHello {
     pub legacy_version: u16,
-    pub random: Vec<u8>,
+    pub random: [u8; RANDOM_LEN],
     /// legacy_session_id: a TLS <= 1.2 session the client tries to resume.
-    pub session_id: Vec<u8>,
+    pub session_id: SessionId,
     pub sni: Option<String>,
     pub alpn: Vec<String>,
     /// supported_versions (43), GREASE removed.
@@ -455,8 +493,8 @@ pub fn parse_client_hello(msg: &[u8]) -> Option<ClientHello> {
     };
     let mut out = ClientHello {
         legacy_version: ch.version.0,
-        random: ch.random.to_vec(),
-        session_id: ch.session_id.unwrap_or_default().to_vec(),
+        random: ch.random.try_into().ok()?,
+        session_id: SessionId::new(ch.session_id.unwrap_or_default())?,
         ..ClientHello::default()
     };
     for ext in client_extensions(ch.ext.unwrap_or_default()) {
@@ -565,8 +603,8 @@ pub struct ServerHello {
     pub hrr: bool,
     /// ServerHello.random: with the client's, it seeds the TLS <= 1.2 key
     /// expansion (RFC 5246 §6.3).
-    pub random: Vec<u8>,
-    pub session_id: Vec<u8>,
+    pub random: [u8; RANDOM_LEN],
+    pub session_id: SessionId,
     pub cipher: u16,
     /// pre_shared_key (41) accepted: a resumed TLS 1.3 session.
     pub psk: bool,
@@ -599,8 +637,8 @@ pub fn parse_server_hello(msg: &[u8]) -> Option<ServerHello> {
         legacy_version,
         version: legacy_version,
         hrr: random == HELLO_RETRY_REQUEST_RANDOM,
-        random: random.to_vec(),
-        session_id: session_id.to_vec(),
+        random: random.try_into().ok()?,
+        session_id: SessionId::new(session_id)?,
         cipher,
         ..ServerHello::default()
     };
@@ -1161,7 +1199,10 @@ mod tests {
         assert!(parse_certificate_list(&m).unwrap().count >= 1);
         // The same message whole in one record: the same prefix, lent.
         let whole = push_all(&mut r, &[&big]);
-        assert_eq!((whole[0].bytes.clone(), whole[0].truncated), (got[0].bytes.clone(), true));
+        assert_eq!(
+            (whole[0].bytes.clone(), whole[0].truncated),
+            (got[0].bytes.clone(), true)
+        );
         // A lying 2^24 length holds no more than the cap.
         let mut r = HandshakeReassembler::new(1024);
         assert!(r.push(&[11, 0xff, 0xff, 0xff]).is_empty());
@@ -1180,8 +1221,14 @@ mod tests {
         let steps: Vec<Step> = records.iter().map(|b| push_one(&mut r, b)).collect();
         assert_eq!(steps, model(&records, 65536));
         assert_eq!(steps[1].0.len(), 2);
-        assert_eq!((steps[1].0[0].bytes.clone(), steps[1].0[0].fragmented), (a, true));
-        assert_eq!((steps[1].0[1].bytes.clone(), steps[1].0[1].fragmented), (b, false));
+        assert_eq!(
+            (steps[1].0[0].bytes.clone(), steps[1].0[0].fragmented),
+            (a, true)
+        );
+        assert_eq!(
+            (steps[1].0[1].bytes.clone(), steps[1].0[1].fragmented),
+            (b, false)
+        );
         assert_eq!((steps[1].1, steps[1].2), (2, None));
         assert_eq!(steps[2].0[0].bytes, c);
         // The buffer is kept for the next split message.
@@ -1221,7 +1268,14 @@ mod tests {
 
     #[test]
     fn certificate_lists_are_counted() {
-        let msg = |bytes: Vec<u8>| Owned::of(&HandshakeReassembler::new(65536).push(&bytes).next().unwrap());
+        let msg = |bytes: Vec<u8>| {
+            Owned::of(
+                &HandshakeReassembler::new(65536)
+                    .push(&bytes)
+                    .next()
+                    .unwrap(),
+            )
+        };
         let empty = msg(hs(11, &[0, 0, 0]));
         assert_eq!(
             parse_certificate_list(&empty.view()),
@@ -1259,7 +1313,14 @@ mod tests {
 
     #[test]
     fn tls13_certificate_and_encrypted_extensions() {
-        let msg = |bytes: Vec<u8>| Owned::of(&HandshakeReassembler::new(65536).push(&bytes).next().unwrap());
+        let msg = |bytes: Vec<u8>| {
+            Owned::of(
+                &HandshakeReassembler::new(65536)
+                    .push(&bytes)
+                    .next()
+                    .unwrap(),
+            )
+        };
         // context "", two entries: (3-byte cert, no extensions), (2-byte
         // cert, 4 bytes of extensions).
         let list = [
@@ -1285,8 +1346,14 @@ mod tests {
             parse_encrypted_extensions(&msg(hs(8, &ee)).view()),
             Some(Some("h2".to_string()))
         );
-        assert_eq!(parse_encrypted_extensions(&msg(hs(8, &[0, 0])).view()), Some(None));
-        assert_eq!(parse_encrypted_extensions(&msg(hs(8, &[0, 9])).view()), None);
+        assert_eq!(
+            parse_encrypted_extensions(&msg(hs(8, &[0, 0])).view()),
+            Some(None)
+        );
+        assert_eq!(
+            parse_encrypted_extensions(&msg(hs(8, &[0, 9])).view()),
+            None
+        );
     }
 
     #[test]
