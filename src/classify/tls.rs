@@ -316,6 +316,7 @@ impl Tls {
         // out for the record and put back. Nothing below reads it.
         let mut hs = std::mem::replace(&mut side.hs, HandshakeReassembler::new(cap));
         self.handshake_messages(conn, dir, hs.push(body), cap);
+        hs.drop_done();
         if let Some(side) = self.walker.side_mut(dir) {
             side.hs = hs;
         }

@@ -348,15 +348,22 @@ impl HandshakeReassembler {
     }
 
     /// Forget the message the last push completed from `buf`, keeping the
-    /// buffer (unless it grew large) and any message begun after it.
-    fn drop_done(&mut self) {
+    /// buffer (unless it grew large) and any message begun after it. The
+    /// next push does this anyway; a caller done with a record's messages
+    /// calls it so a long message's buffer is not held (and charged to the
+    /// flow) until the next handshake record, which may never come.
+    pub fn drop_done(&mut self) {
         if self.done == 0 {
             return;
         }
         self.buf.drain(..self.done.min(self.buf.len()));
         self.done = 0;
-        if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
-            self.buf = Vec::new();
+        if self.buf.capacity() > KEEP_CAPACITY {
+            if self.buf.is_empty() {
+                self.buf = Vec::new();
+            } else {
+                self.buf.shrink_to(KEEP_CAPACITY);
+            }
         }
     }
 
@@ -1265,7 +1272,22 @@ mod tests {
         let kept = r.allocated();
         assert!(kept > 0);
         push_all(&mut r, &[&stream[..7], &stream[7..]]);
-        assert_eq!(r.allocated(), kept);
+        r.drop_done();
+        assert_eq!((r.allocated(), r.pending()), (kept, 0));
+        // A long one's buffer is given back once its message is read, and
+        // a message begun after it is kept.
+        let long = hs(11, &vec![3; 3 * KEEP_CAPACITY]);
+        let next = [&long[KEEP_CAPACITY..], &c[..2]].concat();
+        let got = push_all(&mut r, &[&long[..KEEP_CAPACITY], &next]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].bytes, long);
+        r.drop_done();
+        assert!(r.allocated() <= KEEP_CAPACITY);
+        assert_eq!(r.pending(), 2);
+        let mut r = HandshakeReassembler::new(65536);
+        push_all(&mut r, &[&long[..9], &long[9..]]);
+        r.drop_done();
+        assert_eq!((r.allocated(), r.pending()), (0, 0));
     }
 
     proptest::proptest! {
