@@ -527,7 +527,7 @@ impl CertWalk {
                 content::HANDSHAKE => {
                     for m in hs.push(body) {
                         if m.msg_type == handshake::CERTIFICATE {
-                            for der in certificates(&m.bytes) {
+                            for der in certificates(m.bytes) {
                                 seeds.write("identity", der);
                             }
                         }

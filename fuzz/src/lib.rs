@@ -823,7 +823,7 @@ fn check_handshake_message(m: &record::HandshakeMessage) {
     }
     match m.msg_type {
         handshake::CLIENT_HELLO => {
-            if let Some(ch) = record::parse_client_hello(&m.bytes) {
+            if let Some(ch) = record::parse_client_hello(m.bytes) {
                 // The offer is never a GREASE value from supported_versions.
                 let offer = ch.offered_version();
                 let grease = offer & 0x0f0f == 0x0a0a && offer >> 8 == offer & 0xff;
@@ -834,10 +834,10 @@ fn check_handshake_message(m: &record::HandshakeMessage) {
             }
         }
         handshake::SERVER_HELLO => {
-            let _ = record::parse_server_hello(&m.bytes);
+            let _ = record::parse_server_hello(m.bytes);
         }
         handshake::NEW_SESSION_TICKET => {
-            let _ = record::parse_new_session_ticket(&m.bytes);
+            let _ = record::parse_new_session_ticket(m.bytes);
         }
         handshake::CERTIFICATE => {
             let _ = record::parse_certificate_list(m);

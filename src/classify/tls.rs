@@ -23,7 +23,8 @@ use super::walker::Walker;
 use super::{Direction, Outcome};
 use crate::tls::proof::{POST_HANDSHAKE_RECORDS_MAX, Sealed, TICKET_RECORDS_MAX};
 use crate::tls::record::{
-    self, Alert, ClientHello, HandshakeMessage, RecordHeader, ServerHello, content, handshake,
+    self, Alert, ClientHello, HandshakeMessage, HandshakeReassembler, Messages, RecordHeader,
+    ServerHello, content, handshake,
 };
 
 /// Handshake messages read from one record before the record is called
@@ -161,9 +162,7 @@ impl Tls {
     pub fn heap_bytes(&self) -> usize {
         let framing: usize = self.walker.sides.iter().map(|s| s.hs.allocated()).sum();
         let ch = self.ch.as_ref().map_or(0, |c| {
-            c.random.capacity()
-                + c.session_id.capacity()
-                + c.ticket.capacity()
+            c.ticket.capacity()
                 + c.psk_identities
                     .iter()
                     .map(|i| i.capacity() + 24)
@@ -172,9 +171,10 @@ impl Tls {
                 + c.alpn.iter().map(|a| a.capacity() + 24).sum::<usize>()
                 + c.versions.capacity() * 2
         });
-        let sh = self.sh.as_ref().map_or(0, |h| {
-            h.session_id.capacity() + h.alpn.as_ref().map_or(0, String::capacity)
-        });
+        let sh = self
+            .sh
+            .as_ref()
+            .map_or(0, |h| h.alpn.as_ref().map_or(0, String::capacity));
         let sealed = self.sealed.as_ref().map_or(0, |s| s.heap_bytes());
         framing + ch + sh + self.v12.heap_bytes() + self.v13.heap_bytes() + sealed
     }
@@ -311,11 +311,29 @@ impl Tls {
         let Some(side) = self.walker.side_mut(dir) else {
             return;
         };
-        let messages = side.hs.push(body);
+        // The messages borrow the reassembler (a split message is read from
+        // its buffer) while the rules below need `&mut self`: it is lent
+        // out for the record and put back. Nothing below reads it.
+        let mut hs = std::mem::replace(&mut side.hs, HandshakeReassembler::new(cap));
+        self.handshake_messages(conn, dir, hs.push(body), cap);
+        hs.drop_done();
+        if let Some(side) = self.walker.side_mut(dir) {
+            side.hs = hs;
+        }
+    }
+
+    /// The messages one handshake record completed.
+    fn handshake_messages(
+        &mut self,
+        conn: &mut Connection,
+        dir: Direction,
+        messages: Messages<'_>,
+        cap: usize,
+    ) {
         // A ClientHello or ServerHello cannot be longer than the handshake
         // buffer in practice; a header declaring more (up to 2^24-1) is
         // refused at once instead of waiting for megabytes (M21).
-        let over = side.hs.in_progress().filter(|&(t, declared)| {
+        let over = messages.in_progress().filter(|&(t, declared)| {
             matches!(t, handshake::CLIENT_HELLO | handshake::SERVER_HELLO)
                 && declared as usize > cap
         });
@@ -347,7 +365,7 @@ impl Tls {
             if conn.is_final() {
                 return;
             }
-            self.handshake_message(conn, dir, m);
+            self.handshake_message(conn, dir, &m);
             if conn.is_final() {
                 return;
             }
@@ -361,16 +379,16 @@ impl Tls {
         }
     }
 
-    fn handshake_message(&mut self, conn: &mut Connection, dir: Direction, m: HandshakeMessage) {
+    fn handshake_message(&mut self, conn: &mut Connection, dir: Direction, m: &HandshakeMessage) {
         match (dir, m.msg_type) {
             (Direction::ToServer, handshake::CLIENT_HELLO) => {
-                match record::parse_client_hello(&m.bytes) {
+                match record::parse_client_hello(m.bytes) {
                     Some(ch) => self.ch = Some(ch),
                     None => conn.malformed("ClientHello does not parse"),
                 }
             }
             (Direction::ToClient, handshake::SERVER_HELLO) => {
-                match record::parse_server_hello(&m.bytes) {
+                match record::parse_server_hello(m.bytes) {
                     // HelloRetryRequest (RFC 8446 §4.1.4): a second
                     // ClientHello follows; the real ServerHello comes later.
                     Some(sh) if sh.hrr => {}
@@ -381,7 +399,7 @@ impl Tls {
                     None => conn.malformed("ServerHello does not parse"),
                 }
             }
-            _ => self.v12.handshake_message(conn, dir, &m),
+            _ => self.v12.handshake_message(conn, dir, m),
         }
     }
 

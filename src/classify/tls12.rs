@@ -118,7 +118,7 @@ impl Tls12 {
             }
             (Direction::ToClient, handshake::CERTIFICATE_REQUEST) => self.cert_request = true,
             (Direction::ToClient, handshake::NEW_SESSION_TICKET) => {
-                self.issued_ticket = record::parse_new_session_ticket(&m.bytes);
+                self.issued_ticket = record::parse_new_session_ticket(m.bytes);
             }
             (Direction::ToClient, handshake::SERVER_HELLO_DONE) => self.server_done = true,
             (Direction::ToServer, handshake::CERTIFICATE) => self.client_certificate(conn, m),

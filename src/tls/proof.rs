@@ -358,7 +358,7 @@ fn server13(
                             handshake::NEW_SESSION_TICKET if facts.tickets.len() < TICKETS_KEPT => {
                                 facts
                                     .tickets
-                                    .extend(record::parse_new_session_ticket13(&m.bytes));
+                                    .extend(record::parse_new_session_ticket13(m.bytes));
                             }
                             _ => {}
                         }

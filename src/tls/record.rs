@@ -85,16 +85,16 @@ pub enum HeaderRead {
 
 /// Read a record header at the start of `b`.
 pub fn read_header(b: &[u8]) -> HeaderRead {
-    let Some(h) = b.get(..RECORD_HEADER_LEN) else {
-        return HeaderRead::NeedMore;
-    };
-    let Ok((_, hdr)) = tls_parser::parse_tls_record_header(h) else {
+    // Five fixed bytes, read in place: tls-parser's header parser cost
+    // about 200 instructions a record, a sixteenth of a worker's time
+    // (issue 15). A test holds this to tls-parser's reading.
+    let Some(&[content_type, v0, v1, l0, l1]) = b.get(..RECORD_HEADER_LEN) else {
         return HeaderRead::NeedMore;
     };
     let header = RecordHeader {
-        content_type: hdr.record_type.0,
-        version: hdr.version.0,
-        len: hdr.len,
+        content_type,
+        version: u16::from_be_bytes([v0, v1]),
+        len: u16::from_be_bytes([l0, l1]),
     };
     let type_ok = (content::CHANGE_CIPHER_SPEC..=content::HEARTBEAT).contains(&header.content_type);
     // Record versions seen on the wire are 3.0-3.4; TLS 1.3 freezes it at
@@ -143,13 +143,15 @@ pub fn sslv2_server_hello(b: &[u8]) -> bool {
     matches!((b.first(), b.get(2)), (Some(h0), Some(4)) if h0 & 0x80 != 0)
 }
 
-/// One handshake message, header included.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HandshakeMessage {
+/// One handshake message, header included, borrowed: from the record body
+/// that held it whole (the common case: no copy), or from the
+/// reassembler's buffer when it was split across records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandshakeMessage<'a> {
     pub msg_type: u8,
     /// The 4-byte header and the body, or only the first `cap` body bytes
     /// when `truncated`.
-    pub bytes: Vec<u8>,
+    pub bytes: &'a [u8],
     /// Body length declared in the header.
     pub declared: u32,
     /// The body was longer than the cap: only its prefix is in `bytes`, the
@@ -162,10 +164,18 @@ pub struct HandshakeMessage {
 /// Joins plaintext handshake record bodies into whole messages
 /// (RFC 8446 §5.1: a message may span records, a record may hold several).
 ///
+/// Only a message split across records is gathered in `buf`; a message
+/// that lies whole inside the pushed body is handed out borrowed from it.
+/// `buf` keeps its capacity between messages (up to `KEEP_CAPACITY`), so a
+/// flow whose messages are often split does not allocate for each one.
+///
 /// Invariant: `buf` never holds more than `cap + HANDSHAKE_HEADER_LEN`
-/// bytes, whatever length a header declares (hostile-inputs M21): a longer
-/// message (a real 300 KiB certificate chain, or a lying 2^24 length) is
-/// passed over by counting, and returned with only its prefix.
+/// bytes of the message being gathered, whatever length a header declares
+/// (hostile-inputs M21): a longer message (a real 300 KiB certificate
+/// chain, or a lying 2^24 length) is passed over by counting, and returned
+/// with only its prefix. In front of it, `buf` may still hold the split
+/// message the previous push completed (`done` bytes, handed out by that
+/// push and dropped at the next).
 #[derive(Debug, Clone)]
 pub struct HandshakeReassembler {
     buf: Vec<u8>,
@@ -175,6 +185,79 @@ pub struct HandshakeReassembler {
     current: Option<(usize, usize)>,
     /// Records that contributed to the message being assembled.
     records: u32,
+    /// Bytes at the front of `buf` that hold a message the last push
+    /// completed (a record may end one split message and begin the next).
+    done: usize,
+}
+
+/// A gathering buffer up to this size is kept for the flow's next split
+/// message; a larger one (a long certificate chain) is given back.
+const KEEP_CAPACITY: usize = 4096;
+
+/// The messages one pushed record completed, in order: first the split
+/// message it ended (from the reassembler's buffer), then those that lie
+/// whole in the record (borrowed from it). Framed once by `push`; this
+/// only re-reads the headers it already checked.
+#[derive(Debug, Clone)]
+pub struct Messages<'a> {
+    split: Option<HandshakeMessage<'a>>,
+    /// Whole messages back to back, the last ending exactly at the end.
+    whole: &'a [u8],
+    cap: usize,
+    count: usize,
+    in_progress: Option<(u8, u32)>,
+}
+
+impl<'a> Messages<'a> {
+    /// How many messages the record completed.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// `HandshakeReassembler::in_progress` after this record.
+    pub fn in_progress(&self) -> Option<(u8, u32)> {
+        self.in_progress
+    }
+}
+
+impl<'a> Iterator for Messages<'a> {
+    type Item = HandshakeMessage<'a>;
+
+    fn next(&mut self) -> Option<HandshakeMessage<'a>> {
+        if let Some(m) = self.split.take() {
+            self.count -= 1;
+            return Some(m);
+        }
+        let declared = declared_len(self.whole)?;
+        let total = HANDSHAKE_HEADER_LEN + declared as usize;
+        let kept = total.min(self.cap + HANDSHAKE_HEADER_LEN);
+        let bytes = self.whole.get(..kept)?;
+        self.whole = self.whole.get(total..).unwrap_or_default();
+        self.count = self.count.saturating_sub(1);
+        Some(HandshakeMessage {
+            msg_type: bytes.first().copied().unwrap_or_default(),
+            bytes,
+            declared,
+            truncated: declared as usize > self.cap,
+            fragmented: false,
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.count, Some(self.count))
+    }
+}
+
+/// The body length a handshake header at the start of `b` declares.
+fn declared_len(b: &[u8]) -> Option<u32> {
+    match b.get(..HANDSHAKE_HEADER_LEN)? {
+        &[_, x, y, z] => Some(u32::from_be_bytes([0, x, y, z])),
+        _ => None,
+    }
 }
 
 impl HandshakeReassembler {
@@ -184,6 +267,7 @@ impl HandshakeReassembler {
             cap,
             current: None,
             records: 0,
+            done: 0,
         }
     }
 
@@ -192,7 +276,7 @@ impl HandshakeReassembler {
         self.cap
     }
 
-    /// Heap bytes allocated for the message being assembled.
+    /// Heap bytes allocated for gathering split messages.
     pub fn allocated(&self) -> usize {
         self.buf.capacity()
     }
@@ -202,67 +286,156 @@ impl HandshakeReassembler {
     /// header (a 2^24-byte ClientHello) before its bytes arrive.
     pub fn in_progress(&self) -> Option<(u8, u32)> {
         let (total, _) = self.current?;
-        let msg_type = self.buf.first().copied()?;
+        let msg_type = self.buf.get(self.done).copied()?;
         Some((msg_type, (total - HANDSHAKE_HEADER_LEN) as u32))
     }
 
     /// Bytes held that do not yet form a whole message.
     pub fn pending(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.done
     }
 
     /// Add one record body. Returns the messages it completed.
-    pub fn push(&mut self, body: &[u8]) -> Vec<HandshakeMessage> {
-        let mut out = Vec::new();
+    pub fn push<'a>(&'a mut self, body: &'a [u8]) -> Messages<'a> {
+        self.drop_done();
         let mut rest = body;
-        if !rest.is_empty() && (self.current.is_some() || !self.buf.is_empty()) {
+        let mut split = None;
+        if !rest.is_empty() && self.pending() > 0 {
             // This record continues a message an earlier record began.
             self.records = self.records.saturating_add(1);
-        }
-        while !rest.is_empty() {
-            if self.current.is_none() && self.buf.is_empty() {
-                self.records = 1;
+            if self.gather(&mut rest) {
+                split = Some(self.records > 1);
+                self.records = 0;
             }
-            let (total, seen) = match self.current {
-                Some(c) => c,
-                None => {
-                    let need = HANDSHAKE_HEADER_LEN.saturating_sub(self.buf.len());
-                    let (head, tail) = rest.split_at(need.min(rest.len()));
-                    self.buf.extend_from_slice(head);
-                    rest = tail;
-                    let Some(&[_, a, b, c]) = self.buf.get(..HANDSHAKE_HEADER_LEN) else {
-                        return out;
-                    };
-                    let declared = u32::from_be_bytes([0, a, b, c]) as usize;
-                    let current = (HANDSHAKE_HEADER_LEN + declared, HANDSHAKE_HEADER_LEN);
-                    self.current = Some(current);
-                    current
-                }
+        }
+        // The messages that lie whole in what is left: counted here, read
+        // in place by `Messages`.
+        let start = body.len() - rest.len();
+        let mut count = usize::from(split.is_some());
+        while let Some(declared) = declared_len(rest) {
+            let Some(after) = rest.get(HANDSHAKE_HEADER_LEN + declared as usize..) else {
+                break;
             };
-            let take = (total - seen).min(rest.len());
-            let room = (self.cap + HANDSHAKE_HEADER_LEN).saturating_sub(self.buf.len());
-            let (head, tail) = rest.split_at(take);
-            self.buf
-                .extend_from_slice(head.get(..room.min(take)).unwrap_or_default());
-            rest = tail;
-            let seen = seen + take;
-            if seen < total {
-                self.current = Some((total, seen));
-                return out;
-            }
-            self.current = None;
-            let bytes = std::mem::take(&mut self.buf);
-            let declared = (total - HANDSHAKE_HEADER_LEN) as u32;
-            out.push(HandshakeMessage {
-                msg_type: bytes.first().copied().unwrap_or_default(),
-                truncated: total - HANDSHAKE_HEADER_LEN > self.cap,
-                fragmented: self.records > 1,
-                bytes,
-                declared,
-            });
-            self.records = 0;
+            rest = after;
+            count += 1;
         }
-        out
+        let whole = body.get(start..body.len() - rest.len()).unwrap_or_default();
+        if !rest.is_empty() {
+            // A message this record begins and a later one ends.
+            self.records = 1;
+            let ended = self.gather(&mut rest);
+            debug_assert!(!ended && rest.is_empty());
+        }
+        let in_progress = self.in_progress();
+        let cap = self.cap;
+        let done = self.buf.get(..self.done).unwrap_or_default();
+        Messages {
+            split: split.map(|fragmented| {
+                let declared = declared_len(done).unwrap_or_default();
+                HandshakeMessage {
+                    msg_type: done.first().copied().unwrap_or_default(),
+                    bytes: done,
+                    declared,
+                    truncated: declared as usize > cap,
+                    fragmented,
+                }
+            }),
+            whole,
+            cap,
+            count,
+            in_progress,
+        }
+    }
+
+    /// Forget the message the last push completed from `buf`, keeping the
+    /// buffer (unless it grew large) and any message begun after it. The
+    /// next push does this anyway; a caller done with a record's messages
+    /// calls it so a long message's buffer is not held (and charged to the
+    /// flow) until the next handshake record, which may never come.
+    pub fn drop_done(&mut self) {
+        if self.done == 0 {
+            return;
+        }
+        self.buf.drain(..self.done.min(self.buf.len()));
+        self.done = 0;
+        if self.buf.capacity() > KEEP_CAPACITY {
+            if self.buf.is_empty() {
+                self.buf = Vec::new();
+            } else {
+                self.buf.shrink_to(KEEP_CAPACITY);
+            }
+        }
+    }
+
+    /// Feed the message being gathered after `done` in `buf` from `rest`,
+    /// its header first, keeping at most `cap` body bytes. True when the
+    /// message is complete (`done` then covers it); false when `rest` ran
+    /// out first.
+    fn gather(&mut self, rest: &mut &[u8]) -> bool {
+        let (total, seen) = match self.current {
+            Some(c) => c,
+            None => {
+                let need = HANDSHAKE_HEADER_LEN.saturating_sub(self.pending());
+                let (head, tail) = rest.split_at(need.min(rest.len()));
+                self.buf.extend_from_slice(head);
+                *rest = tail;
+                let Some(declared) = self.buf.get(self.done..).and_then(declared_len) else {
+                    return false;
+                };
+                (
+                    HANDSHAKE_HEADER_LEN + declared as usize,
+                    HANDSHAKE_HEADER_LEN,
+                )
+            }
+        };
+        let take = (total - seen).min(rest.len());
+        let room = (self.cap + HANDSHAKE_HEADER_LEN).saturating_sub(self.pending());
+        let (head, tail) = rest.split_at(take);
+        self.buf
+            .extend_from_slice(head.get(..room.min(take)).unwrap_or_default());
+        *rest = tail;
+        if seen + take < total {
+            self.current = Some((total, seen + take));
+            return false;
+        }
+        self.current = None;
+        self.done = self.buf.len();
+        true
+    }
+}
+
+/// Length of a hello's random (RFC 8446 §4.1.2, RFC 5246 §7.4.1.2).
+pub const RANDOM_LEN: usize = 32;
+/// Longest legacy_session_id (RFC 5246 §7.4.1.2, RFC 8446 §4.1.2).
+pub const SESSION_ID_MAX: usize = 32;
+
+/// A hello's legacy_session_id, held inline: a hello is parsed on every
+/// flow, and its fixed-size fields should not each cost an allocation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionId {
+    len: u8,
+    /// Zero past `len`, so equal ids compare equal as a whole.
+    bytes: [u8; SESSION_ID_MAX],
+}
+
+impl SessionId {
+    /// None when `b` is longer than `SESSION_ID_MAX` (tls-parser refuses
+    /// such a hello before this is reached).
+    pub fn new(b: &[u8]) -> Option<Self> {
+        let mut id = SessionId {
+            len: u8::try_from(b.len()).ok()?,
+            bytes: [0; SESSION_ID_MAX],
+        };
+        id.bytes.get_mut(..b.len())?.copy_from_slice(b);
+        Some(id)
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
@@ -270,9 +443,9 @@ impl HandshakeReassembler {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientHello {
     pub legacy_version: u16,
-    pub random: Vec<u8>,
+    pub random: [u8; RANDOM_LEN],
     /// legacy_session_id: a TLS <= 1.2 session the client tries to resume.
-    pub session_id: Vec<u8>,
+    pub session_id: SessionId,
     pub sni: Option<String>,
     pub alpn: Vec<String>,
     /// supported_versions (43), GREASE removed.
@@ -327,8 +500,8 @@ pub fn parse_client_hello(msg: &[u8]) -> Option<ClientHello> {
     };
     let mut out = ClientHello {
         legacy_version: ch.version.0,
-        random: ch.random.to_vec(),
-        session_id: ch.session_id.unwrap_or_default().to_vec(),
+        random: ch.random.try_into().ok()?,
+        session_id: SessionId::new(ch.session_id.unwrap_or_default())?,
         ..ClientHello::default()
     };
     for ext in client_extensions(ch.ext.unwrap_or_default()) {
@@ -437,8 +610,8 @@ pub struct ServerHello {
     pub hrr: bool,
     /// ServerHello.random: with the client's, it seeds the TLS <= 1.2 key
     /// expansion (RFC 5246 §6.3).
-    pub random: Vec<u8>,
-    pub session_id: Vec<u8>,
+    pub random: [u8; RANDOM_LEN],
+    pub session_id: SessionId,
     pub cipher: u16,
     /// pre_shared_key (41) accepted: a resumed TLS 1.3 session.
     pub psk: bool,
@@ -471,8 +644,8 @@ pub fn parse_server_hello(msg: &[u8]) -> Option<ServerHello> {
         legacy_version,
         version: legacy_version,
         hrr: random == HELLO_RETRY_REQUEST_RANDOM,
-        random: random.to_vec(),
-        session_id: session_id.to_vec(),
+        random: random.try_into().ok()?,
+        session_id: SessionId::new(session_id)?,
         cipher,
         ..ServerHello::default()
     };
@@ -585,7 +758,7 @@ pub fn parse_certificate_list(m: &HandshakeMessage) -> Option<CertificateList> {
 
 /// The first certificate (the leaf, RFC 5246 §7.4.2) of a TLS <= 1.2
 /// Certificate message, when it lies within the bytes held.
-pub fn first_certificate(m: &HandshakeMessage) -> Option<&[u8]> {
+pub fn first_certificate<'a>(m: &HandshakeMessage<'a>) -> Option<&'a [u8]> {
     let list = m.bytes.get(HANDSHAKE_HEADER_LEN + 3..)?;
     let len = match list.get(..3)? {
         &[a, b, c] => u32::from_be_bytes([0, a, b, c]) as usize,
@@ -613,7 +786,9 @@ pub fn parse_encrypted_extensions(m: &HandshakeMessage) -> Option<Option<String>
 /// of (cert_data, extensions). Returns the list (count, list length) and
 /// the first certificate (the leaf) when it lies within the bytes held.
 /// A message over the cap counts what its prefix shows, at least one.
-pub fn parse_certificate13(m: &HandshakeMessage) -> Option<(CertificateList, Option<&[u8]>)> {
+pub fn parse_certificate13<'a>(
+    m: &HandshakeMessage<'a>,
+) -> Option<(CertificateList, Option<&'a [u8]>)> {
     let body = m.bytes.get(HANDSHAKE_HEADER_LEN..)?;
     let context_len = usize::from(*body.first()?);
     let rest = body.get(1 + context_len..)?;
@@ -850,6 +1025,36 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        /// The header read in place says what tls-parser says.
+        #[test]
+        fn record_header_reads_as_tls_parser_does(
+            head in (18u8..26, 2u8..5, 0u8..6, 0u8..=255, 0u8..=255),
+            keep in 0usize..7,
+        ) {
+            let (t, v0, v1, l0, l1) = head;
+            let whole = [t, v0, v1, l0, l1, 0xee];
+            let b = &whole[..keep];
+            let ours = read_header(b);
+            match tls_parser::parse_tls_record_header(b) {
+                Ok((_, h)) => {
+                    let (RecordHeader { content_type, version, len }, legal) = match ours {
+                        HeaderRead::Record(h) => (h, true),
+                        HeaderRead::TooLarge(h) => (h, false),
+                        HeaderRead::NotTls => return Ok(()),
+                        HeaderRead::NeedMore => panic!("{b:?}"),
+                    };
+                    proptest::prop_assert_eq!(
+                        (content_type, version, len),
+                        (h.record_type.0, h.version.0, h.len)
+                    );
+                    proptest::prop_assert_eq!(legal, usize::from(h.len) <= MAX_RECORD_LEN);
+                }
+                Err(_) => proptest::prop_assert_eq!(ours, HeaderRead::NeedMore),
+            }
+        }
+    }
+
     #[test]
     fn client_hello_fields_are_read() {
         let pha = ext(49, &[]);
@@ -889,18 +1094,115 @@ mod tests {
         assert!(ch.client_cert_type && ch.ech);
     }
 
+    /// A framed message, owned so a test can gather them across pushes.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct Owned {
+        msg_type: u8,
+        bytes: Vec<u8>,
+        declared: u32,
+        truncated: bool,
+        fragmented: bool,
+    }
+
+    impl Owned {
+        fn of(m: &HandshakeMessage<'_>) -> Self {
+            Owned {
+                msg_type: m.msg_type,
+                bytes: m.bytes.to_vec(),
+                declared: m.declared,
+                truncated: m.truncated,
+                fragmented: m.fragmented,
+            }
+        }
+
+        fn view(&self) -> HandshakeMessage<'_> {
+            HandshakeMessage {
+                msg_type: self.msg_type,
+                bytes: &self.bytes,
+                declared: self.declared,
+                truncated: self.truncated,
+                fragmented: self.fragmented,
+            }
+        }
+    }
+
+    /// What the reassembler says after one record: the messages it
+    /// completed (checked against the count it gave first), then
+    /// `pending` and `in_progress`.
+    type Step = (Vec<Owned>, usize, Option<(u8, u32)>);
+
+    fn push_one(r: &mut HandshakeReassembler, record: &[u8]) -> Step {
+        let messages = r.push(record);
+        let (count, in_progress) = (messages.len(), messages.in_progress());
+        let got: Vec<Owned> = messages.map(|m| Owned::of(&m)).collect();
+        assert_eq!(got.len(), count);
+        assert_eq!(r.in_progress(), in_progress);
+        (got, r.pending(), in_progress)
+    }
+
+    fn push_all(r: &mut HandshakeReassembler, records: &[&[u8]]) -> Vec<Owned> {
+        records.iter().flat_map(|b| push_one(r, b).0).collect()
+    }
+
+    /// The oracle: frame the records' concatenation message by message,
+    /// then say which record ends each one and what is left half-read
+    /// after each record. A message is fragmented when its bytes touch
+    /// more than one record; truncated past `cap` body bytes.
+    fn model(records: &[&[u8]], cap: usize) -> Vec<Step> {
+        let stream = records.concat();
+        let mut ends = Vec::new(); // end offset of each record
+        let mut at = 0;
+        for r in records {
+            at += r.len();
+            ends.push(at);
+        }
+        let record_of = |offset: usize| ends.iter().position(|&e| offset < e).unwrap();
+        let mut steps: Vec<Step> = records.iter().map(|_| (Vec::new(), 0, None)).collect();
+        let mut start = 0;
+        while start < stream.len() {
+            let head = stream.get(start..start + 4);
+            let declared = head.map(|h| u32::from_be_bytes([0, h[1], h[2], h[3]]));
+            let total = declared.map_or(usize::MAX, |d| 4 + d as usize);
+            // Half-read after each record that ends inside it.
+            for (i, &e) in ends.iter().enumerate() {
+                if e > start && e < start.saturating_add(total) {
+                    let seen = e - start;
+                    steps[i].1 = seen.min(cap + 4);
+                    steps[i].2 = declared.filter(|_| seen >= 4).map(|d| (stream[start], d));
+                }
+            }
+            if start.saturating_add(total) > stream.len() {
+                break;
+            }
+            let last = record_of(start + total - 1);
+            steps[last].0.push(Owned {
+                msg_type: stream[start],
+                bytes: stream[start..start + total.min(cap + 4)].to_vec(),
+                declared: declared.unwrap(),
+                truncated: total - 4 > cap,
+                fragmented: record_of(start) != last,
+            });
+            start += total;
+        }
+        steps
+    }
+
     #[test]
     fn reassembler_joins_messages_split_over_one_byte_records() {
         let msg = client_hello("a.b", &[], &[]);
         let mut r = HandshakeReassembler::new(65536);
-        let mut got = Vec::new();
-        for b in &msg {
-            got.extend(r.push(std::slice::from_ref(b)));
-        }
+        let records: Vec<&[u8]> = msg.iter().map(std::slice::from_ref).collect();
+        let got = push_all(&mut r, &records);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].bytes, msg);
-        assert!(!got[0].truncated);
+        assert!(got[0].fragmented && !got[0].truncated);
         assert_eq!(r.pending(), 0);
+        // A message in one record is lent from it, not copied.
+        let kept = r.allocated();
+        let m = r.push(&msg).next().unwrap();
+        assert_eq!(m.bytes.as_ptr(), msg.as_ptr());
+        assert!(!m.fragmented);
+        assert_eq!(r.allocated(), kept);
     }
 
     #[test]
@@ -908,7 +1210,7 @@ mod tests {
         let a = hs(11, &[0, 0, 0]);
         let b = hs(16, &[1, 2, 3]);
         let mut r = HandshakeReassembler::new(65536);
-        let got = r.push(&[a, b].concat());
+        let got = push_all(&mut r, &[&[a, b].concat()]);
         assert_eq!(
             got.iter().map(|m| m.msg_type).collect::<Vec<_>>(),
             vec![11, 16]
@@ -918,17 +1220,26 @@ mod tests {
         let mut body = vec![0, 0, 30];
         body.extend_from_slice(&[0xaa; 30]);
         let big = hs(11, &body);
-        let mut got = Vec::new();
-        for chunk in big.chunks(7) {
-            got.extend(r.push(chunk));
-        }
+        let got = push_all(&mut r, &big.chunks(7).collect::<Vec<_>>());
         assert_eq!(got.len(), 1);
         assert!(got[0].truncated);
         assert_eq!(got[0].declared, 33);
         assert_eq!(got[0].bytes.len(), 12);
         assert_eq!(r.pending(), 0);
-        let list = parse_certificate_list(&got[0]).unwrap();
-        assert!(list.count >= 1);
+        let m = HandshakeMessage {
+            msg_type: 11,
+            bytes: &got[0].bytes,
+            declared: 33,
+            truncated: true,
+            fragmented: true,
+        };
+        assert!(parse_certificate_list(&m).unwrap().count >= 1);
+        // The same message whole in one record: the same prefix, lent.
+        let whole = push_all(&mut r, &[&big]);
+        assert_eq!(
+            (whole[0].bytes.clone(), whole[0].truncated),
+            (got[0].bytes.clone(), true)
+        );
         // A lying 2^24 length holds no more than the cap.
         let mut r = HandshakeReassembler::new(1024);
         assert!(r.push(&[11, 0xff, 0xff, 0xff]).is_empty());
@@ -937,11 +1248,89 @@ mod tests {
     }
 
     #[test]
+    fn reassembler_mixes_split_and_whole_messages_in_a_record() {
+        let (a, b, c) = (hs(11, &[9; 10]), hs(14, &[]), hs(16, &[5; 6]));
+        let stream = [a.clone(), b.clone(), c.clone()].concat();
+        // Record 1 ends inside a; record 2 ends a, holds b whole and begins
+        // c; record 3 ends c.
+        let records: [&[u8]; 3] = [&stream[..7], &stream[7..20], &stream[20..]];
+        let mut r = HandshakeReassembler::new(65536);
+        let steps: Vec<Step> = records.iter().map(|b| push_one(&mut r, b)).collect();
+        assert_eq!(steps, model(&records, 65536));
+        assert_eq!(steps[1].0.len(), 2);
+        assert_eq!(
+            (steps[1].0[0].bytes.clone(), steps[1].0[0].fragmented),
+            (a, true)
+        );
+        assert_eq!(
+            (steps[1].0[1].bytes.clone(), steps[1].0[1].fragmented),
+            (b, false)
+        );
+        assert_eq!((steps[1].1, steps[1].2), (2, None));
+        assert_eq!(steps[2].0[0].bytes, c);
+        // The buffer is kept for the next split message.
+        let kept = r.allocated();
+        assert!(kept > 0);
+        push_all(&mut r, &[&stream[..7], &stream[7..]]);
+        r.drop_done();
+        assert_eq!((r.allocated(), r.pending()), (kept, 0));
+        // A long one's buffer is given back once its message is read, and
+        // a message begun after it is kept.
+        let long = hs(11, &vec![3; 3 * KEEP_CAPACITY]);
+        let next = [&long[KEEP_CAPACITY..], &c[..2]].concat();
+        let got = push_all(&mut r, &[&long[..KEEP_CAPACITY], &next]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].bytes, long);
+        r.drop_done();
+        assert!(r.allocated() <= KEEP_CAPACITY);
+        assert_eq!(r.pending(), 2);
+        let mut r = HandshakeReassembler::new(65536);
+        push_all(&mut r, &[&long[..9], &long[9..]]);
+        r.drop_done();
+        assert_eq!((r.allocated(), r.pending()), (0, 0));
+    }
+
+    proptest::proptest! {
+        /// Any split of any run of messages (empty records included, some
+        /// messages over the cap, the last maybe unfinished) frames as the
+        /// oracle says, record by record.
+        #[test]
+        fn reassembler_matches_the_oracle_over_random_splits(
+            lens in proptest::collection::vec(0usize..90, 0..12),
+            cuts in proptest::collection::vec(0usize..400, 0..30),
+            cap in 0usize..64,
+            tail in 0usize..6,
+        ) {
+            let mut stream: Vec<u8> = lens
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &n)| hs(i as u8, &vec![i as u8 ^ 0x5a; n]))
+                .collect();
+            stream.extend(hs(99, &[1; 40]).into_iter().take(tail));
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(stream.len())).collect();
+            cuts.push(0);
+            cuts.push(stream.len());
+            cuts.sort_unstable();
+            let records: Vec<&[u8]> = cuts.windows(2).map(|w| &stream[w[0]..w[1]]).collect();
+            let mut r = HandshakeReassembler::new(cap);
+            let steps: Vec<Step> = records.iter().map(|b| push_one(&mut r, b)).collect();
+            proptest::prop_assert_eq!(steps, model(&records, cap));
+        }
+    }
+
+    #[test]
     fn certificate_lists_are_counted() {
-        let msg = |bytes: Vec<u8>| HandshakeReassembler::new(65536).push(&bytes).pop().unwrap();
+        let msg = |bytes: Vec<u8>| {
+            Owned::of(
+                &HandshakeReassembler::new(65536)
+                    .push(&bytes)
+                    .next()
+                    .unwrap(),
+            )
+        };
         let empty = msg(hs(11, &[0, 0, 0]));
         assert_eq!(
-            parse_certificate_list(&empty),
+            parse_certificate_list(&empty.view()),
             Some(CertificateList { count: 0, bytes: 0 })
         );
         let two = msg(hs(
@@ -949,14 +1338,14 @@ mod tests {
             &[0, 0, 10, 0, 0, 2, 0x30, 0x00, 0, 0, 2, 0xde, 0xad],
         ));
         assert_eq!(
-            parse_certificate_list(&two),
+            parse_certificate_list(&two.view()),
             Some(CertificateList {
                 count: 2,
                 bytes: 10
             })
         );
         let lying = msg(hs(11, &[0, 0, 4, 0, 0, 9, 0x30]));
-        assert_eq!(parse_certificate_list(&lying), None);
+        assert_eq!(parse_certificate_list(&lying.view()), None);
     }
 
     #[test]
@@ -976,7 +1365,14 @@ mod tests {
 
     #[test]
     fn tls13_certificate_and_encrypted_extensions() {
-        let msg = |bytes: Vec<u8>| HandshakeReassembler::new(65536).push(&bytes).pop().unwrap();
+        let msg = |bytes: Vec<u8>| {
+            Owned::of(
+                &HandshakeReassembler::new(65536)
+                    .push(&bytes)
+                    .next()
+                    .unwrap(),
+            )
+        };
         // context "", two entries: (3-byte cert, no extensions), (2-byte
         // cert, 4 bytes of extensions).
         let list = [
@@ -987,23 +1383,29 @@ mod tests {
         let mut body = vec![0, 0, 0, list.len() as u8];
         body.extend_from_slice(&list);
         let m = msg(hs(11, &body));
-        let (l, leaf) = parse_certificate13(&m).unwrap();
+        let (l, leaf) = parse_certificate13(&m.view()).unwrap();
         assert_eq!((l.count, l.bytes), (2, list.len() as u32));
         assert_eq!(leaf, Some(&[0x30, 1, 2][..]));
         let empty = msg(hs(11, &[0, 0, 0, 0]));
-        assert_eq!(parse_certificate13(&empty).unwrap().0.count, 0);
+        assert_eq!(parse_certificate13(&empty.view()).unwrap().0.count, 0);
         let lying = msg(hs(11, &[0, 0, 0, 9, 0, 0, 5, 1]));
-        assert!(parse_certificate13(&lying).is_none());
+        assert!(parse_certificate13(&lying.view()).is_none());
         // EncryptedExtensions with ALPN "h2".
         let alpn = ext(16, &[0, 3, 2, b'h', b'2']);
         let mut ee = (alpn.len() as u16).to_be_bytes().to_vec();
         ee.extend(alpn);
         assert_eq!(
-            parse_encrypted_extensions(&msg(hs(8, &ee))),
+            parse_encrypted_extensions(&msg(hs(8, &ee)).view()),
             Some(Some("h2".to_string()))
         );
-        assert_eq!(parse_encrypted_extensions(&msg(hs(8, &[0, 0]))), Some(None));
-        assert_eq!(parse_encrypted_extensions(&msg(hs(8, &[0, 9]))), None);
+        assert_eq!(
+            parse_encrypted_extensions(&msg(hs(8, &[0, 0])).view()),
+            Some(None)
+        );
+        assert_eq!(
+            parse_encrypted_extensions(&msg(hs(8, &[0, 9])).view()),
+            None
+        );
     }
 
     #[test]
