@@ -236,6 +236,25 @@ impl Classifier {
             Some((c, b, w)) => (*c, *b, Cow::Borrowed(w.as_str())),
             None => (Class::Unknown, Basis::None, Cow::Borrowed("no conclusion")),
         };
+        self.evidence_with(class, basis, why)
+    }
+
+    /// `evidence`, for a classifier about to be dropped (the engine's
+    /// report): the class's sentence is moved into the evidence instead of
+    /// borrowed, so the verdict takes it without a copy. The evidence is
+    /// the same as `evidence` gives; the classifier keeps its class but not
+    /// that sentence.
+    pub fn take_evidence(&mut self) -> Evidence<'_> {
+        let (class, basis, why) = match self.conn.class.as_mut() {
+            Some((c, b, w)) => (*c, *b, Cow::Owned(std::mem::take(w))),
+            None => (Class::Unknown, Basis::None, Cow::Borrowed("no conclusion")),
+        };
+        self.evidence_with(class, basis, why)
+    }
+
+    /// The evidence for this class and sentence (the rest is read from
+    /// the classifier; nothing here reads the class's own sentence).
+    fn evidence_with<'a>(&'a self, class: Class, basis: Basis, why: Cow<'a, str>) -> Evidence<'a> {
         let (outcome, outcome_why) = match &self.conn.outcome {
             Some((o, w)) => (*o, w.as_str()),
             None => (Outcome::Unknown, ""),

@@ -1638,8 +1638,9 @@ fn report(
     v.bytes_to_server = flow.payload_bytes[client];
     v.bytes_to_client = flow.payload_bytes[client.other()];
     v.packets = flow.packets;
-    let evidence = classifier.as_ref().map(Classifier::evidence);
-    assemble(&mut v, evidence.as_ref(), proving.facts());
+    // The classifier is dropped below: its sentences move into the verdict.
+    let evidence = classifier.as_mut().map(Classifier::take_evidence);
+    assemble(&mut v, evidence, proving.facts());
     flow.decided = Some(Decided {
         class: v.class,
         outcome: v.outcome,
