@@ -82,14 +82,23 @@ fn conclusions(v: &mut Verdict, e: &mut Evidence<'_>, decrypted: bool) {
         v.reason.push_str("; ");
         v.reason.push_str(e.outcome_why);
     }
+    // Moved when the classifier gave them up (`take_evidence`), else copied.
+    let (sni, alpn_offered, alpn_selected) = match e.names.take() {
+        Some(n) => (n.sni, n.alpn_offered, n.alpn_selected),
+        None => (
+            e.client_hello.and_then(|c| c.sni.clone()),
+            e.client_hello.map(|c| c.alpn.clone()).unwrap_or_default(),
+            e.server_hello.and_then(|h| h.alpn.clone()),
+        ),
+    };
     if let Some(ch) = e.client_hello {
-        v.sni = ch.sni.clone();
-        v.alpn_offered = ch.alpn.clone();
+        v.sni = sni;
+        v.alpn_offered = alpn_offered;
         v.tls_offered = Some(ch.offered_version());
     }
     if let Some(sh) = e.server_hello {
         v.tls_version = Some(sh.version);
-        v.alpn_selected = sh.alpn.clone();
+        v.alpn_selected = alpn_selected;
     }
     v.resumed = e.resumed;
     v.alert = e.alert;
@@ -572,6 +581,7 @@ pub(crate) mod tests {
             rejected_by: None,
             client_hello: Some(&hello),
             server_hello: None,
+            names: None,
             resumed: false,
             alert: None,
             starttls: None,
@@ -638,6 +648,7 @@ pub(crate) mod tests {
             rejected_by: None,
             client_hello: ch,
             server_hello: sh,
+            names: None,
             resumed: false,
             alert: None,
             starttls: None,
