@@ -918,7 +918,7 @@ pub fn run_tls(data: &[u8]) {
         port: 443,
     };
     let mut v = Verdict::new(client, server, Timestamp(BASE_TIME), Timestamp(BASE_TIME));
-    mtlsniff::verdict::assemble::assemble(&mut v, Some(&classifier.evidence()), None);
+    mtlsniff::verdict::assemble::assemble(&mut v, Some(classifier.evidence()), None);
     check_verdict(&v);
 }
 

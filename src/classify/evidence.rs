@@ -6,8 +6,9 @@
 //! This file owns the types both the classifier and the verdict need; they
 //! live here, in the lower stage, so `classify` never imports `verdict`.
 //! It must not write a `Verdict` (only the assembler does) and must not
-//! allocate: `Evidence` borrows from the classifier, and is built once, when
-//! the flow is reported, never per record.
+//! allocate: `Evidence` borrows from the classifier (or, from
+//! `take_evidence` for a classifier about to be dropped, takes its strings),
+//! and is built once, when the flow is reported, never per record.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -209,6 +210,10 @@ pub struct Evidence<'a> {
     pub rejected_by: Option<Party>,
     pub client_hello: Option<&'a ClientHello>,
     pub server_hello: Option<&'a ServerHello>,
+    /// The hellos' names, moved out of a classifier about to be dropped
+    /// (`take_evidence`): the hellos above no longer hold them. None (as
+    /// `evidence` gives): read them from the hellos.
+    pub names: Option<HelloNames>,
     /// Session resumption (TLS 1.3 PSK, TLS <= 1.2 abbreviated handshake).
     pub resumed: bool,
     pub alert: Option<Alert>,
@@ -228,6 +233,17 @@ pub struct Evidence<'a> {
     pub handshake: Handshake<'a>,
 }
 
+/// The strings of the hellos a verdict shows, moved rather than copied.
+#[derive(Debug, Clone, Default)]
+pub struct HelloNames {
+    /// The ClientHello's server_name.
+    pub sni: Option<String>,
+    /// The ClientHello's ALPN list.
+    pub alpn_offered: Vec<String>,
+    /// The ServerHello's ALPN.
+    pub alpn_selected: Option<String>,
+}
+
 impl Classifier {
     /// The conclusion so far, as evidence for `verdict::assemble`. Call
     /// after `is_final()` or `conclude()` (and `prove`, with a key log).
@@ -236,6 +252,39 @@ impl Classifier {
             Some((c, b, w)) => (*c, *b, Cow::Borrowed(w.as_str())),
             None => (Class::Unknown, Basis::None, Cow::Borrowed("no conclusion")),
         };
+        self.evidence_with(class, basis, why)
+    }
+
+    /// `evidence`, for a classifier about to be dropped (the engine's
+    /// report): the class's sentence and the hellos' names are moved into
+    /// the evidence instead of borrowed, so the verdict takes them without
+    /// a copy. The evidence says the same as `evidence` would; the
+    /// classifier keeps its class but not those strings.
+    pub fn take_evidence(&mut self) -> Evidence<'_> {
+        let (class, basis, why) = match self.conn.class.as_mut() {
+            Some((c, b, w)) => (*c, *b, Cow::Owned(std::mem::take(w))),
+            None => (Class::Unknown, Basis::None, Cow::Borrowed("no conclusion")),
+        };
+        let names = match &mut self.mode {
+            Mode::Tls(t) => Some(HelloNames {
+                sni: t.ch.as_mut().and_then(|c| c.sni.take()),
+                alpn_offered: t
+                    .ch
+                    .as_mut()
+                    .map(|c| std::mem::take(&mut c.alpn))
+                    .unwrap_or_default(),
+                alpn_selected: t.sh.as_mut().and_then(|h| h.alpn.take()),
+            }),
+            Mode::Plain(_) | Mode::Start => None,
+        };
+        let mut e = self.evidence_with(class, basis, why);
+        e.names = names;
+        e
+    }
+
+    /// The evidence for this class and sentence (the rest is read from
+    /// the classifier; nothing here reads the class's own sentence).
+    fn evidence_with<'a>(&'a self, class: Class, basis: Basis, why: Cow<'a, str>) -> Evidence<'a> {
         let (outcome, outcome_why) = match &self.conn.outcome {
             Some((o, w)) => (*o, w.as_str()),
             None => (Outcome::Unknown, ""),
@@ -249,6 +298,7 @@ impl Classifier {
             rejected_by: self.rejected_by(outcome),
             client_hello: None,
             server_hello: None,
+            names: None,
             resumed: false,
             alert: self.conn.alert,
             starttls: self.conn.starttls.as_deref(),
@@ -289,5 +339,67 @@ impl Classifier {
         } else {
             Party::Server
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::super::testing::*;
+    use crate::capture::segment::{Endpoint, Timestamp};
+    use crate::verdict::Verdict;
+    use crate::verdict::assemble::assemble;
+
+    fn blank() -> Verdict {
+        let ep = |port| Endpoint {
+            ip: "10.0.0.1".parse().unwrap(),
+            port,
+        };
+        Verdict::new(ep(40000), ep(443), Timestamp(0), Timestamp(0))
+    }
+
+    /// A ClientHello naming `sni` and offering ALPN `h2`.
+    fn named_hello(sni: &str) -> Vec<u8> {
+        let mut names = vec![0, 0, 0, 0, 0];
+        names[1] = (sni.len() + 3) as u8;
+        names[4] = sni.len() as u8;
+        names.extend_from_slice(sni.as_bytes());
+        client_hello(&[ext(0, &names), ext(16, &[0, 3, 2, b'h', b'2'])])
+    }
+
+    /// `take_evidence` moves strings out of the classifier instead of
+    /// borrowing them: the verdict it gives must be the one `evidence`
+    /// gives, whatever the flow.
+    #[test]
+    fn taken_evidence_gives_the_borrowed_verdict() {
+        let with_hello = |steps: Vec<(crate::classify::Direction, Vec<u8>)>| {
+            let mut s = steps;
+            s[0] = (C, named_hello("api.example"));
+            s
+        };
+        let flows = [
+            with_hello(tls13(&[40], Some(30))),
+            with_hello(tls13(&[1200, 300, 40], None)),
+            with_hello(tls13(&[200], None)),
+            tls13(&[40], None),
+            vec![(C, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n".to_vec())],
+            vec![(C, named_hello("only.hello"))],
+        ];
+        for steps in flows {
+            let borrowed = drive(&steps);
+            let mut taken = drive(&steps);
+            let mut want = blank();
+            assemble(&mut want, Some(borrowed.evidence()), None);
+            let mut got = blank();
+            assemble(&mut got, Some(taken.take_evidence()), None);
+            assert_eq!(got, want);
+            assert!(!got.reason.is_empty());
+        }
+        let mut c = drive(&with_hello(tls13(&[40], Some(30))));
+        let mut v = blank();
+        assemble(&mut v, Some(c.take_evidence()), None);
+        assert_eq!(v.sni.as_deref(), Some("api.example"));
+        assert_eq!(v.alpn_offered, ["h2"]);
     }
 }

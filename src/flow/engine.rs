@@ -282,13 +282,16 @@ struct Flow {
     decided: Option<Decided>,
     payload_bytes: Sides<u64>,
     packets: u64,
-    /// Unused: keeps the record at 136 bytes. `client` was an
-    /// `Option<usize>` (16 bytes) until `Side` became an enum (1 byte);
-    /// the record's size sets the flow table's cost (`table_bytes`), hence
-    /// `budget::plan`'s flows per worker and buffer budgets, which the
-    /// refactor of issue 11 must not change. Removing it is a separate,
-    /// visible change (about 6% more flows per MiB of table).
-    _spare: [u8; 8],
+    /// The classifier's heap bytes as `recharge` last summed them; None
+    /// once anything may have changed the classifier since (every mutable
+    /// path to it clears this: `classifier_mut`, `pump`, `read_in_place`,
+    /// the assignments), so a segment that did not touch it is charged
+    /// without re-summing its strings. It lives in what was spare room:
+    /// the record stays 136 bytes. `client` was an `Option<usize>` (16
+    /// bytes) until `Side` became an enum (1 byte); the record's size sets
+    /// the flow table's cost (`table_bytes`), hence `budget::plan`'s flows
+    /// per worker and buffer budgets, which must not change here.
+    classifier_heap: Option<u32>,
 }
 
 /// The part of a flow that lives only until its verdict is out.
@@ -368,7 +371,9 @@ impl Flow {
         self.active.as_ref()?.classifier.as_ref()
     }
 
+    /// The classifier, to change: its charged size is summed again.
     fn classifier_mut(&mut self) -> Option<&mut Classifier> {
+        self.classifier_heap = None;
         self.active.as_mut()?.classifier.as_mut()
     }
 
@@ -403,7 +408,7 @@ impl Flow {
             decided: None,
             payload_bytes: Sides::default(),
             packets: 0,
-            _spare: [0; 8],
+            classifier_heap: None,
         }
     }
 
@@ -1146,6 +1151,7 @@ impl Tracker {
         {
             flow.client = Some(side);
             flow.active().classifier = None;
+            flow.classifier_heap = None;
         }
         self.ensure_classifier(flow, Some((side, seg.payload)));
         flow.active().missing[side] += u64::from(seg.missing);
@@ -1206,6 +1212,7 @@ impl Tracker {
             if classifier.is_final() || rest.is_empty() {
                 break;
             }
+            flow.classifier_heap = None;
             let feed = classifier.feed(dir, rest);
             let took = feed.consumed.min(rest.len());
             stream.pass(took);
@@ -1411,6 +1418,7 @@ impl Tracker {
         }
         classifier.set_record_limit(limits.records_before_verdict);
         flow.active().classifier = Some(classifier);
+        flow.classifier_heap = None;
     }
 
     /// Emit the flow's close (once, only for a flow whose verdict went out, and
@@ -1539,7 +1547,21 @@ fn recharge(flow: &mut Flow, meter: &Rc<Cell<usize>>) -> usize {
     };
     let streams: usize = active.streams.iter().flatten().map(Stream::allocated).sum();
     let candidates: usize = active.isn_candidates.iter().map(|c| c.capacity() * 4).sum();
-    let classifier = active.classifier.as_ref().map_or(0, Classifier::heap_bytes);
+    let summed = || active.classifier.as_ref().map_or(0, Classifier::heap_bytes);
+    let classifier = match flow.classifier_heap {
+        Some(bytes) => {
+            // A stale cache would make the budget inexact: every test
+            // run (debug) checks it against a fresh sum.
+            debug_assert_eq!(bytes as usize, summed(), "classifier_heap is stale");
+            bytes as usize
+        }
+        None => {
+            let bytes = summed();
+            // Not cached past u32 (always summed then): never truncated.
+            flow.classifier_heap = u32::try_from(bytes).ok();
+            bytes
+        }
+    };
     let bytes = active_bytes() + streams + candidates + classifier;
     let charge = &mut active.charge;
     if charge.meter.is_none() {
@@ -1574,6 +1596,7 @@ fn pump(flow: &mut Flow, side: Side) {
         if data.is_empty() {
             return;
         }
+        flow.classifier_heap = None;
         let feed = classifier.feed(dir, data);
         stream.consume(feed.consumed);
         if feed.skip > 0 {
@@ -1603,6 +1626,7 @@ fn report(
     // absorbs late packets until close or expiry.
     let had_payload = flow.has_payload();
     let mut classifier = flow.active.take().and_then(|mut a| a.classifier.take());
+    flow.classifier_heap = None;
     if let Some(n) = classifier.as_ref().map(Classifier::notes) {
         counters.tls_fragmented += u64::from(n.fragmented_messages);
         counters.tls_malformed += u64::from(n.malformed);
@@ -1638,8 +1662,9 @@ fn report(
     v.bytes_to_server = flow.payload_bytes[client];
     v.bytes_to_client = flow.payload_bytes[client.other()];
     v.packets = flow.packets;
-    let evidence = classifier.as_ref().map(Classifier::evidence);
-    assemble(&mut v, evidence.as_ref(), proving.facts());
+    // The classifier is dropped below: its sentences move into the verdict.
+    let evidence = classifier.as_mut().map(Classifier::take_evidence);
+    assemble(&mut v, evidence, proving.facts());
     flow.decided = Some(Decided {
         class: v.class,
         outcome: v.outcome,

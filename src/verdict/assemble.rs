@@ -28,59 +28,77 @@ use crate::verdict::{CertSeen, Flight, SessionLink, Verdict};
 /// Write the flow's conclusions into `v` (which carries the flow's
 /// endpoints, times and counts): the classifier's evidence, or none for a
 /// flow that never got a classifier; then the decrypted facts, if any;
-/// then the mesh annotation.
-pub fn assemble(v: &mut Verdict, evidence: Option<&Evidence<'_>>, proof: Option<&Facts>) {
+/// then the mesh annotation. The evidence is taken by value: its sentence
+/// becomes the verdict's reason without a copy.
+pub fn assemble(v: &mut Verdict, evidence: Option<Evidence<'_>>, proof: Option<&Facts>) {
+    let refused_by = evidence.as_ref().and_then(|e| e.rejected_by);
     match evidence {
-        Some(e) => {
-            conclusions(v, e, proof.is_some());
-            handshake(v, e);
+        Some(mut e) => {
+            conclusions(v, &mut e, proof.is_some());
+            handshake(v, &e);
             if let Some(facts) = proof {
                 if matches!(e.handshake, Handshake::Tls13 { .. }) {
-                    tls13_proof(v, e, facts);
+                    tls13_proof(v, &e, facts);
                     offer_tickets(v, facts);
                 } else {
-                    renegotiation_proof(v, e, facts);
+                    renegotiation_proof(v, &e, facts);
                 }
             }
         }
         None => v.reason = "no payload: nothing to classify".to_string(),
     }
-    v.rejected_by = rejected_by(v, evidence);
+    v.rejected_by = rejected_by(v, refused_by);
     annotate_mesh(v);
 }
 
-/// Who refused a rejected flow: the classifier's answer, unless a
-/// decrypted fatal alert names its sender.
-fn rejected_by(v: &Verdict, e: Option<&Evidence<'_>>) -> Option<Party> {
+/// Who refused a rejected flow: the classifier's answer (`refused_by`),
+/// unless a decrypted fatal alert names its sender.
+fn rejected_by(v: &Verdict, refused_by: Option<Party>) -> Option<Party> {
     if v.outcome != Outcome::Rejected {
         return None;
     }
     match v.alert {
         Some(a) if a.level == 2 && !a.from_server => Some(Party::Client),
         Some(a) if a.level == 2 => Some(Party::Server),
-        _ => e.and_then(|e| e.rejected_by).or(Some(Party::Server)),
+        _ => refused_by.or(Some(Party::Server)),
     }
 }
 
 /// The classifier's class, outcome and reason, and the facts it read in
-/// clear.
-fn conclusions(v: &mut Verdict, e: &Evidence<'_>, decrypted: bool) {
+/// clear. The evidence's sentence is moved into the reason (`e.why` is
+/// left empty: nothing after this reads it).
+fn conclusions(v: &mut Verdict, e: &mut Evidence<'_>, decrypted: bool) {
     v.class = e.class;
     v.basis = e.basis;
     v.outcome = e.outcome;
-    v.reason = if e.outcome_why.is_empty() {
-        e.why.clone().into_owned()
-    } else {
-        format!("{}; {}", e.why, e.outcome_why)
+    let renegotiation_measured = e.renegotiation.is_some()
+        && (e.why.starts_with("TLS 1.2 renegotiation")
+            || e.why.contains("; TLS 1.2 renegotiation"));
+    // Built in place: the sentence's own buffer, grown once for the
+    // outcome's (same text as `format!("{why}; {outcome_why}")`).
+    v.reason = std::mem::take(&mut e.why).into_owned();
+    if !e.outcome_why.is_empty() {
+        v.reason.reserve(2 + e.outcome_why.len());
+        v.reason.push_str("; ");
+        v.reason.push_str(e.outcome_why);
+    }
+    // Moved when the classifier gave them up (`take_evidence`), else copied.
+    let (sni, alpn_offered, alpn_selected) = match e.names.take() {
+        Some(n) => (n.sni, n.alpn_offered, n.alpn_selected),
+        None => (
+            e.client_hello.and_then(|c| c.sni.clone()),
+            e.client_hello.map(|c| c.alpn.clone()).unwrap_or_default(),
+            e.server_hello.and_then(|h| h.alpn.clone()),
+        ),
     };
     if let Some(ch) = e.client_hello {
-        v.sni = ch.sni.clone();
-        v.alpn_offered = ch.alpn.clone();
+        v.sni = sni;
+        v.alpn_offered = alpn_offered;
         v.tls_offered = Some(ch.offered_version());
     }
     if let Some(sh) = e.server_hello {
         v.tls_version = Some(sh.version);
-        v.alpn_selected = sh.alpn.clone();
+        v.alpn_selected = alpn_selected;
     }
     v.resumed = e.resumed;
     v.alert = e.alert;
@@ -93,17 +111,19 @@ fn conclusions(v: &mut Verdict, e: &Evidence<'_>, decrypted: bool) {
         v.renegotiated = true;
         let what = if decrypted {
             "decrypted with the key log"
-        } else if e.why.starts_with("TLS 1.2 renegotiation")
-            || e.why.contains("; TLS 1.2 renegotiation")
-        {
+        } else if renegotiation_measured {
             "its client flight measured"
         } else {
             "a client certificate may be sent there, encrypted"
         };
-        v.reason.push_str(&format!(
-            "; the {} started a renegotiation after the handshake: {what}",
-            who.sender()
-        ));
+        for part in [
+            "; the ",
+            who.sender(),
+            " started a renegotiation after the handshake: ",
+            what,
+        ] {
+            v.reason.push_str(part);
+        }
     }
     if let Some([to_server, to_client]) = e.preview {
         v.preview_to_server = Some(crate::classify::plaintext::printable_text(to_server));
@@ -530,7 +550,7 @@ pub(crate) mod tests {
             port: 1,
         };
         let mut v = Verdict::new(ep, ep, Timestamp(0), Timestamp(0));
-        assemble(&mut v, Some(&c.evidence()), None);
+        assemble(&mut v, Some(c.evidence()), None);
         v
     }
 
@@ -561,6 +581,7 @@ pub(crate) mod tests {
             rejected_by: None,
             client_hello: Some(&hello),
             server_hello: None,
+            names: None,
             resumed: false,
             alert: None,
             starttls: None,
@@ -579,7 +600,7 @@ pub(crate) mod tests {
             },
         };
         let mut v = blank();
-        assemble(&mut v, Some(&e), None);
+        assemble(&mut v, Some(e), None);
         assert!(v.mesh.is_some(), "fingerprinted");
         assert_eq!((v.class, v.basis), (Class::Tls, Basis::Inferred));
         assert_eq!(v.reason, "first record 53 B");
@@ -627,6 +648,7 @@ pub(crate) mod tests {
             rejected_by: None,
             client_hello: ch,
             server_hello: sh,
+            names: None,
             resumed: false,
             alert: None,
             starttls: None,
@@ -644,7 +666,7 @@ pub(crate) mod tests {
     /// (tls_version, tls_offered) the assembler writes for these hellos.
     fn versions(ch: Option<&ClientHello>, sh: Option<&ServerHello>) -> (Option<u16>, Option<u16>) {
         let mut v = blank();
-        assemble(&mut v, Some(&hellos(ch, sh)), None);
+        assemble(&mut v, Some(hellos(ch, sh)), None);
         assert_eq!(v.spoke_tls(), ch.is_some() || sh.is_some());
         (v.tls_version, v.tls_offered)
     }
@@ -726,7 +748,7 @@ pub(crate) mod tests {
             ..ClientHello::default()
         };
         let mut v = blank();
-        assemble(&mut v, Some(&hellos(Some(&hello), None)), None);
+        assemble(&mut v, Some(hellos(Some(&hello), None)), None);
         assert_eq!(v.tls_version, None);
         assert!(v.mesh.is_some(), "fingerprinted without a ServerHello");
     }
