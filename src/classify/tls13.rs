@@ -112,6 +112,17 @@ enum Why13 {
     TooSmall { first: u16, pha: bool },
 }
 
+/// The end of a flight sentence (`tls13_reason`), after the summary and,
+/// where there is one, the first record's size.
+#[derive(Clone, Copy)]
+enum Tail {
+    HoldsCertificate,
+    Between,
+    EqualSmall,
+    RawKeys,
+    TooSmall { pha: bool },
+}
+
 impl Tls13 {
     pub fn heap_bytes(&self) -> usize {
         (self.client_flight.capacity() + self.after_flight.capacity()) * 2
@@ -275,53 +286,68 @@ impl Tls {
         (Class::Tls, Basis::Inferred, Why13::TooSmall { first, pha })
     }
 
-    /// The sentence of a decision over `flight`.
+    /// The sentence of a decision over `flight`. The flight sentences are
+    /// written into one reserved String (no `format!` of a `format!`): one
+    /// is made for nearly every TLS 1.3 flow.
     fn tls13_reason(&self, flight: &[u16], why: Why13) -> String {
-        let summary = || self.flight_summary(flight);
-        match why {
+        use std::fmt::Write;
+        let (first, tail) = match why {
             Why13::Resumed => {
-                ticket::resumed(
+                return ticket::resumed(
                     "resumed: TLS 1.3 pre-shared key accepted, no certificates on the wire",
                     self.accepted_psk_identity()
                         .map(|id| ("PSK identity", id.len())),
                 )
-                .2
+                .2;
             }
             Why13::EarlyData => {
-                "0-RTT early data offered: the client's flight is not recognisable".to_string()
+                return "0-RTT early data offered: the client's flight is not recognisable"
+                    .to_string();
             }
-            Why13::NotSeen => "TLS 1.3: the client's encrypted flight is not seen".to_string(),
-            Why13::CertificateSized(first) => format!(
-                "TLS 1.3 client flight {}: first record {first} B holds a certificate \
-                 (first record >= {CERTIFICATE_RECORD_MIN} B; without one it is <= {FINISHED_RECORD_MAX} B)",
-                summary()
+            Why13::NotSeen => {
+                return "TLS 1.3: the client's encrypted flight is not seen".to_string();
+            }
+            Why13::CertificateSized(first) => (Some(first), Tail::HoldsCertificate),
+            Why13::Ambiguous(first) => (Some(first), Tail::Between),
+            Why13::EqualSmall => (None, Tail::EqualSmall),
+            Why13::RawKeys => (None, Tail::RawKeys),
+            Why13::TooSmall { first, pha } => (Some(first), Tail::TooSmall { pha }),
+        };
+        let mut s = String::with_capacity(200);
+        s.push_str("TLS 1.3 client flight ");
+        self.write_flight_summary(&mut s, flight);
+        if let Some(first) = first {
+            let _ = write!(s, ": first record {first} B ");
+        }
+        let _ = match tail {
+            Tail::HoldsCertificate => write!(
+                s,
+                "holds a certificate (first record >= {CERTIFICATE_RECORD_MIN} B; without one it is <= {FINISHED_RECORD_MAX} B)"
             ),
-            Why13::Ambiguous(first) => format!(
-                "TLS 1.3 client flight {}: first record {first} B is between Finished size \
-                 (<= {FINISHED_RECORD_MAX} B) and certificate size (>= {CERTIFICATE_RECORD_MIN} B)",
-                summary()
+            Tail::Between => write!(
+                s,
+                "is between Finished size (<= {FINISHED_RECORD_MAX} B) and certificate size (>= {CERTIFICATE_RECORD_MIN} B)"
             ),
-            Why13::EqualSmall => format!(
-                "TLS 1.3 client flight {}: equal small records, possibly a fragmented certificate",
-                summary()
-            ),
-            Why13::RawKeys => format!(
-                "TLS 1.3 client flight {}: raw public keys offered, a key fits in a small record",
-                summary()
-            ),
-            Why13::TooSmall { first, pha } => {
+            Tail::EqualSmall => {
+                write!(
+                    s,
+                    ": equal small records, possibly a fragmented certificate"
+                )
+            }
+            Tail::RawKeys => write!(s, ": raw public keys offered, a key fits in a small record"),
+            Tail::TooSmall { pha } => {
                 let pha = if pha {
                     "; post_handshake_auth offered: a certificate could still follow, encrypted"
                 } else {
                     ""
                 };
-                format!(
-                    "TLS 1.3 client flight {}: first record {first} B is too small for a certificate \
-                     (first record <= {FINISHED_RECORD_MAX} B){pha}",
-                    summary()
+                write!(
+                    s,
+                    "is too small for a certificate (first record <= {FINISHED_RECORD_MAX} B){pha}"
                 )
             }
-        }
+        };
+        s
     }
 
     /// What the first client record's exact size says about the request
@@ -373,19 +399,17 @@ impl Tls {
         flight.iter().take(4).position(|&l| l == finished)
     }
 
-    /// "N B in K record(s) [a,b,c]", written into one string.
-    fn flight_summary(&self, flight: &[u16]) -> String {
+    /// "N B in K record(s) [a,b,c]", written at the end of `s`.
+    fn write_flight_summary(&self, s: &mut String, flight: &[u16]) {
         use std::fmt::Write;
         let hs = self.handshake_flight(flight);
         let total: u32 = hs.iter().map(|&l| u32::from(l) + 5).sum();
-        let mut s = String::with_capacity(24 + 6 * hs.len());
         let _ = write!(s, "{total} B in {} record(s) [", hs.len());
         for (i, l) in hs.iter().enumerate() {
             let sep = if i == 0 { "" } else { "," };
             let _ = write!(s, "{sep}{l}");
         }
         s.push(']');
-        s
     }
 
     /// A side closed: the TLS 1.3 outcome a close decides.
