@@ -24,7 +24,7 @@
 # it is continued (SIGCONT) and timed until its threads go idle. A run is
 # valid when nothing was dropped anywhere and mtlsniff read exactly the K
 # packets sent (its --stats, after SIGINT). Drain rate = K / drain time
-# (wall clock, from SIGCONT to the last 2 ms in which its threads ran more
+# (wall clock, from SIGCONT to the last 5 ms in which its threads ran more
 # than a quarter of the time); CPU = the CPU time its threads used until
 # then (/proc/PID/task/*/schedstat), per packet, and K / the busiest
 # thread's CPU time: the drain rate with a core per thread, which other
@@ -368,7 +368,7 @@ base = runtimes()
 t0 = time.monotonic(); os.kill(pid, signal.SIGCONT)
 prev, tprev, last, at_last = base, t0, t0, base
 while True:
-    time.sleep(0.002)
+    time.sleep(0.005)  # coarser would blur the end, finer costs the CPUs it measures
     now = time.monotonic(); cur = runtimes()
     # Busy: its threads ran more than a quarter of the interval, together.
     if sum(v - prev.get(k, 0) for k, v in cur.items()) > 0.25e9 * (now - tprev): last, at_last = now, cur
@@ -400,7 +400,7 @@ if [ "$DRAIN" = 1 ]; then
     say "drain: $DRAIN_PKTS packets per run, -B $DRAIN_KIB KiB, $DRAIN_RUNS runs per configuration"
     echo
     printf '%-28s %4s %9s %9s %8s %11s %9s %8s %11s %5s  %s\n' config run sent read drain_s drain_pps cpu_s ns/pkt cpu_cap_pps load verdict
-    declare -A D_RATES D_NSPP D_CAPS D_BAD D_LOADS
+    declare -A D_RATES D_NSPP D_CAPS D_BAD D_WHY D_LOADS
     DROWS=()
     for run in $(seq "$DRAIN_RUNS"); do
         for cfg in "${CONFIGS[@]}"; do
@@ -417,7 +417,7 @@ if [ "$DRAIN" = 1 ]; then
             if [ "$S_OK" = 1 ]; then
                 D_RATES[$cfg]="${D_RATES[$cfg]:-} $rate"; D_NSPP[$cfg]="${D_NSPP[$cfg]:-} $nspp"; D_CAPS[$cfg]="${D_CAPS[$cfg]:-} $cap"
             else
-                D_BAD[$cfg]=$(( ${D_BAD[$cfg]:-0} + 1 ))
+                D_BAD[$cfg]=$(( ${D_BAD[$cfg]:-0} + 1 )); D_WHY[$cfg]=$S_WHY
             fi
         done
     done
@@ -430,7 +430,7 @@ if [ "$DRAIN" = 1 ]; then
         if [ -n "$r" ]; then
             DSUM+=("| \`${cfg:-(defaults)}\` | $(printf '%.0f' "$r") | $(printf '%.0f' "$c") | $(printf '%.0f' "$n") | $valid of $DRAIN_RUNS (${D_RATES[$cfg]# }) | ${D_LOADS[$cfg]# } |")
         else
-            DSUM+=("| \`${cfg:-(defaults)}\` | no valid run | | | 0 of $DRAIN_RUNS | ${D_LOADS[$cfg]# } |")
+            DSUM+=("| \`${cfg:-(defaults)}\` | no valid run | | | 0 of $DRAIN_RUNS (last: ${D_WHY[$cfg]}) | ${D_LOADS[$cfg]# } |")
         fi
     done
     # shellcheck disable=SC2086
