@@ -332,7 +332,8 @@ stop_sniff() {
 # ---------------------------------------------------------------- drain mode
 # drain_step OPTS: one drain run (see the header). Sets S_* as run_step does,
 # and D_SECS (drain time), D_CPU (CPU seconds of all threads), D_TOP (of the
-# busiest thread), D_TIMEOUT (1: still busy after 120 s).
+# busiest thread), D_WAIT (its time runnable but waiting for a CPU: other
+# work's share of the drain time), D_TIMEOUT (1: still busy after 120 s).
 drain_step() {
     local opts=$1 i t
     start_sniff "$opts"
@@ -355,31 +356,35 @@ drain_step() {
     local txd0 snd0; txd0=$(tx_dropped); snd0=$(softnet_dropped)
     replay top "$DRAIN_PKTS" 0
     sleep 0.2
-    read -r D_SECS D_CPU D_TOP D_TIMEOUT < <(python3 - "$SNIFF_PID" <<'EOF'
+    read -r D_SECS D_CPU D_TOP D_TIMEOUT D_WAIT < <(python3 - "$SNIFF_PID" <<'EOF'
 import glob, os, signal, sys, time
 pid = int(sys.argv[1])
-def runtimes():  # thread id -> nanoseconds on a CPU
+def sched():  # thread id -> (ns on a CPU, ns runnable but waiting for one)
     r = {}
     for p in glob.glob('/proc/%d/task/*/schedstat' % pid):
-        try: r[p.split('/')[4]] = int(open(p).read().split()[0])
+        try: r[p.split('/')[4]] = tuple(map(int, open(p).read().split()[:2]))
         except (OSError, ValueError, IndexError): pass
     return r
-base = runtimes()
+def runtimes(): return {k: v[0] for k, v in sched().items()}
+base_s = sched(); base = {k: v[0] for k, v in base_s.items()}
 t0 = time.monotonic(); os.kill(pid, signal.SIGCONT)
-prev, tprev, last, at_last = base, t0, t0, base
+prev, tprev, last, at_last, at_last_s = base, t0, t0, base, base_s
 while True:
     time.sleep(0.005)  # coarser would blur the end, finer costs the CPUs it measures
     now = time.monotonic(); cur = runtimes()
     # Busy: its threads ran more than a quarter of the interval, together.
-    if sum(v - prev.get(k, 0) for k, v in cur.items()) > 0.25e9 * (now - tprev): last, at_last = now, cur
+    if sum(v - prev.get(k, 0) for k, v in cur.items()) > 0.25e9 * (now - tprev): last, at_last, at_last_s = now, cur, sched()
     prev, tprev = cur, now
     if now - last > 0.5 or now - t0 > 120: break
-used = [v - base.get(k, 0) for k, v in at_last.items()]
-print('%.4f %.4f %.4f %d' % (last - t0, sum(used) / 1e9, max(used or [0]) / 1e9, now - t0 > 120))
+used = {k: v - base.get(k, 0) for k, v in at_last.items()}
+top = max(used, key=used.get) if used else None
+# How long the busiest thread was runnable but waited for a CPU: other work.
+wait = (at_last_s[top][1] - base_s.get(top, (0, 0))[1]) / 1e9 if top in at_last_s else 0
+print('%.4f %.4f %.4f %d %.4f' % (last - t0, sum(used.values()) / 1e9, max(used.values() or [0]) / 1e9, now - t0 > 120, wait))
 EOF
 )
     kill -CONT "$SNIFF_PID" 2>/dev/null || true
-    : "${D_SECS:=0}" "${D_CPU:=0}" "${D_TOP:=0}" "${D_TIMEOUT:=1}"
+    : "${D_SECS:=0}" "${D_CPU:=0}" "${D_TOP:=0}" "${D_TIMEOUT:=1}" "${D_WAIT:=0}"
     stop_sniff "$opts" drain "$txd0" "$snd0"
     if [ "$S_OK" = 1 ] && [ "$S_SENT" != "$DRAIN_PKTS" ]; then S_OK=0; S_WHY="sent $S_SENT, not $DRAIN_PKTS"; fi
     if [ "$S_OK" = 1 ] && [ "${D_TIMEOUT:-1}" != 0 ]; then S_OK=0; S_WHY="still busy 120 s after SIGCONT"; fi
@@ -399,7 +404,7 @@ if [ "$DRAIN" = 1 ]; then
     [ "$DRAIN_KIB" -le $((AVAIL_KIB / 2)) ] || die "--drain-packets $DRAIN_PKTS needs a $DRAIN_KIB KiB ring, over half the available memory ($AVAIL_KIB KiB): fewer packets"
     say "drain: $DRAIN_PKTS packets per run, -B $DRAIN_KIB KiB, $DRAIN_RUNS runs per configuration"
     echo
-    printf '%-28s %4s %9s %9s %8s %11s %9s %8s %11s %5s  %s\n' config run sent read drain_s drain_pps cpu_s ns/pkt cpu_cap_pps load verdict
+    printf '%-28s %4s %9s %9s %8s %11s %9s %8s %11s %7s %5s  %s\n' config run sent read drain_s drain_pps cpu_s ns/pkt cpu_cap_pps wait_s load verdict
     declare -A D_RATES D_NSPP D_CAPS D_BAD D_WHY D_LOADS
     DROWS=()
     for run in $(seq "$DRAIN_RUNS"); do
@@ -411,8 +416,8 @@ if [ "$DRAIN" = 1 ]; then
             cap=$(python3 -c "import sys; k, s = int(sys.argv[1]), float(sys.argv[2]); print('%.0f' % (k / s) if s > 0 else 0)" "$DRAIN_PKTS" "$D_TOP")
             nspp=$(python3 -c "import sys; print('%.0f' % (float(sys.argv[2]) * 1e9 / int(sys.argv[1])))" "$DRAIN_PKTS" "$D_CPU")
             verdict=$S_WHY; [ "$S_OK" = 1 ] && verdict="valid" || verdict="INVALID: $S_WHY"
-            printf '%-28s %4s %9s %9s %8s %11s %9s %8s %11s %5s  %s\n' "${cfg:-(defaults)}" "$run" "$S_SENT" "$S_READ" "$D_SECS" "$rate" "$D_CPU" "$nspp" "$cap" "$S_LOAD" "$verdict"
-            DROWS+=("| \`${cfg:-(defaults)}\` | $run | $S_SENT | $S_READ | $S_KDROP / $S_IFDROP / $S_QDROP | $D_SECS | $rate | $D_CPU | $nspp | $D_TOP | $cap | $S_LOAD | $verdict |")
+            printf '%-28s %4s %9s %9s %8s %11s %9s %8s %11s %7s %5s  %s\n' "${cfg:-(defaults)}" "$run" "$S_SENT" "$S_READ" "$D_SECS" "$rate" "$D_CPU" "$nspp" "$cap" "$D_WAIT" "$S_LOAD" "$verdict"
+            DROWS+=("| \`${cfg:-(defaults)}\` | $run | $S_SENT | $S_READ | $S_KDROP / $S_IFDROP / $S_QDROP | $D_SECS | $rate | $D_CPU | $nspp | $D_TOP | $D_WAIT | $cap | $S_LOAD | $verdict |")
             D_LOADS[$cfg]="${D_LOADS[$cfg]:-} $S_LOAD"
             if [ "$S_OK" = 1 ]; then
                 D_RATES[$cfg]="${D_RATES[$cfg]:-} $rate"; D_NSPP[$cfg]="${D_NSPP[$cfg]:-} $nspp"; D_CAPS[$cfg]="${D_CAPS[$cfg]:-} $cap"
@@ -470,8 +475,8 @@ if [ "$DRAIN" = 1 ]; then
         echo
         echo "## Runs"
         echo
-        echo "| options | run | sent | read | dropped kernel / interface / queue | drain s | drain pps | CPU s | CPU ns/packet | busiest thread CPU s | packets / its CPU s | load | verdict |"
-        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        echo "| options | run | sent | read | dropped kernel / interface / queue | drain s | drain pps | CPU s | CPU ns/packet | busiest thread CPU s | its wait for a CPU s | packets / its CPU s | load | verdict |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         for d in "${DROWS[@]}"; do echo "$d"; done
     } >"$OUT"
     say "wrote $OUT ($(($(date +%s) - START))s of measurements)"
