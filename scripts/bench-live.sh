@@ -17,9 +17,31 @@
 # an AF_PACKET fanout group of 1 and 2 sockets, and the report ends with
 # the fanout scaling: the highest zero-drop rate of 2 sockets over 1's.
 #
+# With --drain it measures instead what the capture reads when no sender
+# shares the CPUs with it: mtlsniff is started, stopped (SIGSTOP, its PID
+# only) once its sockets are bound, K packets are replayed at top speed into
+# its stopped sockets' rings (-B sized by the script to hold them all), then
+# it is continued (SIGCONT) and timed until its threads go idle. A run is
+# valid when nothing was dropped anywhere and mtlsniff read exactly the K
+# packets sent (its --stats, after SIGINT). Drain rate = K / drain time
+# (wall clock, from SIGCONT to the last 5 ms in which its threads ran more
+# than a quarter of the time); CPU = the CPU time its threads used until
+# then (/proc/PID/task/*/schedstat), per packet, and K / the busiest
+# thread's CPU time: the drain rate with a core per thread, which other
+# work on a shared host changes much less. Each configuration (default
+# --no-fanout, --threads 1, --threads 2) is run 3 times, the configurations
+# in turn; the report gives the medians of the valid runs and the fanout
+# scaling: the drain rate of 2 sockets over 1's (target 1.6x), and the
+# same by CPU. mtlsniff is idle (no CPU tick in 0.3 s) before SIGSTOP: a
+# socket is bound before its ring is set up.
+#
 # Usage (as root):
 #   scripts/bench-live.sh [--quick] [--senders N] [--out FILE] [--config 'OPTS']... [PCAP]
+#   scripts/bench-live.sh --drain [--drain-packets K] [--senders N] [--out FILE] [--config 'OPTS']... [PCAP]
 #
+#   --drain      the drain measurement above instead of the rate search
+#                (Markdown report default target/bench/live-drain.md)
+#   --drain-packets K  packets per drain run (default 1000000, --quick 300000)
 #   --senders N  N tcpreplay processes at once, each sending 1/N of the rate
 #                and of the packets (default 1): one sender tops out near
 #                one core's speed, which must not be what a step measures
@@ -46,9 +68,13 @@ PCAP=""
 OUT="$ROOT/target/bench/live.md"
 CONFIGS=()
 SENDERS=1
+DRAIN=0
+DRAIN_PKTS=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
+        --drain) DRAIN=1 ;;
+        --drain-packets) DRAIN_PKTS=$2; shift ;;
         --senders) SENDERS=$2; shift ;;
         --out) OUT=$2; shift ;;
         --config) CONFIGS+=("$2"); shift ;;
@@ -59,6 +85,13 @@ while [ $# -gt 0 ]; do
     shift
 done
 
+if [ "$DRAIN" = 1 ]; then
+    [ "$OUT" != "$ROOT/target/bench/live.md" ] || OUT="$ROOT/target/bench/live-drain.md"
+    [ -n "$DRAIN_PKTS" ] || { if [ "$QUICK" = 1 ]; then DRAIN_PKTS=300000; else DRAIN_PKTS=1000000; fi; }
+    case "$DRAIN_PKTS" in ''|*[!0-9]*) echo "bench-live: --drain-packets needs a number" >&2; exit 2 ;; esac
+    DRAIN_RUNS=3
+    [ ${#CONFIGS[@]} -gt 0 ] || CONFIGS=("--no-fanout" "--threads 1" "--threads 2")
+fi
 if [ "$QUICK" = 1 ]; then
     BUDGET=80          # seconds for the measurements (build not included)
     TOP_PKTS=1000000   # packets per top-speed step
@@ -188,13 +221,12 @@ softnet_dropped() { # column 2 of /proc/net/softnet_stat, summed over CPUs (hex)
     python3 -c 'import sys; print(sum(int(l.split()[1], 16) for l in open("/proc/net/softnet_stat")))'
 }
 
-# run_step CONFIG RATE PKTS [LOOPS] [JSON_OUT]: RATE is a pps number or "top".
-# Sets S_* variables.
-run_step() {
-    local opts=$1 rate=$2 pkts=$3 loops=${4:-0} json=${5:-}
-    local err="$WORK/sniff.err" rep="$WORK/replay.out"
-    local out=/dev/null fmt=()
-    if [ -n "$json" ]; then out=$json; fmt=(--json); fi
+# start_sniff OPTS [OUT]: mtlsniff -i in the receiving namespace, --stats on
+# $WORK/sniff.err, verdicts to OUT (default /dev/null); returns once its
+# packet sockets are bound. Sets SNIFF_PID.
+start_sniff() {
+    local opts=$1 out=${2:-/dev/null} err="$WORK/sniff.err"
+    local fmt=(); [ "$out" = /dev/null ] || fmt=(--json)
     # shellcheck disable=SC2086
     ip netns exec "$NR" "$SNIFF" -i "$RX" --stats $opts "${fmt[@]}" >"$out" 2>"$err" &
     SNIFF_PID=$!
@@ -207,8 +239,12 @@ run_step() {
     done
     sleep 0.3
     kill -0 "$SNIFF_PID" 2>/dev/null || { wait "$SNIFF_PID" || true; SNIFF_PID=""; die "mtlsniff -i $RX $opts exited early: $(cat "$err")"; }
-    local txd0 snd0; txd0=$(tx_dropped); snd0=$(softnet_dropped)
-    # SENDERS senders at once, each with its share of the rate and packets.
+}
+
+# replay RATE PKTS LOOPS: SENDERS tcpreplay processes at once, each with its
+# share of the rate and packets; their reports in $WORK/replay.out.
+replay() {
+    local rate=$1 pkts=$2 loops=$3 rep="$WORK/replay.out"
     local speed=(--topspeed); [ "$rate" = top ] || speed=(--pps="$(( (rate + SENDERS - 1) / SENDERS ))")
     local limit=(--limit="$(( (pkts + SENDERS - 1) / SENDERS ))"); [ "$pkts" != 0 ] || limit=()
     local k pids=()
@@ -222,17 +258,33 @@ run_step() {
     done
     REPLAY_PIDS=""
     cat "$rep".* >"$rep"
-    # Summed over the senders (they ran side by side): packets, Mbps, pps.
-    sum_rep() { sed -n "$1" "$rep" | awk '{ s += $1 } END { printf "%s", (NR ? s : "") }'; }
+}
+
+# run_step CONFIG RATE PKTS [LOOPS] [JSON_OUT]: RATE is a pps number or "top".
+# Sets S_* variables.
+run_step() {
+    local opts=$1 rate=$2 pkts=$3 loops=${4:-0} json=${5:-}
+    start_sniff "$opts" "${json:-/dev/null}"
+    local txd0 snd0; txd0=$(tx_dropped); snd0=$(softnet_dropped)
+    replay "$rate" "$pkts" "$loops"
     # Let mtlsniff finish reading: SIGINT stops it at its next read, and what
     # is still in the ring then would be neither read nor counted as dropped.
     # Idle = under 2 CPU ticks in 0.4 s (bounded: 20 s).
     sleep 0.3
-    local a b
+    local i a b
     for i in $(seq 50); do
         a=$(cpu_ticks "$SNIFF_PID"); sleep 0.4; b=$(cpu_ticks "$SNIFF_PID")
         [ $((b - a)) -ge 2 ] || break
     done
+    stop_sniff "$opts" "$rate" "$txd0" "$snd0"
+}
+
+# stop_sniff OPTS RATE TXD0 SND0: SIGINT mtlsniff, wait for it, and read its
+# --stats and the senders' reports into S_* (S_OK=1 when nothing was lost).
+stop_sniff() {
+    local opts=$1 rate=$2 txd0=$3 snd0=$4 err="$WORK/sniff.err" rep="$WORK/replay.out" i
+    # Summed over the senders (they ran side by side): packets, Mbps, pps.
+    sum_rep() { sed -n "$1" "$rep" | awk '{ s += $1 } END { printf "%s", (NR ? s : "") }'; }
     kill -INT "$SNIFF_PID" 2>/dev/null || true
     for i in $(seq 100); do kill -0 "$SNIFF_PID" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$SNIFF_PID" 2>/dev/null; then
@@ -276,6 +328,160 @@ run_step() {
     [ "$S_QTICKS" = 0 ] || why+=("(and $S_QTICKS ticks dropped)")
     if [ ${#why[@]} -eq 0 ]; then S_OK=1; S_WHY="zero drops"; else S_OK=0; S_WHY="DROPS: ${why[*]}"; fi
 }
+
+# ---------------------------------------------------------------- drain mode
+# drain_step OPTS: one drain run (see the header). Sets S_* as run_step does,
+# and D_SECS (drain time), D_CPU (CPU seconds of all threads), D_TOP (of the
+# busiest thread), D_WAIT (its time runnable but waiting for a CPU: other
+# work's share of the drain time), D_TIMEOUT (1: still busy after 120 s).
+drain_step() {
+    local opts=$1 i t
+    start_sniff "$opts"
+    # A bound socket may still be setting up its ring (a large -B takes a
+    # while, and packets before the ring are not counted): wait until
+    # mtlsniff is idle (no CPU tick in 0.3 s, bounded: 15 s).
+    local a b
+    for i in $(seq 50); do
+        a=$(cpu_ticks "$SNIFF_PID"); sleep 0.3; b=$(cpu_ticks "$SNIFF_PID")
+        [ "$a" != "$b" ] || break
+    done
+    kill -STOP "$SNIFF_PID"
+    # Stopped when every thread is (state T in /proc/PID/task/*/stat).
+    for i in $(seq 50); do
+        t=$(cat /proc/"$SNIFF_PID"/task/*/stat 2>/dev/null | awk '{ sub(/.*\) /, ""); if ($1 != "T") n++ } END { print n + 0 }')
+        [ "$t" != 0 ] || break
+        sleep 0.1
+    done
+    [ "$t" = 0 ] || { kill -CONT "$SNIFF_PID"; die "mtlsniff $opts: $t thread(s) still running 5 s after SIGSTOP"; }
+    local txd0 snd0; txd0=$(tx_dropped); snd0=$(softnet_dropped)
+    replay top "$DRAIN_PKTS" 0
+    sleep 0.2
+    read -r D_SECS D_CPU D_TOP D_TIMEOUT D_WAIT < <(python3 - "$SNIFF_PID" <<'EOF'
+import glob, os, signal, sys, time
+pid = int(sys.argv[1])
+def sched():  # thread id -> (ns on a CPU, ns runnable but waiting for one)
+    r = {}
+    for p in glob.glob('/proc/%d/task/*/schedstat' % pid):
+        try: r[p.split('/')[4]] = tuple(map(int, open(p).read().split()[:2]))
+        except (OSError, ValueError, IndexError): pass
+    return r
+def runtimes(): return {k: v[0] for k, v in sched().items()}
+base_s = sched(); base = {k: v[0] for k, v in base_s.items()}
+t0 = time.monotonic(); os.kill(pid, signal.SIGCONT)
+prev, tprev, last, at_last, at_last_s = base, t0, t0, base, base_s
+while True:
+    time.sleep(0.005)  # coarser would blur the end, finer costs the CPUs it measures
+    now = time.monotonic(); cur = runtimes()
+    # Busy: its threads ran more than a quarter of the interval, together.
+    if sum(v - prev.get(k, 0) for k, v in cur.items()) > 0.25e9 * (now - tprev): last, at_last, at_last_s = now, cur, sched()
+    prev, tprev = cur, now
+    if now - last > 0.5 or now - t0 > 120: break
+used = {k: v - base.get(k, 0) for k, v in at_last.items()}
+top = max(used, key=used.get) if used else None
+# How long the busiest thread was runnable but waited for a CPU: other work.
+wait = (at_last_s[top][1] - base_s.get(top, (0, 0))[1]) / 1e9 if top in at_last_s else 0
+print('%.4f %.4f %.4f %d %.4f' % (last - t0, sum(used.values()) / 1e9, max(used.values() or [0]) / 1e9, now - t0 > 120, wait))
+EOF
+)
+    kill -CONT "$SNIFF_PID" 2>/dev/null || true
+    : "${D_SECS:=0}" "${D_CPU:=0}" "${D_TOP:=0}" "${D_TIMEOUT:=1}" "${D_WAIT:=0}"
+    stop_sniff "$opts" drain "$txd0" "$snd0"
+    if [ "$S_OK" = 1 ] && [ "$S_SENT" != "$DRAIN_PKTS" ]; then S_OK=0; S_WHY="sent $S_SENT, not $DRAIN_PKTS"; fi
+    if [ "$S_OK" = 1 ] && [ "${D_TIMEOUT:-1}" != 0 ]; then S_OK=0; S_WHY="still busy 120 s after SIGCONT"; fi
+}
+
+# The median of the numbers given (empty when none).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+
+if [ "$DRAIN" = 1 ]; then
+    # The ring must hold all K packets in one socket (a fanout member gets
+    # 1/N of -B, and the hash need not split them evenly): K packets of the
+    # file's mean length, plus 128 B of TPACKET_V3 header and alignment
+    # each, a quarter more for the block ends, twice over.
+    DRAIN_KIB=$(( (DRAIN_PKTS * (FILE_BYTES / FILE_PKTS + 128) * 5 / 4 * 2 + 1023) / 1024 ))
+    [ "$DRAIN_KIB" -le 4194303 ] || die "--drain-packets $DRAIN_PKTS needs -B $DRAIN_KIB KiB, over libpcap's limit (4194303): fewer packets"
+    AVAIL_KIB=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
+    [ "$DRAIN_KIB" -le $((AVAIL_KIB / 2)) ] || die "--drain-packets $DRAIN_PKTS needs a $DRAIN_KIB KiB ring, over half the available memory ($AVAIL_KIB KiB): fewer packets"
+    say "drain: $DRAIN_PKTS packets per run, -B $DRAIN_KIB KiB, $DRAIN_RUNS runs per configuration"
+    echo
+    printf '%-28s %4s %9s %9s %8s %11s %9s %8s %11s %7s %5s  %s\n' config run sent read drain_s drain_pps cpu_s ns/pkt cpu_cap_pps wait_s load verdict
+    declare -A D_RATES D_NSPP D_CAPS D_BAD D_WHY D_LOADS
+    DROWS=()
+    for run in $(seq "$DRAIN_RUNS"); do
+        for cfg in "${CONFIGS[@]}"; do
+            opts=$cfg
+            case " $cfg " in *" -B "*|*" --buffer-size"*) ;; *) opts="$cfg -B $DRAIN_KIB" ;; esac
+            drain_step "$opts"
+            rate=$(python3 -c "import sys; k, s = int(sys.argv[1]), float(sys.argv[2]); print('%.0f' % (k / s) if s > 0 else 0)" "$DRAIN_PKTS" "$D_SECS")
+            cap=$(python3 -c "import sys; k, s = int(sys.argv[1]), float(sys.argv[2]); print('%.0f' % (k / s) if s > 0 else 0)" "$DRAIN_PKTS" "$D_TOP")
+            nspp=$(python3 -c "import sys; print('%.0f' % (float(sys.argv[2]) * 1e9 / int(sys.argv[1])))" "$DRAIN_PKTS" "$D_CPU")
+            verdict=$S_WHY; [ "$S_OK" = 1 ] && verdict="valid" || verdict="INVALID: $S_WHY"
+            printf '%-28s %4s %9s %9s %8s %11s %9s %8s %11s %7s %5s  %s\n' "${cfg:-(defaults)}" "$run" "$S_SENT" "$S_READ" "$D_SECS" "$rate" "$D_CPU" "$nspp" "$cap" "$D_WAIT" "$S_LOAD" "$verdict"
+            DROWS+=("| \`${cfg:-(defaults)}\` | $run | $S_SENT | $S_READ | $S_KDROP / $S_IFDROP / $S_QDROP | $D_SECS | $rate | $D_CPU | $nspp | $D_TOP | $D_WAIT | $cap | $S_LOAD | $verdict |")
+            D_LOADS[$cfg]="${D_LOADS[$cfg]:-} $S_LOAD"
+            if [ "$S_OK" = 1 ]; then
+                D_RATES[$cfg]="${D_RATES[$cfg]:-} $rate"; D_NSPP[$cfg]="${D_NSPP[$cfg]:-} $nspp"; D_CAPS[$cfg]="${D_CAPS[$cfg]:-} $cap"
+            else
+                D_BAD[$cfg]=$(( ${D_BAD[$cfg]:-0} + 1 )); D_WHY[$cfg]=$S_WHY
+            fi
+        done
+    done
+    DSUM=()
+    for cfg in "${CONFIGS[@]}"; do
+        # shellcheck disable=SC2086
+        r=$(median ${D_RATES[$cfg]:-}); n=$(median ${D_NSPP[$cfg]:-}); c=$(median ${D_CAPS[$cfg]:-})
+        # shellcheck disable=SC2086
+        valid=$(echo ${D_RATES[$cfg]:-} | wc -w)
+        if [ -n "$r" ]; then
+            DSUM+=("| \`${cfg:-(defaults)}\` | $(printf '%.0f' "$r") | $(printf '%.0f' "$c") | $(printf '%.0f' "$n") | $valid of $DRAIN_RUNS (${D_RATES[$cfg]# }) | ${D_LOADS[$cfg]# } |")
+        else
+            DSUM+=("| \`${cfg:-(defaults)}\` | no valid run | | | 0 of $DRAIN_RUNS (last: ${D_WHY[$cfg]}) | ${D_LOADS[$cfg]# } |")
+        fi
+    done
+    # shellcheck disable=SC2086
+    f1=$(median ${D_RATES["--threads 1"]:-}); f2=$(median ${D_RATES["--threads 2"]:-})
+    if [ -n "$f1" ] && [ -n "$f2" ]; then
+        DSCALING=$(python3 -c "import sys; a, b = map(float, sys.argv[1:]); print('fanout of 2 sockets %.0f pps / fanout of 1 %.0f pps = %.2fx (target >= 1.6x: %s)' % (b, a, b / a, 'met' if b / a >= 1.6 else 'NOT met'))" "$f1" "$f2")
+        # shellcheck disable=SC2086
+        c1=$(median ${D_CAPS["--threads 1"]:-}); c2=$(median ${D_CAPS["--threads 2"]:-})
+        DCPUSCALING=$(python3 -c "import sys; a, b = map(float, sys.argv[1:]); print('%.0f / %.0f pps = %.2fx' % (b, a, b / a))" "$c1" "$c2")
+    else
+        DSCALING="not measured (needs valid runs of the configurations '--threads 1' and '--threads 2')"
+    fi
+    echo
+    for d in "${DSUM[@]}"; do echo "$d" | tr -d '`'; done
+    echo "drain scaling: $DSCALING"
+    [ -z "${DCPUSCALING:-}" ] || echo "by CPU (packets / busiest thread's CPU seconds): $DCPUSCALING"
+    mkdir -p "$(dirname "$OUT")"
+    {
+        echo "# mtlsniff live capture: drain of a pre-filled ring"
+        echo
+        echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $VERSION (commit $COMMIT), \`scripts/bench-live.sh --drain$([ "$QUICK" = 1 ] && echo ' --quick') --drain-packets $DRAIN_PKTS --senders $SENDERS\`"
+        echo
+        echo "- host: $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), Linux $(uname -r); load: 1-minute load average after each run (anything else on the host shares the CPUs)"
+        if [ "$STANDIN" = 1 ]; then
+            echo "- input: stand-in (fixtures/*.pcap, IPv4 frames, 100 copies readdressed): $FILE_PKTS packets, $FILE_BYTES bytes, looped to $DRAIN_PKTS packets per run"
+        else
+            echo "- input: \`$PCAP\`: $FILE_PKTS packets, $FILE_BYTES bytes, looped to $DRAIN_PKTS packets per run"
+        fi
+        echo "- method: mtlsniff -i started, SIGSTOP once its sockets are bound, $DRAIN_PKTS packets replayed at top speed into its stopped rings (\`-B $DRAIN_KIB\`), SIGCONT, timed until its threads are idle; valid = no kernel, interface or queue drop and read = sent = $DRAIN_PKTS"
+        echo
+        echo "| options | median drain rate (pps) | median packets / busiest thread's CPU s | median CPU ns/packet (all threads) | valid runs (drain pps each) | load |"
+        echo "|---|---|---|---|---|---|"
+        for d in "${DSUM[@]}"; do echo "$d"; done
+        echo
+        echo "**drain scaling: $DSCALING**"
+        [ -z "${DCPUSCALING:-}" ] || { echo; echo "by CPU (packets / the busiest thread's CPU seconds, what the drain would reach with a core per thread): $DCPUSCALING"; }
+        echo
+        echo "## Runs"
+        echo
+        echo "| options | run | sent | read | dropped kernel / interface / queue | drain s | drain pps | CPU s | CPU ns/packet | busiest thread CPU s | its wait for a CPU s | packets / its CPU s | load | verdict |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        for d in "${DROWS[@]}"; do echo "$d"; done
+    } >"$OUT"
+    say "wrote $OUT ($(($(date +%s) - START))s of measurements)"
+    exit 0
+fi
 
 # ---------------------------------------------------------------- table
 ROWS=()        # markdown rows
