@@ -1318,16 +1318,18 @@ mod tests {
         }
     }
 
+    /// The first message of `bytes`, pushed as one record, owned.
+    fn msg(bytes: Vec<u8>) -> Owned {
+        Owned::of(
+            &HandshakeReassembler::new(65536)
+                .push(&bytes)
+                .next()
+                .unwrap(),
+        )
+    }
+
     #[test]
     fn certificate_lists_are_counted() {
-        let msg = |bytes: Vec<u8>| {
-            Owned::of(
-                &HandshakeReassembler::new(65536)
-                    .push(&bytes)
-                    .next()
-                    .unwrap(),
-            )
-        };
         let empty = msg(hs(11, &[0, 0, 0]));
         assert_eq!(
             parse_certificate_list(&empty.view()),
@@ -1365,14 +1367,6 @@ mod tests {
 
     #[test]
     fn tls13_certificate_and_encrypted_extensions() {
-        let msg = |bytes: Vec<u8>| {
-            Owned::of(
-                &HandshakeReassembler::new(65536)
-                    .push(&bytes)
-                    .next()
-                    .unwrap(),
-            )
-        };
         // context "", two entries: (3-byte cert, no extensions), (2-byte
         // cert, 4 bytes of extensions).
         let list = [
