@@ -92,17 +92,24 @@ impl FlowKey {
     /// that endpoint, and `flow::redirect` must see both on one worker.
     /// Equal ports hash the whole key.
     pub fn shard(&self, shards: usize) -> usize {
-        if shards <= 1 {
-            return 0;
-        }
-        let mut h = rustc_hash::FxHasher::default();
-        match self.lo.port.cmp(&self.hi.port) {
-            std::cmp::Ordering::Greater => self.lo.hash(&mut h),
-            std::cmp::Ordering::Less => self.hi.hash(&mut h),
-            std::cmp::Ordering::Equal => self.hash(&mut h),
-        }
-        (h.finish() % shards as u64) as usize
+        shard_of(self.lo, self.hi, shards)
     }
+}
+
+/// `FlowKey::new(a, b).shard(shards)`, without sorting the endpoints
+/// unless their ports are equal: walk mode places every frame of a file
+/// in every walker (`capture::shard`), so the sort was paid per frame.
+pub fn shard_of(a: Endpoint, b: Endpoint, shards: usize) -> usize {
+    if shards <= 1 {
+        return 0;
+    }
+    let mut h = rustc_hash::FxHasher::default();
+    match a.port.cmp(&b.port) {
+        std::cmp::Ordering::Greater => a.hash(&mut h),
+        std::cmp::Ordering::Less => b.hash(&mut h),
+        std::cmp::Ordering::Equal => FlowKey::new(a, b).hash(&mut h),
+    }
+    (h.finish() % shards as u64) as usize
 }
 
 /// The TCP flag bits mtlsniff acts on (RFC 9293 §3.1).
@@ -225,6 +232,45 @@ mod tests {
         Endpoint {
             ip: s.parse().unwrap(),
             port,
+        }
+    }
+
+    /// The rule as `FlowKey::shard` first wrote it, on the sorted key.
+    fn shard_model(k: &FlowKey, shards: usize) -> usize {
+        if shards <= 1 {
+            return 0;
+        }
+        let mut h = rustc_hash::FxHasher::default();
+        match k.lo.port.cmp(&k.hi.port) {
+            std::cmp::Ordering::Greater => k.lo.hash(&mut h),
+            std::cmp::Ordering::Less => k.hi.hash(&mut h),
+            std::cmp::Ordering::Equal => k.hash(&mut h),
+        }
+        (h.finish() % shards as u64) as usize
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn shard_of_unsorted_ends_is_the_keys_shard(
+            a in proptest::array::uniform16(0u8..4),
+            b in proptest::array::uniform16(0u8..4),
+            v4 in proptest::bool::ANY,
+            pa in 0u16..4,
+            pb in 0u16..4,
+            shards in 1usize..9,
+        ) {
+            let ip = |o: [u8; 16]| -> IpAddr {
+                if v4 {
+                    IpAddr::from([o[0], o[1], o[2], o[3]])
+                } else {
+                    IpAddr::from(o)
+                }
+            };
+            let (x, y) = (Endpoint { ip: ip(a), port: pa }, Endpoint { ip: ip(b), port: pb });
+            let key = FlowKey::new(x, y);
+            proptest::prop_assert_eq!(shard_of(x, y, shards), shard_model(&key, shards));
+            proptest::prop_assert_eq!(shard_of(y, x, shards), shard_model(&key, shards));
+            proptest::prop_assert_eq!(key.shard(shards), shard_model(&key, shards));
         }
     }
 

@@ -15,7 +15,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::capture::decode::Frame;
-use crate::capture::segment::{Endpoint, FlowKey};
+use crate::capture::segment::{Endpoint, shard_of};
 
 /// Where a frame goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +39,7 @@ fn be16(d: &[u8], at: usize) -> Option<u16> {
 /// The shard among `shards` of the frame's flow, or `Unknown`.
 pub fn place(frame: &Frame<'_>, shards: usize) -> Place {
     ends(frame).map_or(Place::Unknown, |(a, b)| {
-        Place::Shard(FlowKey::new(a, b).shard(shards))
+        Place::Shard(shard_of(a, b, shards))
     })
 }
 
