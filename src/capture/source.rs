@@ -402,6 +402,19 @@ impl Capture {
         }
     }
 
+    /// Walk mode's walker 0: the capture's own walk of a mapped classic
+    /// pcap file without a filter (its offset is the one `input_probe`
+    /// reads), the capture given up for it; the capture back otherwise.
+    pub fn into_walk(self) -> Result<(Mapped, LinkType), Box<Capture>> {
+        match self.handle {
+            Handle::Mapped {
+                records: MappedFile::Pcap(records),
+                filter: None,
+            } => Ok((records, self.link)),
+            handle => Err(Box::new(Capture { handle, ..self })),
+        }
+    }
+
     pub fn link(&self) -> LinkType {
         self.link
     }

@@ -56,8 +56,13 @@ pub fn run<W: Write>(
         let why = "walk mode declined: a capture filter is given";
         (Input::Capture(capture), Some(why.to_string()))
     } else {
-        let mode = format!("walk mode: {n} walkers, each reading the whole file");
-        (Input::Walk(walkers(capture, n)), Some(mode))
+        match walkers(capture, n) {
+            Ok(frames) => {
+                let mode = format!("walk mode: {n} walkers, each reading the whole file");
+                (Input::Walk(frames), Some(mode))
+            }
+            Err(capture) => (Input::Capture(*capture), None),
+        }
     };
     let mut outcome = run_input(input, plan, printer, answers, stop)?;
     // --stats says how a mapped file was read with several threads.
@@ -68,12 +73,17 @@ pub fn run<W: Write>(
     Ok(outcome)
 }
 
-/// Walker 0 reads the capture itself; the others walk the same mapping.
-fn walkers(capture: Capture, n: usize) -> Vec<Frames> {
-    let others = (1..n).filter_map(|_| capture.walk_again());
-    let mut all: Vec<Frames> = others.map(|(m, link)| Frames::Records(m, link)).collect();
-    all.insert(0, Frames::Capture(capture));
-    all
+/// Walker 0 takes the capture's own walk; the others walk the same
+/// mapping again. The capture back when it is not a walk of that kind.
+fn walkers(capture: Capture, n: usize) -> Result<Vec<Frames>, Box<Capture>> {
+    let others: Vec<Frames> = (1..n)
+        .filter_map(|_| capture.walk_again())
+        .map(|(records, link)| Frames { records, link })
+        .collect();
+    let (records, link) = capture.into_walk()?;
+    Ok(std::iter::once(Frames { records, link })
+        .chain(others)
+        .collect())
 }
 
 /// `run` over a fanout group: one thread per member, each capturing and

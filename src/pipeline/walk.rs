@@ -1,8 +1,8 @@
 //! Walk mode: `--threads N` (N >= 2) on a mapped classic pcap file without
 //! a filter runs N walker threads instead of a capture thread and N
 //! workers. Each walker walks the whole mapping itself (its own `Mapped`
-//! over the same mapping; walker 0 walks the `Capture`'s, whose offset the
-//! progress bar reads), places every frame with the minimal parse
+//! over the same mapping; walker 0 takes the capture's own,
+//! `Capture::into_walk`, whose offset the progress bar reads), places every frame with the minimal parse
 //! (`capture::shard`) and decodes and judges in full only the frames of its
 //! own shard, reading payloads straight from the mapping: no capture
 //! thread, no channel of segments, no batch, no copy.
@@ -27,7 +27,7 @@ use crate::capture::decode::{DecodeCounters, Frame, LinkType, decode_borrowed};
 use crate::capture::mapped::Mapped;
 use crate::capture::segment::Timestamp;
 use crate::capture::shard::{Place, place};
-use crate::capture::source::{Capture, CaptureError, Read};
+use crate::capture::source::CaptureError;
 use crate::flow::engine::Engine;
 use crate::report::gauges::Gauges;
 use crate::report::stats::ProcessingTime;
@@ -44,49 +44,31 @@ const MARK_FRAMES: u64 = 2048;
 /// Reports a walker holds before sending them.
 const MARK_REPORTS: usize = 256;
 
-/// Where a walker's frames come from.
-pub(super) enum Frames {
-    /// Walker 0: the run's capture (its walk's offset is the progress).
-    Capture(Capture),
-    /// The others: another walk over the same mapping.
-    Records(Mapped, LinkType),
-}
-
-/// One step of a walk.
-enum Next<'a> {
-    Frame(Frame<'a>),
-    End,
-    /// Nothing for a mapped file (a live or stdin read's other answers).
-    Again,
+/// A walker's frames: its own walk over the mapped file, read straight
+/// from the mapping (walker 0's is the capture's own walk, whose offset the
+/// progress bar reads), and their link type.
+pub(super) struct Frames {
+    pub(super) records: Mapped,
+    pub(super) link: LinkType,
 }
 
 impl Frames {
-    fn next(&mut self) -> Result<Next<'_>, CaptureError> {
-        match self {
-            Frames::Capture(c) => Ok(match c.read_next()? {
-                Read::Frame(f) => Next::Frame(f),
-                Read::End => Next::End,
-                _ => Next::Again,
-            }),
-            Frames::Records(records, link) => {
-                let link = *link;
-                let record =
-                    records
-                        .next_record(|_| true)
-                        .map_err(|detail| CaptureError::Read {
-                            detail,
-                            live: false,
-                        })?;
-                Ok(record.map_or(Next::End, |r| {
-                    Next::Frame(Frame {
-                        ts: Timestamp::from_secs_micros(r.secs, r.micros),
-                        link,
-                        data: r.data,
-                        orig_len: r.orig_len,
-                    })
-                }))
-            }
-        }
+    /// The next frame; None at the end; Err at a damaged record.
+    fn next(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        let link = self.link;
+        let record = self
+            .records
+            .next_record(|_| true)
+            .map_err(|detail| CaptureError::Read {
+                detail,
+                live: false,
+            })?;
+        Ok(record.map(|r| Frame {
+            ts: Timestamp::from_secs_micros(r.secs, r.micros),
+            link,
+            data: r.data,
+            orig_len: r.orig_len,
+        }))
     }
 }
 
@@ -135,9 +117,8 @@ impl Walker<'_> {
                     error = Some(e);
                     break;
                 }
-                Ok(Next::End) => break,
-                Ok(Next::Again) => continue,
-                Ok(Next::Frame(frame)) => frame,
+                Ok(None) => break,
+                Ok(Some(frame)) => frame,
             };
             if let Some(tick) = intake.tick(frame.ts) {
                 if !self.tick(&mut judge, tick) {
