@@ -1684,7 +1684,7 @@ fn report(
             trigger: index,
             flow: flow.first_index,
         },
-        event: Event::Verdict(v),
+        event: Event::Verdict(Box::new(v)),
     });
 }
 

@@ -243,12 +243,12 @@ fn verdict_heap(v: &Verdict) -> usize {
 /// Bytes one report costs in flight: its slot in the message the worker
 /// sends, its slot in the `ReorderBuffer`'s queues (whose buffers grow by
 /// doubling, so a slot is counted twice over the two), and what its
-/// strings and lists hold.
+/// strings and lists hold; a verdict's own box too.
 pub fn report_bytes(r: &Report) -> usize {
     let slot = std::mem::size_of::<Report>();
     3 * slot
         + match &r.event {
-            Event::Verdict(v) => verdict_heap(v),
+            Event::Verdict(v) => alloc(std::mem::size_of::<Verdict>()) + verdict_heap(v),
             Event::Close(_) => 0,
         }
 }
@@ -271,10 +271,10 @@ mod tests {
                 trigger: 1,
                 flow: 1,
             },
-            event: Event::Verdict(Verdict {
+            event: Event::Verdict(Box::new(Verdict {
                 reason: reason.into(),
                 ..Verdict::new(ep(1), ep(2), Timestamp(0), Timestamp(0))
-            }),
+            })),
         }
     }
 

@@ -20,7 +20,7 @@ use crate::capture::source::{Capture, CaptureError, Options, Read, Source};
 use crate::flow::engine::{Engine, EngineCounters};
 use crate::report::calibration::Calibration;
 use crate::report::stats::{ProcessingTime, Summary};
-use crate::verdict::{Event, Report, ReportOrder, Verdict};
+use crate::verdict::{Report, ReportOrder, Verdict};
 
 use super::Plan;
 use super::capture::{CaptureEnd, Intake};
@@ -77,10 +77,7 @@ impl OfflineRun {
 }
 
 fn verdicts_in(reports: &[Report]) -> impl Iterator<Item = &Verdict> {
-    reports.iter().filter_map(|r| match &r.event {
-        Event::Verdict(v) => Some(v),
-        Event::Close(_) => None,
-    })
+    reports.iter().filter_map(Report::verdict)
 }
 
 /// Run `input` through `plan`'s engines and the output stage, in-process:

@@ -246,7 +246,12 @@ mod tests {
         };
         Report {
             order: order(trigger, flow),
-            event: Event::Verdict(Verdict::new(ep(1), ep(2), Timestamp(0), Timestamp(0))),
+            event: Event::Verdict(Box::new(Verdict::new(
+                ep(1),
+                ep(2),
+                Timestamp(0),
+                Timestamp(0),
+            ))),
         }
     }
 

@@ -187,14 +187,14 @@ mod tests {
         };
         Report {
             order: ReportOrder { trigger, flow },
-            event: Event::Verdict(Verdict {
+            event: Event::Verdict(Box::new(Verdict {
                 class: Class::Tls,
                 outcome: Outcome::Ok,
                 basis: Basis::Observed,
                 client_cert: ClientCert::NotSent,
                 reason: format!("{trigger}/{flow}"),
                 ..Verdict::new(ep(1), ep(2), Timestamp(0), Timestamp(0))
-            }),
+            })),
         }
     }
 

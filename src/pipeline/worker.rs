@@ -308,7 +308,12 @@ mod tests {
         };
         Report {
             order: ReportOrder { trigger, flow },
-            event: Event::Verdict(Verdict::new(ep(1), ep(2), Timestamp(0), Timestamp(0))),
+            event: Event::Verdict(Box::new(Verdict::new(
+                ep(1),
+                ep(2),
+                Timestamp(0),
+                Timestamp(0),
+            ))),
         }
     }
 

@@ -329,8 +329,12 @@ impl FlowClose {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// The flow's verdict: exactly one per reported flow.
-    Verdict(Verdict),
+    /// The flow's verdict: exactly one per reported flow. Boxed: a verdict
+    /// is 816 bytes and a report moves several times between the engine
+    /// and the printer (vectors, channel, reorder queues), which copied
+    /// all of it each time: 10 copies, about 970 instructions a report in
+    /// the output stage alone.
+    Verdict(Box<Verdict>),
     /// The flow ended after its verdict (only when the engine is asked for
     /// closes, `Limits::closes`); at most one per flow, after its verdict.
     Close(FlowClose),
@@ -355,7 +359,7 @@ impl Report {
     /// The verdict, when this report carries one (tests, in-process users).
     pub fn into_verdict(self) -> Option<Verdict> {
         match self.event {
-            Event::Verdict(v) => Some(v),
+            Event::Verdict(v) => Some(*v),
             Event::Close(_) => None,
         }
     }
