@@ -26,6 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use memmap2::Mmap;
 use pcap_parser::pcap::{LegacyPcapBlock, parse_pcap_header};
 
+use crate::capture::decode::{Frame, LinkType};
+use crate::capture::segment::Timestamp;
 use crate::capture::window::Window;
 
 /// libpcap's `MAXIMUM_SNAPLEN`, and `max_snaplen_for_dlt` for every link
@@ -43,6 +45,19 @@ pub struct Record<'a> {
     pub micros: i64,
     pub data: &'a [u8],
     pub orig_len: u32,
+}
+
+impl<'a> Record<'a> {
+    /// The record as a frame of link type `link`: what every reader of
+    /// records (mapped, stdin, walk mode) hands on.
+    pub fn frame(self, link: LinkType) -> Frame<'a> {
+        Frame {
+            ts: Timestamp::from_secs_micros(self.secs, self.micros),
+            link,
+            data: self.data,
+            orig_len: self.orig_len,
+        }
+    }
 }
 
 /// Where a record's kept bytes lie in the mapping, and its header fields:

@@ -577,12 +577,7 @@ fn read_stdin<'a>(
             live: false,
         })?;
     Ok(match item {
-        Item::Packet(r) => Read::Frame(Frame {
-            ts: Timestamp::from_secs_micros(r.secs, r.micros),
-            link,
-            data: r.data,
-            orig_len: r.orig_len,
-        }),
+        Item::Packet(r) => Read::Frame(r.frame(link)),
         Item::Secrets(text) => Read::Secrets(text),
         Item::Quiet(quiet) => Read::Quiet(quiet),
         Item::End => Read::End,
@@ -606,12 +601,7 @@ fn read_mapped<'a>(
             live: false,
         })?;
     Ok(match record {
-        Some(r) => Read::Frame(Frame {
-            ts: Timestamp::from_secs_micros(r.secs, r.micros),
-            link,
-            data: r.data,
-            orig_len: r.orig_len,
-        }),
+        Some(r) => Read::Frame(r.frame(link)),
         None => Read::End,
     })
 }

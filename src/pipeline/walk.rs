@@ -2,10 +2,11 @@
 //! a filter runs N walker threads instead of a capture thread and N
 //! workers. Each walker walks the whole mapping itself (its own `Mapped`
 //! over the same mapping; walker 0 takes the capture's own,
-//! `Capture::into_walk`, whose offset the progress bar reads), places every frame with the minimal parse
-//! (`capture::shard`) and decodes and judges in full only the frames of its
-//! own shard, reading payloads straight from the mapping: no capture
-//! thread, no channel of segments, no batch, no copy.
+//! `Capture::into_walk`, whose offset the progress bar reads), places
+//! every frame with the minimal parse (`capture::shard`) and decodes and
+//! judges in full only the frames of its own shard, reading payloads
+//! straight from the mapping: no capture thread, no channel of segments,
+//! no batch, no copy.
 //!
 //! Determinism rests on every walker seeing every frame: each numbers
 //! frames and decides ticks (`Intake`, `TickClock`) exactly as the capture
@@ -63,12 +64,7 @@ impl Frames {
                 detail,
                 live: false,
             })?;
-        Ok(record.map(|r| Frame {
-            ts: Timestamp::from_secs_micros(r.secs, r.micros),
-            link,
-            data: r.data,
-            orig_len: r.orig_len,
-        }))
+        Ok(record.map(|r| r.frame(link)))
     }
 }
 
