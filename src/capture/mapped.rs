@@ -261,6 +261,7 @@ impl Walk for Mapped {
             orig_len,
         };
         self.pos = start + caplen as usize;
+        Window::prefetch_next(&self.map, self.pos);
         self.progress.store(self.pos as u64, Ordering::Relaxed);
         Ok(Some(at))
     }

@@ -339,6 +339,7 @@ impl MappedNg {
         }
         let body = self.pos + 8..self.pos + total - 4;
         self.pos += total;
+        Window::prefetch_next(&self.map, self.pos);
         self.progress.store(self.pos as u64, Ordering::Relaxed);
         Ok(Some((kind, body)))
     }

@@ -1,10 +1,11 @@
 //! The resident window of a walk through a mapped capture file, shared by
 //! the classic pcap walker (`mapped`) and the pcapng walker (`mapped_ng`):
-//! pages ahead of the walk are mapped in a step at a time and cache lines
-//! prefetched, pages behind it handed back to the kernel. It owns only
-//! that bookkeeping; the walkers own the mapping, the position and the
-//! record format, and call `Window::advance` with their position before
-//! reading each record or block.
+//! pages ahead of the walk are mapped in a step at a time, pages behind it
+//! handed back to the kernel, and the next record's first cache lines
+//! prefetched. It owns only that bookkeeping; the walkers own the mapping,
+//! the position and the record format, call `Window::advance` with their
+//! position before reading each record or block, and `prefetch_next` as
+//! soon as they know where the next one starts.
 //!
 //! Why: a mapping's touched pages are resident and count in the process's
 //! RSS, which `--memory` promises to bound (`tests/flood.rs` measures the
@@ -33,12 +34,6 @@ const ALIGN: usize = 64 << 10;
 /// `MADV_POPULATE_READ` call), so the walk does not take a page fault per
 /// few pages; the walk stays at least one step behind the mapped front.
 const POPULATE_STEP: usize = 512 << 10;
-/// Cache lines up to this far ahead of the walk are prefetched, so the next
-/// header is in cache when the walk reaches it: the walk's stride is a
-/// record, which the hardware prefetcher does not follow across pages.
-/// They are prefetched half of it at a time, so the front stays at least
-/// `PREFETCH_AHEAD / 2` ahead and most records pass with one comparison.
-const PREFETCH_AHEAD: usize = 4 << 10;
 /// A cache line.
 const LINE: usize = 64;
 
@@ -46,22 +41,20 @@ const LINE: usize = 64;
 /// released, the populated front and an alignment's rounding at each end.
 pub const RESIDENT_MAX: usize = TRAIL + RELEASE_STEP + 2 * POPULATE_STEP + 2 * ALIGN;
 
-/// Where a walk's releases, populated front and prefetched front stand.
+/// Where a walk's releases and populated front stand.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Window {
     /// Where the last release ended.
     released: usize,
     /// Where the pages mapped in ahead of the walk end.
     populated: usize,
-    /// Where the cache lines prefetched ahead of the walk end.
-    prefetched: usize,
-    /// The first position at which any of the three is due again: a walk
-    /// calls `advance` per record, and most records need nothing.
+    /// The first position at which either is due again: a walk calls
+    /// `advance` per record, and most records need nothing.
     due: usize,
 }
 
 impl Window {
-    /// Release behind, populate and prefetch ahead of a walk now at `pos`.
+    /// Release behind and populate ahead of a walk now at `pos`.
     #[inline]
     pub(super) fn advance(&mut self, map: &Mmap, pos: usize) {
         if pos >= self.due {
@@ -72,14 +65,12 @@ impl Window {
     fn catch_up(&mut self, map: &Mmap, pos: usize) {
         self.release_behind(map, pos);
         self.populate_ahead(map, pos);
-        self.prefetch_ahead(map, pos);
         // Each step's own test, solved for the position (`released` and
         // `RELEASE_STEP` are multiples of `ALIGN`, so the rounding in
         // `release_behind` does not move its threshold).
         let release = self.released + RELEASE_STEP + TRAIL;
         let populate = self.populated.saturating_sub(POPULATE_STEP) + 1;
-        let prefetch = self.prefetched.saturating_sub(PREFETCH_AHEAD / 2);
-        self.due = release.min(populate).min(prefetch).max(pos + 1);
+        self.due = release.min(populate).max(pos + 1);
     }
 
     /// Hand the pages more than `TRAIL` behind the walk back to the kernel
@@ -126,24 +117,31 @@ impl Window {
         self.populated = if end >= len { usize::MAX } else { end };
     }
 
-    /// Prefetch the cache lines up to `PREFETCH_AHEAD` past the walk (on
-    /// x86_64; a hint, so elsewhere nothing).
-    fn prefetch_ahead(&mut self, map: &Mmap, pos: usize) {
-        let front = pos.saturating_add(PREFETCH_AHEAD).min(map.len());
-        self.prefetched = self.prefetched.max(pos / LINE * LINE);
-        while self.prefetched < front {
-            #[cfg(target_arch = "x86_64")]
-            {
-                use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-                let line = map.as_ptr().wrapping_add(self.prefetched).cast::<i8>();
-                // SAFETY: SSE is part of every x86_64 target, and a
-                // prefetch never faults nor reads into the program: any
-                // address is allowed; this one is inside the mapping
-                // (`prefetched` < its length).
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(line) };
+    /// Prefetch the first two cache lines of the record or block that
+    /// starts at `next` (its header and, for a packet, the link, IP and TCP
+    /// headers every walker reads), while the walk still works on the one
+    /// before it: the walk's stride is a record, which the hardware
+    /// prefetcher does not follow well, and a walker that skips a frame
+    /// (walk mode) reads only those lines of it. Prefetching every line
+    /// ahead instead cost 45 instructions a frame and filled the cache
+    /// with payloads a walker that skips the frame never reads. On x86_64;
+    /// a hint, so elsewhere nothing.
+    #[inline]
+    pub(super) fn prefetch_next(map: &Mmap, next: usize) {
+        #[cfg(target_arch = "x86_64")]
+        for at in [next, next.saturating_add(LINE)] {
+            if at >= map.len() {
+                break;
             }
-            self.prefetched += LINE;
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let line = map.as_ptr().wrapping_add(at).cast::<i8>();
+            // SAFETY: SSE is part of every x86_64 target, and a prefetch
+            // never faults nor reads into the program: any address is
+            // allowed; this one is inside the mapping (`at` < its length).
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line) };
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (map, next);
     }
 }
 
@@ -178,7 +176,6 @@ mod tests {
             assert!(w.released + TRAIL <= pos.max(TRAIL));
             assert!(pos.saturating_sub(TRAIL) < w.released + RELEASE_STEP + ALIGN);
             assert!(w.populated >= pos.min(map.len()));
-            assert!(w.prefetched >= (pos + PREFETCH_AHEAD / 2).min(map.len()));
             pos += 1500;
         }
         // At the end, nothing more to populate.
