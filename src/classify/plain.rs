@@ -227,7 +227,11 @@ impl Plain {
         self.reply
             .extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
         let status = plaintext::http_400_prefix(&self.reply);
-        let refusal = plaintext::tls_port_refusal(&self.reply);
+        // The page is searched only under a 400 status line: most answers
+        // are not one, and this runs on every chunk of one kept whole.
+        let refusal = status
+            .then(|| plaintext::tls_port_refusal(&self.reply))
+            .flatten();
         let (true, Some(server)) = (status, refusal) else {
             // Wait while the answer may still be a 400 with its page to come.
             let wait = status

@@ -292,6 +292,27 @@ pub fn tls_port_refusal(data: &[u8]) -> Option<&'static str> {
         .map(|(server, _)| *server)
 }
 
+/// The LDAP StartTLS extended operation's OID (RFC 4511 §4.14).
+const LDAP_STARTTLS_OID: &[u8] = b"1.3.6.1.4.1.1466.20037";
+
+/// Whether `b` holds anything `upgrade_command` looks for past the
+/// PostgreSQL request: the LDAP OID, or "TLS" or "SSL" in any case, which
+/// every upgrade word holds (STLS, AUTH TLS, AUTH SSL, STARTTLS). It runs
+/// on every chunk of a clear-text client's stream until an upgrade is
+/// found, so one pass of aho-corasick's searcher rules most chunks out
+/// before the line-by-line scan. True, so the full scan runs, should the
+/// searcher not build.
+fn may_ask_upgrade(b: &[u8]) -> bool {
+    static WORDS: std::sync::LazyLock<Option<aho_corasick::AhoCorasick>> =
+        std::sync::LazyLock::new(|| {
+            aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build([LDAP_STARTTLS_OID, b"TLS", b"SSL"])
+                .ok()
+        });
+    WORDS.as_ref().is_none_or(|w| w.is_match(b))
+}
+
 fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
     // The first byte is compared alone before the whole window: this runs
     // over every clear-text chunk of a flow, and most windows fail there.
@@ -321,7 +342,15 @@ pub fn proxy_header_len(b: &[u8]) -> Option<usize> {
 /// A command in the client's stream that asks for an in-band TLS upgrade,
 /// on any line of `b`: returns the protocol it belongs to.
 pub fn upgrade_command(b: &[u8]) -> Option<&'static str> {
-    if contains_ci(b, b"1.3.6.1.4.1.1466.20037") {
+    if !may_ask_upgrade(b) {
+        return b.starts_with(&PG_SSL_REQUEST).then_some("postgres");
+    }
+    scan_upgrade(b)
+}
+
+/// `upgrade_command` without the prefilter: the scan itself.
+fn scan_upgrade(b: &[u8]) -> Option<&'static str> {
+    if contains_ci(b, LDAP_STARTTLS_OID) {
         return Some("ldap"); // LDAP StartTLS extended operation (RFC 4511 §4.14)
     }
     if b.starts_with(&PG_SSL_REQUEST) {
@@ -718,6 +747,25 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(crate::classify::testing::deterministic())]
+
+        /// The prefilter never hides an upgrade the scan finds: chunks
+        /// built of the words it looks for, their parts, other case,
+        /// line breaks and noise.
+        #[test]
+        fn the_prefilter_agrees_with_the_scan(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    &b"STARTTLS"[..], b"starttls", b"StartTls", b"STLS", b"stls", b"AUTH TLS",
+                    b"auth ssl", b"AUTH SSL", b"a1 ", b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+                    b"1.3.6.1.4.1.1466.20037", b"1.3.6.1", b"\r\n", b"\n", b" ", b"TL", b"S", b"SS",
+                    b"EHLO x", b"GET / HTTP/1.1", &PG_SSL_REQUEST, b"\x00\x01",
+                ]),
+                0..12,
+            ),
+        ) {
+            let chunk = parts.concat();
+            proptest::prop_assert_eq!(upgrade_command(&chunk), scan_upgrade(&chunk));
+        }
 
         #[test]
         fn proxy_v2_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
