@@ -126,9 +126,9 @@ pub fn fingerprint_tls(
     let istio_sni = sni.filter(|s| is_istio_sni(s));
     if istio_alpn.is_some() || istio_sni.is_some() {
         let parts: Vec<String> = istio_alpn
-            .map(|a| format!("ALPN {}", printable(a.as_bytes())))
+            .map(|a| ["ALPN ", &printable(a.as_bytes())].concat())
             .into_iter()
-            .chain(istio_sni.map(|s| format!("SNI {}", printable(s.as_bytes()))))
+            .chain(istio_sni.map(|s| ["SNI ", &printable(s.as_bytes())].concat()))
             .collect();
         return Some(Fingerprint {
             mesh: Mesh::IstioSidecar,
@@ -259,16 +259,15 @@ fn linkerd_identity(sni: &str) -> Option<&str> {
 
 /// Bytes as printable ASCII (others become '.'), at most [`MAX_TEXT`] chars.
 pub(super) fn printable(b: &[u8]) -> String {
-    b.iter()
+    // Bytes, not chars: one pass the compiler can vectorise, for the SNI
+    // and ALPN of every mesh flow. Only printable ASCII and '.' go in, so
+    // the UTF-8 check cannot fail.
+    let ascii: Vec<u8> = b
+        .iter()
         .take(MAX_TEXT)
-        .map(|&c| {
-            if (0x20..0x7f).contains(&c) {
-                c as char
-            } else {
-                '.'
-            }
-        })
-        .collect()
+        .map(|&c| if (0x20..0x7f).contains(&c) { c } else { b'.' })
+        .collect();
+    String::from_utf8(ascii).unwrap_or_default()
 }
 
 #[cfg(test)]

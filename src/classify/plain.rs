@@ -136,7 +136,8 @@ impl Plain {
             && self.scanned.get(1) == Some(&0)
             && let Opening::HttpResponse { status } = plaintext::recognise(data)
         {
-            self.app_proto.push_str(&format!(" status={status}"));
+            self.app_proto.push_str(" status=");
+            self.app_proto.push_str(&status);
         }
     }
 
@@ -158,7 +159,7 @@ impl Plain {
                 (
                     Class::Plaintext,
                     Basis::Observed,
-                    format!("clear text: {}", self.app_proto),
+                    ["clear text: ", &self.app_proto].concat(),
                 ),
                 Outcome::Ok,
                 "server answered".to_string(),
@@ -276,7 +277,7 @@ impl Plain {
         conn.class = Some((
             Class::Plaintext,
             Basis::Observed,
-            format!("clear text: {}", self.app_proto),
+            ["clear text: ", &self.app_proto].concat(),
         ));
         conn.outcome = Some((outcome, why));
     }

@@ -135,10 +135,11 @@ impl Opening {
                 target,
                 host,
             } => match host {
-                Some(h) => format!("http {method} {target} host={h}"),
-                None => format!("http {method} {target}"),
+                // Joined, not format!ed: every clear-text HTTP flow's.
+                Some(h) => ["http ", method, " ", target, " host=", h].concat(),
+                None => ["http ", method, " ", target].concat(),
             },
-            Opening::HttpResponse { status } => format!("http status={status}"),
+            Opening::HttpResponse { status } => ["http status=", status].concat(),
             Opening::H2Preface => "h2c (HTTP/2 prior knowledge)".to_string(),
             Opening::Ssh { banner } => format!("ssh {banner}"),
             Opening::Proxy { version, .. } => format!("proxy-protocol v{version}"),

@@ -401,8 +401,18 @@ impl Redirects {
 
     /// End the joins whose flow left during this engine call; call it after
     /// `annotate`. A join made since (same key, new serial) stays.
+    #[inline]
     pub fn settle(&mut self) {
-        // Called after every segment: nothing to take in the common case.
+        // Called after every segment: nothing to do in the common case,
+        // decided here without a call.
+        if self.left.is_empty() && self.join_order.is_empty() {
+            return;
+        }
+        self.settle_some();
+    }
+
+    /// `settle` when a join may have ended or the join order is kept.
+    fn settle_some(&mut self) {
         if !self.left.is_empty() {
             for (reply, serial) in std::mem::take(&mut self.left) {
                 if self.joins.get(&reply).is_some_and(|j| j.serial == serial) {
