@@ -324,36 +324,37 @@ impl Tls {
             s.push_str(n.format(first));
             s.push_str(" B ");
         }
-        match tail {
-            Tail::HoldsCertificate => {
-                s.push_str("holds a certificate (first record >= ");
-                s.push_str(n.format(CERTIFICATE_RECORD_MIN));
-                s.push_str(" B; without one it is <= ");
-                s.push_str(n.format(FINISHED_RECORD_MAX));
-                s.push_str(" B)");
-            }
-            Tail::Between => {
-                s.push_str("is between Finished size (<= ");
-                s.push_str(n.format(FINISHED_RECORD_MAX));
-                s.push_str(" B) and certificate size (>= ");
-                s.push_str(n.format(CERTIFICATE_RECORD_MIN));
-                s.push_str(" B)");
-            }
-            Tail::EqualSmall => {
-                s.push_str(": equal small records, possibly a fragmented certificate");
-            }
-            Tail::RawKeys => s.push_str(": raw public keys offered, a key fits in a small record"),
-            Tail::TooSmall { pha } => {
-                s.push_str("is too small for a certificate (first record <= ");
-                s.push_str(n.format(FINISHED_RECORD_MAX));
-                s.push_str(" B)");
-                if pha {
-                    s.push_str(
-                        "; post_handshake_auth offered: a certificate could still follow, encrypted",
-                    );
-                }
-            }
-        }
+        let (mut a, mut b) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let (cert_min, fin_max) = (
+            a.format(CERTIFICATE_RECORD_MIN),
+            b.format(FINISHED_RECORD_MAX),
+        );
+        let pha = "; post_handshake_auth offered: a certificate could still follow, encrypted";
+        let parts: &[&str] = match tail {
+            Tail::HoldsCertificate => &[
+                "holds a certificate (first record >= ",
+                cert_min,
+                " B; without one it is <= ",
+                fin_max,
+                " B)",
+            ],
+            Tail::Between => &[
+                "is between Finished size (<= ",
+                fin_max,
+                " B) and certificate size (>= ",
+                cert_min,
+                " B)",
+            ],
+            Tail::EqualSmall => &[": equal small records, possibly a fragmented certificate"],
+            Tail::RawKeys => &[": raw public keys offered, a key fits in a small record"],
+            Tail::TooSmall { pha: offered } => &[
+                "is too small for a certificate (first record <= ",
+                fin_max,
+                " B)",
+                if offered { pha } else { "" },
+            ],
+        };
+        parts.iter().for_each(|p| s.push_str(p));
         s
     }
 
