@@ -141,7 +141,7 @@ impl Window {
             unsafe { _mm_prefetch::<_MM_HINT_T0>(line) };
         }
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (map, next);
+        let _ = (map, next, LINE);
     }
 }
 

@@ -324,9 +324,6 @@ impl FlowClose {
 }
 
 /// What the engine tells the output stage about a flow.
-// A Verdict is large and a FlowClose small; boxing the verdict would cost
-// an allocation per flow on the hot path for no gain: reports live briefly.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// The flow's verdict: exactly one per reported flow. Boxed: a verdict
