@@ -2,7 +2,7 @@
 //! owns libpcap (file, stdin, interface, filter, kernel statistics),
 //! `mapped` walks a classic pcap file in place from a memory mapping and
 //! `mapped_ng` a pcapng file, `window` keeps either walk's resident
-//! pages bounded (populated ahead, released behind), `stdin` reads `-r -` as its bytes arrive (pcap and pcapng), `fanout`
+//! pages bounded (released behind the walk), `stdin` reads `-r -` as its bytes arrive (pcap and pcapng), `fanout`
 //! joins N live captures in one AF_PACKET fanout group,
 //! `decode` turns one frame into an owned `Segment` (link, tunnel, IP and
 //! TCP headers), `shard` places a frame's flow from its addresses and

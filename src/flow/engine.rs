@@ -100,11 +100,11 @@ impl Default for Limits {
             stream_segments: 256,
             handshake_buffer: 64 * KIB,
             records_before_verdict: crate::classify::RECORDS_BEFORE_VERDICT,
-            // The rest of the worker's share: 91.8 MiB (1.4 MiB went to
-            // the iptables REDIRECT join tables, `flow::redirect`, 3.1 MiB
+            // The rest of the worker's share: 91.1 MiB (1.4 MiB went to
+            // the iptables REDIRECT join tables, `flow::redirect`, 4.1 MiB
             // to a mapped input's window, `capture::window`, and an eighth
             // of the rest to the reports in flight, `pipeline::inflight`).
-            buffer_budget: 96_288_172,
+            buffer_budget: 95_494_316,
             idle_timeout: Timestamp(300 * SEC),
             embryonic_timeout: Timestamp(30 * SEC),
             closed_linger: Timestamp(10 * SEC),
